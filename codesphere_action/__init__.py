@@ -1,0 +1,1 @@
+"""Release an application to Codesphere from a GitHub workflow (a container action)."""

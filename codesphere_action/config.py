@@ -1,0 +1,374 @@
+"""Action inputs and GitHub context -> one frozen, validated ``Config``.
+
+Everything here runs before the first request and imports nothing but the
+standard library, so a bad input fails in milliseconds. Every error names the
+input, quotes the value (never the token's) and says what is accepted.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from .errors import ConfigError
+
+DEFAULT_API_URL = "https://codesphere.com/api"
+FLOWS = ("simple", "zero-downtime", "preview", "teardown", "rollback")
+
+# The spec's pattern for environment variable names.
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+# The spec's pattern for a CI profile ({profile} of .../start/{profile}), ASCII only.
+PROFILE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+REMOTE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+WORKSPACE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+DOMAIN_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([hms]?)")
+DURATION = re.compile(r"^(?:\d+(?:\.\d+)?[hms]?)+$")
+UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "": 1.0}
+MAX_DURATION = 6 * 3600.0  # a GitHub job cannot run longer
+
+
+def input_env_name(name: str) -> str:
+    """The variable the runner sets for an input: upper case, spaces to ``_``, hyphens kept."""
+    return "INPUT_" + name.replace(" ", "_").upper()
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    name: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Config:
+    """One release, fully validated. Durations are seconds."""
+
+    api_token: str
+    api_url: str
+    flow: str
+    profile: str
+    prepare: bool
+    test: bool
+    stage_timeout: float
+    workspace_timeout: float
+    workspace_id: int | None
+    remote: str
+    branch: str
+    team_id: int | None = None
+    plan_id: int | None = None
+    git_url: str = ""
+    private_repo: bool = False
+    replicas: int = 1
+    workspace_name: str = ""
+    env: tuple[EnvVar, ...] = ()
+    domain: str = ""
+    domain_path: str = "/"
+    delete_previous: bool = False
+    cleanup_on_failure: bool = True
+    # GitHub context, for names, links and the summary.
+    repository: str = ""
+    sha: str = ""
+    server_url: str = "https://github.com"
+    debug: bool = False
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+
+    def __repr__(self) -> str:  # the token must never reach a log through a repr
+        return f"Config(flow={self.flow!r}, api_url={self.api_url!r}, ...)"
+
+    @property
+    def domain_url(self) -> str:
+        return f"https://{self.domain}{self.domain_path}" if self.domain else ""
+
+
+class _Inputs:
+    """Reads inputs the way the runner passes them, remembering what was read."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
+
+    def raw(self, name: str) -> str:
+        return self.environ.get(input_env_name(name), "")
+
+    def get(self, name: str, default: str = "") -> str:
+        value = self.raw(name).strip()
+        return value if value else default
+
+
+def parse_bool(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered == "true":
+        return True
+    if lowered == "false":
+        return False
+    raise ConfigError(name, value, "expected 'true' or 'false'")
+
+
+def parse_duration(name: str, value: str) -> float:
+    """Parse ``90``, ``90s``, ``15m``, ``1h``, ``1h30m`` into seconds (> 0, <= 6 h)."""
+    text = value.strip().lower()
+    if not DURATION.match(text):
+        raise ConfigError(
+            name, value, "expected a duration such as '90' (seconds), '90s', '15m', '1h' or '1h30m'"
+        )
+    seconds = sum(
+        float(number) * UNIT_SECONDS[unit] for number, unit in DURATION_PART.findall(text)
+    )
+    if seconds <= 0:
+        raise ConfigError(name, value, "expected a duration greater than zero")
+    if seconds > MAX_DURATION:
+        raise ConfigError(name, value, "expected at most 6h (the longest a GitHub job runs)")
+    return seconds
+
+
+def parse_id(name: str, value: str) -> int:
+    if not value.isascii() or not value.isdigit():
+        raise ConfigError(name, value, "expected a numeric id such as '12345'")
+    return int(value)
+
+
+def parse_positive_int(name: str, value: str) -> int:
+    if not value.isascii() or not value.isdigit() or int(value) < 1:
+        raise ConfigError(name, value, "expected a whole number of at least 1")
+    return int(value)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_api_url(name: str, value: str) -> str:
+    expected = (
+        "expected an https URL such as 'https://codesphere.com/api' "
+        "(http only for loopback hosts, for local testing)"
+    )
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname or ""
+        _ = parts.port  # raises ValueError for a malformed port
+    except ValueError:
+        raise ConfigError(name, value, expected) from None
+    if parts.username or parts.password:
+        raise ConfigError(
+            name, "<redacted: contains credentials>", "expected a URL without user:password@"
+        )
+    if not host or parts.query or parts.fragment or any(c.isspace() for c in value):
+        raise ConfigError(name, value, expected)
+    if parts.scheme == "https" or (parts.scheme == "http" and is_loopback(host)):
+        return value.rstrip("/")
+    raise ConfigError(name, value, expected)
+
+
+def parse_domain(name: str, value: str) -> str:
+    domain = value.strip().lower().rstrip(".")
+    labels = domain.split(".")
+    if (
+        len(domain) > 253
+        or len(labels) < 2
+        or not all(DOMAIN_LABEL.match(label) for label in labels)
+        or labels[-1].isdigit()
+    ):
+        raise ConfigError(name, value, "expected a domain name such as 'app.example.com'")
+    return domain
+
+
+def parse_domain_path(name: str, value: str) -> str:
+    if not value.startswith("/") or any(c.isspace() or c in "?#" for c in value) or "//" in value:
+        raise ConfigError(name, value, "expected a path starting with '/', such as '/' or '/api'")
+    return value
+
+
+def parse_branch(name: str, value: str) -> str:
+    # git check-ref-format's rules, the ones that matter for a URL path segment.
+    bad = (
+        value.startswith(("-", "/"))
+        or value.endswith(("/", ".", ".lock"))
+        or ".." in value
+        or "//" in value
+        or "@{" in value
+        or any(c.isspace() or ord(c) < 32 or c in "~^:?*[\\" for c in value)
+    )
+    if bad:
+        raise ConfigError(name, value, "expected a git branch name such as 'main' or 'release/1.2'")
+    return value
+
+
+def parse_git_url(name: str, value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme in ("https", "http", "ssh") and parts.hostname:
+        return value
+    if re.match(r"^[\w.-]+@[\w.-]+:[\w./~-]+$", value):  # scp-like git@host:owner/repo.git
+        return value
+    raise ConfigError(
+        name, value, "expected a repository URL such as 'https://github.com/owner/repo.git'"
+    )
+
+
+def parse_env(name: str, value: str) -> tuple[EnvVar, ...]:
+    """Dotenv style: ``NAME=value`` per line, ``#`` comments, blank lines, optional
+    ``export`` prefix, values optionally in single or double quotes."""
+    result: dict[str, EnvVar] = {}
+    for number, raw_line in enumerate(value.splitlines(), start=1):
+        line = raw_line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :].lstrip()
+        key, sep, val = line.partition("=")
+        key = key.strip()
+        if not sep:
+            raise ConfigError(
+                name, f"line {number}: {key}", "expected one NAME=value per line (value not shown)"
+            )
+        if not ENV_NAME.match(key):
+            raise ConfigError(
+                name,
+                f"line {number}: {key}",
+                "expected variable names of letters, digits, '_', '.', '-', "
+                "not starting with a digit",
+            )
+        if key in result:
+            raise ConfigError(name, f"line {number}: {key}", "each variable may appear only once")
+        val = val.strip()
+        if len(val) >= 2 and val[0] == val[-1] and val[0] in "'\"":
+            val = val[1:-1]
+        result[key] = EnvVar(key, val)
+    return tuple(result.values())
+
+
+def default_workspace_name(repository: str, sha: str) -> str:
+    repo = repository.rsplit("/", 1)[-1]
+    return f"{repo}-{sha[:7]}" if repo and sha else ""
+
+
+def load_config(environ: Mapping[str, str]) -> Config:
+    """Validate every input; raise ConfigError naming the first bad one."""
+    inputs = _Inputs(environ)
+
+    token = inputs.raw("api-token").strip()
+    if not token:
+        raise ConfigError(
+            "api-token",
+            "",
+            "set it to a Codesphere API token, e.g. ${{ secrets.CODESPHERE_TOKEN }}",
+        )
+    if any(c.isspace() for c in token):
+        raise ConfigError("api-token", "<redacted>", "the token must not contain whitespace")
+
+    flow = inputs.get("flow", "simple").lower()
+    if flow not in FLOWS:
+        raise ConfigError("flow", inputs.get("flow"), "expected one of " + ", ".join(FLOWS))
+
+    profile = inputs.get("profile")
+    if profile and not PROFILE.match(profile):
+        raise ConfigError(
+            "profile", profile, "expected letters, digits, '_', '-' and dots, such as 'production'"
+        )
+
+    remote = inputs.get("remote", "origin")
+    if not REMOTE.match(remote):
+        raise ConfigError("remote", remote, "expected a git remote name such as 'origin'")
+
+    # Empty means "the current branch" for the simple flow, and "the triggering
+    # branch" for flows that create a workspace.
+    branch = inputs.get("branch")
+    if not branch and flow != "simple":
+        branch = environ.get("GITHUB_REF_NAME", "")
+    if branch:
+        parse_branch("branch", branch)
+
+    workspace_id_text = inputs.get("workspace-id")
+    workspace_id = parse_id("workspace-id", workspace_id_text) if workspace_id_text else None
+    team_text = inputs.get("team-id")
+    team_id = parse_id("team-id", team_text) if team_text else None
+    plan_text = inputs.get("plan-id")
+    plan_id = parse_id("plan-id", plan_text) if plan_text else None
+
+    repository = environ.get("GITHUB_REPOSITORY", "")
+    sha = environ.get("GITHUB_SHA", "")
+    server_url = environ.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/")
+
+    git_url_text = inputs.get("git-url")
+    if not git_url_text and repository:
+        git_url_text = f"{server_url}/{repository}.git"
+    git_url = parse_git_url("git-url", git_url_text) if git_url_text else ""
+
+    workspace_name = inputs.get("workspace-name") or default_workspace_name(repository, sha)
+    if workspace_name and not WORKSPACE_NAME.match(workspace_name):
+        raise ConfigError(
+            "workspace-name",
+            workspace_name,
+            "expected 1-63 letters, digits, '_', '.', '-', starting with a letter or digit",
+        )
+
+    domain_text = inputs.get("domain")
+    domain = parse_domain("domain", domain_text) if domain_text else ""
+    env = parse_env("env", inputs.raw("env"))
+
+    config = Config(
+        api_token=token,
+        api_url=parse_api_url("api-url", inputs.get("api-url", DEFAULT_API_URL)),
+        flow=flow,
+        profile=profile,
+        prepare=parse_bool("prepare", inputs.get("prepare", "true")),
+        test=parse_bool("test", inputs.get("test", "false")),
+        stage_timeout=parse_duration("stage-timeout", inputs.get("stage-timeout", "30m")),
+        workspace_timeout=parse_duration(
+            "workspace-timeout", inputs.get("workspace-timeout", "10m")
+        ),
+        workspace_id=workspace_id,
+        remote=remote,
+        branch=branch,
+        team_id=team_id,
+        plan_id=plan_id,
+        git_url=git_url,
+        private_repo=parse_bool("private-repo", inputs.get("private-repo", "false")),
+        replicas=parse_positive_int("replicas", inputs.get("replicas", "1")),
+        workspace_name=workspace_name,
+        env=env,
+        domain=domain,
+        domain_path=parse_domain_path("domain-path", inputs.get("domain-path", "/")),
+        delete_previous=parse_bool("delete-previous", inputs.get("delete-previous", "false")),
+        cleanup_on_failure=parse_bool(
+            "cleanup-on-failure", inputs.get("cleanup-on-failure", "true")
+        ),
+        repository=repository,
+        sha=sha,
+        server_url=server_url,
+        debug=environ.get("RUNNER_DEBUG") == "1",
+        secrets=(token, *(var.value for var in env if var.value)),
+    )
+    _check_flow_requirements(config)
+    return config
+
+
+def _check_flow_requirements(config: Config) -> None:
+    if config.flow == "simple" and config.workspace_id is None:
+        raise ConfigError(
+            "workspace-id", "", "the simple flow needs the id of the workspace to release"
+        )
+    if config.flow == "zero-downtime":
+        for name, value in (("team-id", config.team_id), ("plan-id", config.plan_id)):
+            if value is None:
+                raise ConfigError(name, "", "the zero-downtime flow needs it (a numeric id)")
+        if not config.git_url:
+            raise ConfigError(
+                "git-url", "", "set it, or run in a workflow where GITHUB_REPOSITORY is set"
+            )
+        if not config.workspace_name:
+            raise ConfigError(
+                "workspace-name",
+                "",
+                "set it, or run where GITHUB_REPOSITORY and GITHUB_SHA are set",
+            )
+        if not config.branch:
+            raise ConfigError(
+                "branch", "", "set it, or run where GITHUB_REF_NAME (the triggering branch) is set"
+            )

@@ -1,0 +1,82 @@
+"""What a flow works with (``Context``) and what it produces (``Result``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .clock import Clock
+from .config import Config
+from .github import Reporter, format_seconds
+from .signals import CancelGuard
+
+if TYPE_CHECKING:  # the client pulls in requests; imported lazily by main
+    from .client import Client
+    from .waiting import Waiter
+
+# Every output the action declares, so each is written on every run.
+OUTPUT_NAMES = (
+    "status",
+    "workspace-id",
+    "workspace-url",
+    "deployed-commit",
+    "previous-workspace-id",
+    "domain-url",
+)
+
+
+@dataclass
+class Phase:
+    name: str
+    seconds: float
+    outcome: str  # "success", "failed", "skipped", or a short note
+    detail: str = ""
+
+
+@dataclass
+class Result:
+    """The run's outcome; ``main`` turns it into outputs, a summary and the exit code."""
+
+    flow: str
+    status: str = "failed"
+    outputs: dict[str, str] = field(default_factory=lambda: dict.fromkeys(OUTPUT_NAMES, ""))
+    phases: list[Phase] = field(default_factory=list)
+    workspace_name: str = ""
+    message: str = ""  # the error annotation's text, when the run failed
+    # Sentences saying what state things were left in, for failures after
+    # something changed ("the domain now points at 42; ...").
+    aftermath: list[str] = field(default_factory=list)
+
+    def set(self, name: str, value: str | int | None) -> None:
+        if name not in self.outputs:
+            raise KeyError(f"undeclared output {name}")
+        self.outputs[name] = "" if value is None else str(value)
+
+
+@dataclass
+class Context:
+    config: Config
+    client: Client
+    reporter: Reporter
+    clock: Clock
+    waiter: Waiter
+    guard: CancelGuard
+    result: Result
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[Phase]:
+        """A log group for one phase; its duration goes to the log and the summary."""
+        phase = Phase(name, 0.0, "success")
+        start = self.clock.now()
+        with self.reporter.group(name):
+            try:
+                yield phase
+            except BaseException:
+                phase.outcome = "failed" if phase.outcome == "success" else phase.outcome
+                raise
+            finally:
+                phase.seconds = self.clock.now() - start
+                self.result.phases.append(phase)
+                self.reporter.info(f"{name}: {phase.outcome} in {format_seconds(phase.seconds)}")

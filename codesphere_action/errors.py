@@ -1,0 +1,108 @@
+"""The small error tree every failure of a release is expressed in.
+
+Each expected error carries the ``status`` output it ends the run with; ``main``
+turns it into exactly one ``::error`` annotation. ``Cancelled`` derives from
+``BaseException`` (like ``KeyboardInterrupt``) so no ``except Exception`` on the
+way up, ours or a library's, can swallow a cancellation.
+"""
+
+from __future__ import annotations
+
+
+class ActionError(Exception):
+    """An expected failure: reported as one annotation, never with a traceback."""
+
+    status = "failed"
+    title = "Release failed"
+
+
+class ConfigError(ActionError):
+    """An input is missing or malformed; raised before any request is made."""
+
+    title = "Invalid input"
+
+    def __init__(self, name: str, value: str, expected: str) -> None:
+        self.input_name = name
+        self.value = value
+        shown = f"'{value}'" if value else "empty"
+        super().__init__(f"input '{name}' is {shown}: {expected}")
+
+
+class ApiError(ActionError):
+    """Codesphere answered with an error status (problem JSON)."""
+
+    title = "Codesphere API error"
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        status_code: int,
+        problem_title: str,
+        detail: str = "",
+        trace_id: str = "",
+        hint: str = "",
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.status_code = status_code
+        self.problem_title = problem_title
+        self.detail = detail
+        self.trace_id = trace_id
+        message = f"Codesphere API returned {status_code} ({problem_title}) for {method} {path}"
+        if detail:
+            message += f": {detail}"
+        if trace_id:
+            message += f" (trace ID {trace_id})"
+        if hint:
+            message += f". {hint}"
+        super().__init__(message)
+
+
+class TransportError(ActionError):
+    """No usable answer: connection failed, timed out or dropped.
+
+    ``maybe_landed`` is true when the request may have reached the server (the
+    connection dropped after it was sent); a non-idempotent caller must then
+    check the state before repeating it.
+    """
+
+    title = "Codesphere API unreachable"
+
+    def __init__(self, message: str, *, maybe_landed: bool) -> None:
+        self.maybe_landed = maybe_landed
+        super().__init__(message)
+
+
+class RedirectRefused(ActionError):
+    """The API redirected to a host the token must not be sent to."""
+
+    title = "Redirect refused"
+
+
+class StageFailed(ActionError):
+    """A pipeline stage ended in failure or was aborted."""
+
+    title = "Stage failed"
+
+    def __init__(self, stage: str, message: str) -> None:
+        self.stage = stage
+        super().__init__(message)
+
+
+class WaitTimeout(ActionError):
+    """A wait passed its deadline (a stage, or a workspace starting)."""
+
+    status = "timed-out"
+    title = "Timed out"
+
+
+class Cancelled(BaseException):
+    """The runner cancelled the job (SIGINT or SIGTERM)."""
+
+    status = "cancelled"
+    title = "Cancelled"
+
+    def __init__(self, signal_name: str) -> None:
+        self.signal_name = signal_name
+        super().__init__(f"the job was cancelled ({signal_name} received)")

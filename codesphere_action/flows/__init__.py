@@ -1,0 +1,15 @@
+"""The release flows, keyed by the ``flow`` input."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..context import Context
+from . import simple, zero_downtime
+
+Flow = Callable[[Context], None]
+
+FLOWS: dict[str, Flow] = {
+    "simple": simple.release,
+    "zero-downtime": zero_downtime.release,
+}

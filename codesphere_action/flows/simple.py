@@ -1,0 +1,31 @@
+"""The simple flow: release into the live workspace (pull, rebuild, restart).
+
+The app is down while its run stage restarts; ``zero-downtime`` avoids that.
+"""
+
+from __future__ import annotations
+
+from ..context import Context
+from ..steps import describe, ensure_running, get_workspace, git_pull, run_stage, stage_plan
+
+
+def release(ctx: Context) -> None:
+    workspace_id = ctx.config.workspace_id
+    assert workspace_id is not None  # config guarantees it for this flow
+    ctx.result.set("workspace-id", workspace_id)
+
+    with ctx.phase("Workspace") as phase:
+        workspace = get_workspace(ctx, workspace_id, "workspace-id")
+        ctx.result.workspace_name = str(workspace.get("name", ""))
+        ctx.reporter.info(f"Releasing into workspace {workspace_id} ({ctx.result.workspace_name})")
+        if ensure_running(ctx, workspace):
+            phase.detail = "woken up"
+
+    with ctx.phase("Git pull"):
+        git_pull(ctx, workspace_id)
+
+    for stage in stage_plan(ctx):
+        run_stage(ctx, workspace_id, stage)
+    run_stage(ctx, workspace_id, "run", restart=True)
+
+    describe(ctx, workspace_id)

@@ -1,0 +1,143 @@
+"""Everything the action tells GitHub: log lines, workflow commands, outputs, summary.
+
+All text leaves through ``Reporter._emit``, which replaces every secret with
+``***`` before it is written: the runner masks what ``::add-mask::`` names, and
+this is the second lock on the same door (also for the outputs file and the
+summary, which the runner does not mask).
+"""
+
+from __future__ import annotations
+
+import secrets as _random
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TextIO
+
+
+def escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(text: str) -> str:
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def format_output(name: str, value: str) -> str:
+    """One entry of the GITHUB_OUTPUT file: ``name=value``, or the heredoc form
+    with a random delimiter when the value spans lines."""
+    if "\n" not in value and "\r" not in value:
+        return f"{name}={value}\n"
+    delimiter = f"ghadelimiter_{_random.token_hex(16)}"
+    while delimiter in value:  # astronomically unlikely, but cheap to rule out
+        delimiter = f"ghadelimiter_{_random.token_hex(16)}"
+    return f"{name}<<{delimiter}\n{value}\n{delimiter}\n"
+
+
+class Reporter:
+    """Writes the log, annotations, outputs and summary; redacts secrets everywhere."""
+
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        *,
+        debug: bool = False,
+        output_path: str = "",
+        summary_path: str = "",
+    ) -> None:
+        self.stream = stream if stream is not None else sys.stdout
+        self.debug_enabled = debug
+        self.output_path = output_path
+        self.summary_path = summary_path
+        self._secrets: list[str] = []
+        self.outputs: dict[str, str] = {}
+
+    # -- secrets -------------------------------------------------------------
+    def mask(self, value: str) -> None:
+        """Ask the runner to mask ``value`` and redact it from everything we write."""
+        for raw in {value, *value.splitlines()}:
+            part = raw.strip()
+            if len(part) < 3 or part in self._secrets:
+                continue  # masking 1-2 characters would shred the log
+            self._secrets.append(part)
+            self._secrets.sort(key=len, reverse=True)  # longest first: no partial leaks
+            self.stream.write(f"::add-mask::{part}\n")
+        self.stream.flush()
+
+    def redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    # -- log -----------------------------------------------------------------
+    def _emit(self, line: str) -> None:
+        self.stream.write(self.redact(line) + "\n")
+        self.stream.flush()
+
+    def info(self, message: str) -> None:
+        self._emit(message)
+
+    def debug(self, message: str) -> None:
+        if self.debug_enabled:
+            self._emit(f"::debug::{escape_data(message)}")
+
+    def notice(self, message: str, title: str = "") -> None:
+        self._command("notice", message, title)
+
+    def warning(self, message: str, title: str = "") -> None:
+        self._command("warning", message, title)
+
+    def error(self, message: str, title: str = "") -> None:
+        self._command("error", message, title)
+
+    def _command(self, kind: str, message: str, title: str) -> None:
+        props = f" title={escape_property(self.redact(title))}" if title else ""
+        self._emit(f"::{kind}{props}::{escape_data(self.redact(message))}")
+
+    @contextmanager
+    def group(self, title: str) -> Iterator[None]:
+        self._emit(f"::group::{title}")
+        try:
+            yield
+        finally:
+            self._emit("::endgroup::")
+
+    def untrusted(self, lines: Iterable[str]) -> None:
+        """Print text that came from elsewhere (build logs) with workflow commands
+        switched off, so a log line can never set an output or a mask."""
+        token = _random.token_hex(16)
+        self._emit(f"::stop-commands::{token}")
+        try:
+            for line in lines:
+                self._emit(line)
+        finally:
+            self._emit(f"::{token}::")
+
+    # -- outputs and summary -------------------------------------------------
+    def set_output(self, name: str, value: str) -> None:
+        self.outputs[name] = value
+
+    def write_outputs(self) -> None:
+        """Append every output to GITHUB_OUTPUT; print them when there is no file
+        (a local run), so the result is always visible."""
+        if not self.output_path:
+            for name, value in self.outputs.items():
+                self._emit(f"{name}={value}")
+            return
+        text = "".join(format_output(name, self.redact(v)) for name, v in self.outputs.items())
+        with Path(self.output_path).open("a", encoding="utf-8") as handle:
+            handle.write(text)
+
+    def write_summary(self, markdown: str) -> None:
+        if not self.summary_path:
+            return
+        with Path(self.summary_path).open("a", encoding="utf-8") as handle:
+            handle.write(self.redact(markdown))
+
+
+def format_seconds(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest:02d} s"

@@ -1,0 +1,122 @@
+"""Wire config, client, flow and reporting together; the one place a run ends.
+
+An expected failure becomes one ``::error`` annotation, a summary section and
+outputs with its ``status``; an unexpected one (a bug) also shows its
+traceback, with secrets redacted. Outputs are written on every path.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from collections.abc import Mapping
+from typing import TextIO
+
+from .clock import Clock, SystemClock
+from .config import Config, input_env_name, load_config
+from .context import Result
+from .errors import ActionError, Cancelled
+from .github import Reporter
+from .signals import CancelGuard
+from .summary import render_summary
+
+
+def main(
+    environ: Mapping[str, str] | None = None,
+    stream: TextIO | None = None,
+    clock: Clock | None = None,
+) -> int:
+    """Run one release as the runner asks (inputs in ``environ``); return the exit code."""
+    environ = os.environ if environ is None else environ
+    reporter = Reporter(
+        stream,
+        debug=environ.get("RUNNER_DEBUG") == "1",
+        output_path=environ.get("GITHUB_OUTPUT", ""),
+        summary_path=environ.get("GITHUB_STEP_SUMMARY", ""),
+    )
+    # Mask the token before anything else can print it.
+    token = environ.get(input_env_name("api-token"), "").strip()
+    if token:
+        reporter.mask(token)
+    guard = CancelGuard()
+    guard.install()
+    result = Result(flow=environ.get(input_env_name("flow"), "").strip() or "simple")
+    config: Config | None = None
+    try:
+        config = load_config(environ)
+        for secret in config.secrets:
+            reporter.mask(secret)
+        result.flow = config.flow
+        _run(config, reporter, clock or SystemClock(), guard, result)
+        result.status = "success"
+    except Cancelled as exc:
+        guard.quiet()
+        result.status = exc.status
+        result.message = _with_aftermath(str(exc), result)
+        reporter.error(result.message, title="Release cancelled")
+    except ActionError as exc:
+        guard.quiet()
+        result.status = exc.status
+        result.message = _with_aftermath(str(exc), result)
+        reporter.error(result.message, title=exc.title)
+    except Exception as exc:  # noqa: BLE001 (a bug: say so, with the traceback)
+        guard.quiet()
+        result.status = "failed"
+        reporter.info(reporter.redact("".join(traceback.format_exc())))
+        result.message = _with_aftermath(
+            f"unexpected {type(exc).__name__}: {exc}. This is a bug in codesphere-release; "
+            "please report it with this log",
+            result,
+        )
+        reporter.error(result.message, title="Internal error")
+    finally:
+        guard.quiet()
+        _finish(reporter, result, config)
+    return 0 if result.status == "success" else 1
+
+
+def _run(
+    config: Config, reporter: Reporter, clock: Clock, guard: CancelGuard, result: Result
+) -> None:
+    # Imported here: requests costs ~0.1 s, which a bad input need not pay.
+    from .client import Client  # noqa: PLC0415
+    from .context import Context  # noqa: PLC0415
+    from .flows import FLOWS  # noqa: PLC0415
+    from .waiting import PollPolicy, Waiter  # noqa: PLC0415
+
+    client = Client(config.api_url, config.api_token, reporter=reporter, clock=clock)
+    try:
+        ctx = Context(
+            config=config,
+            client=client,
+            reporter=reporter,
+            clock=clock,
+            waiter=Waiter(clock, PollPolicy()),
+            guard=guard,
+            result=result,
+        )
+        FLOWS[config.flow](ctx)
+    finally:
+        client.close()
+
+
+def _with_aftermath(message: str, result: Result) -> str:
+    return " ".join([message.rstrip(".") + ".", *(s[0].upper() + s[1:] for s in result.aftermath)])
+
+
+def _finish(reporter: Reporter, result: Result, config: Config | None) -> None:
+    result.set("status", result.status)
+    if result.status == "success":
+        url = result.outputs["domain-url"] or result.outputs["workspace-url"]
+        note = " ".join(s[0].upper() + s[1:] for s in result.aftermath)
+        reporter.notice(
+            f"Released to {url or 'workspace ' + result.outputs['workspace-id']}. {note}".strip(),
+            title="Codesphere release succeeded",
+        )
+    try:
+        reporter.write_outputs()
+        reporter.write_summary(render_summary(result, config))
+    except OSError as exc:
+        reporter.error(f"could not write outputs or summary: {exc}", title="Reporting failed")
+        if result.status == "success":
+            result.status = "failed"

@@ -1,0 +1,257 @@
+"""Config parsing: every input validated, errors name the input and the value."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from codesphere_action.config import (
+    DEFAULT_API_URL,
+    load_config,
+    parse_api_url,
+    parse_bool,
+    parse_domain,
+    parse_duration,
+    parse_env,
+)
+from codesphere_action.errors import ConfigError
+
+TOKEN = "cs-token-7f3a9c"
+
+
+def env(**inputs: str) -> dict[str, str]:
+    result = {"INPUT_API-TOKEN": TOKEN, "INPUT_WORKSPACE-ID": "42"}
+    for name, value in inputs.items():
+        result["INPUT_" + name.upper().replace("_", "-")] = value
+    return result
+
+
+def zd_env(**inputs: str) -> dict[str, str]:
+    base = env(flow="zero-downtime", team_id="7", plan_id="8")
+    base.pop("INPUT_WORKSPACE-ID")
+    base.update(
+        GITHUB_REPOSITORY="acme/shop",
+        GITHUB_SHA="0123456789abcdef0123456789abcdef01234567",
+        GITHUB_REF_NAME="main",
+        GITHUB_SERVER_URL="https://github.com",
+    )
+    base.update(env(**inputs))
+    base.pop("INPUT_WORKSPACE-ID")
+    base["INPUT_API-TOKEN"] = TOKEN
+    return base
+
+
+def test_defaults_for_the_simple_flow() -> None:
+    config = load_config(env())
+    assert config.flow == "simple"
+    assert config.api_url == DEFAULT_API_URL
+    assert config.workspace_id == 42
+    assert (config.prepare, config.test) == (True, False)
+    assert (config.stage_timeout, config.workspace_timeout) == (1800, 600)
+    assert (config.remote, config.branch, config.profile) == ("origin", "", "")
+    assert TOKEN not in repr(config)
+
+
+def test_inputs_are_read_with_hyphens_kept() -> None:
+    config = load_config(
+        {
+            "INPUT_API-TOKEN": TOKEN,
+            "INPUT_WORKSPACE-ID": "9",
+            "INPUT_STAGE-TIMEOUT": "90s",
+            "INPUT_WORKSPACE-TIMEOUT": "1h",
+            "INPUT_PROFILE": "production",
+            "INPUT_BRANCH": "release/1.2",
+            "INPUT_TEST": "TRUE",
+        }
+    )
+    assert (config.workspace_id, config.stage_timeout, config.workspace_timeout) == (9, 90, 3600)
+    assert (config.profile, config.branch, config.test) == ("production", "release/1.2", True)
+
+
+def test_zero_downtime_defaults_come_from_the_github_context() -> None:
+    config = load_config(zd_env())
+    assert config.workspace_name == "shop-0123456"
+    assert config.git_url == "https://github.com/acme/shop.git"
+    assert config.branch == "main"
+    assert (config.team_id, config.plan_id, config.replicas) == (7, 8, 1)
+    assert (config.domain, config.domain_path, config.domain_url) == ("", "/", "")
+    assert (config.delete_previous, config.cleanup_on_failure, config.private_repo) == (
+        False,
+        True,
+        False,
+    )
+
+
+def test_env_values_are_secrets() -> None:
+    config = load_config(zd_env(env="A=one-secret\nB=two-secret"))
+    assert [(v.name, v.value) for v in config.env] == [("A", "one-secret"), ("B", "two-secret")]
+    assert set(config.secrets) == {TOKEN, "one-secret", "two-secret"}
+
+
+@pytest.mark.parametrize(
+    ("inputs", "name", "shown"),
+    [
+        ({"api_token": ""}, "api-token", "empty"),
+        ({"api_token": "   "}, "api-token", "empty"),
+        ({"flow": "blue-green"}, "flow", "'blue-green'"),
+        ({"workspace_id": "12a"}, "workspace-id", "'12a'"),
+        ({"workspace_id": "-3"}, "workspace-id", "'-3'"),
+        ({"workspace_id": ""}, "workspace-id", "empty"),
+        ({"api_url": "http://codesphere.com/api"}, "api-url", "'http://codesphere.com/api'"),
+        ({"api_url": "ftp://x"}, "api-url", "'ftp://x'"),
+        ({"api_url": "codesphere.com"}, "api-url", "'codesphere.com'"),
+        ({"stage_timeout": "soon"}, "stage-timeout", "'soon'"),
+        ({"stage_timeout": "0"}, "stage-timeout", "'0'"),
+        ({"stage_timeout": "-5m"}, "stage-timeout", "'-5m'"),
+        ({"workspace_timeout": "7h"}, "workspace-timeout", "'7h'"),
+        ({"prepare": "yes"}, "prepare", "'yes'"),
+        ({"test": "1"}, "test", "'1'"),
+        ({"profile": "prod/../x"}, "profile", "'prod/../x'"),
+        ({"profile": "a b"}, "profile", "'a b'"),
+        ({"remote": "orig in"}, "remote", "'orig in'"),
+        ({"branch": "feat..x"}, "branch", "'feat..x'"),
+        ({"branch": "-rm"}, "branch", "'-rm'"),
+    ],
+)
+def test_bad_inputs_name_the_input_and_value(inputs: dict[str, str], name: str, shown: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(env(**inputs))
+    assert caught.value.input_name == name
+    assert f"input '{name}' is {shown}" in str(caught.value)
+    assert TOKEN not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("inputs", "name"),
+    [
+        ({"team_id": ""}, "team-id"),
+        ({"team_id": "x"}, "team-id"),
+        ({"plan_id": ""}, "plan-id"),
+        ({"replicas": "0"}, "replicas"),
+        ({"replicas": "two"}, "replicas"),
+        ({"domain": "not a domain"}, "domain"),
+        ({"domain": "-bad.example.com"}, "domain"),
+        ({"domain": "localhost"}, "domain"),
+        ({"domain_path": "api"}, "domain-path"),
+        ({"env": "1BAD=x"}, "env"),
+        ({"env": "NOEQUALS"}, "env"),
+        ({"env": "A=1\nA=2"}, "env"),
+        ({"private_repo": "maybe"}, "private-repo"),
+        ({"delete_previous": "sure"}, "delete-previous"),
+        ({"cleanup_on_failure": "no"}, "cleanup-on-failure"),
+        ({"workspace_name": "has space"}, "workspace-name"),
+        ({"git_url": "not-a-url"}, "git-url"),
+    ],
+)
+def test_bad_zero_downtime_inputs(inputs: dict[str, str], name: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(zd_env(**inputs))
+    assert caught.value.input_name == name
+
+
+def test_env_errors_never_show_values() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_env("env", "GOOD=fine\nbad name=hunter2-secret")
+    assert "hunter2-secret" not in str(caught.value)
+    assert "line 2" in str(caught.value)
+
+
+def test_env_is_dotenv_style() -> None:
+    parsed = parse_env(
+        "env",
+        "# a comment\n\nexport A=1\nB = 'two words'\nC=\"x=y\"\nD=\n",
+    )
+    assert [(v.name, v.value) for v in parsed] == [
+        ("A", "1"),
+        ("B", "two words"),
+        ("C", "x=y"),
+        ("D", ""),
+    ]
+
+
+def test_api_url_allows_http_only_on_loopback() -> None:
+    assert parse_api_url("api-url", "http://127.0.0.1:8080/api/") == "http://127.0.0.1:8080/api"
+    assert parse_api_url("api-url", "http://localhost:1/api") == "http://localhost:1/api"
+    assert parse_api_url("api-url", "https://cs.example.org/api") == "https://cs.example.org/api"
+    with pytest.raises(ConfigError, match="without user:password"):
+        parse_api_url("api-url", "https://me:secret@codesphere.com/api")
+
+
+def test_domain_is_normalised() -> None:
+    assert parse_domain("domain", "App.Example.COM.") == "app.example.com"
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90", 90), ("90s", 90), ("15m", 900), ("1h", 3600), ("1h30m", 5400), ("1.5m", 90)],
+)
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration("stage-timeout", text) == seconds
+
+
+# -- property-based tests over the parsers --------------------------------------
+
+
+@given(st.integers(min_value=1, max_value=21600), st.sampled_from(["", "s"]))
+def test_any_whole_number_of_seconds_parses(number: int, unit: str) -> None:
+    assert parse_duration("t", f"{number}{unit}") == number
+
+
+@given(st.text())
+def test_duration_parser_accepts_or_names_the_input(text: str) -> None:
+    try:
+        seconds = parse_duration("stage-timeout", text)
+    except ConfigError as exc:
+        assert exc.input_name == "stage-timeout"
+    else:
+        assert 0 < seconds <= 6 * 3600
+
+
+@given(st.text())
+def test_bool_parser_is_strict(text: str) -> None:
+    try:
+        value = parse_bool("test", text)
+    except ConfigError:
+        assert text.strip().lower() not in ("true", "false")
+    else:
+        assert value == (text.strip().lower() == "true")
+
+
+@given(st.text())
+def test_domain_parser_never_returns_garbage(text: str) -> None:
+    try:
+        domain = parse_domain("domain", text)
+    except ConfigError:
+        return
+    assert all(ch.isascii() and (ch.isalnum() or ch in ".-") for ch in domain)
+    assert "." in domain and domain == domain.lower()
+
+
+@given(
+    st.dictionaries(
+        st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,10}", fullmatch=True),
+        st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_size=20).map(
+            str.strip
+        ),
+        max_size=5,
+    )
+)
+def test_env_round_trips(variables: dict[str, str]) -> None:
+    text = "\n".join(f"{k}={v}" for k, v in variables.items())
+    parsed = {var.name: var.value for var in parse_env("env", text)}
+    expected = {
+        k: (v[1:-1] if len(v) >= 2 and v[0] == v[-1] and v[0] in "'\"" else v)
+        for k, v in variables.items()
+    }
+    assert parsed == expected
+
+
+@given(st.text())
+def test_api_url_parser_only_returns_safe_urls(text: str) -> None:
+    try:
+        url = parse_api_url("api-url", text)
+    except ConfigError as exc:
+        assert exc.input_name == "api-url"
+    else:
+        assert url.startswith(("https://", "http://"))

@@ -1,0 +1,111 @@
+"""Outputs file format, masking, escaping and untrusted log output."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from codesphere_action.github import Reporter, escape_data, escape_property, format_output
+
+from .fakes import capture_reporter
+
+
+def parse_outputs(text: str) -> dict[str, str]:
+    """Read a GITHUB_OUTPUT file the way the runner does."""
+    result: dict[str, str] = {}
+    lines = text.split("\n")
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        index += 1
+        if not line:
+            continue
+        if "<<" in line and ("=" not in line or line.index("<<") < line.index("=")):
+            name, delimiter = line.split("<<", 1)
+            value_lines = []
+            while lines[index] != delimiter:
+                value_lines.append(lines[index])
+                index += 1
+            index += 1
+            result[name] = "\n".join(value_lines)
+        else:
+            name, value = line.split("=", 1)
+            result[name] = value
+    return result
+
+
+def test_single_line_values_use_name_equals_value() -> None:
+    assert format_output("status", "success") == "status=success\n"
+
+
+def test_multi_line_values_use_a_random_heredoc_delimiter() -> None:
+    first = format_output("log", "a\nb")
+    second = format_output("log", "a\nb")
+    assert re.fullmatch(r"log<<(ghadelimiter_[0-9a-f]{32})\na\nb\n\1\n", first)
+    assert first != second  # the delimiter is random per value
+
+
+@given(st.dictionaries(st.from_regex(r"[a-z][a-z-]{0,10}", fullmatch=True), st.text()))
+def test_outputs_file_round_trips(values: dict[str, str]) -> None:
+    text = "".join(format_output(k, v.replace("\r", "")) for k, v in values.items())
+    assert parse_outputs(text) == {k: v.replace("\r", "") for k, v in values.items()}
+
+
+def test_outputs_are_appended_and_redacted(tmp_path: Path) -> None:
+    path = tmp_path / "output"
+    path.write_text("earlier=kept\n")
+    reporter = Reporter(Path("/dev/null").open("w"), output_path=str(path))
+    reporter.mask("secret-token-123")
+    reporter.set_output("status", "failed")
+    reporter.set_output("note", "got secret-token-123\nsecond line")
+    reporter.write_outputs()
+    reporter.stream.close()
+    outputs = parse_outputs(path.read_text())
+    assert outputs == {"earlier": "kept", "status": "failed", "note": "got ***\nsecond line"}
+
+
+def test_mask_then_every_line_is_redacted() -> None:
+    reporter, stream = capture_reporter()
+    reporter.mask("tok-abcdef")
+    reporter.info("Authorization: Bearer tok-abcdef")
+    reporter.error("failed with tok-abcdef", title="t tok-abcdef")
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "::add-mask::tok-abcdef"
+    assert all("tok-abcdef" not in line for line in lines[1:])
+
+
+def test_multi_line_secrets_are_masked_line_by_line() -> None:
+    reporter, stream = capture_reporter()
+    reporter.mask("line-one\nline-two")
+    assert "::add-mask::line-one" in stream.getvalue()
+    assert "::add-mask::line-two" in stream.getvalue()
+
+
+def test_annotations_escape_their_message_and_properties() -> None:
+    assert escape_data("50%\r\nnext") == "50%25%0D%0Anext"
+    assert escape_property("a:b,c") == "a%3Ab%2Cc"
+    reporter, stream = capture_reporter()
+    reporter.error("line1\nline2", title="Stage: prepare, failed")
+    assert stream.getvalue() == "::error title=Stage%3A prepare%2C failed::line1%0Aline2\n"
+
+
+def test_debug_lines_only_when_debugging() -> None:
+    quiet, quiet_stream = capture_reporter()
+    quiet.debug("GET /x")
+    loud, loud_stream = capture_reporter(debug=True)
+    loud.debug("GET /x")
+    assert quiet_stream.getvalue() == ""
+    assert loud_stream.getvalue() == "::debug::GET /x\n"
+
+
+def test_untrusted_lines_cannot_issue_workflow_commands() -> None:
+    reporter, stream = capture_reporter()
+    reporter.untrusted(["::set-output name=status::success", "::add-mask::x"])
+    lines = stream.getvalue().splitlines()
+    start = re.fullmatch(r"::stop-commands::([0-9a-f]{32})", lines[0])
+    assert start is not None
+    assert lines[1:3] == ["::set-output name=status::success", "::add-mask::x"]
+    assert lines[3] == f"::{start.group(1)}::"

@@ -1,0 +1,164 @@
+"""The waiting logic with a fake clock: schedule, stale status, failure, timeout."""
+
+from __future__ import annotations
+
+import random
+import threading
+from typing import Any
+
+import pytest
+
+from codesphere_action.errors import ApiError, TransportError, WaitTimeout
+from codesphere_action.waiting import Baseline, PollPolicy, StageTracker, Waiter
+
+from .fakes import FakeClock
+
+
+def entry(server: str, state: str, started: str | None = None, steps: list[str] | None = None):
+    result: dict[str, Any] = {
+        "server": server,
+        "replica": "0",
+        "state": state,
+        "steps": [{"state": s} for s in (steps or [])],
+    }
+    if started:
+        result["startedAt"] = started
+    return result
+
+
+OLD = "2026-11-26T10:00:00.000Z"
+NEW = "2026-11-26T10:05:00.000Z"
+
+
+# -- the schedule ---------------------------------------------------------------
+
+
+def delays(policy: PollPolicy, count: int, seed: int = 1) -> list[float]:
+    generator = policy.delays(random.Random(seed))
+    return [next(generator) for _ in range(count)]
+
+
+def test_first_poll_comes_well_under_half_a_second() -> None:
+    for seed in range(50):
+        assert delays(PollPolicy(), 1, seed)[0] < 0.5
+
+
+def test_delays_grow_to_the_cap_and_stay_within_jitter() -> None:
+    policy = PollPolicy(first=0.25, factor=1.5, cap=3.0, jitter=0.1)
+    for seed in range(50):
+        values = delays(policy, 30, seed)
+        assert all(v <= 3.0 * 1.1 for v in values)
+        assert all(v >= 0.25 * 0.9 for v in values)
+        assert all(3.0 * 0.9 <= v for v in values[-10:])  # settled at the cap
+
+
+def test_jitter_bounds_are_respected() -> None:
+    policy = PollPolicy(first=1.0, factor=1.0, cap=1.0, jitter=0.2)
+    values = delays(policy, 500)
+    assert min(values) >= 0.8
+    assert max(values) <= 1.2
+    assert max(values) - min(values) > 0.2  # it really jitters
+
+
+def test_inconsistent_policy_is_refused() -> None:
+    with pytest.raises(ValueError, match="inconsistent"):
+        PollPolicy(first=5, cap=1)
+
+
+# -- the poll loop ----------------------------------------------------------------
+
+
+def test_poll_respects_the_deadline_and_reports_the_last_state() -> None:
+    clock = FakeClock()
+    waiter = Waiter(clock, PollPolicy(first=0.25, factor=2, cap=4, jitter=0))
+    start = clock.now()
+    with pytest.raises(WaitTimeout, match=r"stage prepare did not finish within 10\.0 s"):
+        waiter.poll(lambda _d: None, timeout=10, what="stage prepare", last_state=lambda: "x")
+    assert clock.now() - start == pytest.approx(10)  # never sleeps past the deadline
+    assert clock.sleeps[:4] == [0.25, 0.5, 1.0, 2.0]
+
+
+def test_failing_status_calls_count_against_the_deadline() -> None:
+    clock = FakeClock()
+    waiter = Waiter(clock, PollPolicy(jitter=0))
+    calls = []
+
+    def check(_deadline: float) -> None:
+        calls.append(clock.now())
+        raise TransportError("GET failed", maybe_landed=True)
+
+    with pytest.raises(WaitTimeout, match="the last status request failed: GET failed"):
+        waiter.poll(check, timeout=5, what="workspace 1 starting")
+    assert len(calls) > 2
+
+
+def test_non_transient_errors_end_the_wait_at_once() -> None:
+    waiter = Waiter(FakeClock(), PollPolicy())
+
+    def check(_deadline: float) -> None:
+        raise ApiError("GET", "/x", 404, "Not Found")
+
+    with pytest.raises(ApiError):
+        waiter.poll(check, timeout=60, what="x")
+
+
+def test_a_cue_wakes_the_wait_at_once() -> None:
+    clock = FakeClock()
+    cue = threading.Event()
+    cue.set()
+    waiter = Waiter(clock, PollPolicy(first=2, cap=2, jitter=0))
+    results = iter([None, "done"])
+    assert waiter.poll(lambda _d: next(results), timeout=60, what="x", cue=cue) == "done"
+    assert clock.sleeps == [0.0, 2.0]  # the first sleep was cut short by the cue
+    assert not cue.is_set()
+
+
+# -- recognising our run ----------------------------------------------------------
+
+
+def test_stale_success_from_the_previous_run_is_not_ours() -> None:
+    before = [entry("codesphere-ide", "success", OLD, ["success"]), entry("web", "waiting")]
+    tracker = StageTracker("prepare", Baseline.of(before))
+    assert tracker.evaluate(before).state == "pending"
+    running = [entry("codesphere-ide", "running", NEW, ["running", "waiting"])]
+    progress = tracker.evaluate(running)
+    assert (progress.state, progress.detail) == ("running", "step 1 of 2 running")
+    assert tracker.evaluate([entry("codesphere-ide", "success", NEW)]).state == "success"
+
+
+def test_failure_names_the_first_failed_step() -> None:
+    tracker = StageTracker("test", Baseline.of([]))
+    failed = [entry("codesphere-ide", "failure", NEW, ["success", "failure", "waiting"])]
+    progress = tracker.evaluate(failed)
+    assert (progress.state, progress.failed_step, progress.failed_server) == (
+        "failed",
+        1,
+        "codesphere-ide",
+    )
+
+
+def test_stale_aborted_after_a_stop_is_not_a_failure() -> None:
+    before = [entry("web", "running", OLD)]
+    tracker = StageTracker("run", Baseline.of(before))
+    assert tracker.evaluate([entry("web", "aborted", OLD)]).state == "pending"
+    assert tracker.evaluate([entry("web", "running", NEW)]).state == "success"
+
+
+def test_run_is_up_only_when_every_customer_server_runs() -> None:
+    tracker = StageTracker("run", Baseline.of([]))
+    entries = [
+        entry("codesphere-ide", "waiting"),
+        entry("web", "running", NEW),
+        {**entry("api", "waiting", NEW), "replica": "1"},
+    ]
+    assert tracker.evaluate(entries).state == "running"
+    entries[2]["state"] = "running"
+    assert tracker.evaluate(entries).state == "success"
+
+
+def test_without_started_at_a_state_change_marks_our_run() -> None:
+    before = [entry("codesphere-ide", "success")]
+    tracker = StageTracker("prepare", Baseline.of(before))
+    assert tracker.evaluate([entry("codesphere-ide", "success")]).state == "pending"
+    assert tracker.evaluate([entry("codesphere-ide", "running")]).state == "running"
+    assert tracker.evaluate([entry("codesphere-ide", "success")]).state == "success"
