@@ -51,7 +51,6 @@ class Reporter:
         self.output_path = output_path
         self.summary_path = summary_path
         self._secrets: list[str] = []
-        self.outputs: dict[str, str] = {}
 
     # -- secrets -------------------------------------------------------------
     def mask(self, value: str) -> None:
@@ -115,17 +114,14 @@ class Reporter:
             self._emit(f"::{token}::")
 
     # -- outputs and summary -------------------------------------------------
-    def set_output(self, name: str, value: str) -> None:
-        self.outputs[name] = value
-
-    def write_outputs(self) -> None:
+    def write_outputs(self, outputs: dict[str, str]) -> None:
         """Append every output to GITHUB_OUTPUT; print them when there is no file
         (a local run), so the result is always visible."""
         if not self.output_path:
-            for name, value in self.outputs.items():
+            for name, value in outputs.items():
                 self._emit(f"{name}={value}")
             return
-        text = "".join(format_output(name, self.redact(v)) for name, v in self.outputs.items())
+        text = "".join(format_output(name, self.redact(v)) for name, v in outputs.items())
         with Path(self.output_path).open("a", encoding="utf-8") as handle:
             handle.write(text)
 

@@ -114,7 +114,7 @@ def _finish(reporter: Reporter, result: Result, config: Config | None) -> None:
             title="Codesphere release succeeded",
         )
     try:
-        reporter.write_outputs()
+        reporter.write_outputs(result.outputs)
         reporter.write_summary(render_summary(result, config))
     except OSError as exc:
         reporter.error(f"could not write outputs or summary: {exc}", title="Reporting failed")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
@@ -57,12 +58,9 @@ def test_outputs_file_round_trips(values: dict[str, str]) -> None:
 def test_outputs_are_appended_and_redacted(tmp_path: Path) -> None:
     path = tmp_path / "output"
     path.write_text("earlier=kept\n")
-    reporter = Reporter(Path("/dev/null").open("w"), output_path=str(path))
+    reporter = Reporter(io.StringIO(), output_path=str(path))
     reporter.mask("secret-token-123")
-    reporter.set_output("status", "failed")
-    reporter.set_output("note", "got secret-token-123\nsecond line")
-    reporter.write_outputs()
-    reporter.stream.close()
+    reporter.write_outputs({"status": "failed", "note": "got secret-token-123\nsecond line"})
     outputs = parse_outputs(path.read_text())
     assert outputs == {"earlier": "kept", "status": "failed", "note": "got ***\nsecond line"}
 

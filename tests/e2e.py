@@ -1,0 +1,154 @@
+"""Run ``entrypoint.py`` the way a GitHub runner runs the container's entrypoint:
+inputs in ``INPUT_*`` variables (hyphens kept), a ``GITHUB_OUTPUT`` file, a job
+summary file, and a working directory that has nothing to do with the action."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ENTRYPOINT = ROOT / "entrypoint.py"
+TOKEN = "cs-e2e-token-6b1f0d2c"
+SHA = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+
+
+@dataclass
+class ActionRun:
+    returncode: int
+    stdout: str
+    stderr: str
+    outputs: dict[str, str]
+    summary: str
+    seconds: float
+
+    @property
+    def errors(self) -> list[str]:
+        return [line for line in self.stdout.splitlines() if line.startswith("::error")]
+
+    @property
+    def status(self) -> str:
+        return self.outputs.get("status", "")
+
+    def assert_no_token(self, token: str = TOKEN) -> None:
+        """The token appears nowhere but in the ``::add-mask::`` line."""
+        for line in self.stdout.splitlines():
+            if token in line:
+                assert line == f"::add-mask::{token}", f"token leaked in: {line}"
+        for where, text in (("stderr", self.stderr), ("summary", self.summary)):
+            assert token not in text, f"token leaked in {where}"
+        assert all(token not in v for v in self.outputs.values()), "token leaked in outputs"
+
+    def assert_one_error(self) -> str:
+        assert len(self.errors) == 1, f"expected one ::error, got {self.errors}\n{self.stdout}"
+        assert "Traceback" not in self.stdout + self.stderr
+        return self.errors[0]
+
+
+def parse_outputs(text: str) -> dict[str, str]:
+    result: dict[str, str] = {}
+    lines = text.split("\n")
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        index += 1
+        match = re.fullmatch(r"([A-Za-z0-9_-]+)<<(.+)", line)
+        if match:
+            name, delimiter = match.groups()
+            value = []
+            while lines[index] != delimiter:
+                value.append(lines[index])
+                index += 1
+            index += 1
+            result[name] = "\n".join(value)
+        elif "=" in line:
+            name, value_text = line.split("=", 1)
+            result[name] = value_text
+    return result
+
+
+class Runner:
+    """Prepares the runner-like environment in a temporary directory."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.workdir = tmp / "github-workspace"
+        self.workdir.mkdir(exist_ok=True)
+        self.output_file = tmp / "output"
+        self.summary_file = tmp / "summary"
+
+    def environ(
+        self, inputs: dict[str, str], extra: dict[str, str] | None = None
+    ) -> dict[str, str]:
+        self.output_file.write_text("")
+        self.summary_file.write_text("")
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(self.tmp),
+            "GITHUB_OUTPUT": str(self.output_file),
+            "GITHUB_STEP_SUMMARY": str(self.summary_file),
+            "GITHUB_REPOSITORY": "acme/shop",
+            "GITHUB_SHA": SHA,
+            "GITHUB_REF_NAME": "main",
+            "GITHUB_SERVER_URL": "https://github.com",
+            "GITHUB_RUN_ID": "1",
+            "GITHUB_RUN_ATTEMPT": "1",
+            "GITHUB_EVENT_NAME": "push",
+        }
+        for name, value in inputs.items():
+            env["INPUT_" + name.upper()] = value
+        env.update(extra or {})
+        return env
+
+    def run(
+        self, inputs: dict[str, str], extra: dict[str, str] | None = None, timeout: float = 90
+    ) -> ActionRun:
+        start = time.monotonic()
+        proc = subprocess.run(
+            [sys.executable, str(ENTRYPOINT)],
+            cwd=self.workdir,
+            env=self.environ(inputs, extra),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        return self.result(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - start)
+
+    def start(
+        self, inputs: dict[str, str], extra: dict[str, str] | None = None
+    ) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, str(ENTRYPOINT)],
+            cwd=self.workdir,
+            env=self.environ(inputs, extra),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def cancel(
+        self, proc: subprocess.Popen[str], sig: signal.Signals, timeout: float = 10
+    ) -> tuple[ActionRun, float]:
+        """Send ``sig`` as the runner does; return the run and seconds until exit."""
+        sent = time.monotonic()
+        proc.send_signal(sig)
+        stdout, stderr = proc.communicate(timeout=timeout)
+        took = time.monotonic() - sent
+        return self.result(proc.returncode, stdout, stderr, took), took
+
+    def result(self, code: int, stdout: str, stderr: str, seconds: float) -> ActionRun:
+        return ActionRun(
+            returncode=code,
+            stdout=stdout,
+            stderr=stderr,
+            outputs=parse_outputs(self.output_file.read_text()),
+            summary=self.summary_file.read_text(),
+            seconds=seconds,
+        )
