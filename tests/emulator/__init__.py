@@ -1,0 +1,42 @@
+"""A local emulator of the Codesphere public API for end-to-end tests, demos and benchmarks.
+
+    from tests.emulator import Emulator
+
+    with Emulator(token="tok-123") as emu:
+        ws_id = emu.add_workspace(team_id=1, name="demo-app")
+        ...  # point the action at emu.url
+
+See README.md beside this file.
+"""
+
+from .core import Emulator, Problem, default_branch_head
+from .faults import FaultRule
+from .model import (
+    IDE_SERVER,
+    STAGES,
+    Domain,
+    Event,
+    RecordedRequest,
+    StageConfig,
+    StageRun,
+    Workspace,
+)
+from .spec import SPEC_PATH, Spec, load_spec
+
+__all__ = [
+    "IDE_SERVER",
+    "SPEC_PATH",
+    "STAGES",
+    "Domain",
+    "Emulator",
+    "Event",
+    "FaultRule",
+    "Problem",
+    "RecordedRequest",
+    "Spec",
+    "StageConfig",
+    "StageRun",
+    "Workspace",
+    "default_branch_head",
+    "load_spec",
+]

@@ -1,0 +1,1098 @@
+"""The Codesphere API emulator: state, endpoint handlers, faults, records."""
+
+from __future__ import annotations
+
+import hashlib
+import http
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from .faults import FaultBook, FaultRule
+from .model import (
+    IDE_SERVER,
+    STAGES,
+    Domain,
+    Event,
+    Headers,
+    LogLine,
+    RecordedRequest,
+    StageConfig,
+    StageRun,
+    Workspace,
+    copy_map,
+    iso,
+    never_ran_view,
+)
+from .server import Emit, Handler, Listener, Reply
+from .spec import Operation, load_spec
+
+_UNSET: Any = object()
+
+DEFAULT_STAGE_SECONDS = {"prepare": 0.3, "test": 0.2, "run": 0.2}
+
+NOT_RUNNING = "Workspace is not running"
+NOT_FOUND = "Workspace is not found"
+SCHEMA = "Path or request body variable does not match schema"
+UNAUTHORIZED = "Authorization information is missing or invalid"
+DOMAIN_NOT_FOUND = "Domain not found"
+
+
+def default_branch_head(branch: str) -> str:
+    """The sha a branch points at unless ``set_branch_head`` said otherwise (40 hex)."""
+    return hashlib.sha1(f"emulator:{branch}".encode()).hexdigest()
+
+
+class Problem(Exception):
+    def __init__(self, status: int, title: str, detail: str | None = None) -> None:
+        super().__init__(title)
+        self.status = status
+        self.title = title
+        self.detail = detail
+
+
+class Emulator:
+    """A local Codesphere API on ``127.0.0.1`` (random port), served from daemon threads.
+
+    Use it as a context manager (or call ``close()``). See ``tests/emulator/README.md``.
+    """
+
+    def __init__(
+        self,
+        *,
+        token: str = "tok-123",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        workspace_start_seconds: float = 0.3,
+        stage_seconds: Mapping[str, float] | None = None,
+        steps: int = 2,
+        start_latency: float = 0.1,
+        seed: int | None = 0,
+        servers: Iterable[str] = ("web",),
+        log_stream_max_seconds: float = 60.0,
+        check_domain_workspaces: bool = True,
+        data_center_id: int = 2,
+        first_workspace_id: int = 1001,
+        foreign_host: str = "127.0.0.2",
+        on_request: Callable[[RecordedRequest], None] | None = None,
+    ) -> None:
+        self.token = token
+        self.workspace_start_seconds = workspace_start_seconds
+        self.start_latency = start_latency
+        self.log_stream_max_seconds = log_stream_max_seconds
+        self.check_domain_workspaces = check_domain_workspaces
+        self.data_center_id = data_center_id
+        self.on_request = on_request
+        self.spec = load_spec()
+        self._now: Callable[[], float] = time.monotonic
+        self._wall_offset = time.time() - time.monotonic()
+        self._lock = threading.RLock()
+        self._closing = threading.Event()
+        self._closed = False
+        self._next_id = first_workspace_id
+        self._workspaces: dict[int, Workspace] = {}
+        self._domains: dict[tuple[int, str], Domain] = {}
+        self._branch_heads: dict[str, str | None] = {}
+        self._remotes: set[str] = {"origin"}
+        self._requests: list[RecordedRequest] = []
+        self._violations: list[str] = []
+        self._response_violations: list[str] = []
+        self._internal_errors: list[str] = []
+        self._unemulated: list[str] = []
+        self._events: list[Event] = []
+        self._faults = FaultBook(seed)
+        seconds = {**DEFAULT_STAGE_SECONDS, **(stage_seconds or {})}
+        unknown = set(seconds) - set(STAGES)
+        if unknown:
+            raise ValueError(f"stage_seconds has unknown stages {sorted(unknown)}")
+        self._defaults: dict[str, Any] = {
+            "servers": list(servers),
+            "profiles": None,
+            "start_seconds": None,
+            "dev_domain_template": "{id}-3000.dc{dc}.codesphere.test",
+            "stages": {s: StageConfig(seconds=seconds[s], steps=steps) for s in STAGES},
+        }
+        self._host = host
+        self._foreign_host = foreign_host
+        self._listeners: dict[str, Listener] = {}
+        self._listeners["primary"] = Listener(self, "primary", host, port)
+
+    # ------------------------------------------------------------------ lifecycle ----------
+    def __enter__(self) -> Emulator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Shut down every listener; open streams and connections end at once."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            listeners = list(self._listeners.values())
+        self._closing.set()
+        for listener in listeners:
+            listener.stop()
+
+    # ------------------------------------------------------------------ listeners ----------
+    @property
+    def url(self) -> str:
+        """Base URL of the API, ``http://127.0.0.1:<port>/api``."""
+        return self._listeners["primary"].base_url
+
+    @property
+    def port(self) -> int:
+        return self._listeners["primary"].port
+
+    def _listener(self, name: str) -> Listener:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the emulator is closed")
+            if name not in self._listeners:
+                host = self._foreign_host if name == "foreign" else self._host
+                self._listeners[name] = Listener(self, name, host, 0)
+            return self._listeners[name]
+
+    @property
+    def second_url(self) -> str:
+        """Same host, other port, same state: ``http://127.0.0.1:<other port>/api``."""
+        return self._listener("second").base_url
+
+    @property
+    def foreign_url(self) -> str:
+        """A spy on another host (127.0.0.2) serving the same API; see ``foreign_requests``."""
+        return self._listener("foreign").base_url
+
+    # ------------------------------------------------------------------ records ------------
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Every request that reached any listener, in arrival order (a copy)."""
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def foreign_requests(self) -> list[RecordedRequest]:
+        """Requests that reached the foreign-host spy."""
+        return [r for r in self.requests if r.listener == "foreign"]
+
+    def find_requests(
+        self,
+        method: str | None = None,
+        path: str | None = None,
+        *,
+        route: str | None = None,
+        listener: str | None = None,
+    ) -> list[RecordedRequest]:
+        """Recorded requests filtered by method, ``path`` regex (fullmatch), route template."""
+        out = []
+        for rec in self.requests:
+            if method is not None and rec.method != method.upper():
+                continue
+            if path is not None and not re.fullmatch(path, rec.path):
+                continue
+            if route is not None and rec.route != route:
+                continue
+            if listener is not None and rec.listener != listener:
+                continue
+            out.append(rec)
+        return out
+
+    def clear_requests(self) -> None:
+        with self._lock:
+            self._requests.clear()
+
+    @property
+    def spec_violations(self) -> list[str]:
+        """Requests that did not match the spec (unknown route, bad param, bad body)."""
+        with self._lock:
+            return list(self._violations)
+
+    @property
+    def response_violations(self) -> list[str]:
+        """The emulator's own answers that did not match the spec (an emulator bug)."""
+        with self._lock:
+            return list(self._response_violations)
+
+    @property
+    def internal_errors(self) -> list[str]:
+        """Exceptions inside handlers (answered 500; an emulator bug)."""
+        with self._lock:
+            return list(self._internal_errors)
+
+    @property
+    def unemulated(self) -> list[str]:
+        """Calls to operations that are in the spec but not emulated (answered 501)."""
+        with self._lock:
+            return list(self._unemulated)
+
+    def assert_clean(self) -> None:
+        """Raise AssertionError listing spec violations, bad answers and emulator errors."""
+        problems = (
+            self.spec_violations + self.response_violations + self.internal_errors + self.unemulated
+        )
+        if problems:
+            raise AssertionError("emulator saw problems:\n" + "\n".join(problems))
+
+    @property
+    def events(self) -> list[Event]:
+        """The timeline ``(time, kind, details)``, sorted by monotonic time, up to now."""
+        with self._lock:
+            now = self._now()
+            out = list(self._events)
+            for ws in self._workspaces.values():
+                for t in ws.start_times:
+                    if t <= now and (ws.deleted_at is None or t < ws.deleted_at):
+                        out.append(Event(t, "workspace_started", {"workspace_id": ws.id}))
+                for runs in ws.runs.values():
+                    for run in runs:
+                        out += run.derived_events(now)
+        return sorted(out, key=lambda e: e.time)
+
+    def events_of(self, kind: str, **match: Any) -> list[Event]:
+        """Events of one kind whose details contain ``match`` (e.g. ``stage="run"``)."""
+        return [
+            e
+            for e in self.events
+            if e.kind == kind and all(e.details.get(k) == v for k, v in match.items())
+        ]
+
+    def _event(self, kind: str, at: float | None = None, **details: Any) -> None:
+        self._events.append(Event(self._now() if at is None else at, kind, details))
+
+    # ------------------------------------------------------------------ faults -------------
+    def add_fault(self, kind: str, **options: Any) -> FaultRule:
+        """Inject a fault; see ``FaultRule`` for the options. Returns the rule (``.hits``)."""
+        rule = FaultRule(kind=kind, **options)
+        if rule.kind == "redirect" and rule.location is None and "://" not in rule.target:
+            self._listener(rule.target)  # open it now so its port is known
+        return self._faults.add(rule)
+
+    @property
+    def faults(self) -> list[FaultRule]:
+        return list(self._faults.rules)
+
+    @property
+    def faults_injected(self) -> int:
+        """How many faults fired so far, all rules together."""
+        return self._faults.injected
+
+    def clear_faults(self) -> None:
+        for rule in self._faults.rules:
+            rule.remove()
+
+    # ------------------------------------------------------------------ workspaces ---------
+    def _new_workspace(self, team_id: int, name: str, via: str, **fields: Any) -> Workspace:
+        ws_id = self._next_id
+        self._next_id += 1
+        defaults = self._defaults
+        template = fields.pop("dev_domain_template", None) or defaults["dev_domain_template"]
+        dev_domain = fields.pop("dev_domain", None) or template.format(
+            id=ws_id, dc=self.data_center_id, team=team_id, name=name
+        )
+        start_seconds = fields.pop("start_seconds", None)
+        if start_seconds is None:
+            start_seconds = defaults["start_seconds"]
+        if start_seconds is None:
+            start_seconds = self.workspace_start_seconds
+        servers = fields.pop("servers", None)
+        profiles = fields.pop("profiles", _UNSET)
+        ws = Workspace(
+            id=ws_id,
+            team_id=team_id,
+            name=name,
+            dev_domain=dev_domain,
+            servers=list(servers if servers is not None else defaults["servers"]),
+            stages={s: c.copy() for s, c in defaults["stages"].items()},
+            profiles=(
+                (set(defaults["profiles"]) if defaults["profiles"] is not None else None)
+                if profiles is _UNSET
+                else (set(profiles) if profiles is not None else None)
+            ),
+            start_seconds=start_seconds,
+            created_at=self._now(),
+            created_via=via,
+            data_center_id=self.data_center_id,
+            _now=self._now,
+            _wall_offset=self._wall_offset,
+            **fields,
+        )
+        self._workspaces[ws_id] = ws
+        self._event(
+            "workspace_created",
+            ws.created_at,
+            workspace_id=ws_id,
+            name=name,
+            team_id=team_id,
+            via=via,
+        )
+        return ws
+
+    def add_workspace(
+        self,
+        team_id: int = 1,
+        name: str = "demo-app",
+        *,
+        running: bool = True,
+        replicas: int = 1,
+        servers: Iterable[str] | None = None,
+        branch: str = "main",
+        git_url: str | None = "https://github.com/example/demo-app.git",
+        env: Mapping[str, str] | None = None,
+        plan_id: int = 8,
+        is_private_repo: bool = True,
+        dev_domain: str | None = None,
+        profiles: Iterable[str] | None = _UNSET,
+        start_seconds: float | None = None,
+    ) -> int:
+        """Create a workspace directly (no request recorded) and return its id.
+
+        ``running=True``: up at once; ``running=False``: asleep until a PATCH with
+        ``replicas`` (or ``wake()``) starts it. ``profiles``: the CI profiles that exist
+        (``None``: any).
+        """
+        with self._lock:
+            head = self.branch_head(branch) if git_url else None
+            ws = self._new_workspace(
+                team_id,
+                name,
+                "setup",
+                plan_id=plan_id,
+                is_private_repo=is_private_repo,
+                replicas=replicas,
+                git_url=git_url,
+                initial_branch=branch,
+                branch=branch,
+                git_head=head,
+                env=dict(env or {}),
+                servers=list(servers) if servers is not None else None,
+                dev_domain=dev_domain,
+                profiles=profiles,
+                start_seconds=start_seconds,
+            )
+            if running:
+                ws.running_since = ws.created_at
+                ws.start_times.append(ws.created_at)
+            return ws.id
+
+    def workspace(self, ws_id: int) -> Workspace:
+        """The live workspace object (deleted ones too). KeyError if it never existed."""
+        with self._lock:
+            return self._workspaces[ws_id]
+
+    def workspaces(
+        self, team_id: int | None = None, *, name: str | None = None, include_deleted: bool = False
+    ) -> list[Workspace]:
+        """Workspaces ordered by id, optionally of one team / with one name."""
+        with self._lock:
+            return [
+                ws
+                for ws in self._workspaces.values()
+                if (team_id is None or ws.team_id == team_id)
+                and (name is None or ws.name == name)
+                and (include_deleted or not ws.deleted)
+            ]
+
+    def set_running(self, ws_id: int, running: bool) -> None:
+        """Put a workspace up (at once) or to sleep; sleeping aborts its stage runs."""
+        with self._lock:
+            ws = self._workspaces[ws_id]
+            now = self._now()
+            if running:
+                if not ws.running:
+                    ws.running_since = now
+                    ws.start_times.append(now)
+            else:
+                ws.running_since = None
+                ws.start_times = [t for t in ws.start_times if t <= now]
+                self._cut_runs(ws, "workspace stopped")
+                self._event("workspace_stopped", workspace_id=ws_id)
+
+    def wake(self, ws_id: int) -> None:
+        """Start an asleep workspace; it runs after its ``start_seconds``."""
+        with self._lock:
+            self._wake(self._workspaces[ws_id])
+
+    def _wake(self, ws: Workspace) -> None:
+        if ws.running_since is not None:
+            return
+        ws.running_since = self._now() + ws.start_seconds
+        ws.start_times.append(ws.running_since)
+        self._event("workspace_waking", workspace_id=ws.id)
+
+    def _cut_runs(self, ws: Workspace, reason: str) -> None:
+        now = self._now()
+        for runs in ws.runs.values():
+            if runs:
+                run = runs[-1]
+                if run.stopped_at is None and (run.ended_at is None):
+                    run.stopped_at = now
+                    run.stop_reason = reason
+
+    def defaults_for_new_workspaces(
+        self,
+        *,
+        servers: Iterable[str] = _UNSET,
+        profiles: Iterable[str] | None = _UNSET,
+        start_seconds: float | None = _UNSET,
+        dev_domain_template: str = _UNSET,
+        stages: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
+        """Settings for workspaces created from now on (``add_workspace`` and the API).
+
+        ``stages`` maps a stage to ``configure_stage`` keywords, e.g.
+        ``{"prepare": {"fail_step": 1}}``. ``dev_domain_template`` may use ``{id}``,
+        ``{dc}``, ``{team}``, ``{name}``.
+        """
+        with self._lock:
+            if servers is not _UNSET:
+                self._defaults["servers"] = list(servers)
+            if profiles is not _UNSET:
+                self._defaults["profiles"] = None if profiles is None else set(profiles)
+            if start_seconds is not _UNSET:
+                self._defaults["start_seconds"] = start_seconds
+            if dev_domain_template is not _UNSET:
+                self._defaults["dev_domain_template"] = dev_domain_template
+            for stage, options in (stages or {}).items():
+                _configure(self._defaults["stages"], stage, **options)
+
+    def configure_stage(
+        self,
+        ws_id: int,
+        stage: str,
+        *,
+        seconds: float = _UNSET,
+        steps: int = _UNSET,
+        fail_step: int | None = _UNSET,
+        logs: Mapping[int, list[LogLine]] = _UNSET,
+        error_lines: str | Iterable[str] = _UNSET,
+        start_latency: float | None = _UNSET,
+    ) -> None:
+        """How the NEXT start of ``stage`` on this workspace behaves (until changed again).
+
+        ``fail_step=k`` fails step k (later steps stay waiting; ``None`` clears it);
+        ``logs={k: ["line", ("E", "error line")]}``; ``error_lines`` are logged as kind E at
+        the end of the failing step; ``start_latency`` overrides the emulator's.
+        """
+        with self._lock:
+            _configure(
+                self._workspaces[ws_id].stages,
+                stage,
+                seconds=seconds,
+                steps=steps,
+                fail_step=fail_step,
+                logs=logs,
+                error_lines=error_lines,
+                start_latency=start_latency,
+            )
+
+    def set_profiles(self, ws_id: int, profiles: Iterable[str] | None) -> None:
+        """Which CI profiles exist (``ci.<profile>.yml``); ``None``: any. Others answer 400."""
+        with self._lock:
+            self._workspaces[ws_id].profiles = None if profiles is None else set(profiles)
+
+    def set_branch_head(self, branch: str, sha: str | None) -> None:
+        """Point a branch at ``sha`` for later pulls/creates; ``None`` deletes the branch."""
+        with self._lock:
+            self._branch_heads[branch] = sha
+
+    def branch_head(self, branch: str) -> str | None:
+        with self._lock:
+            if branch in self._branch_heads:
+                return self._branch_heads[branch]
+            return default_branch_head(branch)
+
+    def stage_run(self, ws_id: int, stage: str) -> StageRun | None:
+        """The latest start of a stage (``.profile .requested_at .started_at .ended_at
+        .up_at .final_state``), or None."""
+        with self._lock:
+            return self._workspaces[ws_id].stage_run(stage)
+
+    def stage_runs(self, ws_id: int, stage: str) -> list[StageRun]:
+        with self._lock:
+            return list(self._workspaces[ws_id].runs.get(stage, []))
+
+    def stage_status(self, ws_id: int, stage: str) -> list[dict[str, Any]]:
+        """What ``GET .../pipeline/{stage}`` answers right now (no request recorded)."""
+        with self._lock:
+            return self._status(self._workspaces[ws_id], stage, self._now())
+
+    # ------------------------------------------------------------------ domains ------------
+    def add_domain(
+        self, team_id: int, name: str, workspaces: Mapping[str, Iterable[int]] | None = None
+    ) -> Domain:
+        """Create (or replace) a team's domain with its path -> workspace ids map."""
+        with self._lock:
+            domain = Domain(
+                team_id,
+                name,
+                copy_map(workspaces or {}),
+                data_center_id=self.data_center_id,
+            )
+            self._domains[(team_id, name.lower())] = domain
+            return domain
+
+    def domain(self, team_id: int, name: str) -> Domain:
+        """The live domain (``.workspaces``, ``.history``). KeyError if unknown."""
+        with self._lock:
+            return self._domains[(team_id, name.lower())]
+
+    # ------------------------------------------------------------------ HTTP entry ---------
+    def _serve_http(self, handler: Handler) -> None:
+        listener = handler.server
+        try:
+            raw_body = handler.read_body()
+        except (OSError, ValueError):
+            handler.close_connection = True
+            return
+        target = handler.path
+        split = urlsplit(target)
+        path = split.path
+        rel = path[4:] if path == "/api" or path.startswith("/api/") else path
+        body: Any = None
+        parse_error = None
+        if raw_body:
+            try:
+                body = json.loads(raw_body)
+            except ValueError as err:
+                parse_error = str(err)
+        rec = RecordedRequest(
+            method=handler.command,
+            path=rel,
+            raw_path=target,
+            query=dict(parse_qsl(split.query, keep_blank_values=True)),
+            headers=Headers(handler.headers.items()),
+            body=body,
+            raw_body=raw_body,
+            time=self._now(),
+            port=listener.port,
+            listener=listener.name,
+        )
+        with self._lock:
+            self._requests.append(rec)
+        try:
+            self._answer(handler, rec, path, parse_error)
+        finally:
+            if self.on_request is not None:
+                self.on_request(rec)
+
+    def _answer(
+        self, handler: Handler, rec: RecordedRequest, path: str, parse_error: str | None
+    ) -> None:
+        rule = self._faults.pick(rec.method, rec.path, rec.listener)
+        if rule is not None:
+            rec.fault = rule.kind
+            if rule.kind == "drop_before":
+                handler.drop()
+                return
+            if rule.kind in ("status", "429"):
+                assert rule.status is not None
+                headers = dict(rule.headers)
+                if rule.kind == "429":
+                    headers.setdefault("Retry-After", str(rule.retry_after))
+                if rule.body is not None:
+                    raw = rule.body.encode() if isinstance(rule.body, str) else rule.body
+                    reply = Reply(
+                        rule.status, raw=raw, headers=headers, content_type=rule.content_type
+                    )
+                else:
+                    phrase = http.HTTPStatus(rule.status).phrase
+                    reply = self._problem_reply(
+                        rec, rule.status, phrase, "injected fault", headers=headers
+                    )
+                self._send(handler, rec, reply)
+                return
+            if rule.kind == "redirect":
+                location = rule.location
+                if location is None:
+                    base = (
+                        rule.target
+                        if "://" in rule.target
+                        else self._listener(rule.target).base_url
+                    )
+                    location = base.rstrip("/") + rec.raw_path[len("/api") :]
+                assert rule.status is not None
+                self._send(
+                    handler, rec, Reply(rule.status, headers={"Location": location, **rule.headers})
+                )
+                return
+            if rule.kind == "delay" and self._closing.wait(rule.seconds):
+                handler.drop()
+                return
+        try:
+            reply = self._process(rec, path, parse_error)
+        except Exception as err:
+            with self._lock:
+                self._internal_errors.append(f"{rec.method} {rec.raw_path}: {err!r}")
+            reply = self._problem_reply(rec, 500, "Internal Server Error", repr(err))
+        if rule is not None and rule.kind == "drop_after":
+            handler.drop()  # the request was handled and committed; the answer is lost
+            return
+        self._send(handler, rec, reply)
+
+    def _send(self, handler: Handler, rec: RecordedRequest, reply: Reply) -> None:
+        rec.status = reply.status
+        try:
+            handler.send_reply(reply)
+        except OSError:
+            handler.close_connection = True
+
+    def _problem_reply(
+        self,
+        rec: RecordedRequest,
+        status: int,
+        title: str,
+        detail: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
+        trace = uuid.uuid4().hex
+        rec.trace_id = trace
+        body: dict[str, Any] = {"status": status, "title": title, "traceId": trace}
+        if detail is not None:
+            body["detail"] = detail
+        return Reply(status, body, headers=headers or {})
+
+    def _violation(self, rec: RecordedRequest, problems: list[str]) -> None:
+        """One entry in ``spec_violations`` per offending request."""
+        message = f"{rec.method} {rec.raw_path}: {'; '.join(problems)}"
+        rec.violations += problems
+        with self._lock:
+            self._violations.append(message)
+
+    def _process(self, rec: RecordedRequest, path: str, parse_error: str | None) -> Reply:
+        if not (path == "/api" or path.startswith("/api/")):
+            self._violation(rec, ["path is outside the /api base path"])
+            return self._problem_reply(rec, 404, "Not Found", f"no route {path}")
+        route = self.spec.match(rec.method, rec.path)
+        op = route.operation
+        problems: list[str] = []
+        params: dict[str, Any] = {}
+        if op is None:
+            if route.allowed:
+                problems.append(f"method {rec.method} not allowed (allowed: {route.allowed})")
+            else:
+                problems.append("no such route in the spec")
+        else:
+            rec.route = op.template
+            rec.operation_id = op.operation_id
+            params, problems = op.check_path_params(route.raw_params)
+            problems += op.check_query(rec.query)
+            problems += op.check_body(
+                bool(rec.raw_body),
+                rec.headers.get("content-type", ""),
+                rec.body,
+                parse_error,
+            )
+        if problems:
+            self._violation(rec, problems)
+        streams = op is not None and op.streams
+        auth = rec.headers.get("authorization", "")
+        scheme, _, given = auth.partition(" ")
+        if scheme.lower() != "bearer" or given.strip() != self.token:
+            return self._fail(
+                rec,
+                op,
+                streams,
+                401,
+                UNAUTHORIZED,
+                "missing Authorization header" if not auth else "invalid token",
+            )
+        if op is None:
+            if route.allowed:
+                return self._problem_reply(rec, 405, "Method Not Allowed", problems[0])
+            return self._problem_reply(rec, 404, "Not Found", f"no route {rec.path}")
+        if problems:
+            return self._fail(rec, op, streams, 400, SCHEMA, "; ".join(problems))
+        handler = _HANDLERS.get(op.operation_id)
+        if handler is None:
+            with self._lock:
+                self._unemulated.append(f"{rec.method} {rec.raw_path} ({op.operation_id})")
+            return self._problem_reply(
+                rec, 501, "Not Implemented", f"{op.operation_id} is not emulated"
+            )
+        try:
+            with self._lock:
+                reply = handler(self, op, params, rec.body)
+        except Problem as problem:
+            reply = self._fail(rec, op, streams, problem.status, problem.title, problem.detail)
+        if reply.stream is None and reply.raw is None:
+            bad = op.check_response(reply.status, reply.body)
+            if bad:
+                with self._lock:
+                    self._response_violations += [f"{rec.method} {rec.path}: {b}" for b in bad]
+        return reply
+
+    def _fail(
+        self,
+        rec: RecordedRequest,
+        op: Operation | None,
+        streams: bool,
+        status: int,
+        title: str,
+        detail: str | None,
+    ) -> Reply:
+        reply = self._problem_reply(rec, status, title, detail)
+        if not streams:
+            return reply
+        problem = reply.body
+
+        def stream(emit: Emit) -> None:
+            emit("problem", problem)
+
+        assert op is not None
+        self._check_sse(op, "problem", problem)
+        return Reply(200, stream=stream)
+
+    def _check_sse(self, op: Operation, event: str, data: Any) -> None:
+        bad = op.check_sse_event(event, data)
+        if bad:
+            with self._lock:
+                self._response_violations += [f"SSE {op.template}: {b}" for b in bad]
+
+    # ------------------------------------------------------------------ handlers -----------
+    def _ws(self, ws_id: int, *, running: bool = False) -> Workspace:
+        ws = self._workspaces.get(ws_id)
+        if ws is None or ws.deleted:
+            raise Problem(404, NOT_FOUND, f"workspace {ws_id} does not exist")
+        if running and not ws.running:
+            state = "starting" if ws.starting else "not running"
+            raise Problem(400, NOT_RUNNING, f"workspace {ws_id} is {state}")
+        return ws
+
+    def _status(self, ws: Workspace, stage: str, now: float) -> list[dict[str, Any]]:
+        view = _visible(ws.runs.get(stage, []), now, frozen=False)
+        if view is None:
+            return never_ran_view(ws.entries(), ws.stages[stage].steps)
+        return view
+
+    def h_get_workspace(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
+        return Reply(200, self._ws(p["workspaceId"]).to_json())
+
+    def h_status(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
+        return Reply(200, {"isRunning": self._ws(p["workspaceId"]).running})
+
+    def h_list(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
+        return Reply(200, [ws.to_json() for ws in self.workspaces(p["teamId"])])
+
+    def h_create(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
+        known = {
+            "teamId", "name", "planId", "isPrivateRepo", "replicas", "gitUrl", "initialBranch",
+            "env", "baseImage", "restricted", "vpnConfig", "welcomeMessage", "sourceWorkspaceId",
+        }  # fmt: skip
+        git_url = body.get("gitUrl")
+        branch = body.get("initialBranch") or "main"
+        ws = self._new_workspace(
+            body["teamId"],
+            body["name"],
+            "api",
+            plan_id=body["planId"],
+            is_private_repo=body["isPrivateRepo"],
+            replicas=body["replicas"],
+            git_url=git_url,
+            initial_branch=body.get("initialBranch"),
+            branch=branch,
+            git_head=self.branch_head(branch) if git_url else None,
+            env={e["name"]: e["value"] for e in body.get("env", [])},
+            base_image=body.get("baseImage", "ubuntu-24.04"),
+            restricted=body.get("restricted", False),
+            vpn_config=body.get("vpnConfig"),
+            welcome_message=body.get("welcomeMessage"),
+            source_workspace_id=body.get("sourceWorkspaceId"),
+            extra={k: v for k, v in body.items() if k not in known},
+        )
+        ws.running_since = ws.created_at + ws.start_seconds
+        ws.start_times.append(ws.running_since)
+        return Reply(200, ws.to_json())
+
+    def h_patch(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
+        ws = self._ws(p["workspaceId"])
+        fields = {
+            "planId": "plan_id", "baseImage": "base_image", "name": "name",
+            "replicas": "replicas", "vpnConfig": "vpn_config", "restricted": "restricted",
+        }  # fmt: skip
+        for key, value in body.items():
+            if key in fields:
+                setattr(ws, fields[key], value)
+            else:
+                ws.extra[key] = value
+        self._event("workspace_updated", workspace_id=ws.id, changes=dict(body))
+        if "replicas" in body and ws.running_since is None:
+            self._wake(ws)
+        return Reply(200)
+
+    def h_delete(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
+        ws = self._ws(p["workspaceId"])
+        self._cut_runs(ws, "workspace deleted")
+        ws.deleted = True
+        ws.deleted_at = self._now()
+        self._event("workspace_deleted", workspace_id=ws.id, name=ws.name, team_id=ws.team_id)
+        return Reply(200)
+
+    def h_env_list(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
+        ws = self._ws(p["workspaceId"])
+        return Reply(200, [{"name": k, "value": v} for k, v in ws.env.items()])
+
+    def h_env_set(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
+        ws = self._ws(p["workspaceId"])
+        for item in body:
+            ws.env[item["name"]] = item["value"]
+        self._event("env_set", workspace_id=ws.id, names=[i["name"] for i in body])
+        return Reply(200)
+
+    def h_env_delete(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
+        ws = self._ws(p["workspaceId"])
+        for name in body:
+            ws.env.pop(name, None)
+        self._event("env_deleted", workspace_id=ws.id, names=list(body))
+        return Reply(200)
+
+    def h_git_pull(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
+        ws = self._ws(p["workspaceId"], running=True)
+        remote = p.get("remote", "origin")
+        branch = p.get("branch", ws.branch)
+        if remote not in self._remotes:
+            raise Problem(400, "git error", f"'{remote}' does not appear to be a git repository")
+        if not ws.git_url:
+            raise Problem(400, "git error", "the workspace has no git repository")
+        head = self.branch_head(branch)
+        if head is None:
+            raise Problem(400, "git error", f"couldn't find remote ref {branch}")
+        ws.branch = branch
+        ws.git_head = head
+        self._event("git_pulled", workspace_id=ws.id, remote=remote, branch=branch, head=head)
+        return Reply(200)
+
+    def h_git_head(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
+        ws = self._ws(p["workspaceId"], running=True)
+        if ws.git_head is None:
+            raise Problem(400, "git error", "the workspace has no git repository")
+        return Reply(200, {"head": ws.git_head})
+
+    def h_start(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
+        ws = self._ws(p["workspaceId"], running=True)
+        stage: str = p["stage"]
+        profile: str | None = p.get("profile")
+        if profile is not None and ws.profiles is not None and profile not in ws.profiles:
+            raise Problem(400, "CI profile not found", f"ci.{profile}.yml does not exist")
+        cfg = ws.stages[stage]
+        now = self._now()
+        runs = ws.runs.setdefault(stage, [])
+        if runs and runs[-1].superseded_at is None:
+            runs[-1].superseded_at = now
+        latency = cfg.start_latency if cfg.start_latency is not None else self.start_latency
+        run = StageRun(
+            ws_id=ws.id,
+            stage=stage,
+            profile=profile,
+            number=len(runs) + 1,
+            requested_at=now,
+            start_at=now + latency,
+            steps=cfg.steps,
+            seconds=cfg.seconds,
+            fail_step=cfg.fail_step,
+            entries=ws.entries(),
+            logs={k: list(v) for k, v in cfg.logs.items()},
+            error_lines=list(cfg.error_lines),
+            _now=self._now,
+            _wall_offset=self._wall_offset,
+        )
+        runs.append(run)
+        self._event(
+            "stage_start_requested",
+            workspace_id=ws.id,
+            stage=stage,
+            profile=profile,
+            run=run.number,
+        )
+        return Reply(200)
+
+    def h_stop(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
+        ws = self._ws(p["workspaceId"], running=True)
+        stage = p["stage"]
+        run = ws.stage_run(stage)
+        self._event(
+            "stage_stop_requested", workspace_id=ws.id, stage=stage, run=run.number if run else None
+        )
+        if run is not None and run.stopped_at is None and run.ended_at is None:
+            run.stopped_at = self._now()
+            run.stop_reason = "stopped"
+        return Reply(200)
+
+    def h_pipeline(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
+        ws = self._ws(p["workspaceId"], running=True)
+        return Reply(200, self._status(ws, p["stage"], self._now()))
+
+    def h_get_domain(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
+        return Reply(200, self._domain(p).to_json())
+
+    def h_list_domains(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
+        team = p["teamId"]
+        return Reply(200, [d.to_json() for (t, _), d in self._domains.items() if t == team])
+
+    def _domain(self, p: dict[str, Any]) -> Domain:
+        domain = self._domains.get((p["teamId"], p["domainName"].lower()))
+        if domain is None:
+            raise Problem(
+                404, DOMAIN_NOT_FOUND, f"domain {p['domainName']} not found in team {p['teamId']}"
+            )
+        return domain
+
+    def h_connect(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
+        domain = self._domain(p)
+        new = copy_map(body)
+        if self.check_domain_workspaces:
+            for ids in new.values():
+                for ws_id in ids:
+                    ws = self._workspaces.get(ws_id)
+                    if ws is None or ws.deleted or ws.team_id != domain.team_id:
+                        raise Problem(
+                            400,
+                            "Workspace not found",
+                            f"workspace {ws_id} does not exist in team {domain.team_id}",
+                        )
+        previous = copy_map(domain.workspaces)
+        domain.history.append((self._now(), previous))
+        domain.workspaces = new
+        self._event(
+            "domain_updated",
+            team_id=domain.team_id,
+            domain=domain.name,
+            workspaces=copy_map(new),
+            previous=previous,
+        )
+        return Reply(200, domain.to_json())
+
+    def h_logs(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
+        ws = self._ws(p["workspaceId"], running=True)
+        stage = p.get("stage", "run")
+        server = p.get("server")
+        if server is not None and server not in ws.servers:
+            raise Problem(404, "Server not found", f"no server {server!r} in the workspace")
+        return Reply(200, stream=self._log_stream(op, ws.id, stage, p["step"]))
+
+    def _log_stream(
+        self, op: Operation, ws_id: int, stage: str, step: int
+    ) -> Callable[[Emit], None]:
+        opened = self._now()
+        bound: StageRun | None = self._workspaces[ws_id].stage_run(stage)
+
+        def stream(emit: Emit) -> None:
+            nonlocal bound
+            deadline = opened + self.log_stream_max_seconds
+            sent = 0
+            while True:
+                problem = None
+                with self._lock:
+                    now = self._now()
+                    ws = self._workspaces[ws_id]
+                    if bound is None:
+                        bound = ws.stage_run(stage)
+                    ready: list[tuple[float, str, str]] = []
+                    done = False
+                    if bound is not None and step >= bound.steps:
+                        problem = (
+                            400,
+                            "Step not found",
+                            f"stage {stage} has {bound.steps} steps; {step} requested",
+                        )
+                    elif bound is not None:
+                        ready = [line for line in bound.log_lines(step) if line[0] <= now]
+                        end = bound.step_stream_end(step)
+                        done = end is not None and now >= end
+                    elif ws.deleted:
+                        done = True
+                if problem is not None:
+                    data: Any = {
+                        "status": problem[0],
+                        "title": problem[1],
+                        "detail": problem[2],
+                        "traceId": uuid.uuid4().hex,
+                    }
+                    self._check_sse(op, "problem", data)
+                    emit("problem", data)
+                    return
+                if len(ready) > sent:
+                    data = [
+                        {"timestamp": iso(self._wall_offset + t), "kind": kind, "data": text}
+                        for t, kind, text in ready[sent:]
+                    ]
+                    self._check_sse(op, "data", data)
+                    emit("data", data)
+                    sent = len(ready)
+                if done or now >= deadline:
+                    return
+                if self._closing.wait(0.01):
+                    # cut the stream like a server going away, not like a finished step
+                    raise ConnectionAbortedError("emulator closed")
+
+        return stream
+
+
+def _visible(runs: list[StageRun], t: float, *, frozen: bool) -> list[dict[str, Any]] | None:
+    """The status shown at ``t``: a run becomes visible only after its start latency;
+    until then the one before it shows, frozen as it was when the new start came in."""
+    if not runs:
+        return None
+    latest = runs[-1]
+    if t >= latest.start_at or (latest.stopped_at is not None and latest.stopped_at <= t):
+        return latest.view(t, ignore_supersede=frozen)
+    return _visible(runs[:-1], latest.requested_at, frozen=True)
+
+
+def _configure(stages: dict[str, StageConfig], stage: str, **options: Any) -> None:
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; expected one of {STAGES}")
+    cfg = stages[stage]
+    for key, value in options.items():
+        if value is _UNSET:
+            continue
+        if key == "error_lines" and isinstance(value, str):
+            value = [value]
+        elif key == "error_line":
+            key, value = "error_lines", [value]
+        elif key == "logs":
+            value = {int(k): list(v) for k, v in value.items()}
+        elif key == "error_lines":
+            value = list(value)
+        if not hasattr(cfg, key):
+            raise TypeError(f"unknown stage option {key!r}")
+        setattr(cfg, key, value)
+    if cfg.steps < 0 or cfg.seconds < 0:
+        raise ValueError("steps and seconds must not be negative")
+    if cfg.fail_step is not None and not 0 <= cfg.fail_step < cfg.steps:
+        raise ValueError(f"fail_step {cfg.fail_step} outside 0..{cfg.steps - 1}")
+
+
+_Handler = Callable[[Emulator, Operation, dict[str, Any], Any], Reply]
+_HANDLERS: dict[str, _Handler] = {
+    "workspaces-getWorkspace": Emulator.h_get_workspace,
+    "workspaces-updateWorkspace": Emulator.h_patch,
+    "workspaces-deleteWorkspace": Emulator.h_delete,
+    "workspaces-getWorkspaceStatus": Emulator.h_status,
+    "workspaces-createWorkspace": Emulator.h_create,
+    "workspaces-listWorkspaces": Emulator.h_list,
+    "workspaces-listEnvVars": Emulator.h_env_list,
+    "workspaces-setEnvVar": Emulator.h_env_set,
+    "workspaces-deleteEnvVar": Emulator.h_env_delete,
+    "workspaces-gitPull": Emulator.h_git_pull,
+    "workspaces-gitPull-1": Emulator.h_git_pull,
+    "workspaces-gitPull-2": Emulator.h_git_pull,
+    "workspaces-gitHead": Emulator.h_git_head,
+    "workspaces-startPipelineStage": Emulator.h_start,
+    "workspaces-startPipelineStage-1": Emulator.h_start,
+    "workspaces-stopPipelineStage": Emulator.h_stop,
+    "workspaces-pipelineStatus": Emulator.h_pipeline,
+    "workspaces-logs": Emulator.h_logs,
+    "workspaces-serverLogs": Emulator.h_logs,
+    "workspaces-replicaLogs": Emulator.h_logs,
+    "domains-getDomain": Emulator.h_get_domain,
+    "domains-listDomains": Emulator.h_list_domains,
+    "domains-updateWorkspaceConnections": Emulator.h_connect,
+}
+
+__all__ = ["IDE_SERVER", "Emulator", "Problem", "default_branch_head"]
