@@ -313,8 +313,12 @@ class Client:
             "PATCH", f"/workspaces/{workspace_id}", body={"replicas": replicas}, idempotent=True
         )
 
-    def list_team_workspaces(self, team_id: int) -> list[dict[str, Any]]:
-        result = self._request("GET", f"/workspaces/team/{team_id}", idempotent=True)
+    def list_team_workspaces(
+        self, team_id: int, *, timeout: tuple[float, float] | None = None, retries: bool = True
+    ) -> list[dict[str, Any]]:
+        result = self._request(
+            "GET", f"/workspaces/team/{team_id}", idempotent=True, timeout=timeout, retries=retries
+        )
         return list(result or [])
 
     def create_workspace(self, body: dict[str, Any]) -> dict[str, Any]:

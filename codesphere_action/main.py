@@ -72,6 +72,7 @@ def main(
     finally:
         guard.quiet()
         _finish(reporter, result, config)
+        guard.restore()
     return 0 if result.status == "success" else 1
 
 

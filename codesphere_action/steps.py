@@ -32,7 +32,9 @@ def ensure_running(ctx: Context, workspace: dict[str, Any]) -> bool:
     """Wake an on-demand workspace the way the official CLI does (PATCH replicas to
     at least 1, then wait for ``isRunning``). Return True when it had to be woken."""
     workspace_id = int(workspace["id"])
-    if ctx.client.is_running(workspace_id):
+    # A status call that keeps failing counts against the wake-up deadline.
+    deadline = ctx.clock.now() + ctx.config.workspace_timeout
+    if ctx.client.is_running(workspace_id, deadline=deadline):
         return False
     replicas = max(1, int(workspace.get("replicas") or 0))
     ctx.reporter.info(f"Workspace {workspace_id} is not running: waking it ({replicas} replica(s))")

@@ -45,7 +45,7 @@ def render(readme: str, action: dict[str, Any]) -> str:
         )
         if not pattern.search(readme):
             raise SystemExit(f"README.md has no <!-- {section}:start/end --> markers")
-        readme = pattern.sub(lambda m, t=table: m.group(1) + t + m.group(2), readme)
+        readme = pattern.sub(lambda m: m.group(1) + table + m.group(2), readme)  # noqa: B023
     return readme
 
 

@@ -40,6 +40,7 @@ CANCEL_DELETE_TIMEOUT = (0.5, 1.0)  # connect, read: cleanup after a signal has 
 class State:
     name: str
     created_id: int | None = None
+    creating: bool = False  # a create request is under way: its outcome is unknown
     switched: bool = False
     previous: list[int] = field(default_factory=list)
 
@@ -177,6 +178,7 @@ def _create(ctx: Context, state: State) -> dict[str, Any]:
     config, client = ctx.config, ctx.client
     assert config.team_id is not None
     body = _create_body(ctx, state.name)
+    state.creating = True
     try:
         workspace = client.create_workspace(body)
     except ActionError as exc:
@@ -196,6 +198,7 @@ def _create(ctx: Context, state: State) -> dict[str, Any]:
                     )
                     client.delete_workspace(int(twin["id"]))
     state.created_id = int(workspace["id"])
+    state.creating = False
     ctx.result.set("workspace-id", state.created_id)
     return workspace
 
@@ -267,6 +270,8 @@ def _clean_up(ctx: Context, state: State, *, cancelled: bool) -> None:
     """After a failure or cancellation: never leave a half-made workspace behind,
     never touch the domain; say what state things are in."""
     config = ctx.config
+    if state.created_id is None and state.creating:
+        state.created_id = _created_meanwhile(ctx, state, quick=cancelled)
     created = state.created_id
     if state.switched:
         ctx.result.aftermath.append(
@@ -295,6 +300,25 @@ def _clean_up(ctx: Context, state: State, *, cancelled: bool) -> None:
         )
         return
     ctx.result.aftermath.append(f"the new workspace {created} was deleted;{untouched}")
+
+
+def _created_meanwhile(ctx: Context, state: State, *, quick: bool) -> int | None:
+    """The workspace a create that was cut off may have made: ``_plan`` left no
+    workspace of this name, so one that exists now is ours."""
+    assert ctx.config.team_id is not None
+    try:
+        team = ctx.client.list_team_workspaces(
+            ctx.config.team_id,
+            timeout=CANCEL_DELETE_TIMEOUT if quick else None,
+            retries=not quick,
+        )
+    except (ActionError, Cancelled):
+        ctx.result.aftermath.append(
+            f"a workspace named {state.name} may have been created: check the team"
+        )
+        return None
+    found = [int(w["id"]) for w in team if w.get("name") == state.name]
+    return found[0] if found else None
 
 
 def _ids(ids: list[int]) -> str:
