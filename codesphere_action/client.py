@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -211,6 +211,7 @@ class Client:
         timeout: tuple[float, float],
         *,
         stream: bool = False,
+        session: requests.Session | None = None,
     ) -> requests.Response:
         """Send, following redirects ourselves: same method and body, the token
         only for the API's own host or its domain, over https (http on loopback)."""
@@ -222,7 +223,7 @@ class Client:
         for _ in range(MAX_REDIRECTS + 1):
             self.request_count += 1
             started = self.clock.now()
-            response = self.session.request(
+            response = (session or self.session).request(
                 method,
                 url,
                 data=data,
@@ -382,13 +383,26 @@ class Client:
         return list(result or [])
 
     def stream_logs(
-        self, workspace_id: int, stage: str, step: int, *, read_timeout: float = 30.0
+        self,
+        workspace_id: int,
+        stage: str,
+        step: int,
+        *,
+        read_timeout: float = 30.0,
+        on_open: Callable[[requests.Response], None] | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Yield log entries ``{"timestamp","kind","data"}`` of one step, as the
         SSE stream delivers them, until the server ends the stream. A ``problem``
-        event raises ApiError."""
+        event raises ApiError. ``on_open`` gets the response, so another thread
+        can close it. Each stream has its own session: safe beside other calls."""
         path = f"/workspaces/{workspace_id}/logs/{stage}/{step}"
-        response = self._send("GET", path, None, (self.timeout[0], read_timeout), stream=True)
+        session = requests.Session()
+        session.headers["User-Agent"] = USER_AGENT
+        response = self._send(
+            "GET", path, None, (self.timeout[0], read_timeout), stream=True, session=session
+        )
+        if on_open is not None:
+            on_open(response)
         try:
             if response.status_code >= 400:
                 raise self._api_error("GET", path, response)
@@ -408,6 +422,7 @@ class Client:
             yield from self._sse_event(path, event, data_lines)
         finally:
             response.close()
+            session.close()
 
     def _sse_event(self, path: str, event: str, data_lines: list[str]) -> Iterator[dict[str, Any]]:
         if not data_lines:

@@ -8,15 +8,21 @@ input, quotes the value (never the token's) and says what is accepted.
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
-from .errors import ConfigError
+from .errors import ConfigError, ContextError
 
 DEFAULT_API_URL = "https://codesphere.com/api"
+DEFAULT_GITHUB_API_URL = "https://api.github.com"
 FLOWS = ("simple", "zero-downtime", "preview", "teardown", "rollback")
+# Flows that create a workspace from the repository.
+CREATING_FLOWS = ("zero-downtime", "preview")
+PULL_REQUEST_EVENTS = ("pull_request", "pull_request_target")
 
 # The spec's pattern for environment variable names.
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
@@ -29,6 +35,9 @@ DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([hms]?)")
 DURATION = re.compile(r"^(?:\d+(?:\.\d+)?[hms]?)+$")
 UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "": 1.0}
 MAX_DURATION = 6 * 3600.0  # a GitHub job cannot run longer
+COMMIT_SHA = re.compile(r"^[0-9a-f]{40}(?:[0-9a-f]{24})?$")
+REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+MAX_ENVIRONMENT = 255  # GitHub's limit for an environment name
 
 
 def input_env_name(name: str) -> str:
@@ -40,6 +49,16 @@ def input_env_name(name: str) -> str:
 class EnvVar:
     name: str
     value: str
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    """The pull request a ``pull_request`` / ``pull_request_target`` event is about."""
+
+    number: int
+    head_ref: str
+    head_sha: str
+    head_repository: str = ""  # owner/name of the head branch's repository, "" if unknown
 
 
 @dataclass(frozen=True)
@@ -68,10 +87,17 @@ class Config:
     domain_path: str = "/"
     delete_previous: bool = False
     cleanup_on_failure: bool = True
+    # GitHub Deployments: off while github_token is empty.
+    github_token: str = field(default="", repr=False)
+    environment: str = ""
+    github_api_url: str = DEFAULT_GITHUB_API_URL
     # GitHub context, for names, links and the summary.
     repository: str = ""
     sha: str = ""
     server_url: str = "https://github.com"
+    event_name: str = ""
+    pull_request: PullRequest | None = None
+    run_url: str = ""
     debug: bool = False
     secrets: tuple[str, ...] = field(default=(), repr=False)
 
@@ -81,6 +107,14 @@ class Config:
     @property
     def domain_url(self) -> str:
         return f"https://{self.domain}{self.domain_path}" if self.domain else ""
+
+    @property
+    def deployment_ref(self) -> str:
+        """The commit a GitHub deployment is for: the pull request's head for a
+        preview (GITHUB_SHA is the merge commit there), else GITHUB_SHA."""
+        if self.flow == "preview" and self.pull_request is not None:
+            return self.pull_request.head_sha
+        return self.sha
 
 
 class _Inputs:
@@ -248,6 +282,115 @@ def default_workspace_name(repository: str, sha: str) -> str:
     return f"{repo}-{sha[:7]}" if repo and sha else ""
 
 
+def preview_workspace_name(repository: str, number: int) -> str:
+    """``<repository name>-pr-<number>``, the repository name shortened to fit 63 characters."""
+    repo = repository.rsplit("/", 1)[-1]
+    suffix = f"-pr-{number}"
+    return f"{repo[: 63 - len(suffix)]}{suffix}" if repo else ""
+
+
+def read_pull_request(environ: Mapping[str, str]) -> PullRequest | None:
+    """The pull request of a ``pull_request(_target)`` event, from the JSON file
+    at GITHUB_EVENT_PATH; None for any other event. Raises ContextError when the
+    payload cannot be read or lacks the fields a preview needs."""
+    event = environ.get("GITHUB_EVENT_NAME", "")
+    if event not in PULL_REQUEST_EVENTS:
+        return None
+    path = environ.get("GITHUB_EVENT_PATH", "")
+    where = f"the {event} event payload (GITHUB_EVENT_PATH '{path}')"
+    if not path:
+        raise ContextError(
+            f"GITHUB_EVENT_NAME is '{event}' but GITHUB_EVENT_PATH is not set: "
+            "run the action in a GitHub workflow, or set both for a local run"
+        )
+    try:
+        payload = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ContextError(f"could not read {where}: {exc}") from None
+    pull = payload.get("pull_request") if isinstance(payload, dict) else None
+    head = pull.get("head") if isinstance(pull, dict) else None
+    if not isinstance(pull, dict) or not isinstance(head, dict):
+        raise ContextError(f"{where} has no pull_request.head: is it really a {event} event?")
+    number, ref, sha = pull.get("number"), head.get("ref"), head.get("sha")
+    if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+        raise ContextError(f"{where} has pull_request.number {number!r}: expected a number")
+    if not isinstance(ref, str) or not ref:
+        raise ContextError(f"{where} has pull_request.head.ref {ref!r}: expected a branch name")
+    try:
+        parse_branch("branch", ref)
+    except ConfigError:
+        raise ContextError(
+            f"the pull request's head branch '{ref}' is not a branch name the API accepts: "
+            "set the input 'branch'"
+        ) from None
+    if not isinstance(sha, str) or not COMMIT_SHA.match(sha):
+        raise ContextError(f"{where} has pull_request.head.sha {sha!r}: expected a commit SHA")
+    repo = head.get("repo")
+    full_name = repo.get("full_name") if isinstance(repo, dict) else None
+    return PullRequest(number, ref, sha, full_name if isinstance(full_name, str) else "")
+
+
+def parse_environment(name: str, value: str) -> str:
+    if len(value) > MAX_ENVIRONMENT or any(ord(c) < 32 or c == "\x7f" for c in value):
+        raise ConfigError(
+            name, value, "expected an environment name of at most 255 printable characters"
+        )
+    return value
+
+
+def _github_api_url(environ: Mapping[str, str]) -> str:
+    value = environ.get("GITHUB_API_URL", "").strip() or DEFAULT_GITHUB_API_URL
+    try:
+        return parse_api_url("GITHUB_API_URL", value)
+    except ConfigError:
+        shown = "<redacted: contains credentials>" if "@" in value else value
+        raise ContextError(
+            f"GITHUB_API_URL is '{shown}': the Deployments option (input 'github-token') needs "
+            "an https URL such as https://api.github.com (http only for loopback hosts); the "
+            "runner sets it, so check the job's env"
+        ) from None
+
+
+def _deployment_settings(
+    inputs: _Inputs, environ: Mapping[str, str], flow: str, pull: PullRequest | None
+) -> tuple[str, str, str]:
+    """(github-token, environment, GitHub API URL), validated."""
+    token = inputs.raw("github-token").strip()
+    if any(c.isspace() for c in token):
+        raise ConfigError("github-token", "<redacted>", "the token must not contain whitespace")
+    default = "production"
+    if flow in ("preview", "teardown"):
+        default = f"preview-pr-{pull.number}" if pull else ""
+    environment = parse_environment("environment", inputs.get("environment", default))
+    if not token:
+        return "", environment, DEFAULT_GITHUB_API_URL
+    repository = environ.get("GITHUB_REPOSITORY", "")
+    if not REPOSITORY.match(repository):
+        raise ContextError(
+            f"GITHUB_REPOSITORY is '{repository}': the Deployments option (input "
+            "'github-token') needs it as owner/name; run the action in a GitHub workflow"
+        )
+    return token, environment, _github_api_url(environ)
+
+
+def _workspace_name(
+    inputs: _Inputs, flow: str, pull: PullRequest | None, repository: str, sha: str
+) -> str:
+    """The input, else ``<repo>-pr-<number>`` for preview and teardown, else ``<repo>-<sha7>``."""
+    name = inputs.get("workspace-name")
+    if not name and flow in ("preview", "teardown"):
+        name = preview_workspace_name(repository, pull.number) if pull else ""
+    elif not name:
+        name = default_workspace_name(repository, sha)
+    if name and not WORKSPACE_NAME.match(name):
+        raise ConfigError(
+            "workspace-name",
+            name,
+            "expected 1-63 letters, digits, '_', '.', '-', starting with a letter or digit",
+        )
+    return name
+
+
 def load_config(environ: Mapping[str, str]) -> Config:
     """Validate every input; raise ConfigError naming the first bad one."""
     inputs = _Inputs(environ)
@@ -276,11 +419,15 @@ def load_config(environ: Mapping[str, str]) -> Config:
     if not REMOTE.match(remote):
         raise ConfigError("remote", remote, "expected a git remote name such as 'origin'")
 
-    # Empty means "the current branch" for the simple flow, and "the triggering
-    # branch" for flows that create a workspace.
+    pull = read_pull_request(environ) if flow in ("preview", "teardown") else None
+
+    # Empty means "the current branch" for the simple flow, "the triggering
+    # branch" for zero-downtime and the pull request's head branch for a preview.
     branch = inputs.get("branch")
-    if not branch and flow != "simple":
+    if not branch and flow == "zero-downtime":
         branch = environ.get("GITHUB_REF_NAME", "")
+    if not branch and flow == "preview" and pull is not None:
+        branch = pull.head_ref
     if branch:
         parse_branch("branch", branch)
 
@@ -300,17 +447,14 @@ def load_config(environ: Mapping[str, str]) -> Config:
         git_url_text = f"{server_url}/{repository}.git"
     git_url = parse_git_url("git-url", git_url_text) if git_url_text else ""
 
-    workspace_name = inputs.get("workspace-name") or default_workspace_name(repository, sha)
-    if workspace_name and not WORKSPACE_NAME.match(workspace_name):
-        raise ConfigError(
-            "workspace-name",
-            workspace_name,
-            "expected 1-63 letters, digits, '_', '.', '-', starting with a letter or digit",
-        )
+    workspace_name = _workspace_name(inputs, flow, pull, repository, sha)
 
     domain_text = inputs.get("domain")
     domain = parse_domain("domain", domain_text) if domain_text else ""
     env = parse_env("env", inputs.raw("env"))
+    github_token, environment, github_api_url = _deployment_settings(inputs, environ, flow, pull)
+    run_id = environ.get("GITHUB_RUN_ID", "")
+    run_url = f"{server_url}/{repository}/actions/runs/{run_id}" if repository and run_id else ""
 
     config = Config(
         api_token=token,
@@ -339,36 +483,86 @@ def load_config(environ: Mapping[str, str]) -> Config:
         cleanup_on_failure=parse_bool(
             "cleanup-on-failure", inputs.get("cleanup-on-failure", "true")
         ),
+        github_token=github_token,
+        environment=environment,
+        github_api_url=github_api_url,
         repository=repository,
         sha=sha,
         server_url=server_url,
+        event_name=environ.get("GITHUB_EVENT_NAME", ""),
+        pull_request=pull,
+        run_url=run_url,
         debug=environ.get("RUNNER_DEBUG") == "1",
-        secrets=(token, *(var.value for var in env if var.value)),
+        secrets=(
+            token,
+            *((github_token,) if github_token else ()),
+            *(var.value for var in env if var.value),
+        ),
     )
     _check_flow_requirements(config)
     return config
 
 
 def _check_flow_requirements(config: Config) -> None:
-    if config.flow == "simple" and config.workspace_id is None:
+    flow = config.flow
+    if flow in ("preview", "teardown"):
+        _check_pull_request(config)
+    if flow == "simple" and config.workspace_id is None:
         raise ConfigError(
             "workspace-id", "", "the simple flow needs the id of the workspace to release"
         )
-    if config.flow == "zero-downtime":
-        for name, value in (("team-id", config.team_id), ("plan-id", config.plan_id)):
-            if value is None:
-                raise ConfigError(name, "", "the zero-downtime flow needs it (a numeric id)")
+    if flow in CREATING_FLOWS:
+        _need_ids(config, ("team-id", config.team_id), ("plan-id", config.plan_id))
         if not config.git_url:
             raise ConfigError(
                 "git-url", "", "set it, or run in a workflow where GITHUB_REPOSITORY is set"
             )
-        if not config.workspace_name:
+    if flow in (*CREATING_FLOWS, "teardown") and not config.workspace_name:
+        context = "GITHUB_SHA" if flow == "zero-downtime" else "the pull request event"
+        raise ConfigError(
+            "workspace-name", "", f"set it, or run where GITHUB_REPOSITORY and {context} are set"
+        )
+    if flow == "zero-downtime" and not config.branch:
+        raise ConfigError(
+            "branch", "", "set it, or run where GITHUB_REF_NAME (the triggering branch) is set"
+        )
+    if flow == "teardown":
+        _need_ids(config, ("team-id", config.team_id))
+    if flow == "rollback":
+        _need_ids(config, ("team-id", config.team_id))
+        if config.workspace_id is None:
             raise ConfigError(
-                "workspace-name",
+                "workspace-id",
                 "",
-                "set it, or run where GITHUB_REPOSITORY and GITHUB_SHA are set",
+                "the rollback flow needs the id of the workspace to point the domain back at, "
+                "e.g. the previous-workspace-id output of the last release",
             )
-        if not config.branch:
-            raise ConfigError(
-                "branch", "", "set it, or run where GITHUB_REF_NAME (the triggering branch) is set"
-            )
+        if not config.domain:
+            raise ConfigError("domain", "", "the rollback flow needs the domain to switch back")
+
+
+def _need_ids(config: Config, *named: tuple[str, int | None]) -> None:
+    for name, value in named:
+        if value is None:
+            raise ConfigError(name, "", f"the {config.flow} flow needs it (a numeric id)")
+
+
+def _check_pull_request(config: Config) -> None:
+    """preview always, teardown without ``workspace-name``: only a pull request
+    event says which preview is meant."""
+    if config.pull_request is not None:
+        return
+    if config.flow == "teardown" and config.workspace_name:
+        return
+    trigger = (
+        f"this run was triggered by '{config.event_name}' (GITHUB_EVENT_NAME)"
+        if config.event_name
+        else "GITHUB_EVENT_NAME is not set"
+    )
+    fix = (
+        "run it on: pull_request, as in examples/preview.yml"
+        if config.flow == "preview"
+        else "run it on: pull_request (types: [closed]), or set the input 'workspace-name' "
+        "to the preview workspace to delete"
+    )
+    raise ContextError(f"the {config.flow} flow works on a pull request, but {trigger}: {fix}")

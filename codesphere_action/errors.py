@@ -28,6 +28,13 @@ class ConfigError(ActionError):
         super().__init__(f"input '{name}' is {shown}: {expected}")
 
 
+class ContextError(ActionError):
+    """The workflow's context (its event, a ``GITHUB_*`` variable) does not suit
+    the inputs; raised before any request is made."""
+
+    title = "Invalid workflow context"
+
+
 class ApiError(ActionError):
     """Codesphere answered with an error status (problem JSON)."""
 

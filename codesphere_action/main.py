@@ -83,7 +83,7 @@ def _run(
     from .client import Client  # noqa: PLC0415
     from .context import Context  # noqa: PLC0415
     from .flows import FLOWS  # noqa: PLC0415
-    from .waiting import PollPolicy, Waiter  # noqa: PLC0415
+    from .waiting import Waiter  # noqa: PLC0415
 
     client = Client(config.api_url, config.api_token, reporter=reporter, clock=clock)
     try:
@@ -92,7 +92,7 @@ def _run(
             client=client,
             reporter=reporter,
             clock=clock,
-            waiter=Waiter(clock, PollPolicy()),
+            waiter=Waiter(clock),
             guard=guard,
             result=result,
         )

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from typing import Any
 
 from .context import Context
+from .cues import StepFollower, running_step
 from .errors import ActionError, ApiError, StageFailed, TransportError, WaitTimeout
 from .waiting import Baseline, Progress, StageTracker, WaitStats, relevant
 
+# Follow the running step's log stream as an end cue (see cues.py).
+FOLLOW_STEP_LOGS = True
 LOG_TAIL_LINES = 100
 LOG_READ_SECONDS = 10.0
 START_CONFIRM_SECONDS = 5.0
@@ -74,6 +78,12 @@ def run_stage(ctx: Context, workspace_id: int, stage: str, *, restart: bool = Fa
         _start(ctx, workspace_id, stage, tracker)
 
         last: list[Progress] = [Progress("pending", "started")]
+        # prepare and test end; their steps' log streams end with them. The run
+        # stage does not end, so its wait polls on the quick schedule instead.
+        cue = threading.Event() if FOLLOW_STEP_LOGS and stage != "run" else None
+        follower = (
+            StepFollower(client, workspace_id, stage, cue, config.stage_timeout) if cue else None
+        )
 
         def check(deadline: float) -> Progress | None:
             entries = client.stage_status(workspace_id, stage, deadline=deadline)
@@ -81,16 +91,26 @@ def run_stage(ctx: Context, workspace_id: int, stage: str, *, restart: bool = Fa
             if progress.detail != last[0].detail:
                 ctx.reporter.info(f"{stage}: {progress.detail}")
             last[0] = progress
+            if follower is not None and progress.state == "running":
+                ours = [e for e in relevant(stage, entries) if tracker.is_ours(e)]
+                step = running_step(ours[0]) if ours else None
+                if step is not None:
+                    follower.follow(step)
             return progress if progress.state in ("success", "failed") else None
 
         stats = WaitStats()
-        outcome = ctx.waiter.poll(
-            check,
-            timeout=config.stage_timeout,
-            what=f"stage {stage}",
-            stats=stats,
-            last_state=lambda: last[0].detail,
-        )
+        try:
+            outcome = ctx.waiter.poll(
+                check,
+                timeout=config.stage_timeout,
+                what=f"stage {stage}",
+                cue=cue,
+                stats=stats,
+                last_state=lambda: last[0].detail,
+            )
+        finally:
+            if follower is not None:
+                follower.stop()
         phase.detail = f"{stats.polls} status polls"
         if outcome.state == "failed":
             phase.outcome = "failed"

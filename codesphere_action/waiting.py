@@ -52,6 +52,15 @@ class PollPolicy:
             delay = min(self.cap, delay * self.factor)
 
 
+# Waits with no signal of their end (a workspace starting, run servers coming
+# up): poll soon and often at first, so a short wait is noticed within a
+# fraction of a second, then settle at the cap.
+QUICK = PollPolicy(first=0.1, factor=1.3, cap=3.0)
+# Waits with a cue (the log stream of the running step ends when it ends): the
+# cue ends the wait; polls are the safety net and bound the lag should the cue
+# never come, so they can grow faster and cost fewer requests.
+CUED = PollPolicy(first=0.25, factor=2.0, cap=3.0)
+
 Key = tuple[str, str]
 
 
@@ -167,9 +176,16 @@ class WaitStats:
 class Waiter:
     """Runs polls on a ``PollPolicy`` against a deadline, with an optional cue."""
 
-    def __init__(self, clock: Clock, policy: PollPolicy, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        policy: PollPolicy = QUICK,
+        cued_policy: PollPolicy = CUED,
+        rng: random.Random | None = None,
+    ) -> None:
         self.clock = clock
         self.policy = policy
+        self.cued_policy = cued_policy
         self.rng = rng or random.Random()
 
     def poll(
@@ -182,7 +198,8 @@ class Waiter:
         stats: WaitStats | None = None,
         last_state: Callable[[], str] = lambda: "",
     ) -> T:
-        """Call ``check(deadline)`` on the schedule until it returns a value.
+        """Call ``check(deadline)`` on the schedule until it returns a value; with a
+        ``cue``, on the relaxed schedule, and at once whenever the cue is set.
 
         Raises WaitTimeout when the deadline passes first (also when the status
         calls kept failing until then); errors that are not transient propagate.
@@ -191,7 +208,8 @@ class Waiter:
         start = self.clock.now()
         deadline = start + timeout
         last_error: ActionError | None = None
-        for delay in self.policy.delays(self.rng):
+        policy = self.policy if cue is None else self.cued_policy
+        for delay in policy.delays(self.rng):
             remaining = deadline - self.clock.now()
             if remaining <= 0:
                 break

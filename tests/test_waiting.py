@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from codesphere_action.errors import ApiError, TransportError, WaitTimeout
-from codesphere_action.waiting import Baseline, PollPolicy, StageTracker, Waiter
+from codesphere_action.waiting import CUED, QUICK, Baseline, PollPolicy, StageTracker, Waiter
 
 from .fakes import FakeClock
 
@@ -108,7 +108,7 @@ def test_a_cue_wakes_the_wait_at_once() -> None:
     clock = FakeClock()
     cue = threading.Event()
     cue.set()
-    waiter = Waiter(clock, PollPolicy(first=2, cap=2, jitter=0))
+    waiter = Waiter(clock, cued_policy=PollPolicy(first=2, cap=2, jitter=0))
     results = iter([None, "done"])
     assert waiter.poll(lambda _d: next(results), timeout=60, what="x", cue=cue) == "done"
     assert clock.sleeps == [0.0, 2.0]  # the first sleep was cut short by the cue
@@ -164,3 +164,50 @@ def test_without_started_at_a_state_change_marks_our_run() -> None:
     assert tracker.evaluate([entry("codesphere-ide", "success")]).state == "pending"
     assert tracker.evaluate([entry("codesphere-ide", "running")]).state == "running"
     assert tracker.evaluate([entry("codesphere-ide", "success")]).state == "success"
+
+
+# -- the two schedules the action uses --------------------------------------------
+
+
+def poll_times(policy: PollPolicy, until: float, seed: int) -> list[float]:
+    times, now = [], 0.0
+    for delay in policy.delays(random.Random(seed)):
+        now += delay
+        times.append(now)
+        if now >= until:
+            return times
+    raise AssertionError("unreachable")
+
+
+@pytest.mark.parametrize("policy", [QUICK, CUED], ids=["quick", "cued"])
+def test_both_schedules_poll_first_under_half_a_second_and_cap_at_three(
+    policy: PollPolicy,
+) -> None:
+    for seed in range(100):
+        values = delays(policy, 40, seed)
+        assert values[0] < 0.5
+        assert max(values) <= 3.0 * (1 + policy.jitter)  # the lag a missed cue can cost
+
+
+def test_quick_schedule_notices_a_short_wait_within_a_fraction_of_it() -> None:
+    for seed in range(100):
+        for end in (1.0, 1.3, 2.0, 3.3):
+            times = poll_times(QUICK, end, seed)
+            assert times[-1] - end <= 0.35 * end + 0.1
+
+
+def test_cued_schedule_spends_few_polls_on_a_long_stage() -> None:
+    for seed in range(100):
+        assert len(poll_times(CUED, 20.3, seed)) <= 10  # plus one poll per step-end cue
+
+
+def test_waiter_uses_the_relaxed_schedule_only_with_a_cue() -> None:
+    clock = FakeClock()
+    waiter = Waiter(
+        clock, policy=PollPolicy(first=0.1, jitter=0), cued_policy=PollPolicy(first=0.4, jitter=0)
+    )
+    results = iter([None, "done", None, "done"])
+    waiter.poll(lambda _d: next(results), timeout=5, what="x")
+    waiter.poll(lambda _d: next(results), timeout=5, what="x", cue=threading.Event())
+    assert clock.sleeps[0] == 0.1
+    assert clock.sleeps[2] == 0.4
