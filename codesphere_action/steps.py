@@ -155,8 +155,7 @@ def _run_appeared(ctx: Context, workspace_id: int, stage: str, tracker: StageTra
 
 def _failure_message(ctx: Context, workspace_id: int, stage: str, outcome: Progress) -> str:
     step = outcome.failed_step
-    where = f" at step {step + 1}" if step is not None else ""
-    message = f"stage {stage} {outcome.detail}{where}"
+    message = f"stage {stage} {outcome.detail}"
     if step is None:
         return message
     lines = _read_log(ctx, workspace_id, stage, step)

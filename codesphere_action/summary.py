@@ -7,10 +7,16 @@ from .context import Result
 from .github import format_seconds
 
 HEADLINES = {
-    "success": "✅ Released",
-    "failed": "❌ Release failed",
-    "timed-out": "⏱️ Release timed out",
-    "cancelled": "⚪ Release cancelled",
+    "success": "✅ {done}",
+    "failed": "❌ {what} failed",
+    "timed-out": "⏱️ {what} timed out",
+    "cancelled": "⚪ {what} cancelled",
+}
+# What a run of the flow is called, and what it says when it succeeded.
+WORDS = {
+    "preview": ("Preview", "Preview ready"),
+    "teardown": ("Teardown", "Torn down"),
+    "rollback": ("Rollback", "Rolled back"),
 }
 OUTCOME_ICONS = {"success": "✅", "failed": "❌", "skipped": "⏭️"}
 
@@ -19,14 +25,19 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def flow_words(flow: str) -> tuple[str, str]:
+    """("Release", "Released") and the like, for the flow's headline and notice."""
+    return WORDS.get(flow, ("Release", "Released"))
+
+
 def render_summary(result: Result, config: Config | None) -> str:
     out = result.outputs
-    lines = [
-        f"### {HEADLINES.get(result.status, result.status)} · Codesphere `{result.flow}` flow",
-        "",
-    ]
+    what, done = flow_words(result.flow)
+    headline = HEADLINES.get(result.status, result.status).format(what=what, done=done)
+    lines = [f"### {headline} · Codesphere `{result.flow}` flow", ""]
     if result.message:
-        lines += [f"**{_cell(result.message)}**", ""]
+        message = result.message[0].upper() + result.message[1:]
+        lines += [f"**{_cell(message)}**", ""]
     rows: list[tuple[str, str]] = []
     workspace = out["workspace-id"]
     if workspace:
@@ -45,7 +56,9 @@ def render_summary(result: Result, config: Config | None) -> str:
             link = f"[`{commit[:7]}`]({config.server_url}/{config.repository}/commit/{commit})"
         rows.append(("Commit", link))
     if rows:
-        lines += ["| | |", "|---|---|", *(f"| **{k}** | {v} |" for k, v in rows), ""]
+        # The first row is the header: GitHub renders an empty header as a blank bar.
+        lines += [f"| **{k}** | {v} |" for k, v in rows[:1]]
+        lines += ["|---|---|", *(f"| **{k}** | {v} |" for k, v in rows[1:]), ""]
     if result.phases:
         lines += ["| Phase | Result | Duration | Detail |", "|---|---|---|---|"]
         for phase in result.phases:

@@ -127,11 +127,15 @@ class StageTracker:
         ours = [e for e in mine if self.is_ours(e)]
         for entry in ours:
             if entry.get("state") in FAILED:
+                step = first_failed_step(entry)
+                steps = len(entry.get("steps") or [])
+                verb = "failed" if entry.get("state") == "failure" else "was aborted"
+                where = f" at step {step + 1} of {steps}" if step is not None else ""
                 return Progress(
                     "failed",
-                    f"{entry.get('state')} on {entry.get('server')}",
+                    f"{verb}{where} on {entry.get('server')}",
                     failed_server=str(entry.get("server", "")),
-                    failed_step=first_failed_step(entry),
+                    failed_step=step,
                 )
         if len(ours) < len(mine):
             return Progress("pending", "waiting for the new run to start")

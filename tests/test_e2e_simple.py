@@ -103,10 +103,11 @@ def test_failing_prepare_shows_the_log_and_fails_once(emu: Emulator, runner: Run
     assert result.returncode != 0
     assert result.status == "failed"
     error = result.assert_one_error()
-    assert "stage prepare" in error and "step 2" in error
+    assert "stage prepare failed at step 2 of 3 on codesphere-ide" in error
     assert "npm ERR! missing script: build" in error
     assert "::group::Log of prepare step 2" in result.stdout
     assert result.outputs["workspace-id"] == str(ws)
+    assert result.outputs["workspace-url"] == f"https://{emu.workspace(ws).dev_domain}"
     assert not emu.find_requests("POST", rf"/workspaces/{ws}/pipeline/run/start")
     assert "❌ Release failed" in result.summary
     result.assert_no_token()

@@ -17,6 +17,8 @@ def release(ctx: Context) -> None:
     with ctx.phase("Workspace") as phase:
         workspace = get_workspace(ctx, workspace_id, "workspace-id")
         ctx.result.workspace_name = str(workspace.get("name", ""))
+        if workspace.get("devDomain"):  # known now, so a failure reports it too
+            ctx.result.set("workspace-url", f"https://{workspace['devDomain']}")
         ctx.reporter.info(f"Releasing into workspace {workspace_id} ({ctx.result.workspace_name})")
         if ensure_running(ctx, workspace):
             phase.detail = "woken up"
