@@ -31,6 +31,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e import parse_outputs
 from tests.emulator import Emulator
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(900)]
@@ -112,32 +113,6 @@ def _fail_output(what: str, proc: subprocess.CompletedProcess[str]) -> str:
         f"{what} failed with exit code {proc.returncode}\n"
         f"--- stdout ---\n{proc.stdout[-6000:]}\n--- stderr ---\n{proc.stderr[-6000:]}"
     )
-
-
-def parse_outputs(text: str) -> dict[str, str]:
-    """Parse a GITHUB_OUTPUT file: ``name=value`` lines and ``name<<DELIM`` blocks."""
-    outputs: dict[str, str] = {}
-    lines = text.splitlines()
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        i += 1
-        if not line:
-            continue
-        if "<<" in line and ("=" not in line or line.index("<<") < line.index("=")):
-            name, delim = line.split("<<", 1)
-            value: list[str] = []
-            while i < len(lines) and lines[i] != delim:
-                value.append(lines[i])
-                i += 1
-            assert i < len(lines), f"output {name!r}: heredoc delimiter {delim!r} never closed"
-            i += 1
-            outputs[name] = "\n".join(value)
-        else:
-            assert "=" in line, f"malformed GITHUB_OUTPUT line: {line!r}"
-            name, value_line = line.split("=", 1)
-            outputs[name] = value_line
-    return outputs
 
 
 @pytest.fixture(scope="module")

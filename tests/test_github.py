@@ -11,31 +11,8 @@ from hypothesis import strategies as st
 
 from codesphere_action.github import Reporter, escape_data, escape_property, format_output
 
+from .e2e import parse_outputs
 from .fakes import capture_reporter
-
-
-def parse_outputs(text: str) -> dict[str, str]:
-    """Read a GITHUB_OUTPUT file the way the runner does."""
-    result: dict[str, str] = {}
-    lines = text.split("\n")
-    index = 0
-    while index < len(lines):
-        line = lines[index]
-        index += 1
-        if not line:
-            continue
-        if "<<" in line and ("=" not in line or line.index("<<") < line.index("=")):
-            name, delimiter = line.split("<<", 1)
-            value_lines = []
-            while lines[index] != delimiter:
-                value_lines.append(lines[index])
-                index += 1
-            index += 1
-            result[name] = "\n".join(value_lines)
-        else:
-            name, value = line.split("=", 1)
-            result[name] = value
-    return result
 
 
 def test_single_line_values_use_name_equals_value() -> None:
