@@ -34,3 +34,11 @@ def test_tables_have_a_row_per_input() -> None:
     action = yaml.safe_load((ROOT / "action.yml").read_text())
     generated = tables(action)
     assert len(re.findall(r"^\| `", generated["inputs"], re.M)) == len(action["inputs"])
+
+
+def test_release_workflow_can_point_action_yml_at_the_published_image() -> None:
+    """release.yml rewrites this exact line when it moves the major tag."""
+    lines = (ROOT / "action.yml").read_text().splitlines()
+    assert lines.count("  image: Dockerfile") == 1
+    workflow = (ROOT / ".github/workflows/release.yml").read_text()
+    assert "grep -q '^  image: Dockerfile$' action.yml" in workflow
