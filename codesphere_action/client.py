@@ -91,7 +91,7 @@ def token_allowed_host(api_host: str) -> tuple[str, str]:
     return api_host, api_host
 
 
-class _Bearer(requests.auth.AuthBase):
+class BearerAuth(requests.auth.AuthBase):
     """Explicit auth, so requests never swaps in ~/.netrc credentials."""
 
     def __init__(self, token: str) -> None:
@@ -128,7 +128,7 @@ class Client:
         self._scheme = base.scheme
         self._host = (base.hostname or "").lower()
         self._allowed_host, self._allowed_domain = token_allowed_host(self._host)
-        self._auth = _Bearer(token)
+        self._auth = BearerAuth(token)
         self.reporter = reporter
         self.clock = clock
         self.timeout = (connect_timeout, read_timeout)
@@ -449,6 +449,10 @@ class Client:
             "GET", f"/domains/team/{team_id}/domain/{quote(domain, safe='')}", idempotent=True
         )
         return result
+
+    def list_domains(self, team_id: int) -> list[dict[str, Any]]:
+        result = self._request("GET", f"/domains/team/{team_id}", idempotent=True)
+        return list(result or [])
 
     def set_domain_connections(
         self, team_id: int, domain: str, connections: dict[str, list[int]]

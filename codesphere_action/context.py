@@ -48,6 +48,8 @@ class Result:
     # Sentences saying what state things were left in, for failures after
     # something changed ("the domain now points at 42; ...").
     aftermath: list[str] = field(default_factory=list)
+    # The success notice, when the flow says it better than "Released to <url>".
+    notice: str = ""
 
     def set(self, name: str, value: str | int | None) -> None:
         if name not in self.outputs:

@@ -35,6 +35,13 @@ class ContextError(ActionError):
     title = "Invalid workflow context"
 
 
+class Refused(ActionError):
+    """A check before a change failed, so nothing was changed (a rollback to a
+    workspace that is not up, a teardown of a workspace a domain serves)."""
+
+    title = "Refused"
+
+
 class ApiError(ActionError):
     """Codesphere answered with an error status (problem JSON)."""
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import traceback
 from collections.abc import Mapping
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from .clock import Clock, SystemClock
 from .config import Config, input_env_name, load_config
@@ -18,7 +18,10 @@ from .context import Result
 from .errors import ActionError, Cancelled
 from .github import Reporter
 from .signals import CancelGuard
-from .summary import render_summary
+from .summary import flow_words, render_summary
+
+if TYPE_CHECKING:  # requests is imported lazily, after the inputs are known to be good
+    from .deployments import Deployments
 
 
 def main(
@@ -34,19 +37,26 @@ def main(
         output_path=environ.get("GITHUB_OUTPUT", ""),
         summary_path=environ.get("GITHUB_STEP_SUMMARY", ""),
     )
-    # Mask the token before anything else can print it.
-    token = environ.get(input_env_name("api-token"), "").strip()
-    if token:
-        reporter.mask(token)
+    # Mask the tokens before anything else can print them.
+    for name in ("api-token", "github-token"):
+        token = environ.get(input_env_name(name), "").strip()
+        if token:
+            reporter.mask(token)
     guard = CancelGuard()
     guard.install()
     result = Result(flow=environ.get(input_env_name("flow"), "").strip() or "simple")
     config: Config | None = None
+    deployments: Deployments | None = None
     try:
         config = load_config(environ)
         for secret in config.secrets:
             reporter.mask(secret)
         result.flow = config.flow
+        if config.github_token:
+            from .deployments import Deployments  # noqa: PLC0415
+
+            deployments = Deployments(config, reporter)
+            deployments.begin()
         _run(config, reporter, clock or SystemClock(), guard, result)
         result.status = "success"
     except Cancelled as exc:
@@ -71,6 +81,8 @@ def main(
         reporter.error(result.message, title="Internal error")
     finally:
         guard.quiet()
+        if deployments is not None:
+            deployments.finish(result)
         _finish(reporter, result, config)
         guard.restore()
     return 0 if result.status == "success" else 1
@@ -110,9 +122,12 @@ def _finish(reporter: Reporter, result: Result, config: Config | None) -> None:
     if result.status == "success":
         url = result.outputs["domain-url"] or result.outputs["workspace-url"]
         note = " ".join(s[0].upper() + s[1:] for s in result.aftermath)
+        done = (
+            result.notice or f"Released to {url or 'workspace ' + result.outputs['workspace-id']}"
+        )
         reporter.notice(
-            f"Released to {url or 'workspace ' + result.outputs['workspace-id']}. {note}".strip(),
-            title="Codesphere release succeeded",
+            f"{done.rstrip('.')}. {note}".strip(),
+            title=f"Codesphere {flow_words(result.flow)[0].lower()} succeeded",
         )
     try:
         reporter.write_outputs(result.outputs)

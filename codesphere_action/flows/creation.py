@@ -109,15 +109,17 @@ def clean_up(ctx: Context, state: State, *, cancelled: bool) -> None:
             f"nothing was undone (previous: {ids(state.previous) or 'none'})"
         )
         return
-    untouched = f" the domain {config.domain} is untouched." if config.domain else ""
+    untouched = f"the domain {config.domain} is untouched" if config.domain else ""
+
+    def tell(what: str) -> None:
+        ctx.result.aftermath.append("; ".join(part for part in (what, untouched) if part))
+
     if created is None:
         if untouched:
-            ctx.result.aftermath.append(untouched.strip())
+            tell("")
         return
     if not config.cleanup_on_failure:
-        ctx.result.aftermath.append(
-            f"the new workspace {created} was kept (cleanup-on-failure: false);{untouched}"
-        )
+        tell(f"the new workspace {created} was kept (cleanup-on-failure: false)")
         return
     try:
         if cancelled:
@@ -125,11 +127,9 @@ def clean_up(ctx: Context, state: State, *, cancelled: bool) -> None:
         else:
             ctx.client.delete_workspace(created)
     except (ActionError, Cancelled) as exc:
-        ctx.result.aftermath.append(
-            f"deleting the new workspace {created} failed ({exc}): delete it by hand;{untouched}"
-        )
+        tell(f"deleting the new workspace {created} failed ({exc}): delete it by hand")
         return
-    ctx.result.aftermath.append(f"the new workspace {created} was deleted;{untouched}")
+    tell(f"the new workspace {created} was deleted")
 
 
 def _created_meanwhile(ctx: Context, state: State, *, quick: bool) -> int | None:

@@ -81,11 +81,11 @@ def _plan(ctx: Context, state: State) -> dict[str, Any] | None:
     """Apply the re-run rules; return the workspace that is live already, if any."""
     config, client = ctx.config, ctx.client
     assert config.team_id is not None
-    domain_map = domain_map(ctx) if config.domain else {}
+    connected = domain_map(ctx) if config.domain else {}
     if config.domain:
         ctx.reporter.info(f"Domain {config.domain}: {describe_map(connected)}")
-    on_path = set(domain_map.get(config.domain_path, []))
-    serving = {i for ids in domain_map.values() for i in ids}
+    on_path = set(connected.get(config.domain_path, []))
+    serving = {i for path_ids in connected.values() for i in path_ids}
     team = client.list_team_workspaces(config.team_id)
     names = {str(w.get("name")) for w in team}
     same_name = [w for w in team if w.get("name") == state.name]
@@ -127,7 +127,7 @@ def _report_already_live(ctx: Context, workspace: dict[str, Any]) -> None:
 
 
 def _delete_previous(ctx: Context, state: State, workspace_id: int) -> None:
-    serving = {i for ids in domain_map(ctx).values() for i in ids}
+    serving = {i for path_ids in domain_map(ctx).values() for i in path_ids}
     for previous in state.previous:
         if previous == workspace_id or previous in serving:
             ctx.reporter.info(f"Keeping workspace {previous}: it still serves the domain")

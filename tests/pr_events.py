@@ -1,0 +1,46 @@
+"""Pull-request events for end-to-end tests: the JSON file GITHUB_EVENT_PATH names."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .e2e import Runner
+
+PR = 5
+BRANCH = "feature/checkout"
+HEAD = "a" * 40  # the pull request's head commit
+MERGE = "c" * 40  # GITHUB_SHA of a pull_request event: the test merge commit
+PREVIEW = f"shop-pr-{PR}"  # <repository name>-pr-<number>
+
+
+def pr_event(
+    runner: Runner,
+    *,
+    number: int = PR,
+    ref: str = BRANCH,
+    sha: str = HEAD,
+    action: str = "opened",
+    head_repository: str = "acme/shop",
+    event_name: str = "pull_request",
+) -> dict[str, str]:
+    """Write the event payload; return the variables the runner sets for it."""
+    path = Path(runner.tmp) / f"event-{action}-{sha[:7]}.json"
+    payload = {
+        "action": action,
+        "number": number,
+        "pull_request": {
+            "number": number,
+            "state": "closed" if action == "closed" else "open",
+            "head": {"ref": ref, "sha": sha, "repo": {"full_name": head_repository}},
+            "base": {"ref": "main", "sha": "b" * 40, "repo": {"full_name": "acme/shop"}},
+        },
+        "repository": {"full_name": "acme/shop"},
+    }
+    path.write_text(json.dumps(payload))
+    return {
+        "GITHUB_EVENT_NAME": event_name,
+        "GITHUB_EVENT_PATH": str(path),
+        "GITHUB_REF_NAME": f"{number}/merge",
+        "GITHUB_SHA": MERGE,
+    }

@@ -1,0 +1,209 @@
+"""Config for the preview, teardown and rollback flows and the Deployments option."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from codesphere_action.config import (
+    DEFAULT_GITHUB_API_URL,
+    PullRequest,
+    load_config,
+    preview_workspace_name,
+)
+from codesphere_action.errors import ConfigError, ContextError
+
+TOKEN = "cs-token-7f3a9c"
+GH_TOKEN = "ghs_config-test-token"
+HEAD = "a" * 40
+
+
+def event_file(tmp_path: Path, payload: Any) -> str:
+    path = tmp_path / "event.json"
+    path.write_text(payload if isinstance(payload, str) else json.dumps(payload))
+    return str(path)
+
+
+def pr_payload(number: Any = 5, ref: Any = "feature/x", sha: Any = HEAD) -> dict[str, Any]:
+    return {
+        "pull_request": {
+            "number": number,
+            "head": {"ref": ref, "sha": sha, "repo": {"full_name": "acme/shop"}},
+        }
+    }
+
+
+def flow_env(tmp_path: Path, flow: str, payload: Any = None, **inputs: str) -> dict[str, str]:
+    environ = {
+        "INPUT_API-TOKEN": TOKEN,
+        "INPUT_FLOW": flow,
+        "INPUT_TEAM-ID": "7",
+        "INPUT_PLAN-ID": "8",
+        "GITHUB_REPOSITORY": "acme/shop",
+        "GITHUB_SHA": "c" * 40,
+        "GITHUB_REF_NAME": "5/merge",
+        "GITHUB_SERVER_URL": "https://github.com",
+        "GITHUB_RUN_ID": "99",
+        "GITHUB_EVENT_NAME": "pull_request",
+        "GITHUB_EVENT_PATH": event_file(tmp_path, pr_payload() if payload is None else payload),
+    }
+    for name, value in inputs.items():
+        environ["INPUT_" + name.upper().replace("_", "-")] = value
+    return environ
+
+
+def test_preview_takes_name_branch_and_commit_from_the_pull_request(tmp_path: Path) -> None:
+    config = load_config(flow_env(tmp_path, "preview"))
+    assert config.pull_request == PullRequest(5, "feature/x", HEAD, "acme/shop")
+    assert config.workspace_name == "shop-pr-5"
+    assert config.branch == "feature/x"  # not GITHUB_REF_NAME, the merge ref
+    assert config.deployment_ref == HEAD  # not GITHUB_SHA, the merge commit
+    assert config.git_url == "https://github.com/acme/shop.git"
+    assert config.environment == "preview-pr-5"
+    assert config.github_token == ""
+    assert config.run_url == "https://github.com/acme/shop/actions/runs/99"
+
+
+def test_pull_request_target_is_a_pull_request_too(tmp_path: Path) -> None:
+    environ = flow_env(tmp_path, "preview")
+    environ["GITHUB_EVENT_NAME"] = "pull_request_target"
+    assert load_config(environ).workspace_name == "shop-pr-5"
+
+
+def test_explicit_name_and_branch_win(tmp_path: Path) -> None:
+    config = load_config(flow_env(tmp_path, "preview", workspace_name="my-preview", branch="other"))
+    assert (config.workspace_name, config.branch) == ("my-preview", "other")
+
+
+def test_a_long_repository_name_is_shortened_to_fit() -> None:
+    name = preview_workspace_name("acme/" + "r" * 100, 12345)
+    assert len(name) == 63 and name.endswith("-pr-12345")
+
+
+@pytest.mark.parametrize("flow", ["preview", "teardown"])
+def test_a_push_is_not_a_pull_request(tmp_path: Path, flow: str) -> None:
+    environ = flow_env(tmp_path, flow)
+    environ["GITHUB_EVENT_NAME"] = "push"
+    with pytest.raises(ContextError, match=f"the {flow} flow works on a pull request"):
+        load_config(environ)
+
+
+def test_teardown_by_name_needs_no_pull_request(tmp_path: Path) -> None:
+    environ = flow_env(tmp_path, "teardown", workspace_name="shop-pr-3")
+    environ["GITHUB_EVENT_NAME"] = "schedule"
+    config = load_config(environ)
+    assert (config.workspace_name, config.pull_request, config.environment) == (
+        "shop-pr-3",
+        None,
+        "",
+    )
+
+
+@pytest.mark.parametrize(
+    ("payload", "says"),
+    [
+        ("{not json", "could not read"),
+        ({"action": "opened"}, "has no pull_request.head"),
+        (pr_payload(number="5"), "pull_request.number '5'"),
+        (pr_payload(number=True), "pull_request.number True"),
+        (pr_payload(ref=""), "pull_request.head.ref ''"),
+        (pr_payload(ref="bad..ref"), "head branch 'bad..ref' is not a branch name"),
+        (pr_payload(sha="abc"), "pull_request.head.sha 'abc'"),
+    ],
+)
+def test_bad_event_payloads_are_named(tmp_path: Path, payload: Any, says: str) -> None:
+    with pytest.raises(ContextError) as caught:
+        load_config(flow_env(tmp_path, "preview", payload))
+    assert says in str(caught.value)
+
+
+def test_a_missing_event_file_is_named(tmp_path: Path) -> None:
+    environ = flow_env(tmp_path, "preview")
+    environ["GITHUB_EVENT_PATH"] = str(tmp_path / "nope.json")
+    with pytest.raises(ContextError, match=r"nope\.json"):
+        load_config(environ)
+
+
+def test_other_flows_ignore_the_event(tmp_path: Path) -> None:
+    environ = flow_env(tmp_path, "zero-downtime", "{broken")
+    config = load_config(environ)
+    assert config.pull_request is None
+    assert config.workspace_name == "shop-ccccccc"
+    assert config.branch == "5/merge"
+
+
+@pytest.mark.parametrize(
+    ("drop", "name"),
+    [
+        ("INPUT_TEAM-ID", "team-id"),
+        ("INPUT_WORKSPACE-ID", "workspace-id"),
+        ("INPUT_DOMAIN", "domain"),
+    ],
+)
+def test_rollback_needs_team_workspace_and_domain(tmp_path: Path, drop: str, name: str) -> None:
+    environ = flow_env(tmp_path, "rollback", workspace_id="42", domain="shop.example.com")
+    del environ[drop]
+    with pytest.raises(ConfigError) as caught:
+        load_config(environ)
+    assert caught.value.input_name == name
+
+
+def test_rollback_config(tmp_path: Path) -> None:
+    config = load_config(
+        flow_env(tmp_path, "rollback", workspace_id="42", domain="shop.example.com")
+    )
+    assert (config.workspace_id, config.domain_url, config.environment) == (
+        42,
+        "https://shop.example.com/",
+        "production",
+    )
+
+
+def test_github_token_is_a_secret_and_turns_deployments_on(tmp_path: Path) -> None:
+    config = load_config(flow_env(tmp_path, "preview", github_token=GH_TOKEN))
+    assert config.github_token == GH_TOKEN
+    assert GH_TOKEN in config.secrets
+    assert GH_TOKEN not in repr(config)
+    assert config.github_api_url == DEFAULT_GITHUB_API_URL
+
+
+def test_github_api_url_may_be_http_only_on_loopback(tmp_path: Path) -> None:
+    environ = flow_env(tmp_path, "preview", github_token=GH_TOKEN)
+    environ["GITHUB_API_URL"] = "http://127.0.0.1:8123/"
+    assert load_config(environ).github_api_url == "http://127.0.0.1:8123"
+    environ["GITHUB_API_URL"] = "http://ghe.example.com/api/v3"
+    with pytest.raises(
+        ContextError, match=re.escape("GITHUB_API_URL is 'http://ghe.example.com/api/v3'")
+    ):
+        load_config(environ)
+    environ["GITHUB_API_URL"] = "https://user:pw@ghe.example.com/api/v3"
+    with pytest.raises(ContextError) as caught:
+        load_config(environ)
+    assert "pw" not in str(caught.value)
+
+
+def test_github_token_errors_never_show_it(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(flow_env(tmp_path, "preview", github_token="ghs_a b"))
+    assert caught.value.input_name == "github-token"
+    assert "ghs_a" not in str(caught.value)
+
+
+def test_deployments_need_the_repository(tmp_path: Path) -> None:
+    environ = flow_env(tmp_path, "rollback", workspace_id="1", domain="a.example.com")
+    environ["INPUT_GITHUB-TOKEN"] = GH_TOKEN
+    del environ["GITHUB_REPOSITORY"]
+    with pytest.raises(ContextError, match="GITHUB_REPOSITORY"):
+        load_config(environ)
+
+
+def test_environment_is_validated(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(flow_env(tmp_path, "preview", environment="x" * 256))
+    assert caught.value.input_name == "environment"
+    config = load_config(flow_env(tmp_path, "preview", environment="review"))
+    assert config.environment == "review"
