@@ -10,7 +10,6 @@ and screenshots the page with headless Chromium (Debian's `chromium`).
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import tempfile
@@ -21,9 +20,10 @@ import markdown
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.e2e import Runner  # noqa: E402
 from tests.emulator import Emulator  # noqa: E402
 
-TOKEN = "render-token"
+TOKEN = "render-token"  # the emulator accepts any token it is given
 CSS = """
 body { font: 14px/1.5 -apple-system, "Segoe UI", "Noto Sans", Helvetica, Arial, sans-serif;
        color: #1f2328; background: #f6f8fa; margin: 0; padding: 24px; }
@@ -58,25 +58,8 @@ def release(flow: str, fail: bool) -> str:
         else:
             inputs.update({"team-id": "1", "plan-id": "8", "domain": "shop.example.com"})
         with tempfile.TemporaryDirectory() as tmp:
-            summary = Path(tmp, "summary")
-            env = {
-                "PATH": os.environ.get("PATH", ""),
-                "GITHUB_STEP_SUMMARY": str(summary),
-                "GITHUB_OUTPUT": str(Path(tmp, "output")),
-                "GITHUB_REPOSITORY": "acme/shop",
-                "GITHUB_SHA": "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
-                "GITHUB_REF_NAME": "main",
-                "GITHUB_SERVER_URL": "https://github.com",
-                **{f"INPUT_{k.upper()}": v for k, v in inputs.items()},
-            }
-            subprocess.run(
-                [sys.executable, str(ROOT / "entrypoint.py")],
-                cwd=tmp,
-                env=env,
-                capture_output=True,
-                check=False,
-            )
-            return summary.read_text()
+            # Runs entrypoint.py as the runner does (tests/e2e.py).
+            return Runner(Path(tmp)).run(inputs).summary
 
 
 def main() -> None:
