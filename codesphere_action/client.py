@@ -136,7 +136,6 @@ class Client:
         self.session = session or requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
         self.rng = rng or random.Random()
-        self.request_count = 0
 
     def close(self) -> None:
         self.session.close()
@@ -221,7 +220,6 @@ class Client:
         if data is not None:
             headers["Content-Type"] = "application/json"
         for _ in range(MAX_REDIRECTS + 1):
-            self.request_count += 1
             started = self.clock.now()
             response = (session or self.session).request(
                 method,

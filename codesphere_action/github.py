@@ -132,6 +132,12 @@ class Reporter:
             handle.write(self.redact(markdown))
 
 
+def sentence(text: str) -> str:
+    """``text`` with its first letter upper-cased (messages are built lower-case,
+    to be joined after a colon; alone they start a sentence)."""
+    return text[:1].upper() + text[1:]
+
+
 def format_seconds(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds:.1f} s"

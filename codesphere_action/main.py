@@ -16,7 +16,7 @@ from .clock import Clock, SystemClock
 from .config import Config, input_env_name, load_config
 from .context import Result
 from .errors import ActionError, Cancelled
-from .github import Reporter
+from .github import Reporter, sentence
 from .signals import CancelGuard
 from .summary import flow_words, render_summary
 
@@ -114,14 +114,14 @@ def _run(
 
 
 def _with_aftermath(message: str, result: Result) -> str:
-    return " ".join([message.rstrip(".") + ".", *(s[0].upper() + s[1:] for s in result.aftermath)])
+    return " ".join([message.rstrip(".") + ".", *map(sentence, result.aftermath)])
 
 
 def _finish(reporter: Reporter, result: Result, config: Config | None) -> None:
     result.set("status", result.status)
     if result.status == "success":
         url = result.outputs["domain-url"] or result.outputs["workspace-url"]
-        note = " ".join(s[0].upper() + s[1:] for s in result.aftermath)
+        note = " ".join(map(sentence, result.aftermath))
         done = (
             result.notice or f"Released to {url or 'workspace ' + result.outputs['workspace-id']}"
         )

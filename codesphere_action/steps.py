@@ -200,18 +200,26 @@ def get_workspace(ctx: Context, workspace_id: int, input_name: str) -> dict[str,
         raise
 
 
-def describe(ctx: Context, workspace_id: int) -> dict[str, Any]:
-    """Fill the workspace outputs from the API: id, URL from ``devDomain``, git head."""
-    workspace = ctx.client.get_workspace(workspace_id)
-    ctx.result.set("workspace-id", workspace_id)
+def record_workspace(ctx: Context, workspace: dict[str, Any]) -> None:
+    """Set the outputs the workspace itself tells: id, name, URL from ``devDomain``
+    (as soon as they are known, so a failure later still reports them)."""
+    ctx.result.set("workspace-id", int(workspace["id"]))
     ctx.result.workspace_name = str(workspace.get("name", ""))
     dev_domain = workspace.get("devDomain")
     if dev_domain:
         ctx.result.set("workspace-url", f"https://{dev_domain}")
-    else:
+
+
+def describe(ctx: Context, workspace_id: int, known: dict[str, Any] | None = None) -> None:
+    """Fill the workspace outputs: those of ``record_workspace`` (from ``known``
+    when it has them, else from the API) and the deployed commit (git head)."""
+    workspace = (
+        known if known and known.get("devDomain") else ctx.client.get_workspace(workspace_id)
+    )
+    record_workspace(ctx, workspace)
+    if not workspace.get("devDomain"):
         ctx.reporter.warning(f"workspace {workspace_id} reports no devDomain: no workspace-url")
     ctx.result.set("deployed-commit", ctx.client.git_head(workspace_id))
-    return workspace
 
 
 def stage_plan(ctx: Context) -> list[str]:

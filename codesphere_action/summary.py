@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .config import Config
 from .context import Result
-from .github import format_seconds
+from .github import format_seconds, sentence
 
 HEADLINES = {
     "success": "✅ {done}",
@@ -36,8 +36,7 @@ def render_summary(result: Result, config: Config | None) -> str:
     headline = HEADLINES.get(result.status, result.status).format(what=what, done=done)
     lines = [f"### {headline} · Codesphere `{result.flow}` flow", ""]
     if result.message:
-        message = result.message[0].upper() + result.message[1:]
-        lines += [f"**{_cell(message)}**", ""]
+        lines += [f"**{_cell(sentence(result.message))}**", ""]
     rows: list[tuple[str, str]] = []
     workspace = out["workspace-id"]
     if workspace:
@@ -70,6 +69,6 @@ def render_summary(result: Result, config: Config | None) -> str:
         total = sum(p.seconds for p in result.phases)
         lines += [f"| **Total** | | **{format_seconds(total)}** | |", ""]
     if result.status == "success":
-        lines += [f"> {s[0].upper() + s[1:]}" for s in result.aftermath]
+        lines += [f"> {sentence(s)}" for s in result.aftermath]
     lines.append("")
     return "\n".join(lines) + "\n"

@@ -67,6 +67,7 @@ def _preview(ctx: Context, state: State, reused: list[int]) -> None:
             wait_until_running(ctx, workspace_id)
             phase.detail = f"workspace {workspace_id}"
     else:
+        workspace = existing
         workspace_id = int(existing["id"])
         reused.append(workspace_id)
         ctx.result.set("workspace-id", workspace_id)
@@ -86,7 +87,7 @@ def _preview(ctx: Context, state: State, reused: list[int]) -> None:
     for stage in stage_plan(ctx):
         run_stage(ctx, workspace_id, stage)
     run_stage(ctx, workspace_id, "run", restart=existing is not None)
-    describe(ctx, workspace_id)
+    describe(ctx, workspace_id, workspace)
     _check_commit(ctx)
     url = ctx.result.outputs["workspace-url"] or f"workspace {workspace_id}"
     verb = "updated" if existing else "created"

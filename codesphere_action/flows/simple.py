@@ -6,7 +6,15 @@ The app is down while its run stage restarts; ``zero-downtime`` avoids that.
 from __future__ import annotations
 
 from ..context import Context
-from ..steps import describe, ensure_running, get_workspace, git_pull, run_stage, stage_plan
+from ..steps import (
+    describe,
+    ensure_running,
+    get_workspace,
+    git_pull,
+    record_workspace,
+    run_stage,
+    stage_plan,
+)
 
 
 def release(ctx: Context) -> None:
@@ -16,9 +24,7 @@ def release(ctx: Context) -> None:
 
     with ctx.phase("Workspace") as phase:
         workspace = get_workspace(ctx, workspace_id, "workspace-id")
-        ctx.result.workspace_name = str(workspace.get("name", ""))
-        if workspace.get("devDomain"):  # known now, so a failure reports it too
-            ctx.result.set("workspace-url", f"https://{workspace['devDomain']}")
+        record_workspace(ctx, workspace)
         ctx.reporter.info(f"Releasing into workspace {workspace_id} ({ctx.result.workspace_name})")
         if ensure_running(ctx, workspace):
             phase.detail = "woken up"
@@ -30,4 +36,4 @@ def release(ctx: Context) -> None:
         run_stage(ctx, workspace_id, stage)
     run_stage(ctx, workspace_id, "run", restart=True)
 
-    describe(ctx, workspace_id)
+    describe(ctx, workspace_id, workspace)

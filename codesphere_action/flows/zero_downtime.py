@@ -61,7 +61,7 @@ def _release(ctx: Context, state: State) -> None:
     for stage in stage_plan(ctx):
         run_stage(ctx, workspace_id, stage)
     run_stage(ctx, workspace_id, "run")
-    describe(ctx, workspace_id)
+    describe(ctx, workspace_id, workspace)
 
     if not config.domain:
         ctx.reporter.info("No domain given: nothing to switch")
