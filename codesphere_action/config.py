@@ -10,12 +10,14 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import secrets as _random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from .errors import ConfigError, ContextError
+from .models import EnvVar
 
 DEFAULT_API_URL = "https://codesphere.com/api"
 DEFAULT_GITHUB_API_URL = "https://api.github.com"
@@ -38,17 +40,13 @@ MAX_DURATION = 6 * 3600.0  # a GitHub job cannot run longer
 COMMIT_SHA = re.compile(r"^[0-9a-f]{40}(?:[0-9a-f]{24})?$")
 REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 MAX_ENVIRONMENT = 255  # GitHub's limit for an environment name
+# The variable the action sets on every workspace it creates (ownership.py).
+MARK_NAME = "CODESPHERE_RELEASE"
 
 
 def input_env_name(name: str) -> str:
     """The variable the runner sets for an input: upper case, spaces to ``_``, hyphens kept."""
     return "INPUT_" + name.replace(" ", "_").upper()
-
-
-@dataclass(frozen=True)
-class EnvVar:
-    name: str
-    value: str
 
 
 @dataclass(frozen=True)
@@ -82,7 +80,7 @@ class Config:
     private_repo: bool = False
     replicas: int = 1
     workspace_name: str = ""
-    env: tuple[EnvVar, ...] = ()
+    env: tuple[EnvVar, ...] = ()  # env and secret-env together, in that order
     domain: str = ""
     domain_path: str = "/"
     delete_previous: bool = False
@@ -98,6 +96,7 @@ class Config:
     event_name: str = ""
     pull_request: PullRequest | None = None
     run_url: str = ""
+    run_id: str = ""  # GITHUB_RUN_ID.GITHUB_RUN_ATTEMPT: this run, in the mark (ownership.py)
     debug: bool = False
     secrets: tuple[str, ...] = field(default=(), repr=False)
 
@@ -167,6 +166,14 @@ def parse_positive_int(name: str, value: str) -> int:
     if not value.isascii() or not value.isdigit() or int(value) < 1:
         raise ConfigError(name, value, "expected a whole number of at least 1")
     return int(value)
+
+
+def is_ip_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 def is_loopback(host: str) -> bool:
@@ -270,6 +277,10 @@ def parse_env(name: str, value: str) -> tuple[EnvVar, ...]:
             )
         if key in result:
             raise ConfigError(name, f"line {number}: {key}", "each variable may appear only once")
+        if key == MARK_NAME:
+            raise ConfigError(
+                name, f"line {number}: {key}", "that name is the action's own mark; pick another"
+            )
         val = val.strip()
         if len(val) >= 2 and val[0] == val[-1] and val[0] in "'\"":
             val = val[1:-1]
@@ -452,6 +463,12 @@ def load_config(environ: Mapping[str, str]) -> Config:
     domain_text = inputs.get("domain")
     domain = parse_domain("domain", domain_text) if domain_text else ""
     env = parse_env("env", inputs.raw("env"))
+    secret_env = parse_env("secret-env", inputs.raw("secret-env"))
+    for var in secret_env:
+        if any(plain.name == var.name for plain in env):
+            raise ConfigError(
+                "secret-env", var.name, "that name is in the env input too; set it in one of them"
+            )
     github_token, environment, github_api_url = _deployment_settings(inputs, environ, flow, pull)
     run_id = environ.get("GITHUB_RUN_ID", "")
     run_url = f"{server_url}/{repository}/actions/runs/{run_id}" if repository and run_id else ""
@@ -476,7 +493,7 @@ def load_config(environ: Mapping[str, str]) -> Config:
         private_repo=parse_bool("private-repo", inputs.get("private-repo", "false")),
         replicas=parse_positive_int("replicas", inputs.get("replicas", "1")),
         workspace_name=workspace_name,
-        env=env,
+        env=env + secret_env,
         domain=domain,
         domain_path=parse_domain_path("domain-path", inputs.get("domain-path", "/")),
         delete_previous=parse_bool("delete-previous", inputs.get("delete-previous", "false")),
@@ -492,15 +509,28 @@ def load_config(environ: Mapping[str, str]) -> Config:
         event_name=environ.get("GITHUB_EVENT_NAME", ""),
         pull_request=pull,
         run_url=run_url,
+        run_id=_run_id(environ),
         debug=environ.get("RUNNER_DEBUG") == "1",
+        # Masked everywhere: the tokens and secret-env's values. Plain env values
+        # are not secrets (PORT=3000 must not turn every "3000" into "***").
         secrets=(
             token,
             *((github_token,) if github_token else ()),
-            *(var.value for var in env if var.value),
+            *(var.value for var in secret_env if var.value),
         ),
     )
     _check_flow_requirements(config)
     return config
+
+
+def _run_id(environ: Mapping[str, str]) -> str:
+    """``<run id>.<attempt>``; for a run outside GitHub a random one, so that two
+    local runs never take each other's workspaces for their own."""
+    run = environ.get("GITHUB_RUN_ID", "").strip()
+    if not run.isdigit():
+        return "local-" + _random.token_hex(4)
+    attempt = environ.get("GITHUB_RUN_ATTEMPT", "").strip()
+    return f"{run}.{attempt if attempt.isdigit() else '1'}"
 
 
 def _check_flow_requirements(config: Config) -> None:

@@ -1,81 +1,115 @@
 """End cues: learn that a step ended the moment it does, not at the next poll.
 
-A step's log stream (SSE) ends when the step ends. ``StepFollower`` reads the
-stream of the step that is running in a background thread and sets the cue
-when the stream ends, so the waiter polls at once. A cue only ever makes a
-wait faster: the status poll that follows decides what happened, and a stream
-that fails or never ends just leaves the wait to its schedule. Each step is
-followed at most once, so a stream that ends early cannot cause a poll storm.
+No document says when a step's log stream (SSE) ends: with the step, before
+it (after its last line, or cut by a proxy), or never (silent, or with
+keep-alive comments). ``StepFollower`` reads the stream of the step that is
+running in a background thread, and when the server ends the stream (or it
+breaks) it sets the cue, so the waiter polls at once. A cue only ever makes a
+wait faster: the status poll decides what happened, and a stream that never
+ends leaves the wait to its schedule.
+
+Streams never hold the main thread up:
+- a stream of a step that is over (a later step runs, or the stage ended) is
+  aborted by ``want``/``stop``, which shut the socket down (no lock, no wait);
+- each read has an idle timeout; a stream that stays silent that long is
+  re-opened only while its step still runs (a long step that prints nothing);
+- the threads are daemons and own their connections: nothing ever joins them.
+Each step's end is cued at most once, so a stream that ends early cannot cause
+a poll storm.
 """
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from typing import Any
 
-import requests
+from .client import Client, LogStream
+from .errors import TransportError
 
-from .client import Client
-
-
-def running_step(entry: dict[str, Any]) -> int | None:
-    """Index of the first step that has not finished, or None when all have."""
-    for index, step in enumerate(entry.get("steps") or []):
-        if step.get("state") in ("running", "waiting"):
-            return index
-    return None
+LOG_IDLE_SECONDS = 10.0  # a stream silent this long is re-opened if its step still runs
 
 
 class StepFollower:
     def __init__(
-        self, client: Client, workspace_id: int, stage: str, cue: threading.Event, timeout: float
+        self,
+        client: Client,
+        workspace_id: int,
+        stage: str,
+        cue: threading.Event,
+        idle_seconds: float = LOG_IDLE_SECONDS,
     ) -> None:
         self.client = client
         self.workspace_id = workspace_id
         self.stage = stage
         self.cue = cue
-        self.timeout = timeout
-        self._followed: set[int] = set()
-        self._responses: list[requests.Response] = []
+        self.idle_seconds = idle_seconds
         self._lock = threading.Lock()
+        self._wanted: int | None = None
+        self._started: set[int] = set()
+        self._streams: dict[int, LogStream] = {}
         self._stopped = False
 
-    def follow(self, step: int) -> None:
-        """Start following ``step`` unless it was followed before."""
+    def want(self, step: int | None) -> None:
+        """The step the last poll saw running (None: none). Follow it unless it was
+        followed before; abort the streams of every other step."""
         with self._lock:
-            if self._stopped or step in self._followed:
+            if self._stopped:
                 return
-            self._followed.add(step)
-        threading.Thread(
-            target=self._drain, args=(step,), name=f"follow-{self.stage}-{step}", daemon=True
-        ).start()
-
-    def _opened(self, response: requests.Response) -> None:
-        with self._lock:
-            self._responses.append(response)
-            stopped = self._stopped
-        if stopped:
-            response.close()
-
-    def _drain(self, step: int) -> None:
-        try:
-            for _entry in self.client.stream_logs(
-                self.workspace_id, self.stage, step, read_timeout=self.timeout, on_open=self._opened
-            ):
-                if self._stopped:
-                    return
-        except Exception:  # noqa: BLE001, S110 (no cue is fine: the schedule still polls)
-            pass
-        finally:
-            if not self._stopped:
-                self.cue.set()
+            self._wanted = step
+            stale = [s for k, s in self._streams.items() if k != step]
+            start = step is not None and step not in self._started
+            if start:
+                self._started.add(step)  # type: ignore[arg-type]
+        for stream in stale:
+            stream.abort()
+        if start:
+            threading.Thread(
+                target=self._follow, args=(step,), name=f"follow-{self.stage}-{step}", daemon=True
+            ).start()
 
     def stop(self) -> None:
-        """Close every open stream; threads end with them."""
+        """Abort every open stream; the threads end with them. Never blocks."""
         with self._lock:
             self._stopped = True
-            responses, self._responses = self._responses, []
-        for response in responses:
-            with contextlib.suppress(Exception):
-                response.close()
+            streams = list(self._streams.values())
+        for stream in streams:
+            stream.abort()
+
+    def _still_wanted(self, step: int) -> bool:
+        with self._lock:
+            return not self._stopped and self._wanted == step
+
+    def _follow(self, step: int) -> None:
+        """Read the step's stream until the server ends it (cue), it breaks (cue),
+        or the step is no longer wanted; re-open it after an idle timeout."""
+        while self._still_wanted(step):
+            now = self.client.clock.now()
+            try:
+                stream = self.client.open_log_stream(
+                    self.workspace_id,
+                    self.stage,
+                    step,
+                    idle_timeout=self.idle_seconds,
+                    limit=now + self.idle_seconds,
+                )
+            except Exception:  # noqa: BLE001 (no cue is fine: the schedule still polls)
+                break
+            with self._lock:
+                self._streams[step] = stream
+                stopped = self._stopped or self._wanted != step
+            if stopped:
+                stream.abort()
+            try:
+                for _entry in stream.entries():
+                    pass
+            except TransportError as exc:
+                if exc.idle and not stream.aborted:
+                    continue  # silent for a while: re-open if the step still runs
+            except Exception:  # noqa: BLE001, S110 (a broken stream is just an end)
+                pass
+            finally:
+                with self._lock:
+                    self._streams.pop(step, None)
+                stream.close()
+            if not stream.aborted:
+                self.cue.set()
+            break

@@ -88,10 +88,17 @@ class Deployments:
             "in progress"
         )
 
-    def finish(self, result: Result) -> None:
+    def finish(self, result: Result, seconds_left: float | None = None) -> None:
         """Report the run's end: ``success`` with the URL or ``failure``; for
-        teardown, mark the environment's deployments ``inactive``. Never raises."""
-        timeout = QUICK_TIMEOUT if result.status == "cancelled" else TIMEOUT
+        teardown, mark the environment's deployments ``inactive``. Never raises.
+        ``seconds_left``: what remains of the cancel budget, if the run was cancelled."""
+        timeout = TIMEOUT
+        if seconds_left is not None:
+            if seconds_left < 0.2:
+                self._warn("updating the deployment", "no time left after the cancellation")
+                self.close()
+                return
+            timeout = (min(QUICK_TIMEOUT[0], seconds_left), min(QUICK_TIMEOUT[1], seconds_left))
         try:
             if self.config.flow == "teardown":
                 if result.status == "success":

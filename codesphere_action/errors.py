@@ -83,9 +83,17 @@ class TransportError(ActionError):
 
     title = "Codesphere API unreachable"
 
-    def __init__(self, message: str, *, maybe_landed: bool) -> None:
+    def __init__(self, message: str, *, maybe_landed: bool, idle: bool = False) -> None:
         self.maybe_landed = maybe_landed
+        self.idle = idle  # a stream read that timed out (no byte for a while), not a break
         super().__init__(message)
+
+
+class BadAnswer(ActionError):
+    """A 2xx answer that is not what the API sends (HTML from a login page or
+    a proxy, JSON of the wrong shape): the request's outcome is unknown."""
+
+    title = "Unexpected answer"
 
 
 class RedirectRefused(ActionError):

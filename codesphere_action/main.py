@@ -42,7 +42,8 @@ def main(
         token = environ.get(input_env_name(name), "").strip()
         if token:
             reporter.mask(token)
-    guard = CancelGuard()
+    clock = clock or SystemClock()
+    guard = CancelGuard(clock.now)
     guard.install()
     result = Result(flow=environ.get(input_env_name("flow"), "").strip() or "simple")
     config: Config | None = None
@@ -57,7 +58,7 @@ def main(
 
             deployments = Deployments(config, reporter)
             deployments.begin()
-        _run(config, reporter, clock or SystemClock(), guard, result)
+        _run(config, reporter, clock, guard, result)
         result.status = "success"
     except Cancelled as exc:
         guard.quiet()
@@ -82,7 +83,7 @@ def main(
     finally:
         guard.quiet()
         if deployments is not None:
-            deployments.finish(result)
+            deployments.finish(result, guard.remaining())
         _finish(reporter, result, config)
         guard.restore()
     return 0 if result.status == "success" else 1
@@ -97,7 +98,13 @@ def _run(
     from .flows import FLOWS  # noqa: PLC0415
     from .waiting import Waiter  # noqa: PLC0415
 
-    client = Client(config.api_url, config.api_token, reporter=reporter, clock=clock)
+    client = Client(
+        config.api_url,
+        config.api_token,
+        reporter=reporter,
+        clock=clock,
+        deadline_cap=lambda: guard.deadline,
+    )
     try:
         ctx = Context(
             config=config,

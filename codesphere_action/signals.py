@@ -3,29 +3,41 @@
 The first signal raises ``Cancelled`` wherever the main thread is (a sleep, a
 socket read), so waiting stops at once. Inside ``shield()`` (the domain
 switch) it is held back until the block ends: a switch is never cut in half.
-Once cancelling, later signals are ignored so the cleanup can finish.
+
+Every signal also sets the cancel budget: the moment by which the run must
+have cleaned up, so that it can still write its outputs before the runner's
+next step (SIGINT: 7.5 s to SIGTERM; SIGTERM: 2.5 s to the kill), minus
+``RESERVE`` for the reporting. The client cuts every request to it
+(``deadline``), so a cleanup retries for as long as that allows and no longer.
 """
 
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
 from .errors import Cancelled
 
+# Seconds the runner waits after each signal before it sends the next one.
+GRACE = {signal.SIGINT: 7.5, signal.SIGTERM: 2.5}
+RESERVE = 0.5  # kept for writing outputs and the summary, and exiting
+
 
 class CancelGuard:
-    def __init__(self) -> None:
+    def __init__(self, now: Callable[[], float] = time.monotonic) -> None:
+        self.now = now
         self.cancelling = False
         self.pending: str | None = None
+        self.deadline: float | None = None  # the cancel budget, once a signal came
         self._shield_depth = 0
         self._previous: dict[int, Any] = {}
 
     def install(self) -> None:
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in GRACE:
             self._previous[signum] = signal.signal(signum, self._handle)
 
     def restore(self) -> None:
@@ -35,18 +47,27 @@ class CancelGuard:
         self._previous.clear()
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
-        name = signal.Signals(signum).name
+        self.signalled(signal.Signals(signum))
+
+    def signalled(self, sig: signal.Signals) -> None:
+        """What a signal does: tighten the budget; raise Cancelled unless held back."""
+        budget = self.now() + GRACE[sig] - RESERVE
+        self.deadline = budget if self.deadline is None else min(self.deadline, budget)
         if self.cancelling:
             return
         if self._shield_depth:
-            self.pending = name
+            self.pending = sig.name
             return
         self.cancelling = True
-        raise Cancelled(name)
+        raise Cancelled(sig.name)
 
     def quiet(self) -> None:
-        """From now on signals change nothing (the run is reporting its end)."""
+        """From now on signals only tighten the budget (the run is reporting its end)."""
         self.cancelling = True
+
+    def remaining(self) -> float | None:
+        """Seconds left in the cancel budget, None while no signal came."""
+        return None if self.deadline is None else max(0.0, self.deadline - self.now())
 
     @contextmanager
     def shield(self) -> Iterator[None]:

@@ -2,20 +2,39 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import deque
-from typing import Any
 
 from .context import Context
-from .cues import StepFollower, running_step
+from .cues import StepFollower
 from .errors import ActionError, ApiError, StageFailed, TransportError, WaitTimeout
-from .waiting import Baseline, Progress, StageTracker, WaitStats, relevant
+from .models import StageEntry, Workspace
+from .waiting import (
+    IDE_SERVER,
+    Baseline,
+    Progress,
+    StageTracker,
+    WaitStats,
+    is_active,
+    relevant,
+    running_step,
+)
 
-# Follow the running step's log stream as an end cue (see cues.py).
+# Follow the running step's log stream as an end cue (cues.py); the benchmark's
+# reference poller turns it off.
 FOLLOW_STEP_LOGS = True
 LOG_TAIL_LINES = 100
-LOG_READ_SECONDS = 10.0
+LOG_READ_SECONDS = 5.0  # reading a failed step's log takes at most this long...
+LOG_QUIET_SECONDS = 1.0  # ...and ends once no line came for this long
 START_CONFIRM_SECONDS = 5.0
+STOP_SETTLE_SECONDS = 15.0  # after a stop, wait this long at most for the old run to end
+# A start whose run never shows (the status stays as it was), or a run stage
+# that starts no customer server, fails after this long instead of waiting out
+# the whole stage-timeout.
+NO_SIGN_SECONDS = 60.0
+NO_SERVER_SECONDS = 60.0
+SINGLE_SERVER = re.compile(r"multi.?server", re.IGNORECASE)
 
 
 def wait_until_running(ctx: Context, workspace_id: int) -> None:
@@ -32,18 +51,16 @@ def wait_until_running(ctx: Context, workspace_id: int) -> None:
     )
 
 
-def ensure_running(ctx: Context, workspace: dict[str, Any]) -> bool:
+def ensure_running(ctx: Context, workspace: Workspace) -> bool:
     """Wake an on-demand workspace the way the official CLI does (PATCH replicas to
     at least 1, then wait for ``isRunning``). Return True when it had to be woken."""
-    workspace_id = int(workspace["id"])
-    # A status call that keeps failing counts against the wake-up deadline.
     deadline = ctx.clock.now() + ctx.config.workspace_timeout
-    if ctx.client.is_running(workspace_id, deadline=deadline):
+    if ctx.client.is_running(workspace.id, deadline=deadline):
         return False
-    replicas = max(1, int(workspace.get("replicas") or 0))
-    ctx.reporter.info(f"Workspace {workspace_id} is not running: waking it ({replicas} replica(s))")
-    ctx.client.set_replicas(workspace_id, replicas)
-    wait_until_running(ctx, workspace_id)
+    replicas = max(1, workspace.replicas)
+    ctx.reporter.info(f"Workspace {workspace.id} is not running: waking it ({replicas} replica(s))")
+    ctx.client.set_replicas(workspace.id, replicas, deadline=deadline)
+    wait_until_running(ctx, workspace.id)
     return True
 
 
@@ -62,62 +79,137 @@ def git_pull(ctx: Context, workspace_id: int) -> None:
         ctx.client.git_pull(workspace_id, remote, branch)
 
 
-def run_stage(ctx: Context, workspace_id: int, stage: str, *, restart: bool = False) -> None:
+def run_stage(ctx: Context, workspace_id: int, stage: str) -> None:
     """Start ``stage`` (with the profile) and wait until it succeeds (prepare, test)
-    or its servers run (run). Raises StageFailed with the failing step's log shown,
-    WaitTimeout after ``stage-timeout``."""
+    or its servers run (run). A run of the stage that is still in progress is
+    stopped first; the run stage gets its landscape deployed first.
+
+    Raises StageFailed with the failing step's log shown, or when the run never
+    shows or the run stage starts no server; WaitTimeout after ``stage-timeout``.
+    """
     client, config = ctx.client, ctx.config
     with ctx.phase(f"Stage {stage}") as phase:
-        before = client.stage_status(workspace_id, stage)
+        if config.profile:
+            phase.detail = f"profile {config.profile}"
+        deadline = ctx.clock.now() + config.stage_timeout
+        before = client.stage_status(workspace_id, stage, deadline=deadline)
+        if any(is_active(e) for e in relevant(stage, before)):
+            before = _stop_and_settle(ctx, workspace_id, stage, deadline)
+        if stage == "run" and sync_landscape(ctx, workspace_id):
+            before = client.stage_status(workspace_id, stage, deadline=deadline)
         tracker = StageTracker(stage, Baseline.of(before))
-        if restart:
-            ctx.reporter.info(f"Stopping {stage}")
-            _stop(ctx, workspace_id, stage)
         profile_note = f" (profile {config.profile})" if config.profile else ""
         ctx.reporter.info(f"Starting {stage}{profile_note}")
         _start(ctx, workspace_id, stage, tracker)
-
-        last: list[Progress] = [Progress("pending", "started")]
-        # prepare and test end; their steps' log streams end with them. The run
-        # stage does not end, so its wait polls on the quick schedule instead.
-        cue = threading.Event() if FOLLOW_STEP_LOGS and stage != "run" else None
-        follower = (
-            StepFollower(client, workspace_id, stage, cue, config.stage_timeout) if cue else None
-        )
-
-        def check(deadline: float) -> Progress | None:
-            entries = client.stage_status(workspace_id, stage, deadline=deadline)
-            progress = tracker.evaluate(entries)
-            if progress.detail != last[0].detail:
-                ctx.reporter.info(f"{stage}: {progress.detail}")
-            last[0] = progress
-            if follower is not None and progress.state == "running":
-                ours = [e for e in relevant(stage, entries) if tracker.is_ours(e)]
-                step = running_step(ours[0]) if ours else None
-                if step is not None:
-                    follower.follow(step)
-            return progress if progress.state in ("success", "failed") else None
-
-        stats = WaitStats()
-        try:
-            outcome = ctx.waiter.poll(
-                check,
-                timeout=config.stage_timeout,
-                what=f"stage {stage}",
-                cue=cue,
-                stats=stats,
-                last_state=lambda: last[0].detail,
-            )
-        finally:
-            if follower is not None:
-                follower.stop()
-        phase.detail = f"{stats.polls} status polls"
+        outcome = _wait(ctx, workspace_id, stage, tracker, deadline)
         if outcome.state == "failed":
             phase.outcome = "failed"
             raise StageFailed(stage, _failure_message(ctx, workspace_id, stage, outcome))
 
 
-def _stop(ctx: Context, workspace_id: int, stage: str) -> None:
+def _wait(
+    ctx: Context, workspace_id: int, stage: str, tracker: StageTracker, deadline: float
+) -> Progress:
+    """Poll until the run we started succeeds or fails; see ``run_stage``."""
+    client = ctx.client
+    started = ctx.clock.now()
+    last: list[Progress] = [Progress("pending", "started")]
+    # prepare and test end, and their steps' log streams may end with them. The
+    # run stage does not end, so its wait polls on the quick schedule instead.
+    cue = threading.Event() if FOLLOW_STEP_LOGS and stage != "run" else None
+    follower = StepFollower(client, workspace_id, stage, cue) if cue else None
+
+    def check(limit: float) -> Progress | None:
+        entries = client.stage_status(workspace_id, stage, deadline=limit)
+        progress = tracker.evaluate(entries)
+        if progress.detail != last[0].detail:
+            ctx.reporter.info(f"{stage}: {progress.detail}")
+        last[0] = progress
+        if progress.state in ("success", "failed"):
+            return progress
+        if follower is not None:
+            follower.want(_running_step(stage, tracker, entries))
+        elapsed = ctx.clock.now() - started
+        if not progress.seen and elapsed > NO_SIGN_SECONDS:
+            raise StageFailed(stage, _no_sign_message(stage, elapsed))
+        if stage == "run" and not progress.servers and elapsed > NO_SERVER_SECONDS:
+            raise StageFailed(stage, _no_server_message(elapsed))
+        return None
+
+    stats = WaitStats()
+    try:
+        return ctx.waiter.poll(
+            check,
+            timeout=max(0.0, deadline - started),
+            what=f"stage {stage}",
+            cue=cue,
+            stats=stats,
+            last_state=lambda: last[0].detail,
+        )
+    except WaitTimeout:
+        elapsed = ctx.clock.now() - started
+        if not last[0].seen:
+            raise StageFailed(stage, _no_sign_message(stage, elapsed)) from None
+        if stage == "run" and not last[0].servers:
+            raise StageFailed(stage, _no_server_message(elapsed)) from None
+        raise
+    finally:
+        if follower is not None:
+            follower.stop()
+        ctx.reporter.debug(f"stage {stage}: {stats.polls} status polls")
+
+
+def _running_step(stage: str, tracker: StageTracker, entries: list[StageEntry]) -> int | None:
+    ours = [e for e in relevant(stage, entries) if e.key in tracker.ours]
+    return running_step(ours[0]) if ours else None
+
+
+def _no_sign_message(stage: str, elapsed: float) -> str:
+    return (
+        f"stage {stage} was started, but {elapsed:.0f} s later its status still shows no sign "
+        "of the new run (the same entries as before the start). Codesphere may not have "
+        "started it: look at the workspace's pipeline in Codesphere and re-run the job"
+    )
+
+
+def _no_server_message(elapsed: float) -> str:
+    return (
+        f"the run stage started no server within {elapsed:.0f} s: the status lists no server "
+        "but codesphere-ide. Check the run section of ci.yml (for the profile in use): it must "
+        "define at least one server (a service with its steps)"
+    )
+
+
+def sync_landscape(ctx: Context, workspace_id: int) -> bool:
+    """Deploy the landscape (ci.yml's run section, same profile) as the official
+    flows do before the run stage: it allocates the servers of a multi-server
+    workspace and applies a changed ci.yml. Return False on a single-server
+    workspace (the API answers 400 "does not support Multi Server Deployments");
+    any other error fails the release with the API's message."""
+    profile = ctx.config.profile
+    try:
+        ctx.client.deploy_landscape(workspace_id, profile)
+    except ApiError as exc:
+        if exc.status_code == 400 and SINGLE_SERVER.search(f"{exc.problem_title} {exc.detail}"):
+            ctx.reporter.info("Single-server workspace: no landscape to deploy")
+            return False
+        where = f"ci.{profile}.yml" if profile else "ci.yml"
+        raise ActionError(
+            f"deploying the landscape of workspace {workspace_id} from {where} failed: {exc}. "
+            f"Check the run section of {where}"
+        ) from None
+    ctx.reporter.info(
+        f"Landscape deployed from {'ci.' + profile + '.yml' if profile else 'ci.yml'}"
+    )
+    return True
+
+
+def _stop_and_settle(
+    ctx: Context, workspace_id: int, stage: str, deadline: float
+) -> list[StageEntry]:
+    """Stop the run in progress and wait until the status shows it ended, so the
+    next start can be told apart from it. Return that status."""
+    ctx.reporter.info(f"Stopping the {stage} run in progress")
     try:
         ctx.client.stop_stage(workspace_id, stage)
     except ApiError as exc:
@@ -126,6 +218,23 @@ def _stop(ctx: Context, workspace_id: int, stage: str) -> None:
         if exc.status_code != 400:
             raise
         ctx.reporter.debug(f"stop {stage}: {exc}")
+
+    def check(limit: float) -> list[StageEntry] | None:
+        entries = ctx.client.stage_status(workspace_id, stage, deadline=limit)
+        return None if any(is_active(e) for e in relevant(stage, entries)) else entries
+
+    try:
+        return ctx.waiter.poll(
+            check,
+            timeout=max(0.0, min(STOP_SETTLE_SECONDS, deadline - ctx.clock.now())),
+            what=f"stopping {stage}",
+        )
+    except WaitTimeout:
+        ctx.reporter.warning(
+            f"the {stage} run in progress still shows as running {STOP_SETTLE_SECONDS:.0f} s "
+            "after the stop; starting the new run anyway"
+        )
+        return ctx.client.stage_status(workspace_id, stage, deadline=deadline)
 
 
 def _start(ctx: Context, workspace_id: int, stage: str, tracker: StageTracker) -> None:
@@ -144,8 +253,8 @@ def _start(ctx: Context, workspace_id: int, stage: str, tracker: StageTracker) -
 
 def _run_appeared(ctx: Context, workspace_id: int, stage: str, tracker: StageTracker) -> bool:
     def check(deadline: float) -> bool | None:
-        entries = relevant(stage, ctx.client.stage_status(workspace_id, stage, deadline=deadline))
-        return True if any(tracker.is_ours(entry) for entry in entries) else None
+        entries = ctx.client.stage_status(workspace_id, stage, deadline=deadline)
+        return True if tracker.evaluate(entries).seen else None
 
     try:
         return ctx.waiter.poll(check, timeout=START_CONFIRM_SECONDS, what=f"{stage} start")
@@ -158,36 +267,52 @@ def _failure_message(ctx: Context, workspace_id: int, stage: str, outcome: Progr
     message = f"stage {stage} {outcome.detail}"
     if step is None:
         return message
-    lines = _read_log(ctx, workspace_id, stage, step)
+    server = outcome.failed_server if outcome.failed_server != IDE_SERVER else ""
+    lines = read_step_log(ctx, workspace_id, stage, step, server)
     if not lines:
         return message
     title = f"Log of {stage} step {step + 1} (last {len(lines)} lines)"
     with ctx.reporter.group(title):
         ctx.reporter.untrusted(text for _, text in lines)
-    errors = [text for kind, text in lines if kind == "E"]
-    return f"{message}: {(errors or [text for _, text in lines])[-1].strip()}"
+    errors = [text for kind, text in lines if kind == "E" and text.strip()]
+    last = (errors or [text for _, text in lines if text.strip()] or [""])[-1]
+    return f"{message}: {last.strip()}" if last.strip() else message
 
 
-def _read_log(ctx: Context, workspace_id: int, stage: str, step: int) -> list[tuple[str, str]]:
-    """The last lines of one step's log, bounded in time and size; [] if unavailable."""
+def read_step_log(
+    ctx: Context, workspace_id: int, stage: str, step: int, server: str = ""
+) -> list[tuple[str, str]]:
+    """The last lines of one step's log, [] if unavailable. Bounded in time
+    whatever the stream does: it stops at the stream's end, after
+    ``LOG_QUIET_SECONDS`` without a line, or after ``LOG_READ_SECONDS``."""
+    clock = ctx.clock
     tail: deque[tuple[str, str]] = deque(maxlen=LOG_TAIL_LINES)
-    deadline = ctx.clock.now() + LOG_READ_SECONDS
+    hard = clock.now() + LOG_READ_SECONDS
+    last_line = [clock.now()]
     try:
-        for entry in ctx.client.stream_logs(
-            workspace_id, stage, step, read_timeout=LOG_READ_SECONDS
-        ):
-            for text in str(entry.get("data", "")).splitlines() or [""]:
-                tail.append((str(entry.get("kind", "I")), text))
-            if ctx.clock.now() > deadline:
-                break
+        stream = ctx.client.open_log_stream(
+            workspace_id, stage, step, idle_timeout=LOG_QUIET_SECONDS, limit=hard, server=server
+        )
+        try:
+            for entry in stream.entries(
+                stop=lambda: clock.now() >= min(hard, last_line[0] + LOG_QUIET_SECONDS)
+            ):
+                last_line[0] = clock.now()
+                for text in entry.text.splitlines() or [""]:
+                    tail.append((entry.kind, text))
+        except TransportError as exc:
+            if not exc.idle:
+                raise
+        finally:
+            stream.close()
     except (ApiError, TransportError) as exc:
         ctx.reporter.warning(f"could not read the log of {stage} step {step + 1}: {exc}")
-    except Exception as exc:  # noqa: BLE001 (a broken log stream must not hide the failure)
-        ctx.reporter.warning(f"could not read the log of {stage} step {step + 1}: {exc!r}")
+    except ActionError as exc:
+        ctx.reporter.warning(f"could not read the log of {stage} step {step + 1}: {exc}")
     return list(tail)
 
 
-def get_workspace(ctx: Context, workspace_id: int, input_name: str) -> dict[str, Any]:
+def get_workspace(ctx: Context, workspace_id: int, input_name: str) -> Workspace:
     """The workspace, or an error that says which input named a missing one."""
     try:
         return ctx.client.get_workspace(workspace_id)
@@ -200,26 +325,22 @@ def get_workspace(ctx: Context, workspace_id: int, input_name: str) -> dict[str,
         raise
 
 
-def record_workspace(ctx: Context, workspace: dict[str, Any]) -> None:
+def record_workspace(ctx: Context, workspace: Workspace) -> None:
     """Set the outputs the workspace itself tells: id, name, URL from ``devDomain``
     (as soon as they are known, so a failure later still reports them)."""
-    ctx.result.set("workspace-id", int(workspace["id"]))
-    ctx.result.workspace_name = str(workspace.get("name", ""))
-    dev_domain = workspace.get("devDomain")
-    if dev_domain:
-        ctx.result.set("workspace-url", f"https://{dev_domain}")
+    ctx.result.set("workspace-id", workspace.id)
+    ctx.result.workspace_name = workspace.name
+    if workspace.dev_domain:
+        ctx.result.set("workspace-url", f"https://{workspace.dev_domain}")
 
 
-def describe(ctx: Context, workspace_id: int, known: dict[str, Any] | None = None) -> None:
-    """Fill the workspace outputs: those of ``record_workspace`` (from ``known``
-    when it has them, else from the API) and the deployed commit (git head)."""
-    workspace = (
-        known if known and known.get("devDomain") else ctx.client.get_workspace(workspace_id)
-    )
+def describe(ctx: Context, workspace: Workspace) -> None:
+    """Fill the workspace outputs: those of ``record_workspace`` and the deployed
+    commit (git head)."""
     record_workspace(ctx, workspace)
-    if not workspace.get("devDomain"):
-        ctx.reporter.warning(f"workspace {workspace_id} reports no devDomain: no workspace-url")
-    ctx.result.set("deployed-commit", ctx.client.git_head(workspace_id))
+    if not workspace.dev_domain:
+        ctx.reporter.warning(f"workspace {workspace.id} reports no devDomain: no workspace-url")
+    ctx.result.set("deployed-commit", ctx.client.git_head(workspace.id))
 
 
 def stage_plan(ctx: Context) -> list[str]:

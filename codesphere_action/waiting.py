@@ -1,11 +1,17 @@
 """Waiting for Codesphere: the polling schedule and "is this stage done / failed".
 
 Three rules make a wait right and quick:
-1. Recognise the run we started. Right after a start request the status may
-   still show the previous run (an old ``success``, or ``aborted`` after a
-   stop). ``Baseline`` records each entry's ``startedAt`` before the start; an
-   entry counts only once its ``startedAt`` differs, or once it was seen
-   active after the start (for servers that report no ``startedAt``).
+1. Recognise the run we started. Right after a start the status may still
+   show the previous run for a while, or reset at once to ``waiting`` with no
+   ``startedAt``; ``startedAt`` and ``finishedAt`` are optional; entries come
+   in any order and replica ids may be pod names that change per run.
+   ``StageTracker`` compares each entry with the ``Baseline`` (the status
+   right before the start, taken once no earlier run is in progress): an
+   entry is ours when its key is new, when its ``startedAt`` differs, or, with
+   no ``startedAt``, when anything about it changed other than a previous run
+   coming to its end. What no status can tell (a run with no timestamps that
+   came and went between two polls, its status as before) is bounded by the
+   caller: no sign of the run for a while is an error, never a success.
 2. Poll on a schedule that starts well under a second and grows to a cap
    (``PollPolicy``), and poll at once when a cue says something ended.
 3. Every wait has a deadline; a status call that keeps failing counts against
@@ -18,27 +24,31 @@ import random
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 
 from .clock import Clock
 from .errors import ActionError, ApiError, TransportError, WaitTimeout
 from .github import format_seconds
+from .models import StageEntry
 
 IDE_SERVER = "codesphere-ide"
 TERMINAL = frozenset({"success", "failure", "aborted"})
 FAILED = frozenset({"failure", "aborted"})
 T = TypeVar("T")
+Key = tuple[str, str]
 
 
 @dataclass(frozen=True)
 class PollPolicy:
     """When to poll: ``first`` after the start, each wait ``factor`` times the one
-    before, never more than ``cap``, each one jittered by +-``jitter`` (a fraction)
-    so many runners never poll in lockstep, and never past the deadline."""
+    before, never more than ``cap``, each one stretched by up to ``jitter`` (a
+    fraction) so many runners never poll in lockstep, and never past the deadline.
+    The jitter only lengthens: the number of polls of a wait never grows with it,
+    and no wait is longer than ``cap * (1 + jitter)``."""
 
     first: float = 0.25
     factor: float = 1.5
-    cap: float = 3.0
+    cap: float = 2.7
     jitter: float = 0.1
 
     def __post_init__(self) -> None:
@@ -48,39 +58,44 @@ class PollPolicy:
     def delays(self, rng: random.Random) -> Iterator[float]:
         delay = self.first
         while True:
-            yield delay * (1 + rng.uniform(-self.jitter, self.jitter))
+            yield delay * (1 + rng.uniform(0, self.jitter))
             delay = min(self.cap, delay * self.factor)
 
 
 # Waits with no signal of their end (a workspace starting, run servers coming
 # up): poll soon and often at first, so a short wait is noticed within a
 # fraction of a second, then settle at the cap.
-QUICK = PollPolicy(first=0.1, factor=1.3, cap=3.0)
-# Waits with a cue (the log stream of the running step ends when it ends): the
-# cue ends the wait; polls are the safety net and bound the lag should the cue
-# never come, so they can grow faster and cost fewer requests.
-CUED = PollPolicy(first=0.25, factor=2.0, cap=3.0)
+QUICK = PollPolicy(first=0.1, factor=1.3, cap=2.7)
+# Stage waits, where a step's log stream may end with the step (a cue to poll
+# at once): the polls are the safety net that bounds the lag when no cue comes
+# (streams that stay open), and grow faster so a long stage costs few requests
+# (12 for 20 s). The cap, stretched by the largest jitter, stays under 3 s.
+STAGE = PollPolicy(first=0.25, factor=1.5, cap=2.7)
 
-Key = tuple[str, str]
+
+def is_active(entry: StageEntry) -> bool:
+    """A run in progress: running, or waiting after it started (run servers coming up)."""
+    return entry.state == "running" or (
+        entry.state == "waiting" and entry.started_at is not None and entry.finished_at is None
+    )
 
 
-def _key(entry: dict[str, Any]) -> Key:
-    return (str(entry.get("server", "")), str(entry.get("replica", "")))
+def relevant(stage: str, entries: list[StageEntry]) -> list[StageEntry]:
+    """prepare and test run on the IDE server; run is about the customer servers."""
+    if stage == "run":
+        return [e for e in entries if e.server != IDE_SERVER]
+    return [e for e in entries if e.server == IDE_SERVER]
 
 
 @dataclass(frozen=True)
 class Baseline:
-    """The stage's status before we started it: what "the previous run" looks like."""
+    """The stage's status right before we started it: what "the previous run" looks like."""
 
-    started_at: dict[Key, str | None] = field(default_factory=dict)
-    states: dict[Key, str] = field(default_factory=dict)
+    entries: dict[Key, StageEntry] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, entries: list[dict[str, Any]]) -> Baseline:
-        return cls(
-            {_key(e): e.get("startedAt") for e in entries},
-            {_key(e): str(e.get("state", "")) for e in entries},
-        )
+    def of(cls, entries: list[StageEntry]) -> Baseline:
+        return cls({e.key: e for e in entries})
 
 
 @dataclass(frozen=True)
@@ -89,13 +104,8 @@ class Progress:
     detail: str
     failed_server: str = ""
     failed_step: int | None = None
-
-
-def relevant(stage: str, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """prepare and test run on the IDE server; run is about the customer servers."""
-    if stage == "run":
-        return [e for e in entries if e.get("server") != IDE_SERVER]
-    return [e for e in entries if e.get("server") == IDE_SERVER]
+    seen: bool = False  # some entry of our run has shown up
+    servers: bool = True  # run: the status lists at least one customer server
 
 
 class StageTracker:
@@ -104,64 +114,98 @@ class StageTracker:
     def __init__(self, stage: str, baseline: Baseline) -> None:
         self.stage = stage
         self.baseline = baseline
-        self.seen_active: set[Key] = set()
+        self.ours: set[Key] = set()
 
-    def is_ours(self, entry: dict[str, Any]) -> bool:
-        key = _key(entry)
-        started = entry.get("startedAt")
-        if started and started != self.baseline.started_at.get(key):
+    def is_ours(self, entry: StageEntry) -> bool:
+        """Whether ``entry`` belongs to the run we started (once ours, always ours)."""
+        if entry.key in self.ours:
             return True
-        if key in self.seen_active:
-            return True
-        state = str(entry.get("state", ""))
-        # No startedAt to go by: an entry that turns active after the start is ours.
-        if state in ("running", "waiting") and self.baseline.states.get(key) in TERMINAL:
-            self.seen_active.add(key)
-            return True
-        return False
+        before = self.baseline.entries.get(entry.key)
+        if before is None:
+            mine = True  # a server or replica (pod) that was not there before the start
+        elif entry.started_at is not None:
+            mine = entry.started_at != before.started_at
+        else:
+            # No startedAt to go by: any change counts, except the previous run
+            # ending: it was in progress at the baseline and is over now, or it
+            # turned "aborted" (a stop or our start replacing it takes effect late).
+            ended = entry.state == "aborted" or (is_active(before) and entry.state in TERMINAL)
+            mine = entry.fingerprint != before.fingerprint and not ended
+        if mine:
+            self.ours.add(entry.key)
+        return mine
 
-    def evaluate(self, entries: list[dict[str, Any]]) -> Progress:
-        mine = relevant(self.stage, entries)
-        if not mine:
-            return Progress("pending", "no servers reported yet")
-        ours = [e for e in mine if self.is_ours(e)]
+    def evaluate(self, entries: list[StageEntry]) -> Progress:
+        ours = [e for e in entries if self.is_ours(e)]
+        # The official CLI fails on failure/aborted of any entry: so do we, but
+        # only on entries of our run (an old "aborted" is the previous run's).
         for entry in ours:
-            if entry.get("state") in FAILED:
-                step = first_failed_step(entry)
-                steps = len(entry.get("steps") or [])
-                verb = "failed" if entry.get("state") == "failure" else "was aborted"
-                where = f" at step {step + 1} of {steps}" if step is not None else ""
-                return Progress(
-                    "failed",
-                    f"{verb}{where} on {entry.get('server')}",
-                    failed_server=str(entry.get("server", "")),
-                    failed_step=step,
-                )
-        if len(ours) < len(mine):
-            return Progress("pending", "waiting for the new run to start")
-        states = [str(e.get("state")) for e in ours]
+            if entry.state in FAILED:
+                return self._failed(entry)
+        mine = relevant(self.stage, entries)
+        mine_ours = [e for e in mine if e.key in self.ours]
+        seen = bool(ours)
         if self.stage == "run":
-            if all(s in ("running", "success") for s in states):
-                return Progress("success", "servers running")
-            return Progress("running", f"{states.count('running')} of {len(states)} servers up")
-        if all(s == "success" for s in states):
-            return Progress("success", "done")
-        return Progress("running", step_detail(ours[0]))
+            return self._run(mine, mine_ours, seen)
+        if not mine:
+            return Progress("pending", "no codesphere-ide entry reported yet", seen=seen)
+        if not mine_ours:
+            return Progress("pending", "waiting for the new run to show", seen=seen)
+        if all(e.state == "success" for e in mine_ours):
+            return Progress("success", "done", seen=True)
+        return Progress("running", step_detail(mine_ours[0]), seen=True)
+
+    def _run(self, mine: list[StageEntry], mine_ours: list[StageEntry], seen: bool) -> Progress:
+        if not mine:
+            return Progress("pending", "no server started yet", seen=seen, servers=False)
+        # Every server must show an entry of our run (an old replica of a server
+        # whose new pods run is left over; a server with none has not started).
+        waiting_for = sorted({e.server for e in mine} - {e.server for e in mine_ours})
+        if waiting_for:
+            return Progress("pending", f"waiting for {', '.join(waiting_for)} to start", seen=seen)
+        up = sum(1 for e in mine_ours if e.state == "running")
+        if up == len(mine_ours):
+            return Progress("success", f"{up} server replica(s) running", seen=True)
+        return Progress("running", f"{up} of {len(mine_ours)} server replicas up", seen=True)
+
+    def _failed(self, entry: StageEntry) -> Progress:
+        step = first_failed_step(entry)
+        verb = "failed" if entry.state == "failure" else "was aborted"
+        where = f" at step {step + 1} of {len(entry.steps)}" if step is not None else ""
+        server = entry.server
+        if entry.server != IDE_SERVER and entry.replica:
+            server += f" (replica {entry.replica})"
+        return Progress(
+            "failed",
+            f"{verb}{where} on {server}",
+            failed_server=entry.server,
+            failed_step=step,
+            seen=True,
+        )
 
 
-def first_failed_step(entry: dict[str, Any]) -> int | None:
-    for index, step in enumerate(entry.get("steps") or []):
-        if step.get("state") == "failure":
+def first_failed_step(entry: StageEntry) -> int | None:
+    """The failing step: the first in ``failure``, else the first ``aborted``."""
+    for wanted in ("failure", "aborted"):
+        for index, step in enumerate(entry.steps):
+            if step.state == wanted:
+                return index
+    return None
+
+
+def running_step(entry: StageEntry) -> int | None:
+    """Index of the first step that has not finished, or None when all have."""
+    for index, step in enumerate(entry.steps):
+        if step.state in ("running", "waiting"):
             return index
     return None
 
 
-def step_detail(entry: dict[str, Any]) -> str:
-    steps = entry.get("steps") or []
-    for index, step in enumerate(steps):
-        if step.get("state") == "running":
-            return f"step {index + 1} of {len(steps)} running"
-    return str(entry.get("state", "running"))
+def step_detail(entry: StageEntry) -> str:
+    for index, step in enumerate(entry.steps):
+        if step.state == "running":
+            return f"step {index + 1} of {len(entry.steps)} running"
+    return entry.state
 
 
 def is_transient(error: ActionError) -> bool:
@@ -184,7 +228,7 @@ class Waiter:
         self,
         clock: Clock,
         policy: PollPolicy = QUICK,
-        cued_policy: PollPolicy = CUED,
+        cued_policy: PollPolicy = STAGE,
         rng: random.Random | None = None,
     ) -> None:
         self.clock = clock
@@ -203,7 +247,7 @@ class Waiter:
         last_state: Callable[[], str] = lambda: "",
     ) -> T:
         """Call ``check(deadline)`` on the schedule until it returns a value; with a
-        ``cue``, on the relaxed schedule, and at once whenever the cue is set.
+        ``cue``, on the stage schedule, and at once whenever the cue is set.
 
         Raises WaitTimeout when the deadline passes first (also when the status
         calls kept failing until then); errors that are not transient propagate.

@@ -12,6 +12,12 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import requests
+
+if TYPE_CHECKING:
+    from .emulator import Emulator
 
 ROOT = Path(__file__).resolve().parent.parent
 ENTRYPOINT = ROOT / "entrypoint.py"
@@ -152,3 +158,33 @@ class Runner:
             summary=self.summary_file.read_text(),
             seconds=seconds,
         )
+
+
+def mark(
+    *,
+    repo: str = "acme/shop",
+    flow: str = "zero-downtime",
+    run: str = "1.1",
+    state: str = "released",
+    pr: int | None = None,
+) -> dict[str, str]:
+    """The env of a workspace the action created (its ``CODESPHERE_RELEASE`` mark),
+    for ``Emulator.add_workspace(env=...)``. The runner's run is ``1.1``."""
+    value = f"repo={repo} flow={flow} run={run}" + (f" pr={pr}" if pr is not None else "")
+    return {"CODESPHERE_RELEASE": f"{value} state={state}"}
+
+
+def start_app(emu: Emulator, workspace_id: int, token: str = TOKEN) -> None:
+    """Start the run stage of a workspace as it runs before a release (the live app),
+    and wait until it is up; the requests are cleared afterwards."""
+    response = requests.post(
+        f"{emu.url}/workspaces/{workspace_id}/pipeline/run/start",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=5,
+    )
+    response.raise_for_status()
+    deadline = time.monotonic() + 10
+    while (run := emu.stage_run(workspace_id, "run")) is None or run.up_at is None:
+        assert time.monotonic() < deadline, "the app never came up"
+        time.sleep(0.02)
+    emu.clear_requests()

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import io
 import json
+import socket
+from typing import Any
 
 import pytest
 import requests
 import responses
-from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
+from urllib3.exceptions import (
+    MaxRetryError,
+    NameResolutionError,
+    NewConnectionError,
+    ProtocolError,
+)
 
-from codesphere_action.client import Client, RetryPolicy, token_allowed_host
-from codesphere_action.errors import ApiError, RedirectRefused, TransportError
+from codesphere_action.client import CONNECT_BUDGET, Client, RetryPolicy, token_scope
+from codesphere_action.errors import ApiError, BadAnswer, RedirectRefused, TransportError
 
 from .fakes import FakeClock, capture_reporter
 
@@ -19,11 +27,25 @@ TOKEN = "tok-client-secret-99"
 
 
 def make_client(api: str = API, budget: float = 60.0) -> tuple[Client, FakeClock]:
-    clock = FakeClock()
-    reporter, _ = capture_reporter()
-    reporter.mask(TOKEN)
-    client = Client(api, TOKEN, reporter=reporter, clock=clock, retry=RetryPolicy(budget=budget))
+    client, clock, _ = make_client_and_log(api, budget)
     return client, clock
+
+
+def make_client_and_log(
+    api: str = API, budget: float = 60.0, cap: float | None = None
+) -> tuple[Client, FakeClock, io.StringIO]:
+    clock = FakeClock()
+    reporter, log = capture_reporter()
+    reporter.mask(TOKEN)
+    client = Client(
+        api,
+        TOKEN,
+        reporter=reporter,
+        clock=clock,
+        retry=RetryPolicy(budget=budget),
+        deadline_cap=lambda: cap,
+    )
+    return client, clock, log
 
 
 def problem(status: int, title: str, detail: str = "") -> dict[str, object]:
@@ -32,6 +54,11 @@ def problem(status: int, title: str, detail: str = "") -> dict[str, object]:
 
 def refused() -> requests.ConnectionError:
     reason = NewConnectionError(None, "Connection refused")  # type: ignore[arg-type]
+    return requests.ConnectionError(MaxRetryError(None, "/", reason))  # type: ignore[arg-type]
+
+
+def unresolved(host: str) -> requests.ConnectionError:
+    reason = NameResolutionError(host, None, socket.gaierror("Name or service not known"))  # type: ignore[arg-type]
     return requests.ConnectionError(MaxRetryError(None, "/", reason))  # type: ignore[arg-type]
 
 
@@ -56,9 +83,9 @@ def test_idempotent_calls_retry_transient_statuses(status: int) -> None:
     responses.get(url, status=status, json=problem(status, "Bad Gateway"))
     responses.get(url, json={"id": 1})
     client, clock = make_client()
-    assert client.get_workspace(1) == {"id": 1}
+    assert client.get_workspace(1).id == 1
     assert len(responses.calls) == 2
-    assert 0 < clock.sleeps[0] <= 0.25
+    assert 0.1 <= clock.sleeps[0] <= 0.25
 
 
 @responses.activate
@@ -78,7 +105,7 @@ def test_connection_errors_and_read_timeouts_retry_for_idempotent_calls() -> Non
     responses.get(url, body=requests.ReadTimeout("slow"))
     responses.get(url, json={"id": 1})
     client, _ = make_client()
-    assert client.get_workspace(1) == {"id": 1}
+    assert client.get_workspace(1).id == 1
     assert len(responses.calls) == 3
 
 
@@ -205,7 +232,7 @@ def test_post_stays_a_post_across_redirects(status: int) -> None:
     responses.post(f"{API}/workspaces", status=status, headers={"Location": "/api/v2/workspaces"})
     responses.post("https://codesphere.com/api/v2/workspaces", json={"id": 4})
     client, _ = make_client()
-    assert client.create_workspace({"name": "n"}) == {"id": 4}
+    assert client.create_workspace({"name": "n"}).id == 4
     assert responses.calls[1].request.method == "POST"
 
 
@@ -237,17 +264,209 @@ def test_loopback_redirect_to_another_port_is_followed_over_http() -> None:
     )
     responses.get("http://127.0.0.1:5001/api/workspaces/1", json={"id": 1})
     client, _ = make_client(api)
-    assert client.get_workspace(1) == {"id": 1}
+    assert client.get_workspace(1).id == 1
     assert responses.calls[1].request.headers["Authorization"] == f"Bearer {TOKEN}"
 
 
-def test_token_scope_never_widens_to_a_public_suffix() -> None:
-    assert token_allowed_host("codesphere.com") == ("codesphere.com", "codesphere.com")
-    assert token_allowed_host("cloud.codesphere.com") == ("cloud.codesphere.com", "codesphere.com")
-    assert token_allowed_host("codesphere.co.uk") == ("codesphere.co.uk", "codesphere.co.uk")
+def test_token_scope_follows_the_public_suffix_list() -> None:
+    assert token_scope("codesphere.com") == ("codesphere.com", "codesphere.com")
+    assert token_scope("cloud.codesphere.com") == ("cloud.codesphere.com", "codesphere.com")
+    assert token_scope("codesphere.co.uk") == ("codesphere.co.uk", "codesphere.co.uk")
+    # A platform's shared domain (PSL private section): only the app itself.
+    assert token_scope("x.azurewebsites.net") == ("x.azurewebsites.net", "x.azurewebsites.net")
+    # IP addresses and single labels are never widened.
+    assert token_scope("10.20.0.5") == ("10.20.0.5", "")
+    assert token_scope("localhost") == ("localhost", "")
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    ("api", "target"),
+    [
+        ("https://10.20.0.5/api", "https://x.20.0.5/api/x"),
+        ("https://10.20.0.5/api", "https://10.20.0.6/api/x"),
+        ("https://x.azurewebsites.net/api", "https://y.azurewebsites.net/api/x"),
+        ("https://api.codesphere.co.uk/api", "https://evil.co.uk/api/x"),
+    ],
+)
+def test_redirect_out_of_the_tokens_scope_is_refused(api: str, target: str) -> None:
+    responses.get(f"{api}/workspaces/1", status=307, headers={"Location": target})
+    client, _ = make_client(api)
+    with pytest.raises(RedirectRefused, match="the token is not sent there"):
+        client.get_workspace(1)
+    assert len(responses.calls) == 1
+
+
+# -- answers that are not Codesphere's JSON -----------------------------------------
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    ("body", "content_type", "what"),
+    [
+        ("<html><body>Sign in</body></html>", "text/html", "HTML"),
+        ("<!doctype html><p>proxy</p>", "", "HTML"),
+        ("just text", "text/plain", "text/plain"),
+        ("", "application/json", "an empty answer"),
+        ("{not json", "application/json", "not JSON"),
+    ],
+)
+def test_a_200_that_is_not_json_is_a_clear_error_never_an_empty_result(
+    body: str, content_type: str, what: str
+) -> None:
+    responses.get(
+        f"{API}/workspaces/team/7", body=body, content_type=content_type or None, status=200
+    )
+    client, _ = make_client()
+    with pytest.raises(BadAnswer) as caught:
+        client.list_team_workspaces(7)
+    message = str(caught.value)
+    assert what in message
+    assert f"the API at {API} answered GET /workspaces/team/7" in message
+    assert "check the api-url input (it usually ends in /api)" in message
+    assert len(responses.calls) == 1  # a login page is not retried
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    ("path", "call", "body"),
+    [
+        ("/workspaces/team/7", lambda c: c.list_team_workspaces(7), {"items": []}),
+        ("/workspaces/1", lambda c: c.get_workspace(1), [{"id": 1}]),
+        ("/workspaces/1", lambda c: c.get_workspace(1), {"id": "1"}),
+        ("/workspaces/1/status", lambda c: c.is_running(1), {"running": True}),
+        ("/workspaces/1/git/head", lambda c: c.git_head(1), {"sha": "abc"}),
+        ("/workspaces/1/pipeline/run", lambda c: c.stage_status(1, "run"), [{"state": "ok"}]),
+        ("/domains/team/7", lambda c: c.list_domains(7), [{"workspaces": {"/": "3"}}]),
+    ],
+)
+def test_json_of_the_wrong_shape_is_a_clear_error(path: str, call: Any, body: Any) -> None:
+    responses.get(f"{API}{path}", json=body)
+    client, _ = make_client()
+    with pytest.raises(BadAnswer, match="unexpected shape"):
+        call(client)
+
+
+@responses.activate
+def test_calls_that_answer_nothing_accept_an_empty_body_but_not_a_login_page() -> None:
+    responses.delete(f"{API}/workspaces/1", status=200)
+    responses.delete(f"{API}/workspaces/2", body="<html>sign in</html>", content_type="text/html")
+    client, _ = make_client()
+    assert client.delete_workspace(1) is True
+    with pytest.raises(BadAnswer, match="HTML"):
+        client.delete_workspace(2)
+
+
+@responses.activate
+def test_stage_status_is_typed_with_optional_timestamps() -> None:
+    responses.get(
+        f"{API}/workspaces/1/pipeline/prepare",
+        json=[
+            {"server": "web", "replica": "web-58d657cdc5-m8rrp", "state": "waiting", "steps": []},
+            {
+                "server": "codesphere-ide",
+                "replica": "0",
+                "state": "running",
+                "startedAt": "2026-11-27T10:00:00.000Z",
+                "steps": [{"state": "success"}, {"state": "running"}],
+            },
+        ],
+    )
+    client, _ = make_client()
+    web, ide = client.stage_status(1, "prepare")
+    assert (web.key, web.state, web.started_at, web.steps) == (
+        ("web", "web-58d657cdc5-m8rrp"),
+        "waiting",
+        None,
+        (),
+    )
+    assert (ide.started_at, [s.state for s in ide.steps]) == (
+        "2026-11-27T10:00:00.000Z",
+        ["success", "running"],
+    )
+
+
+# -- retries: floors, unreachable hosts, budgets -------------------------------------
+
+
+@responses.activate
+def test_retry_after_zero_never_makes_it_faster_than_the_minimum_delay() -> None:
+    url = f"{API}/workspaces/1"
+    for _ in range(20):
+        responses.get(url, status=429, headers={"Retry-After": "0"}, json=problem(429, "Slow"))
+    responses.get(url, json={"id": 1})
+    client, clock = make_client()
+    assert client.get_workspace(1).id == 1
+    assert len(clock.sleeps) == 20
+    assert min(clock.sleeps) >= RetryPolicy().min_delay
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    ("error", "cause"),
+    [
+        (refused, "connection refused"),
+        (lambda: unresolved("codesphere.com"), "does not resolve"),
+    ],
+)
+def test_an_unreachable_api_is_given_up_within_15_s_naming_the_cause(
+    error: Any, cause: str
+) -> None:
+    url = f"{API}/workspaces/1"
+    for _ in range(200):
+        responses.get(url, body=error())
+    client, clock, log = make_client_and_log()
+    start = clock.now()
+    with pytest.raises(TransportError) as caught:
+        client.get_workspace(1)
+    message = str(caught.value)
+    assert clock.now() - start <= CONNECT_BUDGET
+    assert cause in message and "Check the api-url input ('https://codesphere.com/api')" in message
+    assert not caught.value.maybe_landed
+    # A retry loop that lasts more than a few seconds says so in the log.
+    assert "retrying for up to" in log.getvalue()
+
+
+@responses.activate
+def test_short_retry_loops_stay_quiet_in_the_log() -> None:
+    url = f"{API}/workspaces/1"
+    responses.get(url, status=503, json=problem(503, "Unavailable"))
+    responses.get(url, json={"id": 1})
+    client, _clock, log = make_client_and_log()
+    client.get_workspace(1)
+    assert "retrying" not in log.getvalue()
+
+
+@responses.activate
+def test_every_attempt_is_cut_to_the_cancel_budget() -> None:
+    url = f"{API}/workspaces/1"
+    responses.get(url, status=503, json=problem(503, "Unavailable"))
+    responses.get(url, json={"id": 1})
+    clock_start = 1000.0
+    client, clock, _ = make_client_and_log(cap=clock_start + 1.5)
+    client.get_workspace(1)
+    sent = [call.request.req_kwargs["timeout"] for call in responses.calls]  # type: ignore[attr-defined]
+    assert all(connect <= 1.5 and read <= 1.5 for connect, read in sent)
+    assert clock.now() <= clock_start + 1.5
+
+
+@responses.activate
+def test_no_request_is_sent_once_the_budget_is_spent() -> None:
+    responses.get(f"{API}/workspaces/1", json={"id": 1})
+    client, _clock, _ = make_client_and_log(cap=999.0)  # the fake clock is at 1000
+    with pytest.raises(TransportError, match="no time left"):
+        client.get_workspace(1)
+    assert len(responses.calls) == 0
 
 
 # -- logs ---------------------------------------------------------------------------
+
+
+def sse(*events: tuple[str, Any], end: str = "\n") -> bytes:
+    text = ""
+    for name, data in events:
+        text += f"event: {name}{end}data: {json.dumps(data, ensure_ascii=False)}{end}{end}"
+    return text.encode()
 
 
 @responses.activate
@@ -255,7 +474,7 @@ def test_log_stream_yields_entries_and_raises_problems() -> None:
     body = (
         'event: data\ndata: [{"timestamp":"t","kind":"I","data":"npm install"}]\n\n'
         ": keep-alive\n\n"
-        'event: data\ndata: [{"timestamp":"t","kind":"E","data":"npm ERR! boom"}]\n\n'
+        'event: message\ndata: [{"timestamp":"t","kind":"E","data":"npm ERR! boom"}]\n\n'
     )
     responses.get(f"{API}/workspaces/1/logs/prepare/0", body=body, content_type="text/event-stream")
     responses.get(
@@ -263,11 +482,58 @@ def test_log_stream_yields_entries_and_raises_problems() -> None:
         body=f"event: problem\ndata: {json.dumps(problem(400, 'Workspace is not running'))}\n\n",
         content_type="text/event-stream",
     )
-    client, _ = make_client()
-    entries = list(client.stream_logs(1, "prepare", 0))
-    assert [(e["kind"], e["data"]) for e in entries] == [
-        ("I", "npm install"),
-        ("E", "npm ERR! boom"),
-    ]
+    responses.get(
+        f"{API}/workspaces/1/logs/prepare/2",
+        body=sse(("problem", {"status": 404, "reason": "Step not found"})),
+        content_type="text/event-stream",
+    )
+    client, clock = make_client()
+    limit = clock.now() + 10
+
+    def read(step: int) -> list[tuple[str, str]]:
+        stream = client.open_log_stream(1, "prepare", step, idle_timeout=5, limit=limit)
+        try:
+            return [(e.kind, e.text) for e in stream.entries()]
+        finally:
+            stream.close()
+
+    assert read(0) == [("I", "npm install"), ("E", "npm ERR! boom")]
     with pytest.raises(ApiError, match="Workspace is not running"):
-        list(client.stream_logs(1, "prepare", 1))
+        read(1)
+    with pytest.raises(ApiError, match="Step not found"):
+        read(2)
+
+
+UTF8_LINE = "✅ café Привет: ошибка сборки"
+
+
+@responses.activate
+@pytest.mark.parametrize("end", ["\n", "\r\n", "\r"], ids=["LF", "CRLF", "CR"])
+@pytest.mark.parametrize(
+    "content_type", ["text/event-stream", "text/event-stream; charset=latin-1"]
+)
+def test_log_stream_is_utf8_whatever_the_line_ends_and_content_type(
+    end: str, content_type: str
+) -> None:
+    # ✅ is E2 9C 85 in UTF-8: read as ISO-8859-1, its 0x85 is a line break (NEL).
+    body = sse(
+        ("data", [{"kind": "I", "data": "line one"}]),
+        ("data", [{"kind": "E", "data": UTF8_LINE}, {"kind": "stderr", "data": "тоже"}]),
+        end=end,
+    )
+    responses.get(f"{API}/workspaces/1/logs/test/0", body=body, content_type=content_type)
+    client, clock = make_client()
+    stream = client.open_log_stream(1, "test", 0, idle_timeout=5, limit=clock.now() + 10)
+    entries = [(e.kind, e.text) for e in stream.entries()]
+    stream.close()
+    assert entries == [("I", "line one"), ("E", UTF8_LINE), ("E", "тоже")]
+
+
+@responses.activate
+def test_a_log_answer_that_is_not_an_event_stream_is_a_clear_error() -> None:
+    responses.get(
+        f"{API}/workspaces/1/logs/test/0", body="<html>login</html>", content_type="text/html"
+    )
+    client, clock = make_client()
+    with pytest.raises(BadAnswer, match="text/html"):
+        client.open_log_stream(1, "test", 0, idle_timeout=5, limit=clock.now() + 10)

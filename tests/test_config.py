@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -83,10 +85,30 @@ def test_zero_downtime_defaults_come_from_the_github_context() -> None:
     )
 
 
-def test_env_values_are_secrets() -> None:
-    config = load_config(zd_env(env="A=one-secret\nB=two-secret"))
-    assert [(v.name, v.value) for v in config.env] == [("A", "one-secret"), ("B", "two-secret")]
+def test_env_values_are_plain_and_secret_env_values_are_secrets() -> None:
+    config = load_config(
+        zd_env(env="PORT=3000\nNODE_ENV=production", secret_env="A=one-secret\nB=two-secret")
+    )
+    assert [(v.name, v.value) for v in config.env] == [
+        ("PORT", "3000"),
+        ("NODE_ENV", "production"),
+        ("A", "one-secret"),
+        ("B", "two-secret"),
+    ]
     assert set(config.secrets) == {TOKEN, "one-secret", "two-secret"}
+
+
+@pytest.mark.parametrize(
+    ("inputs", "needle"),
+    [
+        ({"env": "A=1", "secret_env": "A=2"}, "input 'secret-env' is 'A'"),
+        ({"env": "CODESPHERE_RELEASE=x"}, "input 'env' is 'line 1: CODESPHERE_RELEASE'"),
+        ({"secret_env": "CODESPHERE_RELEASE=x"}, "the action's own mark"),
+    ],
+)
+def test_env_names_must_not_clash(inputs: dict[str, str], needle: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(needle)):
+        load_config(zd_env(**inputs))
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .e2e import Runner
+from .e2e import Runner, mark
 from .emulator import Emulator
 from .pr_events import BRANCH, HEAD, PR, PREVIEW, pr_event
 from .test_e2e_zero_downtime import DOMAIN, PLAN, TEAM, zd_inputs
@@ -36,7 +36,13 @@ def test_first_push_creates_the_preview_on_the_head_branch(emu: Emulator, runner
         "replicas": 1,
         "gitUrl": "https://github.com/acme/shop.git",
         "initialBranch": BRANCH,
-        "env": [{"name": "API_KEY", "value": "preview-secret-1"}],
+        "env": [
+            {"name": "API_KEY", "value": "preview-secret-1"},
+            {
+                "name": "CODESPHERE_RELEASE",
+                "value": f"repo=acme/shop flow=preview run=1.1 pr={PR} state=building",
+            },
+        ],
     }
     prepare, test, run = (emu.stage_run(ws, s) for s in ("prepare", "test", "run"))
     assert prepare and test and run and run.up_at is not None
@@ -89,7 +95,13 @@ def test_second_push_updates_the_same_workspace(emu: Emulator, runner: Runner) -
 
 
 def test_a_sleeping_preview_is_woken_before_the_update(emu: Emulator, runner: Runner) -> None:
-    ws = emu.add_workspace(team_id=TEAM, name=PREVIEW, running=False, branch=BRANCH)
+    ws = emu.add_workspace(
+        team_id=TEAM,
+        name=PREVIEW,
+        running=False,
+        branch=BRANCH,
+        env=mark(flow="preview", pr=PR, state="building"),
+    )
     emu.set_branch_head(BRANCH, HEAD)
     result = runner.run(preview_inputs(emu), extra=pr_event(runner, action="reopened"))
     assert result.returncode == 0, result.stdout
@@ -133,7 +145,9 @@ def test_a_failed_first_preview_is_deleted(emu: Emulator, runner: Runner) -> Non
 
 
 def test_a_failed_update_never_deletes_the_existing_preview(emu: Emulator, runner: Runner) -> None:
-    ws = emu.add_workspace(team_id=TEAM, name=PREVIEW, branch=BRANCH)
+    ws = emu.add_workspace(
+        team_id=TEAM, name=PREVIEW, branch=BRANCH, env=mark(flow="preview", pr=PR, state="building")
+    )
     emu.configure_stage(ws, "prepare", fail_step=1, error_lines="npm ERR! build broke")
     result = runner.run(preview_inputs(emu), extra=pr_event(runner, action="synchronize"))
     assert result.status == "failed"
@@ -157,8 +171,12 @@ def test_a_fork_is_warned_about(emu: Emulator, runner: Runner) -> None:
 
 
 def test_teardown_deletes_the_preview_of_the_pull_request(emu: Emulator, runner: Runner) -> None:
-    ws = emu.add_workspace(team_id=TEAM, name=PREVIEW)
-    other = emu.add_workspace(team_id=TEAM, name="shop-pr-6")
+    ws = emu.add_workspace(
+        team_id=TEAM, name=PREVIEW, env=mark(flow="preview", pr=PR, state="building")
+    )
+    other = emu.add_workspace(
+        team_id=TEAM, name="shop-pr-6", env=mark(flow="preview", pr=6, state="building")
+    )
     result = runner.run(teardown_inputs(emu), extra=pr_event(runner, action="closed"))
     assert result.returncode == 0, result.stdout
     assert emu.workspace(ws).deleted
@@ -182,7 +200,7 @@ def test_teardown_of_an_absent_preview_succeeds(emu: Emulator, runner: Runner) -
 
 
 def test_teardown_by_name_works_without_a_pull_request(emu: Emulator, runner: Runner) -> None:
-    ws = emu.add_workspace(team_id=TEAM, name="shop-stale")
+    ws = emu.add_workspace(team_id=TEAM, name="shop-stale", env=mark(flow="preview", pr=3))
     result = runner.run(teardown_inputs(emu, **{"workspace-name": "shop-stale"}))
     assert result.returncode == 0, result.stdout
     assert emu.workspace(ws).deleted

@@ -140,13 +140,13 @@ def test_each_invalid_input_is_refused_with_zero_requests(
     result.assert_no_token()
 
 
-def test_env_values_never_appear_in_the_log(emu: Emulator, runner: Runner) -> None:
+def test_secret_env_values_never_appear_in_the_log(emu: Emulator, runner: Runner) -> None:
     live_setup(emu)
     secret = "s3cr3t-database-password"
     emu.defaults_for_new_workspaces(
         stages={"prepare": {"fail_step": 0, "error_lines": [f"cannot connect with {secret}"]}}
     )
-    result = runner.run(zd_inputs(emu, domain=DOMAIN, env=f"DB_PASSWORD={secret}"))
+    result = runner.run(zd_inputs(emu, domain=DOMAIN, **{"secret-env": f"DB_PASSWORD={secret}"}))
     assert result.status == "failed"
     for line in result.stdout.splitlines():
         assert secret not in line or line == f"::add-mask::{secret}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .e2e import TOKEN, Runner
+from .e2e import TOKEN, Runner, start_app
 from .emulator import Emulator
 
 
@@ -18,6 +18,7 @@ def called(emu: Emulator) -> list[str]:
 
 def test_happy_path_pulls_prepares_restarts_and_reports(emu: Emulator, runner: Runner) -> None:
     ws = emu.add_workspace(team_id=1, name="shop")
+    start_app(emu, ws)
     emu.set_branch_head("main", "1" * 40)
     result = runner.run(simple_inputs(emu, ws))
     assert result.returncode == 0, result.stdout

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .e2e import SHA, TOKEN, Runner
+from .e2e import SHA, TOKEN, Runner, mark
 from .emulator import Emulator
 
 TEAM, PLAN = 7, 21
@@ -57,6 +57,10 @@ def test_happy_path_creates_tests_runs_then_switches(emu: Emulator, runner: Runn
         "env": [
             {"name": "DATABASE_URL", "value": "postgres://db/shop"},
             {"name": "FEATURE_X", "value": "on"},
+            {
+                "name": "CODESPHERE_RELEASE",
+                "value": "repo=acme/shop flow=zero-downtime run=1.1 state=building",
+            },
         ],
     }
     # Stages in order, each after the one before finished; the switch only once run is up.
@@ -71,7 +75,12 @@ def test_happy_path_creates_tests_runs_then_switches(emu: Emulator, runner: Runn
     assert run.up_at is not None and run.up_at <= switch[0].time
     assert switch[0].body == {"/": [new], "/api": [api]}
     assert emu.domain(TEAM, DOMAIN).workspaces == {"/": [new], "/api": [api]}
-    assert emu.workspace(new).env == {"DATABASE_URL": "postgres://db/shop", "FEATURE_X": "on"}
+    assert emu.workspace(new).env == {
+        "DATABASE_URL": "postgres://db/shop",
+        "FEATURE_X": "on",
+        # The action's mark, set to released once the switch is done.
+        "CODESPHERE_RELEASE": "repo=acme/shop flow=zero-downtime run=1.1 state=released",
+    }
     assert result.outputs == {
         "status": "success",
         "workspace-id": str(new),
@@ -81,8 +90,9 @@ def test_happy_path_creates_tests_runs_then_switches(emu: Emulator, runner: Runn
         "domain-url": f"https://{DOMAIN}/",
     }
     assert not emu.workspace(old).deleted  # delete-previous is false by default
-    # env values are secrets: masked, and never printed in clear.
-    assert "::add-mask::postgres://db/shop" in result.stdout
+    # Plain env values are not secrets: never masked, and never printed either.
+    assert "::add-mask::" + "postgres://db/shop" not in result.stdout
+    assert "postgres://db/shop" not in result.stdout
     assert "| **Domain** | <https://shop.example.com/> |" in result.summary
     assert f"| **Previous workspace** | `{old}` |" in result.summary
     result.assert_no_token()
@@ -125,8 +135,9 @@ def test_cleanup_on_failure_false_keeps_the_new_workspace(emu: Emulator, runner:
 def test_delete_previous_deletes_the_old_workspace_and_only_it(
     emu: Emulator, runner: Runner
 ) -> None:
-    old = emu.add_workspace(team_id=TEAM, name="shop-old")
-    shared = emu.add_workspace(team_id=TEAM, name="shop-shared")
+    # Earlier releases made by the action (marked), and a workspace made by hand.
+    old = emu.add_workspace(team_id=TEAM, name="shop-old", env=mark())
+    shared = emu.add_workspace(team_id=TEAM, name="shop-shared", env=mark())
     other = emu.add_workspace(team_id=TEAM, name="unrelated")
     emu.add_domain(TEAM, DOMAIN, {"/": [old, shared], "/docs": [shared]})
     result = runner.run(zd_inputs(emu, domain=DOMAIN, **{"delete-previous": "true"}))
@@ -159,7 +170,8 @@ def test_unknown_domain_fails_before_anything_is_created(emu: Emulator, runner: 
     live_setup(emu)
     result = runner.run(zd_inputs(emu, domain="nope.example.com"))
     assert result.status == "failed"
-    assert "could not read domain nope.example.com" in result.assert_one_error()
+    error = result.assert_one_error()
+    assert "domain nope.example.com (input 'domain') is not a domain of team 7" in error
     assert not emu.find_requests("POST", "/workspaces")
 
 
@@ -217,4 +229,6 @@ def test_without_a_domain_the_workspace_is_released_and_nothing_switched(
     assert emu.workspace(new).replicas == 2
     assert result.outputs["domain-url"] == ""
     assert result.outputs["previous-workspace-id"] == ""
-    assert not emu.find_requests("GET", r"/domains/.*")
+    # The team's domains are read (what serves may never be deleted), none changed.
+    assert not emu.find_requests("GET", r"/domains/team/\d+/domain/.*")
+    assert not emu.find_requests("PUT", r"/domains/.*")

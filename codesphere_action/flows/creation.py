@@ -1,11 +1,20 @@
 """Creating a release workspace exactly once, and cleaning up after a failure.
 
 Shared by the flows that create a workspace (zero-downtime, preview).
-``POST /workspaces`` is not idempotent: when its outcome is unknown, the name
-is looked up in the team before creating again, and a twin made by a late
-first create is deleted. After a failure or cancellation the workspace this
-run created is deleted (``cleanup-on-failure``); one it did not create is
-never touched.
+
+``POST /workspaces`` is not idempotent and its answer may come late or never:
+- it is given up to ``CREATE_READ_SECONDS`` to answer (a slow create is
+  awaited, not repeated);
+- when its outcome is unknown (the connection broke after sending, no answer
+  in time, a 5xx from a gateway, an answer that is not Codesphere's JSON), the
+  team is searched for a workspace of this name carrying this run's mark for
+  up to ``CREATE_SETTLE_SECONDS`` before creating again;
+- after a second create, a late first one (a "twin": same name, same run) is
+  deleted at the end of the run, whatever its outcome.
+After a failure or cancellation the workspace this run created is deleted
+(``cleanup-on-failure``) unless a domain routes to it; one it did not create
+is never touched. The cleanup retries within the cancel budget and says what
+really happened: a delete that failed is checked before it is reported so.
 """
 
 from __future__ import annotations
@@ -14,10 +23,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..context import Context
-from ..errors import ActionError, Cancelled
+from ..errors import ActionError, ApiError, BadAnswer, Cancelled, TransportError, WaitTimeout
+from ..models import Workspace
+from .ownership import Mark, delete_unless_serving, exists, is_ours, new_mark, read_mark
 
-LOOKUP_SECONDS = 5.0
-CANCEL_DELETE_TIMEOUT = (0.5, 1.0)  # connect, read: cleanup after a signal has ~2 s in all
+CREATE_READ_SECONDS = 60.0
+CREATE_SETTLE_SECONDS = 30.0
 
 
 @dataclass
@@ -25,130 +36,187 @@ class State:
     """What a run has changed so far, for the cleanup and the error's aftermath."""
 
     name: str
+    mark: Mark
     created_id: int | None = None
     creating: bool = False  # a create request is under way: its outcome is unknown
+    created_twice: bool = False  # a second create after an unknown first: look for twins
     switched: bool = False
+    switch_unknown: bool = False  # a switch request whose outcome is unknown
     previous: list[int] = field(default_factory=list)
 
+    @classmethod
+    def for_run(cls, ctx: Context) -> State:
+        return cls(name=ctx.config.workspace_name, mark=new_mark(ctx.config))
 
-def create_body(ctx: Context, name: str) -> dict[str, Any]:
+
+def create_body(ctx: Context, state: State) -> dict[str, Any]:
     config = ctx.config
     body: dict[str, Any] = {
         "teamId": config.team_id,
-        "name": name,
+        "name": state.name,
         "planId": config.plan_id,
         "isPrivateRepo": config.private_repo,
         "replicas": config.replicas,
         "gitUrl": config.git_url,
         "initialBranch": config.branch,
+        "env": [{"name": v.name, "value": v.value} for v in (*config.env, state.mark.as_env())],
     }
-    if config.env:
-        body["env"] = [{"name": var.name, "value": var.value} for var in config.env]
     return body
 
 
-def create_workspace(ctx: Context, state: State) -> dict[str, Any]:
-    """Create the workspace named ``state.name`` exactly once, even when the
-    connection drops; set ``workspace-id``. The caller made sure no workspace
-    of that name existed before."""
-    client = ctx.client
-    body = create_body(ctx, state.name)
+def create_workspace(ctx: Context, state: State) -> Workspace:
+    """Create the workspace named ``state.name`` once, even when the create's
+    answer is lost; set ``workspace-id``. The caller made sure the name is free."""
+    client, config = ctx.client, ctx.config
+    body = create_body(ctx, state)
+    deadline = ctx.clock.now() + config.workspace_timeout
     state.creating = True
     try:
-        workspace = client.create_workspace(body)
+        workspace = client.create_workspace(
+            body, deadline=deadline, read_timeout=CREATE_READ_SECONDS
+        )
     except ActionError as exc:
-        if not getattr(exc, "maybe_landed", False):
-            raise
-        ctx.reporter.warning(f"Creating the workspace may have failed ({exc}); looking it up")
-        found = find_by_name(ctx, state.name)
-        if found:
-            workspace = found[0]
-            ctx.reporter.info(f"The create had landed: workspace {workspace['id']}")
+        if not _may_have_landed(exc):
+            raise _explained(ctx, exc) from None
+        ctx.reporter.warning(f"Creating {state.name} may have failed ({exc}); looking it up")
+        found = _wait_for_own(ctx, state, deadline)
+        if found is not None:
+            workspace = found
+            ctx.reporter.info(f"The create had landed: workspace {workspace.id}")
         else:
-            workspace = client.create_workspace(body)
-            for twin in find_by_name(ctx, state.name, wait=False):
-                if twin["id"] != workspace["id"]:
-                    ctx.reporter.warning(
-                        f"Deleting {twin['id']}, a twin the first create made late"
-                    )
-                    client.delete_workspace(int(twin["id"]))
-    state.created_id = int(workspace["id"])
+            ctx.reporter.info(f"No workspace {state.name} appeared: creating it again")
+            state.created_twice = True
+            workspace = client.create_workspace(
+                body, deadline=deadline, read_timeout=CREATE_READ_SECONDS
+            )
+    state.created_id = workspace.id
     state.creating = False
-    ctx.result.set("workspace-id", state.created_id)
+    ctx.result.set("workspace-id", workspace.id)
     return workspace
 
 
-def find_by_name(ctx: Context, name: str, *, wait: bool = True) -> list[dict[str, Any]]:
-    """Workspaces of the team with this name; with ``wait``, give a create that
-    landed a few seconds to show up."""
+def _may_have_landed(error: ActionError) -> bool:
+    if isinstance(error, TransportError):
+        return error.maybe_landed
+    if isinstance(error, ApiError):
+        return error.status_code >= 500
+    return isinstance(error, BadAnswer)
+
+
+def _explained(ctx: Context, error: ActionError) -> ActionError:
+    if isinstance(error, ApiError) and error.status_code == 402:
+        return ActionError(
+            f"Codesphere refused to create a workspace in team {ctx.config.team_id} (input "
+            f"'team-id'): {error}. The team has no billing information: add a payment method "
+            "in the team's settings in Codesphere (or use another team), then re-run the job"
+        )
+    return error
+
+
+def own_workspaces(ctx: Context, state: State) -> list[Workspace]:
+    """Workspaces of the team named ``state.name`` that carry this run's mark."""
     team_id = ctx.config.team_id
     assert team_id is not None
+    found = []
+    for workspace in ctx.client.list_team_workspaces(team_id):
+        if workspace.name != state.name:
+            continue
+        mark = read_mark(ctx, workspace.id)
+        if is_ours(ctx.config, mark) and mark is not None and mark.run == state.mark.run:
+            found.append(workspace)
+    return sorted(found, key=lambda w: w.id)
 
-    def check(_deadline: float) -> list[dict[str, Any]] | None:
-        found = [w for w in ctx.client.list_team_workspaces(team_id) if w.get("name") == name]
-        return found or None
 
-    if not wait:
-        return check(0.0) or []
+def _wait_for_own(ctx: Context, state: State, deadline: float) -> Workspace | None:
+    def check(_limit: float) -> Workspace | None:
+        found = own_workspaces(ctx, state)
+        return found[0] if found else None
+
+    timeout = max(0.0, min(CREATE_SETTLE_SECONDS, deadline - ctx.clock.now()))
     try:
-        return ctx.waiter.poll(check, timeout=LOOKUP_SECONDS, what=f"looking up {name}")
-    except ActionError:
-        return []
+        return ctx.waiter.poll(check, timeout=timeout, what=f"looking up {state.name}")
+    except WaitTimeout:
+        return None
+
+
+def remove_twins(ctx: Context, state: State) -> None:
+    """After a second create: delete a late first one (same name, same run)."""
+    if not state.created_twice or state.created_id is None:
+        return
+    try:
+        for twin in own_workspaces(ctx, state):
+            if twin.id == state.created_id:
+                continue
+            kept = delete_unless_serving(ctx, twin.id)
+            if kept:
+                ctx.reporter.warning(f"Workspace {twin.id}, a twin, serves {', '.join(kept)}")
+            else:
+                ctx.reporter.warning(f"Deleted workspace {twin.id}, a twin a late create made")
+    except ActionError as exc:
+        ctx.result.aftermath.append(
+            f"a second workspace named {state.name} may exist (the first create's answer was "
+            f"lost); checking for it failed: {exc}. Delete it by hand if it shows up"
+        )
 
 
 def clean_up(ctx: Context, state: State, *, cancelled: bool) -> None:
     """After a failure or cancellation: never leave a half-made workspace behind,
-    never touch the domain; say what state things are in."""
+    never touch the domain; say what state things are in. Retries within the
+    cancel budget (the client cuts every request to it)."""
     config = ctx.config
-    if state.created_id is None and state.creating:
-        state.created_id = _created_meanwhile(ctx, state, quick=cancelled)
-    created = state.created_id
-    if state.switched:
+    try:
+        if state.created_id is None and state.creating:
+            found = own_workspaces(ctx, state)
+            state.created_id = found[0].id if found else None
+    except (ActionError, Cancelled):
         ctx.result.aftermath.append(
-            f"the domain {config.domain_url} already points at the new workspace {created}; "
-            f"nothing was undone (previous: {ids(state.previous) or 'none'})"
+            f"a workspace named {state.name} may have been created: check the team"
         )
-        return
+    created = state.created_id
     untouched = f"the domain {config.domain} is untouched" if config.domain else ""
 
     def tell(what: str) -> None:
         ctx.result.aftermath.append("; ".join(part for part in (what, untouched) if part))
 
+    if state.switched:
+        return  # the flow says where the domain points
     if created is None:
         if untouched:
             tell("")
         return
+    if state.switch_unknown:
+        ctx.result.aftermath.append(
+            f"the switch of {config.domain_url} to workspace {created} may still land, so "
+            f"workspace {created} was kept: check the domain in Codesphere"
+        )
+        return
     if not config.cleanup_on_failure:
         tell(f"the new workspace {created} was kept (cleanup-on-failure: false)")
         return
+    tell(_delete_created(ctx, created))
+    remove_twins(ctx, state)
+
+
+def _delete_created(ctx: Context, created: int) -> str:
     try:
-        if cancelled:
-            ctx.client.delete_workspace(created, timeout=CANCEL_DELETE_TIMEOUT, retries=False)
-        else:
-            ctx.client.delete_workspace(created)
+        kept = delete_unless_serving(ctx, created)
     except (ActionError, Cancelled) as exc:
-        tell(f"deleting the new workspace {created} failed ({exc}): delete it by hand")
-        return
-    tell(f"the new workspace {created} was deleted")
-
-
-def _created_meanwhile(ctx: Context, state: State, *, quick: bool) -> int | None:
-    """The workspace a create that was cut off may have made: the flow left no
-    workspace of this name, so one that exists now is ours."""
-    assert ctx.config.team_id is not None
-    try:
-        team = ctx.client.list_team_workspaces(
-            ctx.config.team_id,
-            timeout=CANCEL_DELETE_TIMEOUT if quick else None,
-            retries=not quick,
+        # The delete may have landed although its answer did not: ask before telling.
+        still = exists(ctx, created)
+        if still is False:
+            return f"the new workspace {created} was deleted"
+        if still is None:
+            return (
+                f"deleting the new workspace {created} could not be confirmed ({exc}): check "
+                "the team and delete it by hand if it is still there"
+            )
+        return (
+            f"deleting the new workspace {created} failed ({exc}) and it still exists: "
+            "delete it by hand"
         )
-    except (ActionError, Cancelled):
-        ctx.result.aftermath.append(
-            f"a workspace named {state.name} may have been created: check the team"
-        )
-        return None
-    found = [int(w["id"]) for w in team if w.get("name") == state.name]
-    return found[0] if found else None
+    if kept:
+        return f"the new workspace {created} was kept: it serves {', '.join(kept)}"
+    return f"the new workspace {created} was deleted"
 
 
 def ids(values: list[int]) -> str:

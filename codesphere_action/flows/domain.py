@@ -2,31 +2,54 @@
 
 Shared by zero-downtime (switch to the new workspace) and rollback (switch
 back). ``PUT .../workspace-connections`` replaces the whole map, so the switch
-reads it, changes only ``domain-path`` and writes it all back, with
-cancellation held back: a switch is never cut in half.
+reads it, changes only ``domain-path`` and writes it all back.
+
+Cancellation is held back during the switch, so it is never cut in half, and
+the switch fits the runner's cancel budget: each of its requests waits at
+most ``SWITCH_READ_SECONDS`` for an answer, and once a signal came, no retry
+goes past the cancel budget. Its outputs are set inside the shielded block.
 """
 
 from __future__ import annotations
 
 from ..context import Context
-from ..errors import ActionError
+from ..errors import ActionError, ApiError
+from ..models import DomainInfo
 from .creation import State, ids
 
+SWITCH_SECONDS = 60.0  # the switch's requests, retries included, end within this
+# An answer in flight when the runner cancels still leaves time to check the
+# map and report within SIGINT's 7.5 s.
+SWITCH_READ_SECONDS = 3.0
 
-def domain_map(ctx: Context) -> dict[str, list[int]]:
+
+def find_domain(ctx: Context, domains: list[DomainInfo]) -> DomainInfo:
+    """The ``domain`` input's domain among the team's; an error naming the inputs
+    when it is not there."""
+    config = ctx.config
+    for domain in domains:
+        if domain.name.lower() == config.domain:
+            return domain
+    known = ", ".join(sorted(d.name for d in domains)) or "none"
+    raise ActionError(
+        f"domain {config.domain} (input 'domain') is not a domain of team {config.team_id} "
+        f"(input 'team-id'); the team's domains: {known}. Check both inputs"
+    )
+
+
+def domain_map(ctx: Context, *, deadline: float | None = None) -> dict[str, list[int]]:
     """The domain's ``{path: [workspace ids]}``; an error naming the inputs when
     it cannot be read."""
     config = ctx.config
     assert config.team_id is not None
     try:
-        domain = ctx.client.get_domain(config.team_id, config.domain)
+        domain = ctx.client.get_domain(config.team_id, config.domain, deadline=deadline)
     except ActionError as exc:
         raise ActionError(
             f"could not read domain {config.domain} of team {config.team_id} (inputs 'domain', "
             f"'team-id'): {exc}"
         ) from None
-    raw = domain.get("workspaces") or {}
-    return {str(path): [int(i) for i in value] for path, value in raw.items()}
+    return domain.workspaces
 
 
 def describe_map(mapping: dict[str, list[int]]) -> str:
@@ -37,29 +60,64 @@ def switch_domain(ctx: Context, state: State, workspace_id: int) -> None:
     """Point ``domain-path`` at ``workspace_id``, every other path as it was;
     record the ids that served it before in ``state.previous`` and the
     ``previous-workspace-id`` output, and set ``domain-url``."""
-    config, client = ctx.config, ctx.client
-    assert config.team_id is not None
+    config = ctx.config
     with ctx.guard.shield():
-        current = domain_map(ctx)
+        deadline = ctx.clock.now() + SWITCH_SECONDS
+        current = _read(ctx, deadline)
         state.previous = [i for i in current.get(config.domain_path, []) if i != workspace_id]
         wanted = {**current, config.domain_path: [workspace_id]}
         ctx.reporter.info(
             f"Pointing {config.domain_url} at workspace {workspace_id} "
             f"(was {ids(state.previous) or 'nothing'})"
         )
-        try:
-            answer = client.set_domain_connections(config.team_id, config.domain, wanted)
-            now = {str(p): [int(i) for i in v] for p, v in answer["workspaces"].items()}
-        except ActionError:
-            # The PUT may have landed: the map says whether the switch happened.
-            now = domain_map(ctx)
-            if now.get(config.domain_path) != [workspace_id]:
-                raise
+        now = _write(ctx, state, wanted, deadline)
         state.switched = True
-    ctx.result.set("previous-workspace-id", ",".join(str(i) for i in state.previous))
-    ctx.result.set("domain-url", config.domain_url)
+        state.switch_unknown = False
+        ctx.result.set("previous-workspace-id", ",".join(str(i) for i in state.previous))
+        ctx.result.set("domain-url", config.domain_url)
     if now != wanted:
         ctx.reporter.warning(
             f"The domain's map after the switch differs from the one written: {now} "
             "(another change at the same moment?)"
         )
+
+
+def _read(ctx: Context, deadline: float) -> dict[str, list[int]]:
+    config = ctx.config
+    assert config.team_id is not None
+    try:
+        return ctx.client.get_domain(
+            config.team_id, config.domain, deadline=deadline, read_timeout=SWITCH_READ_SECONDS
+        ).workspaces
+    except ActionError as exc:
+        raise ActionError(
+            f"could not read domain {config.domain} of team {config.team_id} (inputs 'domain', "
+            f"'team-id'): {exc}"
+        ) from None
+
+
+def _write(
+    ctx: Context, state: State, wanted: dict[str, list[int]], deadline: float
+) -> dict[str, list[int]]:
+    """PUT the map; return the map as it is afterwards. When the answer is lost,
+    the map read back says whether the switch happened."""
+    config = ctx.config
+    assert config.team_id is not None
+    try:
+        return ctx.client.set_domain_connections(
+            config.team_id,
+            config.domain,
+            wanted,
+            deadline=deadline,
+            read_timeout=SWITCH_READ_SECONDS,
+        ).workspaces
+    except ActionError as exc:
+        definite = isinstance(exc, ApiError) and exc.status_code < 500
+        state.switch_unknown = not definite
+        try:
+            now = _read(ctx, deadline)
+        except ActionError:
+            raise exc from None
+        if now.get(config.domain_path) != wanted[config.domain_path]:
+            raise
+        return now

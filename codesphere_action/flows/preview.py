@@ -6,6 +6,10 @@
 - Later runs (new pushes, re-runs) reuse it: wake it if it sleeps, update its
   env, pull ``origin/<head branch>``, prepare / test, restart run. Never a
   second workspace for one pull request.
+- The preview is the workspace this action made for this repository and pull
+  request (its mark, ``ownership.py``). Should a workspace of that name exist
+  that is not it (made by hand, say), it is left alone and the preview lives
+  in ``<name>-2`` (the first name that is free or holds the preview).
 
 A failure deletes the workspace only when this run created it (and
 ``cleanup-on-failure`` allows it); a preview that existed before is never
@@ -15,10 +19,9 @@ request (the teardown flow) deletes it.
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..context import Context
-from ..errors import Cancelled
+from ..errors import ActionError, Cancelled
+from ..models import Workspace
 from ..steps import (
     describe,
     ensure_running,
@@ -27,11 +30,12 @@ from ..steps import (
     stage_plan,
     wait_until_running,
 )
-from .creation import State, clean_up, create_workspace, find_by_name, ids
+from .creation import State, clean_up, create_workspace, ids, remove_twins
+from .ownership import Mark, candidate_names, is_ours, read_mark
 
 
 def release(ctx: Context) -> None:
-    state = State(name=ctx.config.workspace_name)
+    state = State.for_run(ctx)
     ctx.result.workspace_name = state.name
     reused: list[int] = []
     try:
@@ -45,6 +49,7 @@ def release(ctx: Context) -> None:
         else:
             clean_up(ctx, state, cancelled=isinstance(exc, Cancelled))
         raise
+    remove_twins(ctx, state)
 
 
 def _preview(ctx: Context, state: State, reused: list[int]) -> None:
@@ -53,58 +58,88 @@ def _preview(ctx: Context, state: State, reused: list[int]) -> None:
     assert pull is not None  # config guarantees it for this flow
     _warn_about_fork(ctx)
     with ctx.phase("Check") as phase:
-        existing = _existing_preview(ctx, state.name)
-        phase.detail = f"reusing {existing['id']}" if existing else "no preview yet"
+        existing = _existing_preview(ctx, state)
+        phase.detail = f"reusing {existing.id}" if existing else "no preview yet"
 
     if existing is None:
         with ctx.phase("Create workspace") as phase:
             workspace = create_workspace(ctx, state)
-            workspace_id = int(workspace["id"])
             ctx.reporter.info(
-                f"Created workspace {workspace_id} ({state.name}) on branch {config.branch} "
+                f"Created workspace {workspace.id} ({state.name}) on branch {config.branch} "
                 f"for pull request #{pull.number}; waiting for it to run"
             )
-            wait_until_running(ctx, workspace_id)
-            phase.detail = f"workspace {workspace_id}"
+            wait_until_running(ctx, workspace.id)
+            phase.detail = f"workspace {workspace.id}"
     else:
         workspace = existing
-        workspace_id = int(existing["id"])
-        reused.append(workspace_id)
-        ctx.result.set("workspace-id", workspace_id)
+        reused.append(workspace.id)
+        ctx.result.set("workspace-id", workspace.id)
         ctx.reporter.info(
-            f"Updating preview workspace {workspace_id} ({state.name}) of pull request "
+            f"Updating preview workspace {workspace.id} ({workspace.name}) of pull request "
             f"#{pull.number}"
         )
         with ctx.phase("Update workspace") as phase:
             if ensure_running(ctx, existing):
                 phase.detail = "woken up"
             if config.env:
-                ctx.client.set_env_vars(
-                    workspace_id, [{"name": v.name, "value": v.value} for v in config.env]
+                ctx.client.set_env_vars(workspace.id, list(config.env))
+                ctx.reporter.info(
+                    "Environment variables set: " + ", ".join(v.name for v in config.env)
                 )
-            git_pull(ctx, workspace_id)
+            git_pull(ctx, workspace.id)
 
     for stage in stage_plan(ctx):
-        run_stage(ctx, workspace_id, stage)
-    run_stage(ctx, workspace_id, "run", restart=existing is not None)
-    describe(ctx, workspace_id, workspace)
+        run_stage(ctx, workspace.id, stage)
+    run_stage(ctx, workspace.id, "run")
+    describe(ctx, workspace)
     _check_commit(ctx)
-    url = ctx.result.outputs["workspace-url"] or f"workspace {workspace_id}"
+    url = ctx.result.outputs["workspace-url"] or f"workspace {workspace.id}"
     verb = "updated" if existing else "created"
     ctx.result.notice = f"Preview of pull request #{pull.number} {verb}: {url}"
 
 
-def _existing_preview(ctx: Context, name: str) -> dict[str, Any] | None:
-    """The pull request's preview workspace, if an earlier run made it. Should
-    there be several of that name, the oldest is used and the others named."""
-    found = sorted(find_by_name(ctx, name, wait=False), key=lambda w: int(w["id"]))
-    if len(found) > 1:
+def _existing_preview(ctx: Context, state: State) -> Workspace | None:
+    """The pull request's preview, if an earlier run made it: among the workspaces
+    named ``name``, ``name-2``, ..., the oldest that carries this repository's and
+    pull request's mark. Sets ``state.name`` to the preview's name, or to the first
+    free name for a new one."""
+    config = ctx.config
+    pull = config.pull_request
+    assert config.team_id is not None and pull is not None
+    team = ctx.client.list_team_workspaces(config.team_id)
+    for name in candidate_names(state.name):
+        same = sorted((w for w in team if w.name == name), key=lambda w: w.id)
+        if not same:
+            state.name = name
+            ctx.result.workspace_name = name
+            return None
+        ours = [w for w in same if _is_preview(ctx, read_mark(ctx, w.id))]
+        if ours:
+            if len(ours) > 1:
+                ctx.reporter.warning(
+                    f"{len(ours)} preview workspaces are named {name}: updating the oldest, "
+                    f"{ours[0].id}; the others ({ids([w.id for w in ours[1:]])}) are left alone "
+                    "(the teardown flow deletes them all)"
+                )
+            state.name = name
+            ctx.result.workspace_name = name
+            return ours[0]
         ctx.reporter.warning(
-            f"{len(found)} workspaces are named {name}: updating the oldest, {found[0]['id']}; "
-            f"the others ({ids([int(w['id']) for w in found[1:]])}) are left alone "
-            "(the teardown flow deletes them all)"
+            f"A workspace named {name} ({ids([w.id for w in same])}) is not this pull "
+            "request's preview (not created by codesphere-release for it): it is left alone, "
+            "and the preview uses the next free name"
         )
-    return found[0] if found else None
+    raise ActionError(f"no free workspace name from {state.name} to {state.name}-99")
+
+
+def _is_preview(ctx: Context, mark: Mark | None) -> bool:
+    pull = ctx.config.pull_request
+    return (
+        is_ours(ctx.config, mark)
+        and mark is not None
+        and pull is not None
+        and mark.pr == pull.number
+    )
 
 
 def _warn_about_fork(ctx: Context) -> None:

@@ -12,10 +12,9 @@ only ``domain-path``, write the whole map back, cancellation held back.
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..context import Context
 from ..errors import ActionError, ApiError, Cancelled, Refused
+from ..models import Workspace
 from ..steps import describe
 from ..waiting import relevant
 from .creation import State, ids
@@ -26,7 +25,7 @@ def rollback(ctx: Context) -> None:
     config = ctx.config
     workspace_id = config.workspace_id
     assert workspace_id is not None  # config guarantees it for this flow
-    state = State(name="")
+    state = State.for_run(ctx)
     try:
         _rollback(ctx, state, workspace_id)
     except (Exception, Cancelled):
@@ -45,10 +44,10 @@ def _rollback(ctx: Context, state: State, workspace_id: int) -> None:
     with ctx.phase("Check") as phase:
         workspace = _target(ctx, workspace_id)
         ctx.result.set("workspace-id", workspace_id)
-        ctx.result.workspace_name = str(workspace.get("name", ""))
+        ctx.result.workspace_name = workspace.name
         _check_up(ctx, workspace_id)
         try:
-            describe(ctx, workspace_id)
+            describe(ctx, workspace)
         except ActionError as exc:  # the outputs are a courtesy: no reason to stay down
             ctx.reporter.warning(f"could not read workspace {workspace_id}'s URL or commit: {exc}")
         current = domain_map(ctx)
@@ -72,7 +71,7 @@ def _rollback(ctx: Context, state: State, workspace_id: int) -> None:
     )
 
 
-def _target(ctx: Context, workspace_id: int) -> dict[str, Any]:
+def _target(ctx: Context, workspace_id: int) -> Workspace:
     """The workspace to roll back to; Refused when it is gone or another team's."""
     team_id = ctx.config.team_id
     try:
@@ -85,7 +84,7 @@ def _target(ctx: Context, workspace_id: int) -> dict[str, Any]:
             "or the token's account cannot see it. Pass the id of a workspace that still runs "
             f"the earlier release (the previous-workspace-id output of the release to undo). {exc}"
         ) from None
-    owner = workspace.get("teamId")
+    owner = workspace.team_id
     if owner is not None and owner != team_id:
         raise Refused(
             f"rollback refused: workspace {workspace_id} (input 'workspace-id') belongs to team "
@@ -108,9 +107,9 @@ def _check_up(ctx: Context, workspace_id: int) -> None:
             f"that sleeps?). {fix}"
         )
     entries = relevant("run", ctx.client.stage_status(workspace_id, "run"))
-    down = [e for e in entries if e.get("state") != "running"]
+    down = [e for e in entries if e.state != "running"]
     if not entries or down:
-        states = ", ".join(f"{e.get('server')}/{e.get('replica')}: {e.get('state')}" for e in down)
+        states = ", ".join(f"{e.server}/{e.replica}: {e.state}" for e in down)
         raise Refused(
             f"rollback refused: the run stage of workspace {workspace_id} is not up "
             f"({states or 'no servers reported'}). {fix}"

@@ -34,6 +34,6 @@ def release(ctx: Context) -> None:
 
     for stage in stage_plan(ctx):
         run_stage(ctx, workspace_id, stage)
-    run_stage(ctx, workspace_id, "run", restart=True)
+    run_stage(ctx, workspace_id, "run")  # stops the running app first
 
-    describe(ctx, workspace_id, workspace)
+    describe(ctx, workspace)

@@ -1,65 +1,99 @@
 """The teardown flow: delete a pull request's preview workspace.
 
-The workspace is found by name (``<repository>-pr-<number>`` from the
-pull_request event, or ``workspace-name``) in the team. None there means it
-is gone already: success. A workspace some domain of the team routes to is
-never deleted (a mistyped ``workspace-name`` must not take production down).
+The preview is found in the team by name (``<repository>-pr-<number>`` from
+the pull_request event, or ``workspace-name``, and the ``-2``, ``-3`` ... names
+a preview moves to when its name is taken) and by the action's mark: only a
+workspace this action created for this repository (and, on a pull_request
+event, for this pull request) is deleted. None there means it is gone
+already: success. A workspace some domain of the team routes to is never
+deleted (a mistyped ``workspace-name`` must not take production down): the
+teardown is refused.
 """
 
 from __future__ import annotations
 
 from ..context import Context
 from ..errors import ActionError, Refused
-from .creation import find_by_name, ids
+from ..models import Workspace
+from .creation import ids
+from .ownership import candidate_names, is_ours, read_mark, routes
 
 
 def teardown(ctx: Context) -> None:
-    config, client = ctx.config, ctx.client
+    config = ctx.config
     assert config.team_id is not None  # config guarantees it for this flow
     name = config.workspace_name
     ctx.result.workspace_name = name
     with ctx.phase("Check") as phase:
-        found = sorted(int(w["id"]) for w in find_by_name(ctx, name, wait=False))
-        if found:
-            _refuse_if_served(ctx, found)
-        phase.detail = f"found {ids(found)}" if found else "already gone"
+        named, found = _previews(ctx, name)
+        if named:
+            # Any workspace of that name that a domain routes to refuses the whole
+            # teardown, the action's or not: the name is probably a mistake.
+            _refuse_if_served(ctx, named)
+        phase.detail = f"found {ids([w.id for w in found])}" if found else "already gone"
     if not found:
-        ctx.reporter.info(f"No workspace named {name} in team {config.team_id}: nothing to delete")
-        ctx.result.aftermath.append(f"no workspace named {name} was left: nothing to delete")
+        ctx.reporter.info(f"No preview workspace named {name} in team {config.team_id}")
+        ctx.result.aftermath.append(
+            f"no preview workspace named {name} was left: nothing to delete"
+        )
         ctx.result.notice = f"Preview workspace {name} is already gone: nothing to delete"
         return
 
-    ctx.result.set("workspace-id", ",".join(str(i) for i in found))
+    ctx.result.set("workspace-id", ",".join(str(w.id) for w in found))
     with ctx.phase("Delete workspace") as phase:
-        for workspace_id in found:
-            if client.delete_workspace(workspace_id):
-                ctx.reporter.info(f"Deleted workspace {workspace_id} ({name})")
+        for workspace in found:
+            if ctx.client.delete_workspace(workspace.id):
+                ctx.reporter.info(f"Deleted workspace {workspace.id} ({workspace.name})")
             else:
-                ctx.reporter.info(f"Workspace {workspace_id} ({name}) was deleted meanwhile")
-        phase.detail = f"deleted {ids(found)}"
-    ctx.result.notice = f"Deleted preview workspace {ids(found)} ({name})"
+                ctx.reporter.info(
+                    f"Workspace {workspace.id} ({workspace.name}) was deleted meanwhile"
+                )
+        phase.detail = f"deleted {ids([w.id for w in found])}"
+    names = ", ".join(w.name for w in found)
+    ctx.result.notice = f"Deleted preview workspace {ids([w.id for w in found])} ({names})"
 
 
-def _refuse_if_served(ctx: Context, workspace_ids: list[int]) -> None:
+def _previews(ctx: Context, name: str) -> tuple[list[Workspace], list[Workspace]]:
+    """(the workspaces to check before deleting: those named ``name`` and the
+    previews; the previews: those named ``name`` or ``name-<n>`` this action made
+    as the preview)."""
+    config = ctx.config
+    assert config.team_id is not None
+    names = set(candidate_names(name))
+    named = sorted(
+        (w for w in ctx.client.list_team_workspaces(config.team_id) if w.name in names),
+        key=lambda w: w.id,
+    )
+    wanted_pr = config.pull_request.number if config.pull_request else None
+    found = []
+    for workspace in named:
+        mark = read_mark(ctx, workspace.id)
+        if is_ours(config, mark) and mark is not None and wanted_pr in (None, mark.pr):
+            found.append(workspace)
+        elif workspace.name == name:
+            ctx.reporter.notice(
+                f"Workspace {workspace.id} is named {name} but was not created by "
+                "codesphere-release as this preview: left alone",
+                title="Workspace left alone",
+            )
+    return [w for w in named if w.name == name or w in found], found
+
+
+def _refuse_if_served(ctx: Context, found: list[Workspace]) -> None:
     team_id = ctx.config.team_id
     assert team_id is not None
     try:
-        domains = ctx.client.list_domains(team_id)
+        serving = routes(ctx.client.list_domains(team_id))
     except ActionError as exc:
         raise ActionError(
             f"could not list the domains of team {team_id} (input 'team-id') to make sure no "
-            f"domain routes to workspace {ids(workspace_ids)}, so nothing was deleted: {exc}"
+            f"domain routes to workspace {ids([w.id for w in found])}, so nothing was "
+            f"deleted: {exc}"
         ) from None
-    serving = [
-        f"{domain.get('name')}{path}"
-        for domain in domains
-        for path, connected in (domain.get("workspaces") or {}).items()
-        if set(workspace_ids) & {int(i) for i in connected}
-    ]
-    if serving:
+    served = sorted({route for w in found for route in serving.get(w.id, [])})
+    if served:
         raise Refused(
-            f"workspace {ids(workspace_ids)} ({ctx.config.workspace_name}) serves "
-            f"{', '.join(sorted(serving))}: teardown never deletes a workspace a domain routes "
-            "to, so nothing was deleted. Check the input 'workspace-name', or disconnect the "
-            "domain first"
+            f"workspace {ids([w.id for w in found])} ({ctx.config.workspace_name}) serves "
+            f"{', '.join(served)}: teardown never deletes a workspace a domain routes to, so "
+            "nothing was deleted. Check the input 'workspace-name', or disconnect the domain first"
         )

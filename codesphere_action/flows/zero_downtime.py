@@ -1,142 +1,229 @@
 """The zero-downtime flow: a fresh workspace per release, then move the domain.
 
-1. Check: read the domain (fail before creating anything if it is wrong) and
-   look for workspaces of the release's name (re-runs, see below).
-2. Create the workspace (env included), wait until it runs.
-3. prepare / test / run on it.
+1. Check: list the team's domains (fail before creating anything when
+   ``domain`` is not one of them) and settle the workspace's name (re-runs,
+   see below).
+2. Create the workspace (env and the action's mark included), wait until it runs.
+3. prepare / test / run on it (the landscape deployed before run).
 4. Switch: read the domain's path map, point ``domain-path`` at the new
    workspace, write the whole map back (PUT replaces it), every other path as
    it was. Cancellation is held back during the switch.
-5. ``delete-previous``: delete the workspaces that served the path before,
-   unless they still serve another path.
+5. Mark the workspace released; ``delete-previous``: delete the workspaces that
+   served the path before, under the deletion rule (``ownership.py``).
 
 Before the switch a failure leaves the domain untouched and (with
 ``cleanup-on-failure``) deletes the new workspace. After the switch nothing
 is undone; the error says what state things are in.
 
-Re-runs (same commit, same name), decided in ``_plan``:
-- a workspace of that name serves ``domain-path``: it is live already; succeed
-  and change nothing;
-- one serves another path of the domain: never touch it; release into
-  ``<name>-2`` (the first free suffix);
-- the others serve nothing (leftovers of a failed or cancelled run, or of a
-  release without a domain): delete them, then create afresh.
+The name (``<repo>-<sha7>`` or ``workspace-name``), decided in ``_settle_name``:
+for each of ``name``, ``name-2``, ``name-3``, ... the workspaces of that name
+are judged:
+- made by this action for this repository, released, and serving
+  ``domain-path`` (without ``domain``: serving nothing): this release is live
+  already; succeed and change nothing;
+- made by an earlier attempt of this same run, never released, serving
+  nothing: a leftover of a failed or cancelled attempt; deleted;
+- anything else (serves any domain, made by hand or for another repository,
+  an earlier release kept for rollback, another run's work): never touched;
+  the next name is tried, and the log says why.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from ..context import Context
 from ..errors import ActionError, Cancelled
+from ..models import Workspace
 from ..steps import describe, run_stage, stage_plan, wait_until_running
-from .creation import State, clean_up, create_workspace, ids
-from .domain import describe_map, domain_map, switch_domain
+from .creation import State, clean_up, create_workspace, ids, remove_twins
+from .domain import describe_map, find_domain, switch_domain
+from .ownership import (
+    BUILDING,
+    RELEASED,
+    Mark,
+    candidate_names,
+    delete_unless_serving,
+    is_ours,
+    read_mark,
+    routes,
+)
+
+LIVE, LEFTOVER, KEEP = "live", "leftover", "keep"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    kind: str
+    why: str = ""
 
 
 def release(ctx: Context) -> None:
-    state = State(name=ctx.config.workspace_name)
+    state = State.for_run(ctx)
     try:
         _release(ctx, state)
     except (Exception, Cancelled) as exc:
         clean_up(ctx, state, cancelled=isinstance(exc, Cancelled))
         raise
+    remove_twins(ctx, state)
 
 
 def _release(ctx: Context, state: State) -> None:
     config = ctx.config
     with ctx.phase("Check"):
-        live = _plan(ctx, state)
+        live = _settle_name(ctx, state)
     if live is not None:
         _report_already_live(ctx, live)
         return
 
     with ctx.phase("Create workspace") as phase:
         workspace = create_workspace(ctx, state)
-        workspace_id = int(workspace["id"])
-        ctx.reporter.info(f"Created workspace {workspace_id} ({state.name}); waiting for it to run")
-        wait_until_running(ctx, workspace_id)
-        phase.detail = f"workspace {workspace_id}"
+        ctx.reporter.info(f"Created workspace {workspace.id} ({state.name}); waiting for it to run")
+        wait_until_running(ctx, workspace.id)
+        phase.detail = f"workspace {workspace.id}"
 
     for stage in stage_plan(ctx):
-        run_stage(ctx, workspace_id, stage)
-    run_stage(ctx, workspace_id, "run")
-    describe(ctx, workspace_id, workspace)
+        run_stage(ctx, workspace.id, stage)
+    run_stage(ctx, workspace.id, "run")
+    describe(ctx, workspace)
 
     if not config.domain:
         ctx.reporter.info("No domain given: nothing to switch")
+        _mark_released(ctx, state, workspace.id)
         return
     with ctx.phase("Switch domain"):
-        switch_domain(ctx, state, workspace_id)
+        switch_domain(ctx, state, workspace.id)
+    _mark_released(ctx, state, workspace.id)
     if config.delete_previous:
         with ctx.phase("Delete previous"):
-            _delete_previous(ctx, state, workspace_id)
+            delete_previous(ctx, state.previous)
     elif state.previous:
         ctx.reporter.info(
             f"Previous workspace(s) {ids(state.previous)} kept (delete-previous: false)"
         )
 
 
-def _plan(ctx: Context, state: State) -> dict[str, Any] | None:
-    """Apply the re-run rules; return the workspace that is live already, if any."""
+def _settle_name(ctx: Context, state: State) -> Workspace | None:
+    """Apply the naming rules (module docstring); return the workspace that is
+    this release already live, if any. Sets ``state.name``."""
     config, client = ctx.config, ctx.client
     assert config.team_id is not None
-    connected = domain_map(ctx) if config.domain else {}
+    domains = client.list_domains(config.team_id)
     if config.domain:
-        ctx.reporter.info(f"Domain {config.domain}: {describe_map(connected)}")
-    on_path = set(connected.get(config.domain_path, []))
-    serving = {i for path_ids in connected.values() for i in path_ids}
+        domain = find_domain(ctx, domains)
+        ctx.reporter.info(f"Domain {config.domain}: {describe_map(domain.workspaces)}")
+    serving = routes(domains)
     team = client.list_team_workspaces(config.team_id)
-    names = {str(w.get("name")) for w in team}
-    same_name = [w for w in team if w.get("name") == state.name]
-    for workspace in same_name:
-        if int(workspace["id"]) in on_path:
-            return workspace
-    if any(int(w["id"]) in serving for w in same_name):
-        base, number = state.name, 2
-        while f"{base}-{number}" in names:
-            number += 1
-        state.name = f"{base}-{number}"
-        ctx.reporter.warning(
-            f"A workspace named {base} serves another path of {config.domain}; it is left alone "
-            f"and this release goes into {state.name}"
-        )
-        same_name = [w for w in team if w.get("name") == state.name]
-    for workspace in same_name:  # leftovers: they serve nothing
-        ctx.reporter.info(
-            f"Deleting workspace {workspace['id']} ({state.name}), left over from an earlier run "
-            "of this release; it serves nothing"
-        )
-        client.delete_workspace(int(workspace["id"]))
-    ctx.result.workspace_name = state.name
-    return None
+    for name in candidate_names(state.name):
+        same = [w for w in team if w.name == name]
+        verdicts = [(w, _judge(ctx, w, serving.get(w.id, []))) for w in same]
+        for workspace, verdict in verdicts:
+            if verdict.kind == LIVE:
+                state.name = name
+                return workspace
+        kept = [(w, v) for w, v in verdicts if v.kind == KEEP]
+        if not kept:
+            for workspace, _verdict in verdicts:
+                ctx.reporter.info(
+                    f"Deleting workspace {workspace.id} ({name}), left over from an earlier "
+                    "attempt of this run; it serves nothing"
+                )
+                delete_unless_serving(ctx, workspace.id)
+            state.name = name
+            ctx.result.workspace_name = name
+            return None
+        for workspace, verdict in kept:
+            ctx.reporter.warning(
+                f"A workspace named {name} ({workspace.id}) is left alone: {verdict.why}. "
+                "This release goes into the next free name"
+            )
+    raise ActionError(
+        f"no free workspace name from {state.name} to {state.name}-99: set the input "
+        "'workspace-name', or delete the workspaces of those names that are no longer needed"
+    )
 
 
-def _report_already_live(ctx: Context, workspace: dict[str, Any]) -> None:
-    workspace_id = int(workspace["id"])
-    describe(ctx, workspace_id)
-    ctx.result.set("domain-url", ctx.config.domain_url)
+def _judge(ctx: Context, workspace: Workspace, serving: list[str]) -> Verdict:
+    config = ctx.config
+    mark = read_mark(ctx, workspace.id)
+    if not is_ours(config, mark) or mark is None:
+        if mark is None:
+            return Verdict(KEEP, _serving_or(serving, "it was not created by codesphere-release"))
+        return Verdict(
+            KEEP,
+            _serving_or(serving, f"it was created by codesphere-release for {mark.repository}"),
+        )
+    route = f"{config.domain}{config.domain_path}"
+    if mark.state == RELEASED and (route in serving if config.domain else not serving):
+        return Verdict(LIVE)
+    if serving:
+        return Verdict(KEEP, f"it serves {', '.join(serving)}")
+    if mark.state == BUILDING and mark.run_id == config.run_id.split(".", 1)[0]:
+        return Verdict(LEFTOVER)
+    return Verdict(KEEP, _why_not_leftover(mark))
+
+
+def _serving_or(serving: list[str], why: str) -> str:
+    return f"it serves {', '.join(serving)}" if serving else why
+
+
+def _why_not_leftover(mark: Mark) -> str:
+    if mark.state == RELEASED:
+        return "it is an earlier release of this commit (kept, e.g. to roll back to)"
+    return (
+        f"run {mark.run} made it and may still be working on it; delete it by hand if that "
+        "run is over"
+    )
+
+
+def _report_already_live(ctx: Context, workspace: Workspace) -> None:
+    config = ctx.config
+    describe(ctx, workspace)
+    where = config.domain_url if config.domain else "its workspace URL"
+    if config.domain:
+        ctx.result.set("domain-url", config.domain_url)
     ctx.result.aftermath.append(
-        f"workspace {workspace_id} ({workspace.get('name')}) already serves "
-        f"{ctx.config.domain_url}: this commit is live, nothing was changed"
+        f"workspace {workspace.id} ({workspace.name}) already serves {where}: this commit is "
+        "live, nothing was changed"
     )
-    ctx.reporter.notice(
-        f"{workspace.get('name')} already serves {ctx.config.domain_url}; nothing to release",
-        title="Already released",
-    )
+    ctx.result.notice = f"{workspace.name} already serves {where}; nothing to release"
 
 
-def _delete_previous(ctx: Context, state: State, workspace_id: int) -> None:
-    serving = {i for path_ids in domain_map(ctx).values() for i in path_ids}
-    for previous in state.previous:
-        if previous == workspace_id or previous in serving:
-            ctx.reporter.info(f"Keeping workspace {previous}: it still serves the domain")
+def _mark_released(ctx: Context, state: State, workspace_id: int) -> None:
+    """Record in the mark that this release succeeded: a re-run of it then
+    reports it live instead of taking it for a leftover."""
+    try:
+        ctx.client.set_env_vars(workspace_id, [state.mark.released().as_env()])
+    except ActionError as exc:
+        ctx.reporter.warning(
+            f"could not mark workspace {workspace_id} as released ({exc}); a re-run of this "
+            "job may release the commit again"
+        )
+
+
+def delete_previous(ctx: Context, previous: list[int], keep: int | None = None) -> None:
+    """Delete the workspaces that served the path before, under the deletion rule:
+    never one that still serves any domain of the team, never one this action did
+    not create for this repository."""
+    for workspace_id in previous:
+        if workspace_id == keep:
+            continue
+        if not is_ours(ctx.config, read_mark(ctx, workspace_id)):
+            ctx.reporter.notice(
+                f"Kept workspace {workspace_id}: it was not created by codesphere-release for "
+                "this repository, so it is not deleted automatically. Delete it by hand if it "
+                "is no longer needed",
+                title="Previous workspace kept",
+            )
             continue
         try:
-            ctx.client.delete_workspace(previous)
+            kept = delete_unless_serving(ctx, workspace_id)
         except ActionError as exc:
             raise ActionError(
-                f"the domain now points at workspace {workspace_id}, but deleting the previous "
-                f"workspace {previous} failed: {exc}. Delete it by hand"
+                f"the domain now points at the new workspace, but deleting the previous "
+                f"workspace {workspace_id} failed: {exc}. Delete it by hand"
             ) from None
-        ctx.reporter.info(f"Deleted previous workspace {previous}")
+        if kept:
+            ctx.reporter.info(f"Keeping workspace {workspace_id}: it serves {', '.join(kept)}")
+        else:
+            ctx.reporter.info(f"Deleted previous workspace {workspace_id}")

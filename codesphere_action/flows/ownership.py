@@ -1,0 +1,134 @@
+"""What the action may delete, and how it knows what it made.
+
+The rule, in every flow (leftovers, ``delete-previous``, teardown, cleanup):
+a workspace that serves any path of any domain of the team is never deleted
+(``GET /domains/team/{teamId}`` lists them all, read right before each
+delete). Besides the workspace a run created itself, only a workspace this
+action created for this repository (its mark) may be deleted, and only when
+it serves nothing.
+
+The mark: every workspace the action creates carries the environment variable
+``CODESPHERE_RELEASE`` (the apps see it too), e.g.
+``repo=acme/shop flow=zero-downtime run=4711.1 state=building``: the
+repository, the flow, the run (``GITHUB_RUN_ID.GITHUB_RUN_ATTEMPT``), for a
+preview ``pr=<number>``, and ``state=released`` once a release succeeded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+from ..config import MARK_NAME, Config
+from ..context import Context
+from ..errors import ActionError
+from ..models import DomainInfo, EnvVar
+
+MAX_NAME = 63
+BUILDING, RELEASED = "building", "released"
+
+
+@dataclass(frozen=True)
+class Mark:
+    repository: str
+    flow: str
+    run: str  # "<run id>.<attempt>"
+    state: str = BUILDING
+    pr: int | None = None
+
+    def render(self) -> str:
+        parts = [f"repo={self.repository or '-'}", f"flow={self.flow}", f"run={self.run}"]
+        if self.pr is not None:
+            parts.append(f"pr={self.pr}")
+        parts.append(f"state={self.state}")
+        return " ".join(parts)
+
+    @classmethod
+    def parse(cls, text: str) -> Mark | None:
+        fields = dict(part.partition("=")[::2] for part in text.split())
+        if not {"repo", "flow", "run"} <= fields.keys():
+            return None
+        pr = fields.get("pr", "")
+        return cls(
+            repository="" if fields["repo"] == "-" else fields["repo"],
+            flow=fields["flow"],
+            run=fields["run"],
+            state=fields.get("state", BUILDING),
+            pr=int(pr) if pr.isdigit() else None,
+        )
+
+    @property
+    def run_id(self) -> str:
+        """The run without the attempt: a re-run of a job keeps it."""
+        return self.run.split(".", 1)[0]
+
+    def as_env(self) -> EnvVar:
+        return EnvVar(MARK_NAME, self.render())
+
+    def released(self) -> Mark:
+        return replace(self, state=RELEASED)
+
+
+def new_mark(config: Config) -> Mark:
+    pull = config.pull_request
+    return Mark(
+        repository=config.repository,
+        flow=config.flow,
+        run=config.run_id,
+        pr=pull.number if config.flow == "preview" and pull is not None else None,
+    )
+
+
+def is_ours(config: Config, mark: Mark | None) -> bool:
+    """Made by this action for this repository."""
+    return mark is not None and mark.repository.lower() == config.repository.lower()
+
+
+def read_mark(ctx: Context, workspace_id: int) -> Mark | None:
+    """The workspace's mark, None when it has none (made by hand or another tool)."""
+    for var in ctx.client.list_env_vars(workspace_id):
+        if var.name == MARK_NAME:
+            return Mark.parse(var.value)
+    return None
+
+
+def routes(domains: list[DomainInfo]) -> dict[int, list[str]]:
+    """workspace id -> the ``domain/path`` routes that reach it."""
+    out: dict[int, list[str]] = {}
+    for domain in domains:
+        for path, ids in domain.workspaces.items():
+            for workspace_id in ids:
+                out.setdefault(workspace_id, []).append(f"{domain.name}{path}")
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def team_routes(ctx: Context) -> dict[int, list[str]]:
+    team_id = ctx.config.team_id
+    assert team_id is not None  # every flow that deletes needs team-id
+    return routes(ctx.client.list_domains(team_id))
+
+
+def delete_unless_serving(ctx: Context, workspace_id: int) -> list[str]:
+    """Delete the workspace unless a domain of the team routes to it, as the
+    domains are right now. Return the routes that kept it ([] when deleted or
+    gone already)."""
+    serving = team_routes(ctx).get(workspace_id, [])
+    if not serving:
+        ctx.client.delete_workspace(workspace_id)
+    return serving
+
+
+def exists(ctx: Context, workspace_id: int) -> bool | None:
+    """Whether the workspace still exists; None when the API could not tell."""
+    try:
+        return ctx.client.exists(workspace_id)
+    except ActionError:
+        return None
+
+
+def candidate_names(base: str) -> Iterator[str]:
+    """``base``, then ``base-2``, ``base-3``, ..., each cut to 63 characters."""
+    yield base
+    for number in range(2, 100):
+        suffix = f"-{number}"
+        yield base[: MAX_NAME - len(suffix)] + suffix
