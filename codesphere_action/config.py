@@ -21,7 +21,9 @@ from .models import EnvVar
 
 DEFAULT_API_URL = "https://codesphere.com/api"
 DEFAULT_GITHUB_API_URL = "https://api.github.com"
-FLOWS = ("simple", "zero-downtime", "preview", "teardown", "rollback")
+FLOWS = ("simple", "zero-downtime", "preview", "teardown", "promote", "rollback")
+# Flows that point the domain at an existing workspace (promote.py).
+SWITCHING_FLOWS = ("promote", "rollback")
 # Flows that create a workspace from the repository.
 CREATING_FLOWS = ("zero-downtime", "preview")
 PULL_REQUEST_EVENTS = ("pull_request", "pull_request_target")
@@ -85,6 +87,16 @@ class Config:
     domain_path: str = "/"
     delete_previous: bool = False
     cleanup_on_failure: bool = True
+    switch: bool = True  # zero-downtime: move the domain (false: stage the release only)
+    # Health check: empty path is off. Statuses are inclusive ranges.
+    health_path: str = ""
+    health_statuses: tuple[tuple[int, int], ...] = ((200, 399),)
+    health_timeout: float = 300.0
+    health_domain: bool = True  # also check the domain after the switch; roll back if not
+    require_commit: bool = False
+    # Test seam (CODESPHERE_RELEASE_RESOLVE): host -> loopback host:port, so the
+    # tests can serve a custom domain locally. Loopback targets only.
+    resolve: tuple[tuple[str, str], ...] = ()
     # GitHub Deployments: off while github_token is empty.
     github_token: str = field(default="", repr=False)
     environment: str = ""
@@ -92,6 +104,7 @@ class Config:
     # GitHub context, for names, links and the summary.
     repository: str = ""
     sha: str = ""
+    ref_name: str = ""
     server_url: str = "https://github.com"
     event_name: str = ""
     pull_request: PullRequest | None = None
@@ -106,6 +119,19 @@ class Config:
     @property
     def domain_url(self) -> str:
         return f"https://{self.domain}{self.domain_path}" if self.domain else ""
+
+    @property
+    def expected_commit(self) -> str:
+        """The commit this run releases, when it knows it ("" otherwise): the pull
+        request's head for a preview, GITHUB_SHA when the branch released is the
+        one the run was triggered on."""
+        if self.flow == "preview":
+            return self.pull_request.head_sha if self.pull_request else ""
+        if self.flow == "rollback":
+            return ""  # a rollback goes back to an older commit on purpose
+        if self.flow == "promote" or self.branch in ("", self.ref_name):
+            return self.sha if COMMIT_SHA.match(self.sha) else ""
+        return ""
 
     @property
     def deployment_ref(self) -> str:
@@ -224,6 +250,49 @@ def parse_domain_path(name: str, value: str) -> str:
     if not value.startswith("/") or any(c.isspace() or c in "?#" for c in value) or "//" in value:
         raise ConfigError(name, value, "expected a path starting with '/', such as '/' or '/api'")
     return value
+
+
+def parse_http_path(name: str, value: str) -> str:
+    """A URL path (and query) to GET on the workspace, e.g. ``/healthz``."""
+    if (
+        not value.startswith("/")
+        or value.startswith("//")
+        or "#" in value
+        or any(c.isspace() or ord(c) < 32 for c in value)
+    ):
+        raise ConfigError(name, value, "expected a path starting with '/', such as '/healthz'")
+    return value
+
+
+def parse_statuses(name: str, value: str) -> tuple[tuple[int, int], ...]:
+    """``200-399``, ``200,204``, ``200-299, 301``: HTTP statuses and inclusive ranges."""
+    expected = "expected HTTP statuses and ranges such as '200-399' or '200,204,301-302'"
+    ranges = []
+    for part in value.split(","):
+        low, dash, high = part.strip().partition("-")
+        high = high if dash else low
+        if not (low.strip().isdigit() and high.strip().isdigit()):
+            raise ConfigError(name, value, expected)
+        first, last = int(low), int(high)
+        if not (100 <= first <= last <= 599):
+            raise ConfigError(name, value, expected + " (100 to 599, low before high)")
+        ranges.append((first, last))
+    return tuple(ranges)
+
+
+def parse_resolve(value: str) -> tuple[tuple[str, str], ...]:
+    """CODESPHERE_RELEASE_RESOLVE, a test seam: ``host=127.0.0.1:port,...``."""
+    pairs = []
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        host, _, target = part.partition("=")
+        target_host = target.rsplit(":", 1)[0]
+        if not host or not is_loopback(target_host):
+            raise ContextError(
+                f"CODESPHERE_RELEASE_RESOLVE has '{part}': expected host=127.0.0.1:<port>; it is "
+                "a seam for the tests and only ever points at loopback"
+            )
+        pairs.append((host.lower(), target))
+    return tuple(pairs)
 
 
 def parse_branch(name: str, value: str) -> str:
@@ -463,6 +532,7 @@ def load_config(environ: Mapping[str, str]) -> Config:
     domain_text = inputs.get("domain")
     domain = parse_domain("domain", domain_text) if domain_text else ""
     env = parse_env("env", inputs.raw("env"))
+    health_path = inputs.get("health-check-path")
     secret_env = parse_env("secret-env", inputs.raw("secret-env"))
     for var in secret_env:
         if any(plain.name == var.name for plain in env):
@@ -500,11 +570,23 @@ def load_config(environ: Mapping[str, str]) -> Config:
         cleanup_on_failure=parse_bool(
             "cleanup-on-failure", inputs.get("cleanup-on-failure", "true")
         ),
+        switch=parse_bool("switch", inputs.get("switch", "true")),
+        health_path=parse_http_path("health-check-path", health_path) if health_path else "",
+        health_statuses=parse_statuses(
+            "health-check-status", inputs.get("health-check-status", "200-399")
+        ),
+        health_timeout=parse_duration(
+            "health-check-timeout", inputs.get("health-check-timeout", "5m")
+        ),
+        health_domain=parse_bool("health-check-domain", inputs.get("health-check-domain", "true")),
+        require_commit=parse_bool("require-commit", inputs.get("require-commit", "false")),
+        resolve=parse_resolve(environ.get("CODESPHERE_RELEASE_RESOLVE", "")),
         github_token=github_token,
         environment=environment,
         github_api_url=github_api_url,
         repository=repository,
         sha=sha,
+        ref_name=environ.get("GITHUB_REF_NAME", ""),
         server_url=server_url,
         event_name=environ.get("GITHUB_EVENT_NAME", ""),
         pull_request=pull,
@@ -558,17 +640,20 @@ def _check_flow_requirements(config: Config) -> None:
         )
     if flow == "teardown":
         _need_ids(config, ("team-id", config.team_id))
-    if flow == "rollback":
+    if flow in SWITCHING_FLOWS:
         _need_ids(config, ("team-id", config.team_id))
         if config.workspace_id is None:
             raise ConfigError(
                 "workspace-id",
                 "",
                 "the rollback flow needs the id of the workspace to point the domain back at, "
-                "e.g. the previous-workspace-id output of the last release",
+                "e.g. the previous-workspace-id output of the last release"
+                if flow == "rollback"
+                else "the promote flow needs the id of the workspace to point the domain at, "
+                "e.g. the workspace-id output of a release with switch: false",
             )
         if not config.domain:
-            raise ConfigError("domain", "", "the rollback flow needs the domain to switch back")
+            raise ConfigError("domain", "", f"the {flow} flow needs the domain to switch")
 
 
 def _need_ids(config: Config, *named: tuple[str, int | None]) -> None:

@@ -16,6 +16,7 @@ HEADLINES = {
 WORDS = {
     "preview": ("Preview", "Preview ready"),
     "teardown": ("Teardown", "Torn down"),
+    "promote": ("Promotion", "Promoted"),
     "rollback": ("Rollback", "Rolled back"),
 }
 OUTCOME_ICONS = {"success": "✅", "failed": "❌", "skipped": "⏭️"}
@@ -23,6 +24,12 @@ OUTCOME_ICONS = {"success": "✅", "failed": "❌", "skipped": "⏭️"}
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _commit_link(commit: str, config: Config | None) -> str:
+    if config is not None and config.repository:
+        return f"[`{commit[:7]}`]({config.server_url}/{config.repository}/commit/{commit})"
+    return f"`{commit[:7]}`"
 
 
 def flow_words(flow: str) -> tuple[str, str]:
@@ -50,10 +57,12 @@ def render_summary(result: Result, config: Config | None) -> str:
         rows.append(("Previous workspace", f"`{out['previous-workspace-id']}`"))
     commit = out["deployed-commit"]
     if commit:
-        link = f"`{commit[:7]}`"
-        if config is not None and config.repository:
-            link = f"[`{commit[:7]}`]({config.server_url}/{config.repository}/commit/{commit})"
+        link = _commit_link(commit, config)
+        if result.commit_expected:
+            link += f" ⚠️ not {_commit_link(result.commit_expected, config)}, the commit of this run"
         rows.append(("Commit", link))
+    if result.health:
+        rows.append(("Health check", _cell(result.health)))
     if rows:
         # The first row is the header: GitHub renders an empty header as a blank bar.
         lines += [f"| **{k}** | {v} |" for k, v in rows[:1]]

@@ -33,10 +33,11 @@ def test_happy_path_pulls_prepares_restarts_and_reports(emu: Emulator, runner: R
     calls = called(emu)
     order = [
         f"POST /workspaces/{ws}/git/pull/origin",
+        # The commit is read right after the pull (require-commit stops before rebuilding).
+        f"GET /workspaces/{ws}/git/head",
         f"POST /workspaces/{ws}/pipeline/prepare/start",
         f"POST /workspaces/{ws}/pipeline/run/stop",
         f"POST /workspaces/{ws}/pipeline/run/start",
-        f"GET /workspaces/{ws}/git/head",
     ]
     assert [c for c in calls if c in order] == order
     assert not any("/pipeline/test/start" in c for c in calls)  # test: false by default

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..context import Context
-from . import preview, rollback, simple, teardown, zero_downtime
+from . import preview, promote, simple, teardown, zero_downtime
 
 Flow = Callable[[Context], None]
 
@@ -14,5 +14,7 @@ FLOWS: dict[str, Flow] = {
     "zero-downtime": zero_downtime.release,
     "preview": preview.release,
     "teardown": teardown.teardown,
-    "rollback": rollback.rollback,
+    # One operation aimed forward (a staged release) or back (the previous one).
+    "promote": promote.promote,
+    "rollback": promote.promote,
 }

@@ -42,6 +42,7 @@ class State:
     created_twice: bool = False  # a second create after an unknown first: look for twins
     switched: bool = False
     switch_unknown: bool = False  # a switch request whose outcome is unknown
+    switched_back: bool = False  # the domain check failed and the switch was undone
     previous: list[int] = field(default_factory=list)
 
     @classmethod
@@ -174,6 +175,8 @@ def clean_up(ctx: Context, state: State, *, cancelled: bool) -> None:
         )
     created = state.created_id
     untouched = f"the domain {config.domain} is untouched" if config.domain else ""
+    if state.switched_back:
+        untouched = f"the domain {config.domain} points where it did before the release"
 
     def tell(what: str) -> None:
         ctx.result.aftermath.append("; ".join(part for part in (what, untouched) if part))

@@ -32,6 +32,7 @@ from ..steps import (
 )
 from .creation import State, clean_up, create_workspace, ids, remove_twins
 from .ownership import Mark, candidate_names, is_ours, read_mark
+from .verify import check_commit, check_health
 
 
 def release(ctx: Context) -> None:
@@ -92,7 +93,8 @@ def _preview(ctx: Context, state: State, reused: list[int]) -> None:
         run_stage(ctx, workspace.id, stage)
     run_stage(ctx, workspace.id, "run")
     describe(ctx, workspace)
-    _check_commit(ctx)
+    check_commit(ctx)
+    check_health(ctx, workspace)
     url = ctx.result.outputs["workspace-url"] or f"workspace {workspace.id}"
     verb = "updated" if existing else "created"
     ctx.result.notice = f"Preview of pull request #{pull.number} {verb}: {url}"
@@ -150,17 +152,4 @@ def _warn_about_fork(ctx: Context) -> None:
             f"Pull request #{pull.number} comes from the fork {pull.head_repository}: its "
             f"branch {pull.head_ref} is usually not in {config.git_url}, which the workspace "
             "clones. Previews of forks need git-url set to a repository that has the branch"
-        )
-
-
-def _check_commit(ctx: Context) -> None:
-    """Say so when the branch moved on after the event (a newer push: its own
-    run deploys that)."""
-    config, pull = ctx.config, ctx.config.pull_request
-    assert pull is not None
-    deployed = ctx.result.outputs["deployed-commit"]
-    if deployed and config.branch == pull.head_ref and deployed != pull.head_sha:
-        ctx.reporter.warning(
-            f"The preview runs {deployed[:7]}, not the pull request's head {pull.head_sha[:7]}: "
-            f"branch {pull.head_ref} changed since this run started"
         )

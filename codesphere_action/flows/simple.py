@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from ..context import Context
 from ..steps import (
-    describe,
     ensure_running,
     get_workspace,
     git_pull,
@@ -15,6 +14,7 @@ from ..steps import (
     run_stage,
     stage_plan,
 )
+from .verify import check_commit, check_health
 
 
 def release(ctx: Context) -> None:
@@ -29,11 +29,17 @@ def release(ctx: Context) -> None:
         if ensure_running(ctx, workspace):
             phase.detail = "woken up"
 
-    with ctx.phase("Git pull"):
+    with ctx.phase("Git pull") as phase:
         git_pull(ctx, workspace_id)
+        head = ctx.client.git_head(workspace_id)
+        ctx.result.set("deployed-commit", head)
+        phase.detail = f"at {head[:7]}"
+        # Before anything is rebuilt: with require-commit the running app stays as it was.
+        check_commit(ctx)
 
     for stage in stage_plan(ctx):
         run_stage(ctx, workspace_id, stage)
     run_stage(ctx, workspace_id, "run")  # stops the running app first
 
-    describe(ctx, workspace)
+    record_workspace(ctx, workspace)  # deployed-commit was read after the pull
+    check_health(ctx, workspace)

@@ -48,6 +48,7 @@ from .ownership import (
     read_mark,
     routes,
 )
+from .verify import check_commit, check_domain, check_health
 
 LIVE, LEFTOVER, KEEP = "live", "leftover", "keep"
 
@@ -86,13 +87,23 @@ def _release(ctx: Context, state: State) -> None:
         run_stage(ctx, workspace.id, stage)
     run_stage(ctx, workspace.id, "run")
     describe(ctx, workspace)
+    check_commit(ctx)
+    check_health(ctx, workspace)
 
-    if not config.domain:
-        ctx.reporter.info("No domain given: nothing to switch")
+    if not config.domain or not config.switch:
+        why = "switch: false" if config.domain else "no domain given"
+        ctx.reporter.info(f"Not switching any domain ({why}): workspace {workspace.id} is staged")
         _mark_released(ctx, state, workspace.id)
+        if config.domain:
+            ctx.result.notice = (
+                f"Staged {state.name} (workspace {workspace.id}) at "
+                f"{ctx.result.outputs['workspace-url'] or 'its workspace URL'}; promote it to "
+                f"{config.domain_url} with flow: promote and workspace-id {workspace.id}"
+            )
         return
     with ctx.phase("Switch domain"):
         switch_domain(ctx, state, workspace.id)
+    check_domain(ctx, state, workspace.id)
     _mark_released(ctx, state, workspace.id)
     if config.delete_previous:
         with ctx.phase("Delete previous"):
@@ -154,7 +165,8 @@ def _judge(ctx: Context, workspace: Workspace, serving: list[str]) -> Verdict:
             _serving_or(serving, f"it was created by codesphere-release for {mark.repository}"),
         )
     route = f"{config.domain}{config.domain_path}"
-    if mark.state == RELEASED and (route in serving if config.domain else not serving):
+    switching = bool(config.domain) and config.switch
+    if mark.state == RELEASED and (route in serving if switching else not serving):
         return Verdict(LIVE)
     if serving:
         return Verdict(KEEP, f"it serves {', '.join(serving)}")
@@ -179,8 +191,9 @@ def _why_not_leftover(mark: Mark) -> str:
 def _report_already_live(ctx: Context, workspace: Workspace) -> None:
     config = ctx.config
     describe(ctx, workspace)
-    where = config.domain_url if config.domain else "its workspace URL"
-    if config.domain:
+    switching = bool(config.domain) and config.switch
+    where = config.domain_url if switching else "its workspace URL"
+    if switching:
         ctx.result.set("domain-url", config.domain_url)
     ctx.result.aftermath.append(
         f"workspace {workspace.id} ({workspace.name}) already serves {where}: this commit is "

@@ -1,0 +1,139 @@
+"""The promote and rollback flows: point ``domain-path`` of ``domain`` at
+``workspace-id``. One operation, aimed forward or back:
+
+- promote: a release staged with ``switch: false`` (its ``workspace-id``
+  output), once a person or a test job approved it;
+- rollback: the workspace that served before a release (the release's
+  ``previous-workspace-id`` output).
+
+Before anything changes the workspace must exist, belong to ``team-id``, run,
+and have its run stage up (every customer server ``running``), and pass the
+health check when ``health-check-path`` is set; otherwise the flow is refused
+and the domain untouched. The action never starts a workspace here: a way back
+must be quick and sure, and a stage that has to start first is neither. The
+switch is the one zero-downtime uses (read the map, replace only
+``domain-path``, write the whole map back, cancellation held back), followed
+by the domain check and ``delete-previous`` under the deletion rule.
+"""
+
+from __future__ import annotations
+
+from ..context import Context
+from ..errors import ActionError, ApiError, Cancelled, Refused
+from ..models import Workspace
+from ..steps import describe
+from ..waiting import relevant
+from .creation import State, ids
+from .domain import describe_map, domain_map, switch_domain
+from .verify import check_commit, check_domain, check_health
+from .zero_downtime import delete_previous
+
+
+def promote(ctx: Context) -> None:
+    config = ctx.config
+    workspace_id = config.workspace_id
+    assert workspace_id is not None  # config guarantees it for these flows
+    state = State.for_run(ctx)
+    try:
+        _promote(ctx, state, workspace_id)
+    except (Exception, Cancelled):
+        if state.switched:
+            ctx.result.aftermath.append(
+                f"the domain {config.domain_url} points at workspace {workspace_id} now "
+                f"(before: {ids(state.previous) or 'nothing'})"
+            )
+        elif not state.switched_back:
+            ctx.result.aftermath.append(f"the domain {config.domain} is untouched")
+        raise
+
+
+def _promote(ctx: Context, state: State, workspace_id: int) -> None:
+    config = ctx.config
+    verb = "promote" if config.flow == "promote" else "rollback"
+    with ctx.phase("Check") as phase:
+        workspace = _target(ctx, workspace_id, verb)
+        ctx.result.set("workspace-id", workspace_id)
+        ctx.result.workspace_name = workspace.name
+        _check_up(ctx, workspace_id, verb)
+        try:
+            describe(ctx, workspace)
+        except ActionError as exc:  # the outputs are a courtesy: no reason to stay down
+            ctx.reporter.warning(f"could not read workspace {workspace_id}'s URL or commit: {exc}")
+        check_commit(ctx)
+        current = domain_map(ctx)
+        ctx.reporter.info(f"Domain {config.domain}: {describe_map(current)}")
+        phase.detail = f"workspace {workspace_id} is up"
+    check_health(ctx, workspace)
+
+    name = ctx.result.workspace_name
+    if current.get(config.domain_path) == [workspace_id]:
+        ctx.result.set("domain-url", config.domain_url)
+        ctx.result.aftermath.append(
+            f"workspace {workspace_id} ({name}) already serves {config.domain_url} alone: "
+            "nothing was changed"
+        )
+        ctx.result.notice = f"{config.domain_url} already served by workspace {workspace_id}"
+        return
+    with ctx.phase("Switch domain"):
+        switch_domain(ctx, state, workspace_id)
+    check_domain(ctx, state, workspace_id)
+    moved = (
+        f"Promoted {config.domain_url} to"
+        if verb == "promote"
+        else f"Rolled {config.domain_url} back to"
+    )
+    ctx.result.notice = (
+        f"{moved} workspace {workspace_id} ({name}); before: {ids(state.previous) or 'nothing'}"
+    )
+    if config.delete_previous:
+        with ctx.phase("Delete previous"):
+            delete_previous(ctx, state.previous, keep=workspace_id)
+
+
+def _target(ctx: Context, workspace_id: int, verb: str) -> Workspace:
+    """The workspace to point at; Refused when it is gone or another team's."""
+    team_id = ctx.config.team_id
+    try:
+        workspace = ctx.client.get_workspace(workspace_id)
+    except ApiError as exc:
+        if exc.status_code != 404:
+            raise
+        hint = (
+            "the previous-workspace-id output of the release to undo"
+            if verb == "rollback"
+            else "the workspace-id output of the staged release (switch: false)"
+        )
+        raise Refused(
+            f"{verb} refused: workspace {workspace_id} (input 'workspace-id') does not exist "
+            f"or the token's account cannot see it. Pass the id of a workspace that still runs "
+            f"({hint}). {exc}"
+        ) from None
+    if workspace.team_id is not None and workspace.team_id != team_id:
+        raise Refused(
+            f"{verb} refused: workspace {workspace_id} (input 'workspace-id') belongs to team "
+            f"{workspace.team_id}, not to team {team_id} (input 'team-id'), which owns the domain"
+        )
+    return workspace
+
+
+def _check_up(ctx: Context, workspace_id: int, verb: str) -> None:
+    """Refused unless the workspace runs and every customer server of its run
+    stage is ``running``: the domain must never point at a workspace that
+    cannot answer."""
+    fix = (
+        f"Start it first (e.g. the simple flow with workspace-id {workspace_id}), "
+        f"then run the {verb} again"
+    )
+    if not ctx.client.is_running(workspace_id):
+        raise Refused(
+            f"{verb} refused: workspace {workspace_id} is not running (an on-demand workspace "
+            f"that sleeps?). {fix}"
+        )
+    entries = relevant("run", ctx.client.stage_status(workspace_id, "run"))
+    down = [e for e in entries if e.state != "running"]
+    if not entries or down:
+        states = ", ".join(f"{e.server}/{e.replica}: {e.state}" for e in down)
+        raise Refused(
+            f"{verb} refused: the run stage of workspace {workspace_id} is not up "
+            f"({states or 'no servers reported'}). {fix}"
+        )

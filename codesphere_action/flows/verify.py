@@ -1,0 +1,120 @@
+"""Checks before (and right after) the domain moves: the commit that shipped,
+and whether the app answers.
+
+- ``check_commit``: the create takes a branch, not a commit, so the workspace
+  may run a newer commit than the one this run releases. Said in the log and
+  the summary; with ``require-commit: true`` the release stops before the switch.
+- ``check_health``: GET the workspace's ``health-check-path`` until it answers
+  with an accepted status (``health.py``), before the switch.
+- ``check_domain``: after the switch, the same through the custom domain; when
+  it fails within the timeout, the path is pointed back at what served it
+  before (an automatic rollback) and the release fails saying so.
+"""
+
+from __future__ import annotations
+
+from ..context import Context
+from ..errors import ActionError
+from ..health import HealthCheck, HealthCheckFailed
+from ..models import Workspace
+from .creation import State, ids
+from .domain import SWITCH_READ_SECONDS, SWITCH_SECONDS, describe_map
+
+
+def health_check(ctx: Context) -> HealthCheck:
+    return HealthCheck(
+        ctx.config, ctx.reporter, ctx.waiter, deadline_cap=lambda: ctx.guard.deadline
+    )
+
+
+def check_commit(ctx: Context) -> None:
+    """Compare ``deployed-commit`` with the commit this run releases."""
+    config = ctx.config
+    expected, deployed = config.expected_commit, ctx.result.outputs["deployed-commit"]
+    if not expected or not deployed or deployed == expected:
+        return
+    source = "the pull request's head" if config.flow == "preview" else "GITHUB_SHA"
+    message = (
+        f"the workspace runs commit {deployed[:7]}, not {expected[:7]} ({source}), the commit "
+        f"this run releases: branch {config.branch or config.ref_name} moved on after the run "
+        "started (a newer run releases that commit)"
+    )
+    ctx.result.commit_expected = expected
+    if config.require_commit:
+        raise ActionError(f"{message}. require-commit is true, so the release stops here")
+    ctx.reporter.warning(message[:1].upper() + message[1:], title="Another commit was deployed")
+
+
+def check_health(ctx: Context, workspace: Workspace) -> None:
+    """Wait until the workspace answers on ``health-check-path`` (if set)."""
+    if not ctx.config.health_path:
+        return
+    if not workspace.dev_domain:
+        raise ActionError(
+            f"health-check-path is set, but workspace {workspace.id} reports no devDomain to "
+            "check: remove the input, or check the workspace in Codesphere"
+        )
+    with ctx.phase("Health check") as phase:
+        checker = health_check(ctx)
+        try:
+            outcome = checker.workspace(workspace.dev_domain)
+        finally:
+            checker.close()
+        ctx.result.health = f"{outcome.answer.status} from {outcome.url}"
+        phase.detail = f"{outcome.answer.status} after {outcome.attempts} request(s)"
+
+
+def check_domain(ctx: Context, state: State, workspace_id: int) -> None:
+    """After the switch, with ``health-check-domain``: check the app through the
+    custom domain; on failure point the path back and raise HealthCheckFailed."""
+    config = ctx.config
+    if not (config.health_path and config.health_domain and config.domain):
+        return
+    with ctx.phase("Domain check") as phase:
+        checker = health_check(ctx)
+        try:
+            outcome = checker.domain()
+        except HealthCheckFailed as exc:
+            restored = switch_back(ctx, state, workspace_id)
+            raise HealthCheckFailed(
+                f"{exc}. The switch was undone: {config.domain_url} points at "
+                f"{ids(state.previous) or 'nothing'} again ({describe_map(restored)})"
+            ) from None
+        finally:
+            checker.close()
+        ctx.result.health = f"{outcome.answer.status} from {outcome.url}"
+        phase.detail = f"{outcome.answer.status} after {outcome.attempts} request(s)"
+
+
+def switch_back(ctx: Context, state: State, workspace_id: int) -> dict[str, list[int]]:
+    """Point ``domain-path`` back at the workspaces that served it before the
+    switch (remove the path if none did), every other path as it is now."""
+    config, client = ctx.config, ctx.client
+    assert config.team_id is not None
+    with ctx.guard.shield():
+        deadline = ctx.clock.now() + SWITCH_SECONDS
+        try:
+            current = client.get_domain(
+                config.team_id, config.domain, deadline=deadline, read_timeout=SWITCH_READ_SECONDS
+            ).workspaces
+            wanted = {p: v for p, v in current.items() if p != config.domain_path}
+            if state.previous:
+                wanted[config.domain_path] = list(state.previous)
+            now = client.set_domain_connections(
+                config.team_id,
+                config.domain,
+                wanted,
+                deadline=deadline,
+                read_timeout=SWITCH_READ_SECONDS,
+            ).workspaces
+        except ActionError as exc:
+            raise ActionError(
+                f"the app failed its check through {config.domain_url}, and pointing the domain "
+                f"back at {ids(state.previous) or 'nothing'} failed: {exc}. The domain still "
+                f"points at workspace {workspace_id}: roll back by hand (flow: rollback)"
+            ) from None
+        state.switched = False
+        state.switched_back = True
+        ctx.result.set("domain-url", "")
+    ctx.reporter.warning(f"Switched {config.domain_url} back: {describe_map(now)}")
+    return now

@@ -1,0 +1,182 @@
+"""Health checks: does the released app really answer?
+
+``running`` in the stage status says the servers started, not that the app
+answers (the official CLI's ``wake-up`` polls the workspace URL afterwards for
+that reason). With ``health-check-path`` set, the flows GET
+``https://<devDomain><path>`` until a status in ``health-check-status`` comes
+back, within ``health-check-timeout``, before the domain moves; after a switch
+they may check ``https://<domain><domain-path><path>`` too.
+
+The token: a restricted dev domain takes the API token in
+``X-CS-Authorization: Bearer <token>`` (cs-go's wake-up and curl). It is sent
+to the workspace's own devDomain, exactly as the API reports it, over https,
+and to no other host: never to the custom domain, and redirects are not
+followed. Plain http is used only for loopback hosts (local tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import requests
+
+from .client import USER_AGENT
+from .config import Config, is_loopback
+from .errors import ActionError, Cancelled, WaitTimeout
+from .github import Reporter, format_seconds
+from .waiting import PollPolicy, Waiter
+
+# Poll from a quarter second, growing to a few seconds: an app that is ready
+# when its servers run is seen at once, a slow one costs few requests.
+HEALTH_POLLS = PollPolicy(first=0.25, factor=1.5, cap=3.0, jitter=0.1)
+CONNECT_SECONDS, READ_SECONDS = 3.0, 5.0
+EXCERPT = 160
+
+
+class HealthCheckFailed(ActionError):
+    """The app did not answer as expected within health-check-timeout."""
+
+    title = "Health check failed"
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int | None  # None: no HTTP answer (connection refused, timeout, ...)
+    detail: str  # "503 Service Unavailable: <excerpt>" or the connection error
+
+    def accepted(self, ranges: tuple[tuple[int, int], ...]) -> bool:
+        return self.status is not None and any(lo <= self.status <= hi for lo, hi in ranges)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    url: str
+    attempts: int
+    seconds: float
+    answer: Answer
+
+
+class HealthCheck:
+    def __init__(
+        self,
+        config: Config,
+        reporter: Reporter,
+        waiter: Waiter,
+        deadline_cap: Callable[[], float | None] = lambda: None,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.config = config
+        self.reporter = reporter
+        self.waiter = Waiter(waiter.clock, HEALTH_POLLS, HEALTH_POLLS, waiter.rng)
+        self.clock = waiter.clock
+        self.deadline_cap = deadline_cap
+        self.session = session or requests.Session()
+        self.session.headers["User-Agent"] = USER_AGENT
+
+    def close(self) -> None:
+        self.session.close()
+
+    # -- what the flows call ----------------------------------------------------
+    def workspace(self, dev_domain: str) -> Outcome:
+        """Wait until the workspace answers on ``health-check-path``; the token goes
+        along, to this host only."""
+        return self._wait(self._url(dev_domain), token_host=dev_domain, where="the workspace")
+
+    def domain(self) -> Outcome:
+        """Wait until the custom domain answers (after a switch); no token."""
+        config = self.config
+        base = config.domain_path.rstrip("/")
+        return self._wait(self._url(config.domain, base), token_host=None, where="the domain")
+
+    # -- the loop -----------------------------------------------------------------
+    def _url(self, host: str, prefix: str = "") -> str:
+        scheme = "http" if is_loopback(urlsplit(f"//{host}").hostname or "") else "https"
+        return f"{scheme}://{host}{prefix}{self.config.health_path}"
+
+    def _wait(self, url: str, *, token_host: str | None, where: str) -> Outcome:
+        config = self.config
+        start = self.clock.now()
+        deadline = start + config.health_timeout
+        attempts = [0]
+        last = [Answer(None, "no answer yet")]
+        self.reporter.info(f"Health check of {where}: GET {url}")
+
+        def check(_limit: float) -> Answer | None:
+            attempts[0] += 1
+            answer = self._get(url, token_host, deadline)
+            if answer.detail != last[0].detail:
+                self.reporter.info(f"  {answer.detail}")
+            last[0] = answer
+            return answer if answer.accepted(config.health_statuses) else None
+
+        # The first request goes out at once: an app that is ready costs no wait.
+        answer = check(deadline)
+        if answer is None:
+            try:
+                answer = self.waiter.poll(
+                    check, timeout=config.health_timeout, what=f"health check of {url}"
+                )
+            except WaitTimeout:
+                within = format_seconds(config.health_timeout)
+                raise HealthCheckFailed(
+                    f"the health check of {where} failed: GET {url} did not answer with "
+                    f"{_ranges(config.health_statuses)} within {within} ({attempts[0]} "
+                    f"attempts); the last answer: {last[0].detail}"
+                ) from None
+        seconds = self.clock.now() - start
+        self.reporter.info(f"Health check passed: {answer.detail} after {format_seconds(seconds)}")
+        return Outcome(url, attempts[0], seconds, answer)
+
+    def _get(self, url: str, token_host: str | None, deadline: float) -> Answer:
+        headers = {"Accept": "*/*"}
+        target = urlsplit(url)
+        if token_host is not None and target.netloc == token_host:
+            headers["X-CS-Authorization"] = f"Bearer {self.config.api_token}"
+        connect, read = self._timeouts(deadline)
+        resolved, host_header = self._resolve(target.scheme, target.netloc)
+        if host_header:
+            headers["Host"] = host_header
+        try:
+            response = self.session.get(
+                url.replace(f"{target.scheme}://{target.netloc}", resolved, 1),
+                headers=headers,
+                timeout=(connect, read),
+                allow_redirects=False,
+                stream=True,
+            )
+        except Cancelled:
+            raise
+        except requests.RequestException as exc:
+            return Answer(None, f"no answer: {type(exc).__name__}")
+        try:
+            body = response.raw.read(4096, decode_content=True) or b""
+        except Exception:  # noqa: BLE001 (the status is what counts; the body is a courtesy)
+            body = b""
+        finally:
+            response.close()
+        excerpt = " ".join(body.decode("utf-8", "replace").split())[:EXCERPT]
+        excerpt = self.reporter.redact(excerpt)
+        reason = f"{response.status_code} {response.reason or ''}".strip()
+        return Answer(response.status_code, f"{reason}: {excerpt}" if excerpt else reason)
+
+    def _timeouts(self, deadline: float) -> tuple[float, float]:
+        limit = deadline
+        cap = self.deadline_cap()
+        if cap is not None:
+            limit = min(limit, cap)
+        left = max(0.05, limit - self.clock.now())
+        return min(CONNECT_SECONDS, left), min(READ_SECONDS, left)
+
+    def _resolve(self, scheme: str, netloc: str) -> tuple[str, str]:
+        """(scheme://host[:port] to connect to, Host header to send or ""): the
+        test seam CODESPHERE_RELEASE_RESOLVE maps a host to a loopback port."""
+        for host, target in self.config.resolve:
+            if netloc.lower() == host:
+                return f"http://{target}", netloc
+        return f"{scheme}://{netloc}", ""
+
+
+def _ranges(ranges: tuple[tuple[int, int], ...]) -> str:
+    return ", ".join(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in ranges)
