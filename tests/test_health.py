@@ -1,0 +1,135 @@
+"""The health check against canned answers: where the token goes, the schedule,
+accepted statuses, the error it ends with."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+import responses
+
+from codesphere_action.config import load_config, parse_statuses
+from codesphere_action.errors import ConfigError
+from codesphere_action.health import HealthCheck, HealthCheckFailed
+from codesphere_action.waiting import Waiter
+
+from .fakes import FakeClock, capture_reporter
+
+TOKEN = "cs-health-token-55"
+DEV = "1001-3000.dc2.codesphere.test"
+
+
+def checker(**inputs: str) -> tuple[HealthCheck, FakeClock]:
+    environ = {
+        "INPUT_API-TOKEN": TOKEN,
+        "INPUT_FLOW": "rollback",
+        "INPUT_TEAM-ID": "7",
+        "INPUT_WORKSPACE-ID": "1001",
+        "INPUT_DOMAIN": "shop.example.com",
+        "INPUT_HEALTH-CHECK-PATH": "/healthz",
+        **{f"INPUT_{k.upper().replace('_', '-')}": v for k, v in inputs.items()},
+    }
+    config = load_config(environ)
+    reporter, _ = capture_reporter()
+    reporter.mask(TOKEN)
+    clock = FakeClock()
+    return HealthCheck(config, reporter, Waiter(clock)), clock
+
+
+@responses.activate
+def test_the_token_goes_to_the_dev_domain_over_https_and_the_first_request_is_immediate() -> None:
+    responses.get(f"https://{DEV}/healthz", body="ok")
+    check, clock = checker()
+    outcome = check.workspace(DEV)
+    assert (outcome.answer.status, outcome.attempts) == (200, 1)
+    assert clock.sleeps == []
+    sent = responses.calls[0].request
+    assert sent.headers["X-CS-Authorization"] == f"Bearer {TOKEN}"
+    assert "Authorization" not in sent.headers
+
+
+@responses.activate
+def test_the_domain_check_never_sends_the_token() -> None:
+    responses.get("https://shop.example.com/api/healthz", body="ok")
+    check, _ = checker(domain_path="/api")
+    assert check.domain().answer.status == 200
+    sent = responses.calls[0].request
+    assert "X-CS-Authorization" not in sent.headers and "Authorization" not in sent.headers
+
+
+@responses.activate
+def test_it_polls_until_an_accepted_status_from_a_quarter_second_up() -> None:
+    url = f"https://{DEV}/healthz"
+    for status in (502, 503, 500):
+        responses.get(url, status=status, body="<html>not yet</html>")
+    responses.get(url, body="ok")
+    check, clock = checker()
+    outcome = check.workspace(DEV)
+    assert outcome.attempts == 4
+    assert 0.25 <= clock.sleeps[0] <= 0.3
+    assert clock.sleeps == sorted(clock.sleeps)
+
+
+@responses.activate
+def test_a_redirect_is_not_followed_and_counts_as_its_own_status() -> None:
+    responses.get(f"https://{DEV}/healthz", status=302, headers={"Location": "https://sso.x/"})
+    check, _ = checker()
+    assert check.workspace(DEV).answer.status == 302  # 200-399 by default
+    assert len(responses.calls) == 1
+    responses.calls.reset()
+    strict, _ = checker(health_check_status="200", health_check_timeout="2s")
+    with pytest.raises(HealthCheckFailed, match="302"):
+        strict.workspace(DEV)
+    assert all(c.request.url.startswith(f"https://{DEV}/") for c in responses.calls)
+
+
+@responses.activate
+def test_failure_names_the_url_the_last_status_and_a_masked_excerpt() -> None:
+    responses.get(
+        f"https://{DEV}/healthz",
+        status=500,
+        body=f"<html><body>Traceback: token {TOKEN} rejected\n\n by db</body></html>",
+    )
+    check, clock = checker(health_check_timeout="10s")
+    with pytest.raises(HealthCheckFailed) as caught:
+        check.workspace(DEV)
+    message = str(caught.value)
+    assert f"GET https://{DEV}/healthz did not answer with 200-399 within 10.0 s" in message
+    assert "the last answer: 500 Internal Server Error: <html><body>Traceback: token ***" in message
+    assert TOKEN not in message
+    assert clock.now() - 1000.0 <= 10.0
+
+
+@responses.activate
+def test_a_connection_error_is_an_answer_of_its_own() -> None:
+    responses.get(f"https://{DEV}/healthz", body=requests.ConnectionError("refused"))
+    check, _ = checker(health_check_timeout="1s")
+    with pytest.raises(HealthCheckFailed, match="no answer: ConnectionError"):
+        check.workspace(DEV)
+
+
+@responses.activate
+def test_loopback_dev_domains_use_http_and_the_resolve_seam_maps_a_domain_to_loopback() -> None:
+    responses.get("http://127.0.0.1:4000/healthz", body="ok")
+    responses.get("http://127.0.0.1:4100/healthz", body="ok")
+    check, _ = checker()
+    assert check.workspace("127.0.0.1:4000").answer.status == 200
+    environ_check, _ = checker()
+    object.__setattr__(environ_check.config, "resolve", (("shop.example.com", "127.0.0.1:4100"),))
+    assert environ_check.domain().answer.status == 200
+    domain_call = responses.calls[1].request
+    assert domain_call.headers["Host"] == "shop.example.com"
+    assert "X-CS-Authorization" not in domain_call.headers
+
+
+@pytest.mark.parametrize(
+    ("text", "ranges"),
+    [("200-399", ((200, 399),)), ("200, 204,301-302", ((200, 200), (204, 204), (301, 302)))],
+)
+def test_accepted_statuses_parse(text: str, ranges: tuple[tuple[int, int], ...]) -> None:
+    assert parse_statuses("health-check-status", text) == ranges
+
+
+@pytest.mark.parametrize("text", ["", "ok", "399-200", "99", "600", "200-", "2xx"])
+def test_bad_statuses_name_the_input(text: str) -> None:
+    with pytest.raises(ConfigError, match="input 'health-check-status'"):
+        parse_statuses("health-check-status", text)
