@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,7 +17,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.emulator import Emulator, default_branch_head, load_spec
+from tests.emulator import Emulator, Variants, default_branch_head, load_spec
+from tests.emulator.model import iso
 
 TOKEN = "tok-123"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -761,3 +763,490 @@ def test_cli_prints_one_json_line_and_stops_on_sigterm() -> None:
         assert [w["name"] for w in info["workspaces"]] == ["a", "b"]
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=5) == 0
+
+
+# ---------------------------------------------------------------------------- variants ----
+def raw_stream(response: requests.Response) -> tuple[bytes, bool]:
+    """All bytes of a (chunked) answer and whether it ended with the chunked terminator."""
+    data = b""
+    try:
+        for chunk in response.iter_content(chunk_size=None):
+            data += chunk
+    except requests.exceptions.ChunkedEncodingError:
+        return data, False
+    return data, True
+
+
+def start_prepare(http: requests.Session, emu: Emulator, ws: int) -> None:
+    assert http.post(f"{emu.url}/workspaces/{ws}/pipeline/prepare/start").status_code == 200
+
+
+def test_variants_are_validated_and_change_at_run_time(emu: Emulator) -> None:
+    assert emu.variants == Variants()
+    with pytest.raises(ValueError, match="log_end"):
+        Variants(log_end="sometimes")
+    with pytest.raises(ValueError, match="line_ending"):
+        Variants(line_ending="\n\n")
+    with pytest.raises(ValueError, match="stop_latency"):
+        Variants(stop_latency=-1)
+    with pytest.raises(TypeError, match="unknown variants"):
+        emu.set_variants(log_ending="cut")
+    changed = emu.set_variants(log_end="cut", timestamps=False)
+    assert (changed.log_end, changed.timestamps, changed.entry_order) == ("cut", False, "ide_first")
+    assert emu.variants is changed
+    with Emulator(variants=Variants(entry_order="shuffled")) as other:
+        assert other.variants.entry_order == "shuffled"
+
+
+def test_log_end_after_last_line_ends_before_the_step(http: requests.Session) -> None:
+    with Emulator(token=TOKEN, **FAST, variants=Variants(log_end="after_last_line")) as emu:
+        ws = emu.add_workspace()
+        emu.configure_stage(ws, "prepare", seconds=0.8, steps=1, logs={0: ["a", "b"]})
+        start_prepare(http, emu, ws)
+        with http.get(f"{emu.url}/workspaces/{ws}/logs/prepare/0", stream=True) as response:
+            events = sse_events(response)
+        closed = time.monotonic()
+        run = emu.stage_run(ws, "prepare")
+        assert run is not None
+        assert [line["data"] for _, chunk in events for line in chunk] == ["a", "b"]
+        # "b" is logged half way through the step; the stream ends right after it
+        assert run.start_at + 0.4 <= closed < run.start_at + 0.55
+        assert run.ended_at is None
+        began = time.monotonic()  # opened after the last line: replay, then the end
+        with http.get(f"{emu.url}/workspaces/{ws}/logs/prepare/0", stream=True) as response:
+            assert len(sse_events(response)) == 1
+        assert time.monotonic() - began < 0.1
+        assert emu.response_violations == []
+
+
+def test_log_end_cut_breaks_the_stream_without_terminator(http: requests.Session) -> None:
+    variants = Variants(log_end="cut", log_cut_seconds=0.15)
+    with Emulator(token=TOKEN, **FAST, variants=variants) as emu:
+        ws = emu.add_workspace()
+        emu.configure_stage(ws, "prepare", seconds=2, steps=1, start_latency=0)
+        start_prepare(http, emu, ws)
+        began = time.monotonic()
+        with http.get(f"{emu.url}/workspaces/{ws}/logs/prepare/0", stream=True) as response:
+            data, complete = raw_stream(response)
+        assert not complete  # like a broken connection, mid-step
+        assert 0.15 <= time.monotonic() - began < 0.4
+        assert data.startswith(b"event: data\ndata: ")  # what came before the cut arrived
+        run = emu.stage_run(ws, "prepare")
+        assert run is not None
+        assert run.ended_at is None
+        # a stream whose step ends before the cut ends normally
+        emu.configure_stage(ws, "test", seconds=0.05, steps=1, start_latency=0)
+        http.post(f"{emu.url}/workspaces/{ws}/pipeline/test/start")
+        with http.get(f"{emu.url}/workspaces/{ws}/logs/test/0", stream=True) as response:
+            assert raw_stream(response)[1]
+
+
+@pytest.mark.parametrize("log_end", ["open_silent", "open_keepalive"])
+def test_log_end_open_outlives_the_step(http: requests.Session, log_end: str) -> None:
+    variants = Variants(log_end=log_end, keepalive_seconds=0.05)
+    with Emulator(token=TOKEN, **FAST, log_stream_max_seconds=0.6, variants=variants) as emu:
+        ws = emu.add_workspace()
+        emu.configure_stage(ws, "prepare", seconds=0.2, steps=1, start_latency=0)
+        start_prepare(http, emu, ws)
+        began = time.monotonic()
+        with http.get(f"{emu.url}/workspaces/{ws}/logs/prepare/0", stream=True) as response:
+            data, complete = raw_stream(response)
+        took = time.monotonic() - began
+        run = emu.stage_run(ws, "prepare")
+        assert run is not None
+        assert run.final_state == "success"
+        assert complete  # ended by log_stream_max_seconds, normally
+        assert 0.6 <= took < 0.9  # long after the step's end (0.2 s)
+        assert data.count(b"event: data") >= 1
+        pings = data.count(b": keep-alive\n")
+        if log_end == "open_keepalive":
+            assert pings >= 8  # every 0.05 s, during the step and after it
+        else:
+            assert pings == 0
+            assert data.endswith(b"\n\n")  # nothing after the last event
+
+
+def test_close_ends_an_open_silent_stream_at_once(http: requests.Session) -> None:
+    emulator = Emulator(token=TOKEN, **FAST, variants=Variants(log_end="open_silent"))
+    ws = emulator.add_workspace()
+    emulator.configure_stage(ws, "prepare", seconds=0.05, steps=1, start_latency=0)
+    start_prepare(http, emulator, ws)
+    time.sleep(0.1)
+    with http.get(f"{emulator.url}/workspaces/{ws}/logs/prepare/0", stream=True) as response:
+        lines = response.iter_lines()
+        assert next(lines) == b"event: data"
+        began = time.monotonic()
+        emulator.close()
+        with pytest.raises(requests.exceptions.ChunkedEncodingError):
+            list(lines)
+        assert time.monotonic() - began < 0.5
+
+
+@pytest.mark.parametrize("ending", ["\r\n", "\r"])
+def test_sse_line_endings_charset_and_utf8(http: requests.Session, ending: str) -> None:
+    variants = Variants(line_ending=ending, sse_charset="utf-8")
+    with Emulator(token=TOKEN, **FAST, variants=variants) as emu:
+        ws = emu.add_workspace()
+        emu.configure_stage(ws, "prepare", steps=1, fail_step=0, error_lines="✅ café Привет")
+        start_prepare(http, emu, ws)
+        with http.get(f"{emu.url}/workspaces/{ws}/logs/prepare/0", stream=True) as response:
+            assert response.headers["Content-Type"] == "text/event-stream; charset=utf-8"
+            data, complete = raw_stream(response)
+        assert complete
+        end = ending.encode()
+        assert data.startswith(b"event: data" + end + b"data: [")
+        assert data.endswith(b"]" + end + end)
+        if ending == "\r":
+            assert b"\n" not in data
+        assert "✅ café Привет".encode() in data  # raw UTF-8, not \\u escapes
+        assert emu.response_violations == []
+    with Emulator(token=TOKEN, **FAST) as emu:  # the default: no charset parameter
+        ws = emu.add_workspace()
+        start_prepare(http, emu, ws)
+        with http.get(f"{emu.url}/workspaces/{ws}/logs/prepare/0", stream=True) as response:
+            assert response.headers["Content-Type"] == "text/event-stream"
+
+
+def test_entry_order_customers_first_and_shuffled(http: requests.Session) -> None:
+    def orders(entry_order: str, seed: int) -> list[list[str]]:
+        variants = Variants(entry_order=entry_order)
+        with Emulator(token=TOKEN, **FAST, seed=seed, variants=variants) as emu:
+            ws = emu.add_workspace(servers=["web", "api"], replicas=2)
+            url = f"{emu.url}/workspaces/{ws}/pipeline/run"
+            seen = [
+                [f"{e['server']}/{e['replica']}" for e in http.get(url).json()] for _ in range(6)
+            ]
+            assert emu.response_violations == []
+            return seen
+
+    first = orders("customers_first", 0)
+    assert first[0] == ["web/0", "web/1", "api/0", "api/1", "codesphere-ide/0"]
+    assert all(order == first[0] for order in first)
+    shuffled = orders("shuffled", 3)
+    assert len({tuple(order) for order in shuffled}) > 1  # a new order per answer
+    assert all(sorted(order) == sorted(first[0]) for order in shuffled)
+    assert orders("shuffled", 3) == shuffled  # seeded
+
+
+def test_replica_ids_pod_names(emu: Emulator, http: requests.Session) -> None:
+    emu.set_variants(replica_ids="pod")
+    ws = emu.add_workspace(servers=["web"], replicas=2)
+    url = f"{emu.url}/workspaces/{ws}/pipeline/run"
+    pod = rf"workspace-{ws}-(codesphere-ide|web)-[0-9a-f]{{10}}-[a-z0-9]{{5}}"
+    before = [e["replica"] for e in http.get(url).json()]
+    assert all(re.fullmatch(pod, r) for r in before)
+    assert len(set(before)) == 3
+    http.post(f"{url}/start")
+    up = wait_until(lambda: all(e["state"] == "running" for e in http.get(url).json()[1:]))
+    assert up
+    first = [e["replica"] for e in http.get(url).json()]
+    assert first == [e["replica"] for e in http.get(url).json()]  # stable within a run
+    assert first[0] == before[0]  # the IDE is not restarted by a run start
+    assert not set(first[1:]) & set(before[1:])  # new pods for the run
+    web = [r.rsplit("-", 2)[1] for r in first[1:]]
+    assert web[0] == web[1]  # one replica set, two pods
+    http.post(f"{url}/start")
+    second = wait_until(lambda: (s := http.get(url).json())[1]["replica"] not in first and s)
+    assert not {e["replica"] for e in second[1:]} & set(first)
+    prepare = http.get(f"{emu.url}/workspaces/{ws}/pipeline/prepare").json()
+    assert [e["replica"] for e in prepare] == [e["replica"] for e in second]
+
+
+def test_timestamps_false_leaves_out_started_and_finished(
+    emu: Emulator, http: requests.Session
+) -> None:
+    emu.set_variants(timestamps=False)
+    ws = emu.add_workspace()
+    url = f"{emu.url}/workspaces/{ws}/pipeline/prepare"
+    http.post(f"{url}/start")
+    seen: set[str] = set()
+    deadline = time.monotonic() + 2
+    while "success" not in seen and time.monotonic() < deadline:
+        status = http.get(url).json()
+        seen.add(ide(status)["state"])
+        text = json.dumps(status)
+        assert "startedAt" not in text and "finishedAt" not in text
+        time.sleep(0.02)
+    assert {"running", "success"} <= seen
+
+
+def test_on_start_reset_shows_waiting_until_the_run_starts(
+    emu: Emulator, http: requests.Session
+) -> None:
+    ws = emu.add_workspace()
+    url = f"{emu.url}/workspaces/{ws}/pipeline/prepare"
+    http.post(f"{url}/start")
+    wait_until(lambda: ide(http.get(url).json())["state"] == "success")
+    emu.set_variants(on_start="reset")
+    emu.configure_stage(ws, "prepare", start_latency=0.3)
+    http.post(f"{url}/start")
+    entry = ide(http.get(url).json())
+    assert entry == {
+        "server": "codesphere-ide",
+        "replica": "0",
+        "state": "waiting",
+        "steps": [{"state": "waiting"}, {"state": "waiting"}],
+    }
+    running = wait_until(lambda: (e := ide(http.get(url).json()))["state"] == "running" and e)
+    assert "startedAt" in running
+    run = emu.stage_run(ws, "prepare")
+    assert run is not None
+    assert run.started_at is not None
+    assert time.monotonic() >= run.requested_at + 0.3
+
+
+def test_stop_latency_keeps_showing_the_stopped_run(emu: Emulator, http: requests.Session) -> None:
+    emu.set_variants(stop_latency=0.3)
+    ws = emu.add_workspace()
+    url = f"{emu.url}/workspaces/{ws}/pipeline/run"
+    http.post(f"{url}/start")
+    wait_until(lambda: http.get(url).json()[1]["state"] == "running")
+    http.post(f"{url}/stop")
+    stopped_at = time.monotonic()
+    assert http.get(url).json()[1]["state"] == "running"  # as it was
+    http.post(f"{url}/start")  # the new run starts once the stop took effect
+    assert http.get(url).json()[1]["state"] == "running"
+    first, second = emu.stage_runs(ws, "run")
+    assert first.stop_requested_at is not None
+    assert first.stopped_at == pytest.approx(first.stop_requested_at + 0.3)
+    assert second.start_at == pytest.approx(first.stopped_at)
+    wait_until(lambda: first.final_state == "aborted")
+    assert time.monotonic() - stopped_at >= 0.3
+    (finished,) = emu.events_of("stage_finished", stage="run", run=1)
+    assert finished.details["reason"] == "stopped"
+    fresh = wait_until(lambda: (s := http.get(url).json())[1]["state"] == "running" and s)
+    assert fresh[1]["startedAt"] > iso_of(first.start_at, emu)
+
+
+def iso_of(t: float, emu: Emulator) -> str:
+    return iso(emu._wall_offset + t)
+
+
+def test_idle_steps_empty(emu: Emulator, http: requests.Session) -> None:
+    emu.set_variants(idle_steps="empty")
+    ws = emu.add_workspace(servers=["web"])
+    never = http.get(f"{emu.url}/workspaces/{ws}/pipeline/prepare").json()
+    assert all(e["steps"] == [] for e in never)
+    http.post(f"{emu.url}/workspaces/{ws}/pipeline/prepare/start")
+    status = wait_until(
+        lambda: (
+            (s := http.get(f"{emu.url}/workspaces/{ws}/pipeline/prepare").json())
+            and ide(s)["state"] == "running"
+            and s
+        )
+    )
+    assert len(ide(status)["steps"]) == 2
+    assert [e["steps"] for e in status if e["server"] == "web"] == [[]]
+    http.post(f"{emu.url}/workspaces/{ws}/pipeline/run/start")
+    run = wait_until(
+        lambda: (
+            (s := http.get(f"{emu.url}/workspaces/{ws}/pipeline/run").json())[1]["state"]
+            == "running"
+            and s
+        )
+    )
+    assert ide(run)["steps"] == []
+    assert len(run[1]["steps"]) == 2
+
+
+def test_fail_entries_fail_one_replica_only(emu: Emulator, http: requests.Session) -> None:
+    ws = emu.add_workspace(servers=["web"], replicas=2)
+    emu.configure_stage(ws, "run", fail_step=1, fail_entries=[("web", 1)])
+    url = f"{emu.url}/workspaces/{ws}/pipeline/run"
+    http.post(f"{url}/start")
+    status = wait_until(lambda: (s := http.get(url).json())[2]["state"] == "failure" and s)
+    time.sleep(0.05)
+    status = http.get(url).json()
+    assert [(e["replica"], e["state"]) for e in status[1:]] == [("0", "running"), ("1", "failure")]
+
+
+# ---------------------------------------------------------------------------- landscapes --
+def create_body(name: str = "n", team: int = 1) -> dict[str, Any]:
+    return {"teamId": team, "name": name, "planId": 8, "isPrivateRepo": True, "replicas": 1}
+
+
+def test_single_server_landscape_refuses_deploys(emu: Emulator, http: requests.Session) -> None:
+    ws = emu.add_workspace()
+    for suffix in ("", "/prod"):
+        response = http.post(f"{emu.url}/workspaces/{ws}/landscape/deploy{suffix}")
+        assert response.status_code == 400
+        assert response.json()["title"] == "Workspace does not support Multi Server Deployments"
+    assert emu.workspace(ws).servers == ["web"]
+    assert emu.events_of("landscape_deploy_requested") == []
+
+
+def test_multi_server_landscape(emu: Emulator, http: requests.Session) -> None:
+    emu.defaults_for_new_workspaces(
+        landscape="multi", ci_servers=["web", "api"], profiles=["prod"], start_seconds=0.01
+    )
+    ws = http.post(f"{emu.url}/workspaces", json=create_body()).json()["id"]
+    wait_until(lambda: emu.workspace(ws).running)
+    assert emu.workspace(ws).servers == []  # nothing allocated before a deploy
+    run_url = f"{emu.url}/workspaces/{ws}/pipeline/run"
+    http.post(f"{run_url}/start")  # before any deploy: starts no customer server
+    time.sleep(0.3)
+    (only,) = http.get(run_url).json()
+    assert (only["server"], only["state"]) == ("codesphere-ide", "waiting")
+
+    assert http.post(f"{emu.url}/workspaces/{ws}/landscape/deploy/staging").status_code == 400
+    assert http.post(f"{emu.url}/workspaces/{ws}/landscape/deploy/prod").status_code == 200
+    assert emu.workspace(ws).servers == []  # asynchronous
+    wait_until(lambda: emu.workspace(ws).servers == ["web", "api"], timeout=1)
+    (requested,) = emu.events_of("landscape_deploy_requested", workspace_id=ws)
+    (deployed,) = emu.events_of("landscape_deployed", workspace_id=ws)
+    assert requested.details == {"workspace_id": ws, "profile": "prod", "servers": ["web", "api"]}
+    assert deployed.time == pytest.approx(requested.time + 0.2)
+    http.post(f"{run_url}/start")
+    up = wait_until(lambda: (s := http.get(run_url).json()) and len(s) == 3 and s[1:] and all(
+        e["state"] == "running" for e in s[1:]) and s)  # fmt: skip
+    assert [e["server"] for e in up] == ["codesphere-ide", "web", "api"]
+    # plain run logs are refused on multi-server workspaces; per server they stream
+    with http.get(f"{emu.url}/workspaces/{ws}/logs/run/0", stream=True) as response:
+        ((kind, problem),) = sse_events(response)
+    assert (kind, problem["status"]) == ("problem", 400)
+    with http.get(f"{emu.url}/workspaces/{ws}/logs/run/0/server/web", stream=True) as response:
+        assert sse_events(response)[0][0] == "data"
+
+    emu.set_ci_servers(ws, ["web"])  # a pull that dropped "api" from ci.yml
+    assert emu.workspace(ws).servers == ["web", "api"]  # only the next deploy changes it
+    http.post(f"{emu.url}/workspaces/{ws}/landscape/deploy")
+    wait_until(lambda: emu.workspace(ws).servers == ["web"], timeout=1)
+    assert [e["server"] for e in http.get(run_url).json()] == ["codesphere-ide", "web"]
+
+    emu.set_landscape_error(ws, "Invalid templating reference", "ci.yml: ${{ vault.X }}")
+    bad = http.post(f"{emu.url}/workspaces/{ws}/landscape/deploy")
+    assert bad.status_code == 400
+    assert (bad.json()["title"], bad.json()["detail"]) == (
+        "Invalid templating reference",
+        "ci.yml: ${{ vault.X }}",
+    )
+    emu.set_landscape_error(ws, None)
+    emu.set_ci_servers(ws, [])  # a landscape without servers
+    http.post(f"{emu.url}/workspaces/{ws}/landscape/deploy")
+    wait_until(lambda: emu.workspace(ws).servers == [], timeout=1)
+    http.post(f"{run_url}/start")
+    time.sleep(0.3)
+    assert [e["server"] for e in http.get(run_url).json()] == ["codesphere-ide"]
+
+
+def test_multi_server_workspace_made_by_hand_is_deployed(emu: Emulator) -> None:
+    ws = emu.add_workspace(landscape="multi", servers=["web"])
+    assert (emu.workspace(ws).servers, emu.workspace(ws).ci_servers) == (["web"], ["web"])
+    fresh = emu.add_workspace(landscape="multi", ci_servers=["a"], landscape_deployed=False)
+    assert emu.workspace(fresh).servers == []
+    with pytest.raises(ValueError, match="landscape"):
+        emu.add_workspace(landscape="galaxy")
+
+
+def test_run_on_ide_landscape(emu: Emulator, http: requests.Session) -> None:
+    ws = emu.add_workspace(landscape="run_on_ide")
+    url = f"{emu.url}/workspaces/{ws}/pipeline/run"
+    assert [e["server"] for e in http.get(url).json()] == ["codesphere-ide"]
+    http.post(f"{url}/start")
+    (entry,) = wait_until(lambda: (s := http.get(url).json())[0]["state"] == "running" and s)
+    assert [s["state"] for s in entry["steps"]] == ["success", "running"]
+    run = emu.stage_run(ws, "run")
+    assert run is not None
+    assert run.up_at is not None
+    assert http.post(f"{emu.url}/workspaces/{ws}/landscape/deploy").status_code == 400
+
+
+def test_billing_402_is_not_a_response_violation(emu: Emulator, http: requests.Session) -> None:
+    emu.set_billing(5, ok=False)
+    response = http.post(f"{emu.url}/workspaces", json=create_body(team=5))
+    assert response.status_code == 402
+    assert response.json()["title"] == "Missing billing information"
+    assert "5" in response.json()["detail"]
+    assert emu.workspaces(5) == []
+    assert http.post(f"{emu.url}/workspaces", json=create_body(team=6)).status_code == 200
+    emu.set_billing(5, ok=True)
+    assert http.post(f"{emu.url}/workspaces", json=create_body(team=5)).status_code == 200
+    # the fixture asserts response_violations == [] at the end
+
+
+# ---------------------------------------------------------------------------- new faults --
+def test_fault_status_after_commits_then_answers_an_error(
+    emu: Emulator, http: requests.Session
+) -> None:
+    emu.add_fault("status_after", method="POST", path=r"^/workspaces$")
+    response = http.post(f"{emu.url}/workspaces", json=create_body("landed"))
+    assert response.status_code == 502
+    assert response.json()["status"] == 502
+    assert [w.name for w in emu.workspaces(1)] == ["landed"]
+    assert (emu.requests[-1].fault, emu.requests[-1].status) == ("status_after", 502)
+
+
+def test_fault_slow_answer_commits_at_once(emu: Emulator, http: requests.Session) -> None:
+    emu.add_fault("slow_answer", method="POST", path=r"^/workspaces$", seconds=0.4)
+    with pytest.raises(requests.ReadTimeout):
+        http.post(f"{emu.url}/workspaces", json=create_body("early"), timeout=0.1)
+    assert [w.name for w in emu.workspaces(1)] == ["early"]  # committed already
+    emu.add_fault("slow_answer", method="POST", path=r"^/workspaces$", seconds=0.3)
+    began = time.monotonic()
+    assert http.post(f"{emu.url}/workspaces", json=create_body("late")).status_code == 200
+    assert time.monotonic() - began >= 0.3
+
+
+def test_fault_slow_answer_on_domain_switch_and_delete(
+    emu: Emulator, http: requests.Session
+) -> None:
+    ws = emu.add_workspace()
+    emu.add_domain(1, "app.example.com", {})
+    emu.add_fault("slow_answer", method="PUT", path=r"/workspace-connections$", seconds=0.3)
+    emu.add_fault("slow_answer", method="DELETE", path=r"^/workspaces/\d+$", seconds=0.3)
+    url = f"{emu.url}/domains/team/1/domain/app.example.com/workspace-connections"
+    with pytest.raises(requests.ReadTimeout):
+        http.put(url, json={"/": [ws]}, timeout=0.1)
+    assert emu.domain(1, "app.example.com").workspaces == {"/": [ws]}
+    with pytest.raises(requests.ReadTimeout):
+        http.delete(f"{emu.url}/workspaces/{ws}", timeout=0.1)
+    assert emu.workspace(ws).deleted
+
+
+def test_fault_late_commit(emu: Emulator, http: requests.Session) -> None:
+    emu.add_fault("late_commit", method="POST", path=r"^/workspaces$", seconds=0.3)
+    began = time.monotonic()
+    response = http.post(f"{emu.url}/workspaces", json=create_body("slowpoke"))
+    assert response.status_code == 504
+    assert time.monotonic() - began < 0.2
+    assert emu.workspaces(1) == []  # not yet
+    wait_until(lambda: emu.workspaces(1, name="slowpoke"), timeout=1)
+    assert time.monotonic() - began >= 0.3
+    (event,) = emu.events_of("request_committed_late")
+    assert event.details == {"method": "POST", "path": "/workspaces", "status": 200}
+    assert emu.requests[0].status == 504
+
+
+def test_fault_late_commit_never_lands_after_close() -> None:
+    emulator = Emulator(token=TOKEN)
+    emulator.add_fault("late_commit", method="POST", path=r"^/workspaces$", seconds=0.3)
+    assert (
+        requests.post(f"{emulator.url}/workspaces", json=create_body(), headers=AUTH).status_code
+        == 504
+    )
+    emulator.close()
+    time.sleep(0.4)
+    assert emulator.workspaces() == []
+
+
+def test_fault_429_with_retry_after_zero(emu: Emulator, http: requests.Session) -> None:
+    ws = emu.add_workspace()
+    emu.add_fault("429", path=r"/pipeline/prepare$", retry_after=0, times=2)
+    url = f"{emu.url}/workspaces/{ws}/pipeline/prepare"
+    answers = [http.get(url) for _ in range(3)]
+    assert [a.status_code for a in answers] == [429, 429, 200]
+    assert answers[0].headers["Retry-After"] == "0"
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/workspaces/{ws}", "/workspaces/team/1", "/workspaces/{ws}/logs/prepare/0"],
+)
+def test_fault_html_200_on_any_route(emu: Emulator, http: requests.Session, path: str) -> None:
+    ws = emu.add_workspace()
+    body = "<html><body>Sign in</body></html>"
+    emu.add_fault("status", status=200, body=body, content_type="text/html", times=None)
+    response = http.get(emu.url + path.format(ws=ws))
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "text/html"
+    assert response.text == body

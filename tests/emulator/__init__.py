@@ -16,12 +16,14 @@ from .model import (
     STAGES,
     Domain,
     Event,
+    LandscapeDeploy,
     RecordedRequest,
     StageConfig,
     StageRun,
     Workspace,
 )
 from .spec import SPEC_PATH, Spec, load_spec
+from .variants import Variants
 
 __all__ = [
     "IDE_SERVER",
@@ -31,11 +33,13 @@ __all__ = [
     "Emulator",
     "Event",
     "FaultRule",
+    "LandscapeDeploy",
     "Problem",
     "RecordedRequest",
     "Spec",
     "StageConfig",
     "StageRun",
+    "Variants",
     "Workspace",
     "default_branch_head",
     "load_spec",

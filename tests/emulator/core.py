@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import http
 import json
+import random
 import re
+import string
 import threading
 import time
 import uuid
@@ -20,6 +23,7 @@ from .model import (
     Domain,
     Event,
     Headers,
+    LandscapeDeploy,
     LogLine,
     RecordedRequest,
     StageConfig,
@@ -29,8 +33,9 @@ from .model import (
     iso,
     never_ran_view,
 )
-from .server import Emit, Handler, Listener, Reply
+from .server import Handler, Listener, Reply, SSEWriter, Stream
 from .spec import Operation, load_spec
+from .variants import Variants
 
 _UNSET: Any = object()
 
@@ -41,6 +46,9 @@ NOT_FOUND = "Workspace is not found"
 SCHEMA = "Path or request body variable does not match schema"
 UNAUTHORIZED = "Authorization information is missing or invalid"
 DOMAIN_NOT_FOUND = "Domain not found"
+NO_MULTI_SERVER = "Workspace does not support Multi Server Deployments"
+BILLING = "Missing billing information"
+LANDSCAPES = ("single", "multi", "run_on_ide")
 
 
 def default_branch_head(branch: str) -> str:
@@ -49,11 +57,16 @@ def default_branch_head(branch: str) -> str:
 
 
 class Problem(Exception):
-    def __init__(self, status: int, title: str, detail: str | None = None) -> None:
+    """A problem answer; ``documented=False`` for statuses the spec lacks on purpose (402)."""
+
+    def __init__(
+        self, status: int, title: str, detail: str | None = None, *, documented: bool = True
+    ) -> None:
         super().__init__(title)
         self.status = status
         self.title = title
         self.detail = detail
+        self.documented = documented
 
 
 class Emulator:
@@ -80,8 +93,11 @@ class Emulator:
         first_workspace_id: int = 1001,
         foreign_host: str = "127.0.0.2",
         on_request: Callable[[RecordedRequest], None] | None = None,
+        variants: Variants | None = None,
+        landscape_seconds: float = 0.2,
     ) -> None:
         self.token = token
+        self._variants = variants if variants is not None else Variants()
         self.workspace_start_seconds = workspace_start_seconds
         self.start_latency = start_latency
         self.log_stream_max_seconds = log_stream_max_seconds
@@ -106,6 +122,10 @@ class Emulator:
         self._unemulated: list[str] = []
         self._events: list[Event] = []
         self._faults = FaultBook(seed)
+        # Own generators, so a shuffled status or pod names never shift the fault draws.
+        self._order_rng = random.Random(seed)
+        self._pod_rng = random.Random(None if seed is None else seed + 1)
+        self._billing_blocked: set[int] = set()
         seconds = {**DEFAULT_STAGE_SECONDS, **(stage_seconds or {})}
         unknown = set(seconds) - set(STAGES)
         if unknown:
@@ -116,6 +136,9 @@ class Emulator:
             "start_seconds": None,
             "dev_domain_template": "{id}-3000.dc{dc}.codesphere.test",
             "stages": {s: StageConfig(seconds=seconds[s], steps=steps) for s in STAGES},
+            "landscape": "single",
+            "ci_servers": None,  # None: the servers setting
+            "landscape_seconds": landscape_seconds,
         }
         self._host = host
         self._foreign_host = foreign_host
@@ -139,6 +162,25 @@ class Emulator:
         self._closing.set()
         for listener in listeners:
             listener.stop()
+
+    # ------------------------------------------------------------------ variants -----------
+    @property
+    def variants(self) -> Variants:
+        """The behaviours in play where no document pins one down (see ``Variants``)."""
+        with self._lock:
+            return self._variants
+
+    def set_variants(self, **changes: Any) -> Variants:
+        """Change variants at run time (``emu.set_variants(log_end="cut")``); return them.
+
+        Status answers follow at once; a log stream keeps the variants it was opened with.
+        """
+        unknown = set(changes) - set(Variants.names())
+        if unknown:
+            raise TypeError(f"unknown variants {sorted(unknown)}; expected {Variants.names()}")
+        with self._lock:
+            self._variants = dataclasses.replace(self._variants, **changes)
+            return self._variants
 
     # ------------------------------------------------------------------ listeners ----------
     @property
@@ -249,6 +291,14 @@ class Emulator:
                 for t in ws.start_times:
                     if t <= now and (ws.deleted_at is None or t < ws.deleted_at):
                         out.append(Event(t, "workspace_started", {"workspace_id": ws.id}))
+                for deploy in ws.deploys:
+                    if deploy.at <= now and (ws.deleted_at is None or deploy.at < ws.deleted_at):
+                        details = {
+                            "workspace_id": ws.id,
+                            "profile": deploy.profile,
+                            "servers": list(deploy.servers),
+                        }
+                        out.append(Event(deploy.at, "landscape_deployed", details))
                 for runs in ws.runs.values():
                     for run in runs:
                         out += run.derived_events(now)
@@ -301,13 +351,33 @@ class Emulator:
         if start_seconds is None:
             start_seconds = self.workspace_start_seconds
         servers = fields.pop("servers", None)
+        servers = list(servers if servers is not None else defaults["servers"])
         profiles = fields.pop("profiles", _UNSET)
+        landscape = fields.pop("landscape", None) or defaults["landscape"]
+        if landscape not in LANDSCAPES:
+            raise ValueError(f"landscape {landscape!r}; expected one of {LANDSCAPES}")
+        ci_servers = fields.pop("ci_servers", None)
+        if ci_servers is None:
+            ci_servers = defaults["ci_servers"]
+        ci_servers = list(ci_servers) if ci_servers is not None else list(servers)
+        # A workspace made by the API has no service of its landscape until a deploy;
+        # one made by add_workspace has been deployed before (unless told otherwise).
+        deployed = fields.pop("landscape_deployed", via == "setup")
+        if landscape == "multi":
+            base_servers = list(ci_servers) if deployed else []
+        elif landscape == "run_on_ide":
+            base_servers = []
+        else:
+            base_servers = servers
         ws = Workspace(
             id=ws_id,
             team_id=team_id,
             name=name,
             dev_domain=dev_domain,
-            servers=list(servers if servers is not None else defaults["servers"]),
+            base_servers=base_servers,
+            landscape=landscape,
+            ci_servers=ci_servers,
+            landscape_seconds=defaults["landscape_seconds"],
             stages={s: c.copy() for s, c in defaults["stages"].items()},
             profiles=(
                 (set(defaults["profiles"]) if defaults["profiles"] is not None else None)
@@ -349,12 +419,17 @@ class Emulator:
         dev_domain: str | None = None,
         profiles: Iterable[str] | None = _UNSET,
         start_seconds: float | None = None,
+        landscape: str | None = None,
+        ci_servers: Iterable[str] | None = None,
+        landscape_deployed: bool = True,
     ) -> int:
         """Create a workspace directly (no request recorded) and return its id.
 
         ``running=True``: up at once; ``running=False``: asleep until a PATCH with
         ``replicas`` (or ``wake()``) starts it. ``profiles``: the CI profiles that exist
-        (``None``: any).
+        (``None``: any). ``landscape``: "single" (default), "multi" or "run_on_ide"; a
+        multi-server one has its ``ci_servers`` (default: ``servers``) allocated already
+        unless ``landscape_deployed=False``.
         """
         with self._lock:
             head = self.branch_head(branch) if git_url else None
@@ -374,6 +449,9 @@ class Emulator:
                 dev_domain=dev_domain,
                 profiles=profiles,
                 start_seconds=start_seconds,
+                landscape=landscape,
+                ci_servers=list(ci_servers) if ci_servers is not None else None,
+                landscape_deployed=landscape_deployed,
             )
             if running:
                 ws.running_since = ws.created_at
@@ -430,7 +508,8 @@ class Emulator:
         for runs in ws.runs.values():
             if runs:
                 run = runs[-1]
-                if run.stopped_at is None and (run.ended_at is None):
+                pending = run.stopped_at is None or run.stopped_at > now
+                if pending and run.ended_at is None:
                     run.stopped_at = now
                     run.stop_reason = reason
 
@@ -442,14 +521,27 @@ class Emulator:
         start_seconds: float | None = _UNSET,
         dev_domain_template: str = _UNSET,
         stages: Mapping[str, Mapping[str, Any]] | None = None,
+        landscape: str = _UNSET,
+        ci_servers: Iterable[str] | None = _UNSET,
+        landscape_seconds: float = _UNSET,
     ) -> None:
         """Settings for workspaces created from now on (``add_workspace`` and the API).
 
         ``stages`` maps a stage to ``configure_stage`` keywords, e.g.
         ``{"prepare": {"fail_step": 1}}``. ``dev_domain_template`` may use ``{id}``,
-        ``{dc}``, ``{team}``, ``{name}``.
+        ``{dc}``, ``{team}``, ``{name}``. ``landscape``: "single" | "multi" | "run_on_ide";
+        ``ci_servers``: what ci.yml's run section defines (None: ``servers``);
+        ``landscape_seconds``: deploy request -> servers allocated.
         """
         with self._lock:
+            if landscape is not _UNSET:
+                if landscape not in LANDSCAPES:
+                    raise ValueError(f"landscape {landscape!r}; expected one of {LANDSCAPES}")
+                self._defaults["landscape"] = landscape
+            if ci_servers is not _UNSET:
+                self._defaults["ci_servers"] = None if ci_servers is None else list(ci_servers)
+            if landscape_seconds is not _UNSET:
+                self._defaults["landscape_seconds"] = landscape_seconds
             if servers is not _UNSET:
                 self._defaults["servers"] = list(servers)
             if profiles is not _UNSET:
@@ -472,12 +564,15 @@ class Emulator:
         logs: Mapping[int, list[LogLine]] = _UNSET,
         error_lines: str | Iterable[str] = _UNSET,
         start_latency: float | None = _UNSET,
+        fail_entries: Iterable[tuple[str, int]] | None = _UNSET,
     ) -> None:
         """How the NEXT start of ``stage`` on this workspace behaves (until changed again).
 
         ``fail_step=k`` fails step k (later steps stay waiting; ``None`` clears it);
-        ``logs={k: ["line", ("E", "error line")]}``; ``error_lines`` are logged as kind E at
-        the end of the failing step; ``start_latency`` overrides the emulator's.
+        ``fail_entries=[("web", 1)]`` makes only those (server, replica index) entries fail
+        (None: all); ``logs={k: ["line", ("E", "error line")]}``; ``error_lines`` are
+        logged as kind E at the end of the failing step; ``start_latency`` overrides the
+        emulator's.
         """
         with self._lock:
             _configure(
@@ -489,7 +584,30 @@ class Emulator:
                 logs=logs,
                 error_lines=error_lines,
                 start_latency=start_latency,
+                fail_entries=fail_entries,
             )
+
+    def set_ci_servers(self, ws_id: int, servers: Iterable[str]) -> None:
+        """What ci.yml's run section defines from now on (a pull that changed ci.yml): the
+        NEXT landscape deploy of this multi-server workspace allocates these servers."""
+        with self._lock:
+            self._workspaces[ws_id].ci_servers = list(servers)
+
+    def set_landscape_error(self, ws_id: int, title: str | None, detail: str | None = None) -> None:
+        """Landscape deploys of this workspace answer 400 with this problem from now on
+        (e.g. "Invalid templating reference"); ``title=None`` clears it."""
+        with self._lock:
+            ws = self._workspaces[ws_id]
+            ws.landscape_error = None if title is None else (title, detail)
+
+    def set_billing(self, team_id: int, *, ok: bool) -> None:
+        """``ok=False``: ``POST /workspaces`` for this team answers 402 "Missing billing
+        information" (not in the spec; not counted as a response violation)."""
+        with self._lock:
+            if ok:
+                self._billing_blocked.discard(team_id)
+            else:
+                self._billing_blocked.add(team_id)
 
     def set_profiles(self, ws_id: int, profiles: Iterable[str] | None) -> None:
         """Which CI profiles exist (``ci.<profile>.yml``); ``None``: any. Others answer 400."""
@@ -591,21 +709,20 @@ class Emulator:
                 handler.drop()
                 return
             if rule.kind in ("status", "429"):
-                assert rule.status is not None
-                headers = dict(rule.headers)
-                if rule.kind == "429":
-                    headers.setdefault("Retry-After", str(rule.retry_after))
-                if rule.body is not None:
-                    raw = rule.body.encode() if isinstance(rule.body, str) else rule.body
-                    reply = Reply(
-                        rule.status, raw=raw, headers=headers, content_type=rule.content_type
-                    )
-                else:
-                    phrase = http.HTTPStatus(rule.status).phrase
-                    reply = self._problem_reply(
-                        rec, rule.status, phrase, "injected fault", headers=headers
-                    )
+                self._send(handler, rec, self._fault_reply(rec, rule))
+                return
+            if rule.kind == "late_commit":
+                # A gateway gave up; the backend still works on the request.
+                reply = self._fault_reply(rec, rule)
+                reply.headers["Connection"] = "close"
+                handler.close_connection = True
                 self._send(handler, rec, reply)
+                threading.Thread(
+                    target=self._commit_late,
+                    args=(rec, path, parse_error, rule.seconds),
+                    name=f"emulator-late-commit-{rec.method}",
+                    daemon=True,
+                ).start()
                 return
             if rule.kind == "redirect":
                 location = rule.location
@@ -633,7 +750,44 @@ class Emulator:
         if rule is not None and rule.kind == "drop_after":
             handler.drop()  # the request was handled and committed; the answer is lost
             return
+        if rule is not None and rule.kind == "status_after":
+            reply = self._fault_reply(rec, rule)  # committed, but the client sees an error
+        if rule is not None and rule.kind == "slow_answer" and self._closing.wait(rule.seconds):
+            handler.drop()
+            return
         self._send(handler, rec, reply)
+
+    def _fault_reply(self, rec: RecordedRequest, rule: FaultRule) -> Reply:
+        """The answer a status-like fault sends: its raw ``body`` or a problem."""
+        assert rule.status is not None
+        headers = dict(rule.headers)
+        if rule.kind == "429":
+            headers.setdefault("Retry-After", str(rule.retry_after))
+        if rule.body is not None:
+            raw = rule.body.encode() if isinstance(rule.body, str) else rule.body
+            return Reply(rule.status, raw=raw, headers=headers, content_type=rule.content_type)
+        phrase = http.HTTPStatus(rule.status).phrase
+        return self._problem_reply(rec, rule.status, phrase, "injected fault", headers=headers)
+
+    def _commit_late(
+        self, rec: RecordedRequest, path: str, parse_error: str | None, seconds: float
+    ) -> None:
+        """late_commit: process the request ``seconds`` after its answer was sent."""
+        if self._closing.wait(seconds):
+            return
+        sent_trace = rec.trace_id
+        try:
+            reply = self._process(rec, path, parse_error)
+        except Exception as err:
+            with self._lock:
+                self._internal_errors.append(f"{rec.method} {rec.raw_path} (late): {err!r}")
+            return
+        finally:
+            rec.trace_id = sent_trace
+        with self._lock:
+            self._event(
+                "request_committed_late", method=rec.method, path=rec.path, status=reply.status
+            )
 
     def _send(self, handler: Handler, rec: RecordedRequest, reply: Reply) -> None:
         rec.status = reply.status
@@ -720,7 +874,8 @@ class Emulator:
                 reply = handler(self, op, params, rec.body)
         except Problem as problem:
             reply = self._fail(rec, op, streams, problem.status, problem.title, problem.detail)
-        if reply.stream is None and reply.raw is None:
+            reply.checked = problem.documented
+        if reply.stream is None and reply.raw is None and reply.checked:
             bad = op.check_response(reply.status, reply.body)
             if bad:
                 with self._lock:
@@ -741,12 +896,22 @@ class Emulator:
             return reply
         problem = reply.body
 
-        def stream(emit: Emit) -> None:
+        def stream(emit: SSEWriter) -> None:
             emit("problem", problem)
 
         assert op is not None
         self._check_sse(op, "problem", problem)
-        return Reply(200, stream=stream)
+        return self._sse_reply(stream)
+
+    def _sse_reply(self, stream: Stream) -> Reply:
+        """A 200 SSE answer with the variants' Content-Type and line ending."""
+        variants = self._variants
+        content_type = "text/event-stream"
+        if variants.sse_charset:
+            content_type += f"; charset={variants.sse_charset}"
+        return Reply(
+            200, stream=stream, content_type=content_type, line_ending=variants.line_ending
+        )
 
     def _check_sse(self, op: Operation, event: str, data: Any) -> None:
         bad = op.check_sse_event(event, data)
@@ -765,10 +930,53 @@ class Emulator:
         return ws
 
     def _status(self, ws: Workspace, stage: str, now: float) -> list[dict[str, Any]]:
-        view = _visible(ws.runs.get(stage, []), now, frozen=False)
+        variants = self._variants
+        idle_empty = variants.idle_steps == "empty"
+        pods = self._ensure_pods(ws)
+        view = _visible(
+            ws.runs.get(stage, []),
+            now,
+            frozen=False,
+            reset=variants.on_start == "reset",
+            idle_empty=idle_empty,
+        )
         if view is None:
-            return never_ran_view(ws.entries(), ws.stages[stage].steps)
+            entries = ws.entries(pod_names=pods)
+            view = never_ran_view(entries, ws.stages[stage].steps, idle_empty=idle_empty)
+        alive = set(ws.servers)  # servers a landscape deploy removed are gone
+        view = [e for e in view if e["server"] == IDE_SERVER or e["server"] in alive]
+        if not variants.timestamps:
+            for entry in view:
+                for item in (entry, *entry["steps"]):
+                    item.pop("startedAt", None)
+                    item.pop("finishedAt", None)
+        if variants.entry_order == "customers_first":
+            view.sort(key=lambda e: e["server"] == IDE_SERVER)  # stable: customers keep order
+        elif variants.entry_order == "shuffled":
+            self._order_rng.shuffle(view)
         return view
+
+    def _ensure_pods(self, ws: Workspace, *, restart: bool = False) -> bool:
+        """replica_ids="pod": give every replica a pod name (new ones for the customer
+        servers on ``restart``, i.e. a run start). Return whether pod names are in play."""
+        if self._variants.replica_ids != "pod":
+            return False
+        rng = self._pod_rng
+        alnum = string.ascii_lowercase + string.digits
+
+        def name(server: str, template: str) -> str:
+            suffix = "".join(rng.choice(alnum) for _ in range(5))
+            return f"workspace-{ws.id}-{server}-{template}-{suffix}"
+
+        if (IDE_SERVER, 0) not in ws.pods:
+            ws.pods[(IDE_SERVER, 0)] = name(IDE_SERVER, f"{rng.getrandbits(40):010x}")
+        for server in ws.servers:
+            indexes = range(ws.replicas)
+            if restart or any((server, r) not in ws.pods for r in indexes):
+                template = f"{rng.getrandbits(40):010x}"  # one replica set per start
+                for r in indexes:
+                    ws.pods[(server, r)] = name(server, template)
+        return True
 
     def h_get_workspace(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
         return Reply(200, self._ws(p["workspaceId"]).to_json())
@@ -780,6 +988,13 @@ class Emulator:
         return Reply(200, [ws.to_json() for ws in self.workspaces(p["teamId"])])
 
     def h_create(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
+        if body["teamId"] in self._billing_blocked:
+            raise Problem(
+                402,
+                BILLING,
+                f"team {body['teamId']} has no billing information: add a payment method",
+                documented=False,
+            )
         known = {
             "teamId", "name", "planId", "isPrivateRepo", "replicas", "gitUrl", "initialBranch",
             "env", "baseImage", "restricted", "vpnConfig", "welcomeMessage", "sourceWorkspaceId",
@@ -873,33 +1088,55 @@ class Emulator:
             raise Problem(400, "git error", "the workspace has no git repository")
         return Reply(200, {"head": ws.git_head})
 
+    @staticmethod
+    def _check_profile(ws: Workspace, profile: str | None) -> None:
+        if profile is not None and ws.profiles is not None and profile not in ws.profiles:
+            raise Problem(400, "CI profile not found", f"ci.{profile}.yml does not exist")
+
     def h_start(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
         ws = self._ws(p["workspaceId"], running=True)
         stage: str = p["stage"]
         profile: str | None = p.get("profile")
-        if profile is not None and ws.profiles is not None and profile not in ws.profiles:
-            raise Problem(400, "CI profile not found", f"ci.{profile}.yml does not exist")
+        self._check_profile(ws, profile)
         cfg = ws.stages[stage]
         now = self._now()
         runs = ws.runs.setdefault(stage, [])
-        if runs and runs[-1].superseded_at is None:
-            runs[-1].superseded_at = now
+        previous = runs[-1] if runs else None
+        # A stop still under way (stop_latency) ends the previous run as a stop; the new
+        # run can only start once it has.
+        stop_at = previous.stopped_at if previous is not None else None
+        stopping = stop_at is not None and stop_at > now
+        if previous is not None and previous.superseded_at is None and not stopping:
+            previous.superseded_at = now
         latency = cfg.start_latency if cfg.start_latency is not None else self.start_latency
+        start_at = now + latency
+        if stop_at is not None and stop_at > now:
+            start_at = max(start_at, stop_at)
+        pods = self._ensure_pods(ws, restart=stage == "run")
+        entries = ws.entries(pod_names=pods)
+        fail_entries = None
+        if cfg.fail_entries is not None:
+            fail_entries = frozenset(
+                (server, ws.pods.get((server, index), str(index)) if pods else str(index))
+                for server, index in cfg.fail_entries
+            )
         run = StageRun(
             ws_id=ws.id,
             stage=stage,
             profile=profile,
             number=len(runs) + 1,
             requested_at=now,
-            start_at=now + latency,
+            start_at=start_at,
             steps=cfg.steps,
             seconds=cfg.seconds,
             fail_step=cfg.fail_step,
-            entries=ws.entries(),
+            entries=entries,
             logs={k: list(v) for k, v in cfg.logs.items()},
             error_lines=list(cfg.error_lines),
             _now=self._now,
             _wall_offset=self._wall_offset,
+            ide_runs=ws.landscape == "run_on_ide",
+            fail_entries=fail_entries,
         )
         runs.append(run)
         self._event(
@@ -919,8 +1156,29 @@ class Emulator:
             "stage_stop_requested", workspace_id=ws.id, stage=stage, run=run.number if run else None
         )
         if run is not None and run.stopped_at is None and run.ended_at is None:
-            run.stopped_at = self._now()
+            now = self._now()
+            run.stop_requested_at = now
+            run.stopped_at = now + self._variants.stop_latency
             run.stop_reason = "stopped"
+        return Reply(200)
+
+    def h_landscape_deploy(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
+        ws = self._ws(p["workspaceId"])
+        profile: str | None = p.get("profile")
+        if ws.landscape != "multi":
+            raise Problem(400, NO_MULTI_SERVER, f"workspace {ws.id} is a single-server workspace")
+        self._check_profile(ws, profile)
+        if ws.landscape_error is not None:
+            raise Problem(400, *ws.landscape_error)
+        now = self._now()
+        deploy = LandscapeDeploy(now, now + ws.landscape_seconds, profile, list(ws.ci_servers))
+        ws.deploys.append(deploy)
+        self._event(
+            "landscape_deploy_requested",
+            workspace_id=ws.id,
+            profile=profile,
+            servers=list(deploy.servers),
+        )
         return Reply(200)
 
     def h_pipeline(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
@@ -973,17 +1231,29 @@ class Emulator:
         server = p.get("server")
         if server is not None and server not in ws.servers:
             raise Problem(404, "Server not found", f"no server {server!r} in the workspace")
-        return Reply(200, stream=self._log_stream(op, ws.id, stage, p["step"]))
+        if ws.landscape == "multi" and stage == "run" and server is None:
+            raise Problem(
+                400,
+                "Run stage logs of Multi Server Deployments are served per server",
+                "use logs/run/{step}/server/{server} or .../replica/{replica}",
+            )
+        return self._sse_reply(self._log_stream(op, ws.id, stage, p["step"]))
 
-    def _log_stream(
-        self, op: Operation, ws_id: int, stage: str, step: int
-    ) -> Callable[[Emit], None]:
+    def _log_stream(self, op: Operation, ws_id: int, stage: str, step: int) -> Stream:
+        """The SSE stream of one step; when it ends follows ``variants.log_end`` as it was
+        when the stream opened."""
         opened = self._now()
         bound: StageRun | None = self._workspaces[ws_id].stage_run(stage)
+        variants = self._variants
+        log_end = variants.log_end
+        stays_open = log_end in ("open_silent", "open_keepalive")
+        keepalive = variants.keepalive_seconds if log_end == "open_keepalive" else None
+        cut_at = opened + variants.log_cut_seconds if log_end == "cut" else None
+        deadline = opened + self.log_stream_max_seconds
 
-        def stream(emit: Emit) -> None:
+        def stream(emit: SSEWriter) -> None:
             nonlocal bound
-            deadline = opened + self.log_stream_max_seconds
+            next_ping = opened + keepalive if keepalive is not None else None
             sent = 0
             while True:
                 problem = None
@@ -993,7 +1263,8 @@ class Emulator:
                     if bound is None:
                         bound = ws.stage_run(stage)
                     ready: list[tuple[float, str, str]] = []
-                    done = False
+                    done = False  # the step ended, or it is clear it never runs
+                    all_logged = False  # every line the step will log is out
                     if bound is not None and step >= bound.steps:
                         problem = (
                             400,
@@ -1001,9 +1272,11 @@ class Emulator:
                             f"stage {stage} has {bound.steps} steps; {step} requested",
                         )
                     elif bound is not None:
-                        ready = [line for line in bound.log_lines(step) if line[0] <= now]
+                        lines = bound.log_lines(step)
+                        ready = [line for line in lines if line[0] <= now]
                         end = bound.step_stream_end(step)
                         done = end is not None and now >= end
+                        all_logged = bool(lines) and len(ready) == len(lines)
                     elif ws.deleted:
                         done = True
                 if problem is not None:
@@ -1024,24 +1297,45 @@ class Emulator:
                     self._check_sse(op, "data", data)
                     emit("data", data)
                     sent = len(ready)
-                if done or now >= deadline:
+                if log_end == "after_last_line" and all_logged:
+                    return  # before the step ends
+                if (done and not stays_open) or now >= deadline:
                     return
-                if self._closing.wait(0.01):
+                if cut_at is not None and now >= cut_at:
+                    raise ConnectionAbortedError("a proxy cut the stream")  # no terminator
+                if next_ping is not None and keepalive is not None and now >= next_ping:
+                    emit.comment("keep-alive")
+                    while next_ping <= now:
+                        next_ping += keepalive
+                wait = 0.01
+                if done:  # stays open with nothing more to say
+                    if emit.client_gone():
+                        return
+                    wait = min(0.2, deadline - now, (next_ping or deadline) - now)
+                if self._closing.wait(max(wait, 0.0)):
                     # cut the stream like a server going away, not like a finished step
                     raise ConnectionAbortedError("emulator closed")
 
         return stream
 
 
-def _visible(runs: list[StageRun], t: float, *, frozen: bool) -> list[dict[str, Any]] | None:
+def _visible(
+    runs: list[StageRun],
+    t: float,
+    *,
+    frozen: bool,
+    reset: bool = False,
+    idle_empty: bool = False,
+) -> list[dict[str, Any]] | None:
     """The status shown at ``t``: a run becomes visible only after its start latency;
-    until then the one before it shows, frozen as it was when the new start came in."""
+    until then the one before it shows, frozen as it was when the new start came in
+    (on_start="stale"), or the new run's entries show ``waiting`` (``reset``)."""
     if not runs:
         return None
     latest = runs[-1]
-    if t >= latest.start_at or (latest.stopped_at is not None and latest.stopped_at <= t):
-        return latest.view(t, ignore_supersede=frozen)
-    return _visible(runs[:-1], latest.requested_at, frozen=True)
+    if reset or t >= latest.start_at or (latest.stopped_at is not None and latest.stopped_at <= t):
+        return latest.view(t, ignore_supersede=frozen, idle_empty=idle_empty)
+    return _visible(runs[:-1], latest.requested_at, frozen=True, idle_empty=idle_empty)
 
 
 def _configure(stages: dict[str, StageConfig], stage: str, **options: Any) -> None:
@@ -1059,6 +1353,8 @@ def _configure(stages: dict[str, StageConfig], stage: str, **options: Any) -> No
             value = {int(k): list(v) for k, v in value.items()}
         elif key == "error_lines":
             value = list(value)
+        elif key == "fail_entries" and value is not None:
+            value = [(str(server), int(index)) for server, index in value]
         if not hasattr(cfg, key):
             raise TypeError(f"unknown stage option {key!r}")
         setattr(cfg, key, value)
@@ -1086,6 +1382,8 @@ _HANDLERS: dict[str, _Handler] = {
     "workspaces-startPipelineStage": Emulator.h_start,
     "workspaces-startPipelineStage-1": Emulator.h_start,
     "workspaces-stopPipelineStage": Emulator.h_stop,
+    "workspaces-deployLandscape": Emulator.h_landscape_deploy,
+    "workspaces-deployLandscape-1": Emulator.h_landscape_deploy,
     "workspaces-pipelineStatus": Emulator.h_pipeline,
     "workspaces-logs": Emulator.h_logs,
     "workspaces-serverLogs": Emulator.h_logs,

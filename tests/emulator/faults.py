@@ -7,7 +7,20 @@ import re
 import threading
 from dataclasses import dataclass, field
 
-KINDS = ("status", "429", "drop_before", "drop_after", "delay", "redirect")
+KINDS = (
+    "status",  # answer status (default 503) at once, nothing processed
+    "429",  # 429 with Retry-After, nothing processed
+    "drop_before",  # close the connection, nothing processed
+    "drop_after",  # process and commit, close without an answer
+    "delay",  # wait seconds, then process and answer
+    "redirect",  # 3xx to another listener or location, nothing processed
+    "status_after",  # process and commit, answer status (default 502) instead ("5xx after commit")
+    "slow_answer",  # process and commit at once, send the real answer seconds later
+    "late_commit",  # answer status (default 504) at once, process and commit seconds later
+)
+# Kinds whose request is processed (committed) although the client may not learn of it.
+COMMITTING = frozenset({"drop_after", "delay", "status_after", "slow_answer", "late_commit"})
+_DEFAULT_STATUS = {"status": 503, "status_after": 502, "late_commit": 504, "redirect": 307}
 _ALIASES = {"rate_limit": "429", "drop": "drop_before"}
 
 
@@ -23,12 +36,13 @@ class FaultRule:
     skip: int = 0  # let this many matching requests through first
     every: int = 1  # fire on every n-th matching request (after skip): 5 = a fifth of them
     listener: str | None = None  # only on this listener ("primary", "second", "foreign")
-    status: int | None = None  # status kind: the HTTP status; redirect: 301/302/303/307/308
+    # status, status_after, late_commit: the HTTP status; redirect: 301/302/303/307/308
+    status: int | None = None
     retry_after: float | int | str = 1
-    seconds: float = 0.0  # delay kind
+    seconds: float = 0.0  # delay, slow_answer, late_commit
     target: str = "second"  # redirect: "second" | "foreign" | "primary" | a base URL
     location: str | None = None  # redirect: full Location, overrides target
-    body: str | bytes | None = None  # status/429: raw body instead of problem JSON
+    body: str | bytes | None = None  # status/429/status_after/late_commit: raw body
     content_type: str = "text/html"  # with body
     headers: dict[str, str] = field(default_factory=dict)
     hits: int = 0
@@ -42,12 +56,12 @@ class FaultRule:
             raise ValueError(f"unknown fault kind {self.kind!r}; expected one of {KINDS}")
         if self.path is not None:
             self._regex = re.compile(self.path)
-        if self.kind == "status" and self.status is None:
-            self.status = 503
+        if self.status is None:
+            self.status = _DEFAULT_STATUS.get(self.kind)
         if self.kind == "429":
             self.status = 429
-        if self.kind == "redirect" and self.status is None:
-            self.status = 307
+        if self.seconds < 0:
+            raise ValueError(f"fault seconds={self.seconds!r} must not be negative")
 
     @property
     def exhausted(self) -> bool:

@@ -7,6 +7,7 @@ and the events timeline all agree to the millisecond.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -81,6 +82,8 @@ class StageConfig:
     logs: dict[int, list[LogLine]] = field(default_factory=dict)
     error_lines: list[str] = field(default_factory=lambda: list(DEFAULT_ERROR_LINES))
     start_latency: float | None = None  # None: the emulator's start_latency
+    # With fail_step: only these (server, replica index) entries fail; None: all of them.
+    fail_entries: list[tuple[str, int]] | None = None
 
     def copy(self) -> StageConfig:
         return StageConfig(
@@ -90,6 +93,7 @@ class StageConfig:
             logs={k: list(v) for k, v in self.logs.items()},
             error_lines=list(self.error_lines),
             start_latency=self.start_latency,
+            fail_entries=None if self.fail_entries is None else list(self.fail_entries),
         )
 
 
@@ -125,9 +129,13 @@ class StageRun:
     error_lines: list[str]
     _now: Clock = field(repr=False)
     _wall_offset: float = field(repr=False, default=0.0)
-    stopped_at: float | None = None
+    stopped_at: float | None = None  # when the stop takes effect (may lie in the future)
     stop_reason: str | None = None  # "stopped" | "workspace deleted" | "workspace stopped"
     superseded_at: float | None = None
+    stop_requested_at: float | None = None  # when .../stop came in
+    ide_runs: bool = False  # run stage of a run_on_ide workspace: codesphere-ide runs it
+    # With fail_step: the (server, replica id) entries that fail; None: every active one.
+    fail_entries: frozenset[tuple[str, str]] | None = None
 
     # -- timing ---------------------------------------------------------------------------
     @property
@@ -214,28 +222,50 @@ class StageRun:
 
     # -- status JSON ----------------------------------------------------------------------
     def _active(self, server: str) -> bool:
-        return (server == IDE_SERVER) != (self.stage == "run")
+        if self.stage == "run":
+            return server != IDE_SERVER or self.ide_runs
+        return server == IDE_SERVER
 
     def _wall(self, t: float) -> str:
         return iso(self._wall_offset + t)
 
-    def view(self, t: float, *, ignore_supersede: bool = False) -> list[dict[str, Any]]:
-        """The status entries as they are at monotonic time ``t``."""
+    def view(
+        self, t: float, *, ignore_supersede: bool = False, idle_empty: bool = False
+    ) -> list[dict[str, Any]]:
+        """The status entries as they are at monotonic time ``t``; ``idle_empty``: idle
+        entries list no steps."""
         cut = self.stopped_at if self.stopped_at is not None and self.stopped_at <= t else None
         if not ignore_supersede and self.superseded_at is not None and self.superseded_at <= t:
             cut = self.superseded_at if cut is None else min(cut, self.superseded_at)
         active = self._active_view(t, cut)
+        healthy: dict[str, Any] | None = None
         out = []
         for server, replica in self.entries:
             entry: dict[str, Any] = {"server": server, "replica": replica}
             if self._active(server):
-                entry.update(active)
-                entry["steps"] = [dict(s) for s in active["steps"]]
+                shown = active
+                if self._spared(server, replica):
+                    if healthy is None:
+                        spared = dataclasses.replace(self, fail_step=None, fail_entries=None)
+                        healthy = spared._active_view(t, cut)
+                    shown = healthy
+                entry.update(shown)
+                entry["steps"] = [dict(s) for s in shown["steps"]]
             else:
                 entry["state"] = "waiting"
-                entry["steps"] = [{"state": "waiting"} for _ in range(self.steps)]
+                entry["steps"] = [
+                    {"state": "waiting"} for _ in range(0 if idle_empty else self.steps)
+                ]
             out.append(entry)
         return out
+
+    def _spared(self, server: str, replica: str) -> bool:
+        """A failing run that fails only some entries leaves this one healthy."""
+        return (
+            self.fail_step is not None
+            and self.fail_entries is not None
+            and (server, replica) not in self.fail_entries
+        )
 
     def _step_view(self, k: int, t: float, cut: float | None) -> dict[str, Any]:
         start = self.step_start(k)
@@ -346,16 +376,28 @@ def _default_logs(stage: str, k: int, steps: int, fail_step: int | None) -> list
     return [f"[{stage}] step {k}: running", f"[{stage}] step {k}: done"]
 
 
-def never_ran_view(entries: list[tuple[str, str]], steps: int) -> list[dict[str, Any]]:
+def never_ran_view(
+    entries: list[tuple[str, str]], steps: int, *, idle_empty: bool = False
+) -> list[dict[str, Any]]:
     return [
         {
             "server": server,
             "replica": replica,
             "state": "waiting",
-            "steps": [{"state": "waiting"} for _ in range(steps)],
+            "steps": [] if idle_empty else [{"state": "waiting"} for _ in range(steps)],
         }
         for server, replica in entries
     ]
+
+
+@dataclass
+class LandscapeDeploy:
+    """One ``POST .../landscape/deploy[/{profile}]`` that was accepted."""
+
+    requested_at: float
+    at: float  # when the servers are allocated
+    profile: str | None
+    servers: list[str]
 
 
 @dataclass
@@ -374,7 +416,7 @@ class Workspace:
     git_head: str | None
     env: dict[str, str]
     dev_domain: str
-    servers: list[str]
+    base_servers: list[str]  # single: the customer servers; multi: those allocated at creation
     stages: dict[str, StageConfig]
     profiles: set[str] | None  # None: every profile exists
     start_seconds: float
@@ -393,8 +435,27 @@ class Workspace:
     deleted: bool = False
     deleted_at: float | None = None
     runs: dict[str, list[StageRun]] = field(default_factory=dict)
+    landscape: str = "single"  # "single" | "multi" | "run_on_ide"
+    ci_servers: list[str] = field(default_factory=list)  # multi: what the next deploy allocates
+    landscape_seconds: float = 0.2  # multi: deploy request -> servers allocated
+    deploys: list[LandscapeDeploy] = field(default_factory=list)
+    landscape_error: tuple[str, str | None] | None = None  # multi: deploys answer this 400
+    pods: dict[tuple[str, int], str] = field(default_factory=dict)  # replica_ids="pod"
     _now: Clock = field(repr=False, default=lambda: 0.0)
     _wall_offset: float = field(repr=False, default=0.0)
+
+    @property
+    def servers(self) -> list[str]:
+        """The customer servers that exist now (multi: as the latest landed deploy left them)."""
+        if self.landscape == "run_on_ide":
+            return []
+        current = self.base_servers
+        if self.landscape == "multi":
+            now = self._now()
+            landed = [d for d in self.deploys if d.at <= now]
+            if landed:
+                current = max(landed, key=lambda d: d.at).servers
+        return list(current)
 
     @property
     def running(self) -> bool:
@@ -415,10 +476,16 @@ class Workspace:
         runs = self.runs.get(stage)
         return runs[-1] if runs else None
 
-    def entries(self) -> list[tuple[str, str]]:
-        out = [(IDE_SERVER, "0")]
+    def entries(self, *, pod_names: bool = False) -> list[tuple[str, str]]:
+        """(server, replica id) of codesphere-ide and every customer server replica; the
+        replica id is the index ("0", "1", ...) or, with ``pod_names``, the name in ``pods``."""
+
+        def replica(server: str, index: int) -> str:
+            return self.pods.get((server, index), str(index)) if pod_names else str(index)
+
+        out = [(IDE_SERVER, replica(IDE_SERVER, 0))]
         for server in self.servers:
-            out += [(server, str(r)) for r in range(self.replicas)]
+            out += [(server, replica(server, r)) for r in range(self.replicas)]
         return out
 
     def to_json(self) -> dict[str, Any]:

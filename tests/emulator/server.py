@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import select
 import selectors
 import socket
 import threading
@@ -15,7 +16,45 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .core import Emulator
 
+
+class SSEWriter:
+    """Writes one SSE stream as HTTP/1.1 chunks: ``writer(event, data)`` sends an event
+    (``data`` as JSON, UTF-8, non-ASCII unescaped), ``writer.comment(text)`` a ``: text``
+    line. Every line ends in ``line_ending``. Raising ``OSError`` inside the stream
+    function cuts the connection without the chunked terminator."""
+
+    def __init__(self, handler: Handler, line_ending: str = "\n") -> None:
+        self.handler = handler
+        self.line_ending = line_ending
+
+    def __call__(self, event: str, data: Any) -> None:
+        end = self.line_ending
+        payload = json.dumps(data, ensure_ascii=False)
+        self._chunk(f"event: {event}{end}data: {payload}{end}{end}".encode())
+
+    def comment(self, text: str) -> None:
+        self._chunk(f": {text}{self.line_ending}".encode())
+
+    def _chunk(self, chunk: bytes) -> None:
+        wfile = self.handler.wfile
+        wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+        wfile.flush()
+
+    def client_gone(self) -> bool:
+        """True once the client closed its end (a silent stream notices no broken pipe)."""
+        conn = self.handler.connection
+        try:
+            readable, _, _ = select.select([conn], [], [], 0)
+            if not readable:
+                return False
+            peeked: bytes = conn.recv(1, socket.MSG_PEEK)
+            return peeked == b""
+        except (OSError, ValueError):
+            return True
+
+
 Emit = Callable[[str, Any], None]
+Stream = Callable[[SSEWriter], None]
 
 
 @dataclass
@@ -27,7 +66,9 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     raw: bytes | None = None
     content_type: str = "application/json"
-    stream: Callable[[Emit], None] | None = None
+    stream: Stream | None = None
+    line_ending: str = "\n"  # of an SSE stream
+    checked: bool = True  # False: not in the spec on purpose (no response violation)
 
 
 class Listener(ThreadingHTTPServer):
@@ -182,22 +223,17 @@ class Handler(BaseHTTPRequestHandler):
     def _send_stream(self, reply: Reply) -> None:
         assert reply.stream is not None
         self.send_response(reply.status)
-        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Content-Type", reply.content_type)
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Transfer-Encoding", "chunked")
         for name, value in reply.headers.items():
             self.send_header(name, value)
         self.end_headers()
         self.wfile.flush()
-
-        def emit(event: str, data: Any) -> None:
-            chunk = f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
-            self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
-            self.wfile.flush()
-
         try:
-            reply.stream(emit)
+            reply.stream(SSEWriter(self, reply.line_ending))
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
         except OSError:
+            # cut (a proxy, close(), the client left): no terminator, close the connection
             self.close_connection = True

@@ -1,0 +1,65 @@
+"""Where Codesphere's documents leave a behaviour open, the emulator can play each variant.
+
+``Variants`` is emulator-wide: ``Emulator(variants=Variants(log_end="cut"))`` or, at run
+time, ``emu.set_variants(log_end="cut")``. The defaults are the behaviour the emulator
+always had. See README.md ("Variants") for what each one does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+LOG_ENDS = ("with_step", "after_last_line", "cut", "open_silent", "open_keepalive")
+LINE_ENDINGS = ("\n", "\r\n", "\r")
+ENTRY_ORDERS = ("ide_first", "customers_first", "shuffled")
+REPLICA_IDS = ("index", "pod")
+ON_STARTS = ("stale", "reset")
+IDLE_STEPS = ("waiting", "empty")
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "log_end": LOG_ENDS,
+    "line_ending": LINE_ENDINGS,
+    "entry_order": ENTRY_ORDERS,
+    "replica_ids": REPLICA_IDS,
+    "on_start": ON_STARTS,
+    "idle_steps": IDLE_STEPS,
+}
+
+
+@dataclass(frozen=True)
+class Variants:
+    """One choice for each behaviour no document pins down (defaults: the old behaviour)."""
+
+    log_end: str = "with_step"  # when a step's SSE log stream ends
+    log_cut_seconds: float = 0.5  # log_end="cut": a proxy cuts every stream this long after open
+    keepalive_seconds: float = 0.2  # log_end="open_keepalive": ": keep-alive" comment period
+    line_ending: str = "\n"  # of every SSE line
+    sse_charset: str | None = None  # None: "text/event-stream" with no charset parameter
+    entry_order: str = "ide_first"  # order of the pipeline status entries
+    replica_ids: str = "index"  # "0", "1", ... or pod-like names
+    timestamps: bool = True  # False: no startedAt/finishedAt anywhere in the status
+    on_start: str = "stale"  # what the status shows during the start latency
+    stop_latency: float = 0.0  # .../stop takes effect this long after the request
+    idle_steps: str = "waiting"  # steps of idle entries: one {"state":"waiting"} each, or []
+
+    def __post_init__(self) -> None:
+        for name, allowed in _CHOICES.items():
+            value = getattr(self, name)
+            if value not in allowed:
+                raise ValueError(f"variant {name}={value!r}; expected one of {allowed}")
+        for name in ("log_cut_seconds", "keepalive_seconds", "stop_latency"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or value < 0:
+                raise ValueError(f"variant {name}={value!r}; expected seconds >= 0")
+        if self.keepalive_seconds == 0:
+            raise ValueError("variant keepalive_seconds must be > 0")
+        if not isinstance(self.timestamps, bool):
+            raise ValueError(f"variant timestamps={self.timestamps!r}; expected True or False")
+        if self.sse_charset is not None and not (
+            isinstance(self.sse_charset, str) and self.sse_charset.strip()
+        ):
+            raise ValueError(f"variant sse_charset={self.sse_charset!r}; expected None or a name")
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
