@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Prepare this machine to build and run the action's image with podman, following
-# the measured recipe in CONTAINER-TESTING.md (no Docker engine, no registry here).
+# Prepare this machine to build and run the action's image with podman (no Docker
+# engine, no registry here). CONTRIBUTING.md ("Container tests on a machine without
+# Docker") says why each setting is needed.
 #
 # Idempotent: installs podman/runc/debootstrap only when missing, rewrites the two
 # podman config files, and builds the debootstrap stand-in base image only when it

