@@ -167,10 +167,12 @@ def mark(
     run: str = "1.1",
     state: str = "released",
     pr: int | None = None,
+    commit: str = SHA[:12],
 ) -> dict[str, str]:
     """The env of a workspace the action created (its ``CODESPHERE_RELEASE`` mark),
     for ``Emulator.add_workspace(env=...)``. The runner's run is ``1.1``."""
-    value = f"repo={repo} flow={flow} run={run}" + (f" pr={pr}" if pr is not None else "")
+    value = f"repo={repo} flow={flow} run={run} commit={commit}"
+    value += f" pr={pr}" if pr is not None else ""
     return {"CODESPHERE_RELEASE": f"{value} state={state}"}
 
 

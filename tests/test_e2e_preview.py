@@ -40,7 +40,9 @@ def test_first_push_creates_the_preview_on_the_head_branch(emu: Emulator, runner
             {"name": "API_KEY", "value": "preview-secret-1"},
             {
                 "name": "CODESPHERE_RELEASE",
-                "value": f"repo=acme/shop flow=preview run=1.1 pr={PR} state=building",
+                "value": mark(flow="preview", commit=HEAD[:12], pr=PR, state="building")[
+                    "CODESPHERE_RELEASE"
+                ],
             },
         ],
     }

@@ -59,7 +59,7 @@ def test_happy_path_creates_tests_runs_then_switches(emu: Emulator, runner: Runn
             {"name": "FEATURE_X", "value": "on"},
             {
                 "name": "CODESPHERE_RELEASE",
-                "value": "repo=acme/shop flow=zero-downtime run=1.1 state=building",
+                "value": mark(state="building")["CODESPHERE_RELEASE"],
             },
         ],
     }
@@ -79,7 +79,7 @@ def test_happy_path_creates_tests_runs_then_switches(emu: Emulator, runner: Runn
         "DATABASE_URL": "postgres://db/shop",
         "FEATURE_X": "on",
         # The action's mark, set to released once the switch is done.
-        "CODESPHERE_RELEASE": "repo=acme/shop flow=zero-downtime run=1.1 state=released",
+        **mark(state="released"),
     }
     assert result.outputs == {
         "status": "success",

@@ -9,9 +9,10 @@ it serves nothing.
 
 The mark: every workspace the action creates carries the environment variable
 ``CODESPHERE_RELEASE`` (the apps see it too), e.g.
-``repo=acme/shop flow=zero-downtime run=4711.1 state=building``: the
-repository, the flow, the run (``GITHUB_RUN_ID.GITHUB_RUN_ATTEMPT``), for a
-preview ``pr=<number>``, and ``state=released`` once a release succeeded.
+``repo=acme/shop flow=zero-downtime run=4711.1 commit=4b825dc state=building``:
+the repository, the flow, the run (``GITHUB_RUN_ID.GITHUB_RUN_ATTEMPT``), the
+commit released (GITHUB_SHA, a preview's head; 12 characters), for a preview
+``pr=<number>``, and ``state=released`` once a release succeeded.
 """
 
 from __future__ import annotations
@@ -33,11 +34,14 @@ class Mark:
     repository: str
     flow: str
     run: str  # "<run id>.<attempt>"
+    commit: str = ""  # the commit released, 12 characters (Config.deployment_ref)
     state: str = BUILDING
     pr: int | None = None
 
     def render(self) -> str:
         parts = [f"repo={self.repository or '-'}", f"flow={self.flow}", f"run={self.run}"]
+        if self.commit:
+            parts.append(f"commit={self.commit}")
         if self.pr is not None:
             parts.append(f"pr={self.pr}")
         parts.append(f"state={self.state}")
@@ -53,6 +57,7 @@ class Mark:
             repository="" if fields["repo"] == "-" else fields["repo"],
             flow=fields["flow"],
             run=fields["run"],
+            commit=fields.get("commit", ""),
             state=fields.get("state", BUILDING),
             pr=int(pr) if pr.isdigit() else None,
         )
@@ -75,6 +80,7 @@ def new_mark(config: Config) -> Mark:
         repository=config.repository,
         flow=config.flow,
         run=config.run_id,
+        commit=config.deployment_ref[:12],
         pr=pull.number if config.flow == "preview" and pull is not None else None,
     )
 

@@ -18,9 +18,9 @@ is undone; the error says what state things are in.
 The name (``<repo>-<sha7>`` or ``workspace-name``), decided in ``_settle_name``:
 for each of ``name``, ``name-2``, ``name-3``, ... the workspaces of that name
 are judged:
-- made by this action for this repository, released, and serving
-  ``domain-path`` (without ``domain``: serving nothing): this release is live
-  already; succeed and change nothing;
+- made by this action for this repository and commit, released, and serving
+  ``domain-path`` (without ``domain`` or with ``switch: false``: serving
+  nothing): this release is live already; succeed and change nothing;
 - made by an earlier attempt of this same run, never released, serving
   nothing: a leftover of a failed or cancelled attempt; deleted;
 - anything else (serves any domain, made by hand or for another repository,
@@ -166,7 +166,8 @@ def _judge(ctx: Context, workspace: Workspace, serving: list[str]) -> Verdict:
         )
     route = f"{config.domain}{config.domain_path}"
     switching = bool(config.domain) and config.switch
-    if mark.state == RELEASED and (route in serving if switching else not serving):
+    same_commit = bool(mark.commit) and mark.commit == config.deployment_ref[:12]
+    if same_commit and mark.state == RELEASED and (route in serving if switching else not serving):
         return Verdict(LIVE)
     if serving:
         return Verdict(KEEP, f"it serves {', '.join(serving)}")
@@ -181,7 +182,7 @@ def _serving_or(serving: list[str], why: str) -> str:
 
 def _why_not_leftover(mark: Mark) -> str:
     if mark.state == RELEASED:
-        return "it is an earlier release of this commit (kept, e.g. to roll back to)"
+        return "it is an earlier release (kept, e.g. to roll back to)"
     return (
         f"run {mark.run} made it and may still be working on it; delete it by hand if that "
         "run is over"
