@@ -50,9 +50,9 @@ class Result:
     aftermath: list[str] = field(default_factory=list)
     # The success notice, when the flow says it better than "Released to <url>".
     notice: str = ""
-    # For the summary: the health check that passed ("200 from <url>"), and the
+    # For the summary: the health checks that passed ("200 from <url>"), and the
     # commit the run meant to release when another one was deployed.
-    health: str = ""
+    health: list[str] = field(default_factory=list)
     commit_expected: str = ""
 
     def set(self, name: str, value: str | int | None) -> None:

@@ -62,7 +62,7 @@ def render_summary(result: Result, config: Config | None) -> str:
             link += f" ⚠️ not {_commit_link(result.commit_expected, config)}, the commit of this run"
         rows.append(("Commit", link))
     if result.health:
-        rows.append(("Health check", _cell(result.health)))
+        rows.append(("Health check", _cell("; ".join(result.health))))
     if rows:
         # The first row is the header: GitHub renders an empty header as a blank bar.
         lines += [f"| **{k}** | {v} |" for k, v in rows[:1]]

@@ -79,7 +79,7 @@ def test_a_redirect_is_not_followed_and_counts_as_its_own_status() -> None:
     strict, _ = checker(health_check_status="200", health_check_timeout="2s")
     with pytest.raises(HealthCheckFailed, match="302"):
         strict.workspace(DEV)
-    assert all(c.request.url.startswith(f"https://{DEV}/") for c in responses.calls)
+    assert all((c.request.url or "").startswith(f"https://{DEV}/") for c in responses.calls)
 
 
 @responses.activate

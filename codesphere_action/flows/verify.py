@@ -60,7 +60,7 @@ def check_health(ctx: Context, workspace: Workspace) -> None:
             outcome = checker.workspace(workspace.dev_domain)
         finally:
             checker.close()
-        ctx.result.health = f"{outcome.answer.status} from {outcome.url}"
+        ctx.result.health.append(f"{outcome.answer.status} from {outcome.url}")
         phase.detail = f"{outcome.answer.status} after {outcome.attempts} request(s)"
 
 
@@ -82,7 +82,7 @@ def check_domain(ctx: Context, state: State, workspace_id: int) -> None:
             ) from None
         finally:
             checker.close()
-        ctx.result.health = f"{outcome.answer.status} from {outcome.url}"
+        ctx.result.health.append(f"{outcome.answer.status} from {outcome.url}")
         phase.detail = f"{outcome.answer.status} after {outcome.attempts} request(s)"
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from .apps import AppBehaviour, AppRequest, Apps
 from .faults import FaultBook, FaultRule
 from .model import (
     IDE_SERVER,
@@ -144,6 +145,8 @@ class Emulator:
         self._foreign_host = foreign_host
         self._listeners: dict[str, Listener] = {}
         self._listeners["primary"] = Listener(self, "primary", host, port)
+        self._apps: Apps | None = None
+        self._app_defaults: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ lifecycle ----------
     def __enter__(self) -> Emulator:
@@ -162,6 +165,57 @@ class Emulator:
         self._closing.set()
         for listener in listeners:
             listener.stop()
+        if self._apps is not None:
+            self._apps.close()
+
+    # ------------------------------------------------------------------ apps ---------------
+    def serve_apps(self, **behaviour: Any) -> None:
+        """Serve an app for every workspace created from now on (``AppBehaviour``
+        keywords: ``ready_after``, ``statuses``, ``restricted``, ``body``); their
+        dev domains become ``127.0.0.1:<port>``. See apps.py."""
+        with self._lock:
+            if self._apps is None:
+                self._apps = Apps(self.token, self._now, self._app_up_since, self._route)
+            self._app_defaults = {**(self._app_defaults or {}), **behaviour}
+
+    def configure_app(self, ws_id: int, **changes: Any) -> None:
+        """Change how one workspace's app answers (resets its answer count)."""
+        assert self._apps is not None, "call serve_apps() first"
+        self._apps.configure(ws_id, **changes)
+
+    @property
+    def app_requests(self) -> list[AppRequest]:
+        """Every request an app or the domain proxy received, in order."""
+        if self._apps is None:
+            return []
+        with self._apps.lock:
+            return list(self._apps.requests)
+
+    @property
+    def domain_proxy(self) -> str:
+        """``127.0.0.1:<port>`` of the custom-domain proxy (serve_apps() first)."""
+        assert self._apps is not None, "call serve_apps() first"
+        return self._apps.proxy_address
+
+    def _app_up_since(self, ws_id: int) -> float | None:
+        with self._lock:
+            ws = self._workspaces.get(ws_id)
+            if ws is None or ws.deleted or not ws.running:
+                return None
+            run = ws.stage_run("run")
+            return run.up_at if run is not None else None
+
+    def _route(self, host: str, path: str) -> int | None:
+        """The workspace a custom domain routes ``path`` to (longest path first)."""
+        with self._lock:
+            for domain in self._domains.values():
+                if domain.name.lower() != host:
+                    continue
+                for prefix in sorted(domain.workspaces, key=len, reverse=True):
+                    base = prefix.rstrip("/")
+                    if (path == base or path.startswith(base + "/")) and domain.workspaces[prefix]:
+                        return domain.workspaces[prefix][0]
+        return None
 
     # ------------------------------------------------------------------ variants -----------
     @property
@@ -345,6 +399,9 @@ class Emulator:
         dev_domain = fields.pop("dev_domain", None) or template.format(
             id=ws_id, dc=self.data_center_id, team=team_id, name=name
         )
+        if self._apps is not None and self._app_defaults is not None:
+            # The workspace serves its app on a loopback port: that is its dev domain.
+            dev_domain = self._apps.add(ws_id, AppBehaviour(**self._app_defaults))
         start_seconds = fields.pop("start_seconds", None)
         if start_seconds is None:
             start_seconds = defaults["start_seconds"]

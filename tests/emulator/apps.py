@@ -1,0 +1,196 @@
+"""The apps the workspaces serve, for health checks: dev domains and custom domains.
+
+Each workspace gets its own loopback listener; its ``devDomain`` is then
+``127.0.0.1:<port>`` (the action uses plain http for loopback hosts only). One
+more listener plays Codesphere's custom-domain proxy: it routes by the Host
+header and the longest matching path of the domain's map, as the real proxy
+does, to the app of the workspace connected there (the action reaches it
+through its test seam ``CODESPHERE_RELEASE_RESOLVE=<domain>=127.0.0.1:<port>``).
+
+What an app answers (``AppBehaviour``), measured from the moment its run stage
+is up (``StageRun.up_at``):
+- before that: 502 with an HTML page, as the proxy answers for an app that is
+  not listening;
+- for ``ready_after`` seconds more: 503 (starting);
+- then the statuses in ``statuses`` one request after another, the last one for
+  good (``[500, 500, 200]``: two errors, then healthy);
+- ``restricted``: without ``X-CS-Authorization: Bearer <token>`` a 401 sign-in page;
+- ``domain_statuses``: what the custom domain answers instead, once the app is up.
+Every request is recorded (``AppRequest``) with its headers, so the tests can
+prove where the token went.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from .model import Headers
+
+
+@dataclass
+class AppBehaviour:
+    ready_after: float = 0.0
+    statuses: list[int] = field(default_factory=lambda: [200])
+    restricted: bool = False
+    body: str = "ok"
+    # Through the custom domain: these statuses instead (a proxy or CDN in front
+    # that fails while the dev domain works), None: the same as the dev domain.
+    domain_statuses: list[int] | None = None
+
+
+@dataclass
+class AppRequest:
+    listener: str  # "app:<workspace id>" or "domain-proxy"
+    host: str
+    path: str
+    headers: Headers
+    status: int
+    time: float
+    workspace_id: int | None  # the app that answered, None when none did
+
+
+class _AppServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, name: str, answer: Callable[[_AppHandler], None]) -> None:
+        self.name = name
+        self.answer = answer
+        super().__init__(("127.0.0.1", 0), _AppHandler)
+        self.port: int = self.server_address[1]
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+class _AppHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _AppServer
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.server.answer(self)
+
+    do_HEAD = do_POST = do_GET
+
+    def reply(self, status: int, body: str, content_type: str = "text/plain") -> None:
+        payload = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+class Apps:
+    """The app listeners of one emulator (see the module docstring)."""
+
+    def __init__(
+        self,
+        token: str,
+        now: Callable[[], float],
+        up_since: Callable[[int], float | None],
+        route: Callable[[str, str], int | None],
+    ) -> None:
+        self.token = token
+        self.now = now
+        self.up_since = up_since  # workspace id -> when its run stage came up
+        self.route = route  # (host, path) -> the workspace a custom domain routes to
+        self.lock = threading.Lock()
+        self.behaviour: dict[int, AppBehaviour] = {}
+        self.served: dict[int, int] = {}  # workspace id -> ready answers given
+        self.domain_served: dict[int, int] = {}  # ... through the custom domain
+        self.servers: dict[int, _AppServer] = {}
+        self.requests: list[AppRequest] = []
+        self.proxy = _AppServer("domain-proxy", self._answer_domain)
+
+    @property
+    def proxy_address(self) -> str:
+        return f"127.0.0.1:{self.proxy.port}"
+
+    def add(self, workspace_id: int, behaviour: AppBehaviour) -> str:
+        """Serve the app of a workspace; return its dev domain ``127.0.0.1:<port>``."""
+        server = _AppServer(f"app:{workspace_id}", lambda h: self._answer_app(h, workspace_id))
+        with self.lock:
+            self.behaviour[workspace_id] = behaviour
+            self.servers[workspace_id] = server
+        return f"127.0.0.1:{server.port}"
+
+    def configure(self, workspace_id: int, **changes: Any) -> None:
+        with self.lock:
+            behaviour = self.behaviour[workspace_id]
+            for key, value in changes.items():
+                if not hasattr(behaviour, key):
+                    raise TypeError(f"unknown app option {key!r}")
+                setattr(behaviour, key, value)
+            self.served[workspace_id] = 0
+
+    def close(self) -> None:
+        for server in [self.proxy, *self.servers.values()]:
+            server.stop()
+
+    def _answer_app(self, handler: _AppHandler, workspace_id: int) -> None:
+        status, body = self._app(workspace_id, Headers(handler.headers.items()))
+        self._record(handler, status, workspace_id)
+        handler.reply(status, body, "text/html" if status >= 400 else "text/plain")
+
+    def _answer_domain(self, handler: _AppHandler) -> None:
+        host = (handler.headers.get("Host") or "").split(":")[0].lower()
+        workspace_id = self.route(host, handler.path.split("?")[0])
+        if workspace_id is None or workspace_id not in self.behaviour:
+            status, body = 404, "<html>No workspace is connected here</html>"
+        else:
+            # The proxy serves the app as the public sees it: restricted dev domains
+            # do not restrict a custom domain.
+            status, body = self._app(workspace_id, None)
+            with self.lock:
+                override = self.behaviour[workspace_id].domain_statuses
+                if override and status < 500:
+                    count = self.domain_served.get(workspace_id, 0)
+                    self.domain_served[workspace_id] = count + 1
+                    status = override[min(count, len(override) - 1)]
+                    body = f"<html><body>error {status} at the edge</body></html>"
+        self._record(handler, status, workspace_id)
+        handler.reply(status, body, "text/html" if status >= 400 else "text/plain")
+
+    def _app(self, workspace_id: int, headers: Headers | None) -> tuple[int, str]:
+        with self.lock:
+            behaviour = self.behaviour[workspace_id]
+            up = self.up_since(workspace_id)
+            now = self.now()
+            if headers is not None and behaviour.restricted:
+                given = headers.get("x-cs-authorization", "")
+                if given != f"Bearer {self.token}":
+                    return 401, "<html><body>Sign in to Codesphere</body></html>"
+            if up is None:
+                return 502, "<html><body>502 Bad Gateway: the app is not running</body></html>"
+            if now < up + behaviour.ready_after:
+                return 503, "<html><body>starting</body></html>"
+            count = self.served.get(workspace_id, 0)
+            self.served[workspace_id] = count + 1
+            status = behaviour.statuses[min(count, len(behaviour.statuses) - 1)]
+            body = behaviour.body if status < 400 else f"<html><body>error {status}</body></html>"
+            return status, body
+
+    def _record(self, handler: _AppHandler, status: int, workspace_id: int | None) -> None:
+        with self.lock:
+            self.requests.append(
+                AppRequest(
+                    listener=handler.server.name,
+                    host=handler.headers.get("Host") or "",
+                    path=handler.path,
+                    headers=Headers(handler.headers.items()),
+                    status=status,
+                    time=self.now(),
+                    workspace_id=workspace_id,
+                )
+            )
