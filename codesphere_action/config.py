@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .errors import ConfigError, ContextError
+from .errors import ConfigError, ContextError, Skipped
 from .models import EnvVar
 
 DEFAULT_API_URL = "https://codesphere.com/api"
@@ -477,6 +477,7 @@ def load_config(environ: Mapping[str, str]) -> Config:
 
     token = inputs.raw("api-token").strip()
     if not token:
+        _skip_fork(inputs, environ)
         raise ConfigError(
             "api-token",
             "",
@@ -531,14 +532,8 @@ def load_config(environ: Mapping[str, str]) -> Config:
 
     domain_text = inputs.get("domain")
     domain = parse_domain("domain", domain_text) if domain_text else ""
-    env = parse_env("env", inputs.raw("env"))
+    env, secret_env = _env_inputs(inputs)
     health_path = inputs.get("health-check-path")
-    secret_env = parse_env("secret-env", inputs.raw("secret-env"))
-    for var in secret_env:
-        if any(plain.name == var.name for plain in env):
-            raise ConfigError(
-                "secret-env", var.name, "that name is in the env input too; set it in one of them"
-            )
     github_token, environment, github_api_url = _deployment_settings(inputs, environ, flow, pull)
     run_id = environ.get("GITHUB_RUN_ID", "")
     run_url = f"{server_url}/{repository}/actions/runs/{run_id}" if repository and run_id else ""
@@ -603,6 +598,46 @@ def load_config(environ: Mapping[str, str]) -> Config:
     )
     _check_flow_requirements(config)
     return config
+
+
+def _env_inputs(inputs: _Inputs) -> tuple[tuple[EnvVar, ...], tuple[EnvVar, ...]]:
+    """(env, secret-env), with no name in both."""
+    env = parse_env("env", inputs.raw("env"))
+    secret_env = parse_env("secret-env", inputs.raw("secret-env"))
+    for var in secret_env:
+        if any(plain.name == var.name for plain in env):
+            raise ConfigError(
+                "secret-env", var.name, "that name is in the env input too; set it in one of them"
+            )
+    return env, secret_env
+
+
+def _skip_fork(inputs: _Inputs, environ: Mapping[str, str]) -> None:
+    """No api-token on a pull request from a fork: GitHub gives such runs no
+    secrets, so there is nothing a preview (or its teardown) can do. Raise
+    Skipped, which ends the run as skipped, not failed."""
+    flow = inputs.get("flow", "simple").lower()
+    if flow not in ("preview", "teardown") or environ.get("GITHUB_EVENT_NAME") not in (
+        PULL_REQUEST_EVENTS
+    ):
+        return
+    try:
+        pull = read_pull_request(environ)
+    except ContextError:
+        return
+    repository = environ.get("GITHUB_REPOSITORY", "")
+    if (
+        pull is None
+        or not pull.head_repository
+        or pull.head_repository.lower() == repository.lower()
+    ):
+        return
+    raise Skipped(
+        f"no {flow} for pull request #{pull.number}: it comes from the fork "
+        f"{pull.head_repository}, and GitHub gives workflows of pull requests from forks no "
+        "secrets, so the api-token input is empty. Nothing was sent to Codesphere. To preview "
+        "it, push the branch to this repository"
+    )
 
 
 def _run_id(environ: Mapping[str, str]) -> str:

@@ -16,46 +16,27 @@ A Deployments call that fails never fails the release: it becomes one
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
-import requests
-
-from .client import USER_AGENT, BearerAuth
 from .config import Config
 from .context import Result
 from .github import Reporter
+from .github_api import TIMEOUT, GitHubApi, GitHubError, message, timeout_for
 from .summary import flow_words
 
-API_VERSION = "2022-11-28"
-TIMEOUT = (5.0, 10.0)  # connect, read
-QUICK_TIMEOUT = (2.0, 3.0)  # after a cancellation the runner allows ~10 s in all
 MAX_DESCRIPTION = 140  # GitHub's limit for a status description
 MAX_DEACTIVATE = 100  # one page of deployments is plenty for one preview environment
 HINTS = {
-    401: "check the github-token input: the token is wrong or expired",
     403: "give the job `permissions: deployments: write`",
     404: "the token cannot see the repository, or the job lacks `permissions: deployments: write`",
 }
 
 
-class DeploymentsError(Exception):
-    """A Deployments call failed; reported as a warning, never raised past this module."""
-
-
 class Deployments:
-    def __init__(
-        self, config: Config, reporter: Reporter, *, session: requests.Session | None = None
-    ) -> None:
+    def __init__(self, config: Config, reporter: Reporter, api: GitHubApi) -> None:
         self.config = config
         self.reporter = reporter
-        self.session = session or requests.Session()
-        self.session.headers["User-Agent"] = USER_AGENT
-        self._auth = BearerAuth(config.github_token)
-        self.repo_url = f"{config.github_api_url}/repos/{config.repository}"
+        self.api = api
         self.deployment_id: int | None = None
-
-    def close(self) -> None:
-        self.session.close()
 
     # -- what main calls -----------------------------------------------------
     def begin(self) -> None:
@@ -80,7 +61,7 @@ class Deployments:
         try:
             self.deployment_id = self._create(body)
             self._status("in_progress", f"Codesphere {config.flow} flow running")
-        except DeploymentsError as exc:
+        except GitHubError as exc:
             self._warn(f"creating a deployment for environment {config.environment}", str(exc))
             return
         self.reporter.info(
@@ -92,13 +73,10 @@ class Deployments:
         """Report the run's end: ``success`` with the URL or ``failure``; for
         teardown, mark the environment's deployments ``inactive``. Never raises.
         ``seconds_left``: what remains of the cancel budget, if the run was cancelled."""
-        timeout = TIMEOUT
-        if seconds_left is not None:
-            if seconds_left < 0.2:
-                self._warn("updating the deployment", "no time left after the cancellation")
-                self.close()
-                return
-            timeout = (min(QUICK_TIMEOUT[0], seconds_left), min(QUICK_TIMEOUT[1], seconds_left))
+        timeout = timeout_for(seconds_left)
+        if timeout is None:
+            self._warn("updating the deployment", "no time left after the cancellation")
+            return
         try:
             if self.config.flow == "teardown":
                 if result.status == "success":
@@ -113,18 +91,16 @@ class Deployments:
             else:
                 self._status("failure", f"{what} {result.status}", timeout=timeout)
             self.reporter.info(f"GitHub deployment {self.deployment_id}: {result.status}")
-        except DeploymentsError as exc:
+        except GitHubError as exc:
             self._warn(f"updating deployment {self.deployment_id}", str(exc))
         except Exception as exc:  # noqa: BLE001 (never fail a release over its bookkeeping)
             self._warn("the Deployments update", f"unexpected {type(exc).__name__}: {exc}")
-        finally:
-            self.close()
 
     # -- calls ---------------------------------------------------------------
     def _create(self, body: dict[str, Any]) -> int:
-        created = self._call("POST", "/deployments", body)
+        created = self._call_api("POST", "/deployments", body)
         if not isinstance(created, dict) or not isinstance(created.get("id"), int):
-            raise DeploymentsError(f"GitHub created no deployment: {_message(created)}")
+            raise GitHubError(f"GitHub created no deployment: {message(created)}")
         return int(created["id"])
 
     def _status(
@@ -140,14 +116,14 @@ class Deployments:
             body["log_url"] = self.config.run_url
         if environment_url:
             body["environment_url"] = environment_url
-        self._call("POST", f"/deployments/{self.deployment_id}/statuses", body, timeout=timeout)
+        self._call_api("POST", f"/deployments/{self.deployment_id}/statuses", body, timeout=timeout)
 
     def _deactivate(self, timeout: tuple[float, float]) -> None:
         environment = self.config.environment
         if not environment:
             self.reporter.info("No environment to deactivate (no pull request, no 'environment')")
             return
-        listed = self._call(
+        listed = self._call_api(
             "GET",
             "/deployments",
             params={"environment": environment, "per_page": str(MAX_DEACTIVATE)},
@@ -155,7 +131,7 @@ class Deployments:
         )
         found = [d["id"] for d in listed or [] if isinstance(d, dict) and "id" in d]
         for deployment_id in found:
-            self._call(
+            self._call_api(
                 "POST",
                 f"/deployments/{deployment_id}/statuses",
                 {"state": "inactive", "description": "Preview workspace deleted"},
@@ -165,7 +141,7 @@ class Deployments:
             f"GitHub environment {environment}: {len(found)} deployment(s) marked inactive"
         )
 
-    def _call(
+    def _call_api(
         self,
         method: str,
         path: str,
@@ -174,50 +150,13 @@ class Deployments:
         params: dict[str, str] | None = None,
         timeout: tuple[float, float] = TIMEOUT,
     ) -> Any:
-        """One request; its decoded JSON. Raises DeploymentsError for anything
-        but a 2xx answer (redirects are not followed: the token stays put)."""
-        try:
-            response = self.session.request(
-                method,
-                self.repo_url + path,
-                json=body,
-                params=params,
-                headers={
-                    "Accept": "application/vnd.github+json",
-                    "X-GitHub-Api-Version": API_VERSION,
-                },
-                auth=self._auth,
-                timeout=timeout,
-                allow_redirects=False,
-            )
-        except requests.RequestException as exc:
-            host = urlsplit(self.repo_url).netloc
-            raise DeploymentsError(
-                f"{method} {path}: {type(exc).__name__} talking to {host}"
-            ) from None
-        try:
-            payload = response.json() if response.content else None
-        except ValueError:
-            payload = None
-        if not 200 <= response.status_code < 300:
-            hint = HINTS.get(response.status_code, "")
-            raise DeploymentsError(
-                f"{method} {path} answered {response.status_code} ({_message(payload)})"
-                + (f": {hint}" if hint else "")
-            )
-        return payload
+        return self.api.call(method, path, body, params=params, timeout=timeout, hints=HINTS)
 
     def _warn(self, what: str, why: str) -> None:
         self.reporter.warning(
             f"GitHub Deployments: {what} failed: {why}. The release itself is not affected",
             title="GitHub Deployments",
         )
-
-
-def _message(payload: Any) -> str:
-    if isinstance(payload, dict) and payload.get("message"):
-        return str(payload["message"])[:200]
-    return "no message"
 
 
 def _short(text: str) -> str:

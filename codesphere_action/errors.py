@@ -35,6 +35,14 @@ class ContextError(ActionError):
     title = "Invalid workflow context"
 
 
+class Skipped(ActionError):
+    """Nothing to do, and that is no failure (a pull request from a fork gets no
+    secrets, so no preview): a notice, status ``skipped``, exit code 0."""
+
+    status = "skipped"
+    title = "Skipped"
+
+
 class Refused(ActionError):
     """A check before a change failed, so nothing was changed (a rollback to a
     workspace that is not up, a teardown of a workspace a domain serves)."""

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, TextIO
 from .clock import Clock, SystemClock
 from .config import Config, input_env_name, load_config
 from .context import Result
-from .errors import ActionError, Cancelled
+from .errors import ActionError, Cancelled, Skipped
 from .github import Reporter, sentence
 from .signals import CancelGuard
 from .summary import flow_words, render_summary
 
 if TYPE_CHECKING:  # requests is imported lazily, after the inputs are known to be good
-    from .deployments import Deployments
+    from .bookkeeping import GitHubBookkeeping
 
 
 def main(
@@ -47,29 +47,22 @@ def main(
     guard.install()
     result = Result(flow=environ.get(input_env_name("flow"), "").strip() or "simple")
     config: Config | None = None
-    deployments: Deployments | None = None
+    bookkeeping: GitHubBookkeeping | None = None
     try:
         config = load_config(environ)
         for secret in config.secrets:
             reporter.mask(secret)
         result.flow = config.flow
         if config.github_token:
-            from .deployments import Deployments  # noqa: PLC0415
+            from .bookkeeping import GitHubBookkeeping  # noqa: PLC0415
 
-            deployments = Deployments(config, reporter)
-            deployments.begin()
+            bookkeeping = GitHubBookkeeping(config, reporter)
+            bookkeeping.begin()
         _run(config, reporter, clock, guard, result)
         result.status = "success"
-    except Cancelled as exc:
+    except (Cancelled, ActionError) as exc:
         guard.quiet()
-        result.status = exc.status
-        result.message = _with_aftermath(str(exc), result)
-        reporter.error(result.message, title="Release cancelled")
-    except ActionError as exc:
-        guard.quiet()
-        result.status = exc.status
-        result.message = _with_aftermath(str(exc), result)
-        reporter.error(result.message, title=exc.title)
+        _expected_end(reporter, result, exc)
     except Exception as exc:  # noqa: BLE001 (a bug: say so, with the traceback)
         guard.quiet()
         result.status = "failed"
@@ -82,11 +75,11 @@ def main(
         reporter.error(result.message, title="Internal error")
     finally:
         guard.quiet()
-        if deployments is not None:
-            deployments.finish(result, guard.remaining())
+        if bookkeeping is not None:
+            bookkeeping.finish(result, guard.remaining)
         _finish(reporter, result, config)
         guard.restore()
-    return 0 if result.status == "success" else 1
+    return 0 if result.status in ("success", "skipped") else 1
 
 
 def _run(
@@ -118,6 +111,18 @@ def _run(
         FLOWS[config.flow](ctx)
     finally:
         client.close()
+
+
+def _expected_end(reporter: Reporter, result: Result, exc: Cancelled | ActionError) -> None:
+    """An expected end: a notice when skipped, else one ::error with the aftermath."""
+    result.status = exc.status
+    if isinstance(exc, Skipped):
+        result.message = str(exc)
+        reporter.notice(sentence(result.message), title=exc.title)
+        return
+    result.message = _with_aftermath(str(exc), result)
+    title = "Release cancelled" if isinstance(exc, Cancelled) else exc.title
+    reporter.error(result.message, title=title)
 
 
 def _with_aftermath(message: str, result: Result) -> str:

@@ -11,6 +11,7 @@ HEADLINES = {
     "failed": "❌ {what} failed",
     "timed-out": "⏱️ {what} timed out",
     "cancelled": "⚪ {what} cancelled",
+    "skipped": "⏭️ {what} skipped",
 }
 # What a run of the flow is called, and what it says when it succeeded.
 WORDS = {

@@ -1,4 +1,5 @@
-"""A local fake of the GitHub REST API's Deployments endpoints, for end-to-end tests.
+"""A local fake of the GitHub REST API's Deployments and issue-comment endpoints,
+for end-to-end tests.
 
     with FakeGitHub(token="ghs-123") as gh:
         run_the_action(extra={"GITHUB_API_URL": gh.url})
@@ -53,6 +54,8 @@ class FakeGitHub:
         self.repository = repository
         self.requests: list[GitHubRequest] = []
         self.deployments: dict[int, Deployment] = {}
+        self.comments: dict[int, dict[str, Any]] = {}  # id -> {"id", "issue", "body"}
+        self._next_comment = 9001
         self.failures: list[tuple[str, re.Pattern[str], int]] = []
         self._next_id = 501
         self._lock = threading.Lock()
@@ -63,6 +66,9 @@ class FakeGitHub:
                 fake._handle(self)
 
             def do_POST(self) -> None:
+                fake._handle(self)
+
+            def do_PATCH(self) -> None:
                 fake._handle(self)
 
             def log_message(self, *args: object) -> None:
@@ -96,8 +102,18 @@ class FakeGitHub:
         with self._lock:
             return self._create({"ref": ref, "environment": environment}).id
 
-    def summaries(self) -> list[str]:
-        return [r.summary for r in self.requests]
+    def summaries(self, containing: str = "") -> list[str]:
+        return [r.summary for r in self.requests if containing in r.path]
+
+    def add_comment(self, issue: int, body: str) -> int:
+        with self._lock:
+            return int(self._comment(issue, body)["id"])
+
+    def _comment(self, issue: int, body: str) -> dict[str, Any]:
+        comment = {"id": self._next_comment, "issue": issue, "body": body}
+        self.comments[self._next_comment] = comment
+        self._next_comment += 1
+        return comment
 
     # -- serving ---------------------------------------------------------------
     def _create(self, body: dict[str, Any]) -> Deployment:
@@ -169,4 +185,29 @@ class FakeGitHub:
                 return 422, {"message": "Invalid request: state"}
             target.statuses.append(body)
             return 201, {"id": len(target.statuses), **body}
+        return self._answer_comments(request)
+
+    def _answer_comments(self, request: GitHubRequest) -> tuple[int, Any]:
+        issues = f"/repos/{self.repository}/issues"
+        listed = re.fullmatch(rf"{re.escape(issues)}/(\d+)/comments", request.path)
+        if listed and request.method == "GET":
+            issue = int(listed.group(1))
+            found = [c for c in self.comments.values() if c["issue"] == issue]
+            page = int(request.query.get("page", "1"))
+            size = int(request.query.get("per_page", "30"))
+            return 200, found[(page - 1) * size : page * size]
+        if listed and request.method == "POST":
+            body = request.body
+            if not isinstance(body, dict) or not isinstance(body.get("body"), str):
+                return 422, {"message": "Invalid request: body"}
+            return 201, self._comment(int(listed.group(1)), body["body"])
+        edited = re.fullmatch(rf"{re.escape(issues)}/comments/(\d+)", request.path)
+        if edited and request.method == "PATCH":
+            comment = self.comments.get(int(edited.group(1)))
+            if comment is None:
+                return 404, {"message": "Not Found"}
+            if not isinstance(request.body, dict) or not isinstance(request.body.get("body"), str):
+                return 422, {"message": "Invalid request: body"}
+            comment["body"] = request.body["body"]
+            return 200, comment
         return 404, {"message": "Not Found"}

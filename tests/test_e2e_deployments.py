@@ -45,7 +45,7 @@ def test_a_preview_creates_a_deployment_and_its_statuses(
     )
     assert result.returncode == 0, result.stdout
     (deployment,) = github.deployments.values()
-    assert github.summaries() == [
+    assert github.summaries(DEPLOYMENTS) == [
         f"POST {DEPLOYMENTS}",
         f"POST {DEPLOYMENTS}/{deployment.id}/statuses",
         f"POST {DEPLOYMENTS}/{deployment.id}/statuses",
@@ -107,7 +107,9 @@ def test_a_broken_deployments_api_never_fails_the_release(
     )
     if status == 403:
         assert "deployments: write" in warnings[0]
-    assert github.summaries() == [f"POST {DEPLOYMENTS}"]  # no statuses without a deployment
+    assert github.summaries(DEPLOYMENTS) == [
+        f"POST {DEPLOYMENTS}"
+    ]  # no statuses without a deployment
     assert_no_tokens(result)
 
 
@@ -207,3 +209,106 @@ def test_a_cancelled_first_preview_is_deleted_and_its_deployment_failed(
     assert deployment.states == ["in_progress", "failure"]
     assert deployment.statuses[-1]["description"] == "Preview cancelled"
     assert_no_tokens(result)
+
+
+# -- the pull request's preview comment ---------------------------------------------------
+
+COMMENTS = f"/repos/acme/shop/issues/{PR}/comments"
+
+
+def test_one_preview_comment_is_kept_up_to_date_and_teardown_edits_it(
+    emu: Emulator, runner: Runner, github: FakeGitHub
+) -> None:
+    emu.set_branch_head(BRANCH, HEAD)
+    other = github.add_comment(PR, "LGTM")  # someone else's comment is left alone
+    first = runner.run(
+        preview_inputs(emu, **{"github-token": GH_TOKEN}),
+        extra=with_github(github, pr_event(runner)),
+    )
+    assert first.returncode == 0, first.stdout
+    (comment,) = [c for c in github.comments.values() if c["id"] != other]
+    body = comment["body"]
+    assert body.startswith("<!-- codesphere-release:preview -->\n### ✅ Preview ready")
+    assert f"| **URL** | {first.outputs['workspace-url']} |" in body
+    assert f"[`{HEAD[:7]}`](https://github.com/acme/shop/commit/{HEAD})" in body
+    assert "[the run's log](https://github.com/acme/shop/actions/runs/77)" in body
+
+    pushed = "d" * 40
+    emu.set_branch_head(BRANCH, pushed)
+    second = runner.run(
+        preview_inputs(emu, **{"github-token": GH_TOKEN}),
+        extra=with_github(github, pr_event(runner, sha=pushed, action="synchronize")),
+    )
+    assert second.returncode == 0, second.stdout
+    assert len(github.comments) == 2  # still one preview comment
+    assert f"`{pushed[:7]}`" in github.comments[comment["id"]]["body"]
+    assert github.summaries(COMMENTS)[-1] == f"GET {COMMENTS}"
+    assert github.summaries("/issues/comments/") == [
+        f"PATCH /repos/acme/shop/issues/comments/{comment['id']}"
+    ]
+
+    closed = runner.run(
+        teardown_inputs(emu, **{"github-token": GH_TOKEN}),
+        extra=with_github(github, pr_event(runner, action="closed")),
+    )
+    assert closed.returncode == 0, closed.stdout
+    gone = github.comments[comment["id"]]["body"]
+    assert "### 🗑️ Preview deleted" in gone and first.outputs["workspace-url"] not in gone
+    assert github.comments[other]["body"] == "LGTM"
+    assert_no_tokens(closed)
+
+
+def test_a_failed_preview_says_so_in_the_comment(
+    emu: Emulator, runner: Runner, github: FakeGitHub
+) -> None:
+    emu.defaults_for_new_workspaces(stages={"prepare": {"fail_step": 0, "error_lines": ["boom"]}})
+    result = runner.run(
+        preview_inputs(emu, **{"github-token": GH_TOKEN}),
+        extra=with_github(github, pr_event(runner)),
+    )
+    assert result.status == "failed"
+    (comment,) = github.comments.values()
+    assert "### ❌ Preview update failed" in comment["body"]
+    assert (
+        "| **Why** | Stage prepare failed at step 1 of 2 on codesphere-ide: boom" in comment["body"]
+    )
+
+
+def test_a_comment_without_permission_is_a_warning(
+    emu: Emulator, runner: Runner, github: FakeGitHub
+) -> None:
+    github.fail("GET", r"/issues/\d+/comments", 403)
+    result = runner.run(
+        preview_inputs(emu, **{"github-token": GH_TOKEN}),
+        extra=with_github(github, pr_event(runner)),
+    )
+    assert result.returncode == 0, result.stdout
+    assert "::warning title=Pull request comment::" in result.stdout
+    assert "pull-requests: write" in result.stdout
+    assert_no_tokens(result)
+
+
+@pytest.mark.parametrize("flow", ["preview", "teardown"])
+def test_a_pull_request_from_a_fork_without_secrets_is_skipped(
+    emu: Emulator, runner: Runner, flow: str
+) -> None:
+    inputs = preview_inputs(emu) if flow == "preview" else teardown_inputs(emu)
+    inputs["api-token"] = ""  # GitHub gives runs of pull requests from forks no secrets
+    result = runner.run(inputs, extra=pr_event(runner, head_repository="someone/shop"))
+    assert result.returncode == 0, result.stdout
+    assert result.status == "skipped"
+    assert "::notice title=Skipped::" in result.stdout
+    assert "comes from the fork someone/shop" in result.stdout
+    assert "::error" not in result.stdout
+    assert emu.requests == []
+    assert "⏭️" in result.summary
+
+
+def test_an_empty_token_on_the_repositorys_own_pull_request_is_still_an_error(
+    emu: Emulator, runner: Runner
+) -> None:
+    inputs = preview_inputs(emu)
+    inputs["api-token"] = ""
+    result = runner.run(inputs, extra=pr_event(runner))
+    assert result.status == "failed"
+    assert "input 'api-token' is empty" in result.assert_one_error()

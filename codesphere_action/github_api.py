@@ -1,0 +1,100 @@
+"""The few GitHub REST calls the action makes with ``github-token``: deployments
+(deployments.py) and the pull request's preview comment (pr_comment.py).
+
+Bookkeeping only: a call that fails raises ``GitHubError``, which its callers
+turn into one warning; it never fails a release. Redirects are not followed,
+so the token stays with ``GITHUB_API_URL``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from .client import USER_AGENT, BearerAuth
+from .config import Config
+
+API_VERSION = "2022-11-28"
+TIMEOUT = (5.0, 10.0)  # connect, read
+QUICK_TIMEOUT = (2.0, 3.0)  # after a cancellation the runner allows ~10 s in all
+HINTS = {
+    401: "check the github-token input: the token is wrong or expired",
+    403: "give the job the permission this needs (see the message)",
+    404: "the token cannot see the repository, or the job lacks the permission",
+}
+
+
+def timeout_for(seconds_left: float | None) -> tuple[float, float] | None:
+    """The timeouts of a call after the run ended: the normal ones, or, after a
+    cancellation, what is left of its budget (None when too little is)."""
+    if seconds_left is None:
+        return TIMEOUT
+    if seconds_left < 0.2:
+        return None
+    return min(QUICK_TIMEOUT[0], seconds_left), min(QUICK_TIMEOUT[1], seconds_left)
+
+
+class GitHubError(Exception):
+    """A GitHub call failed; reported as a warning, never raised past its caller."""
+
+
+class GitHubApi:
+    """``/repos/{owner}/{repo}`` of ``GITHUB_API_URL``, with the github-token."""
+
+    def __init__(self, config: Config, session: requests.Session | None = None) -> None:
+        self.session = session or requests.Session()
+        self.session.headers["User-Agent"] = USER_AGENT
+        self._auth = BearerAuth(config.github_token)
+        self.repo_url = f"{config.github_api_url}/repos/{config.repository}"
+
+    def close(self) -> None:
+        self.session.close()
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        params: dict[str, str] | None = None,
+        timeout: tuple[float, float] = TIMEOUT,
+        hints: dict[int, str] | None = None,
+    ) -> Any:
+        """One request; its decoded JSON. Raises GitHubError for anything but a
+        2xx answer."""
+        try:
+            response = self.session.request(
+                method,
+                self.repo_url + path,
+                json=body,
+                params=params,
+                headers={
+                    "Accept": "application/vnd.github+json",
+                    "X-GitHub-Api-Version": API_VERSION,
+                },
+                auth=self._auth,
+                timeout=timeout,
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            host = urlsplit(self.repo_url).netloc
+            raise GitHubError(f"{method} {path}: {type(exc).__name__} talking to {host}") from None
+        try:
+            payload = response.json() if response.content else None
+        except ValueError:
+            payload = None
+        if not 200 <= response.status_code < 300:
+            hint = {**HINTS, **(hints or {})}.get(response.status_code, "")
+            raise GitHubError(
+                f"{method} {path} answered {response.status_code} ({message(payload)})"
+                + (f": {hint}" if hint else "")
+            )
+        return payload
+
+
+def message(payload: Any) -> str:
+    if isinstance(payload, dict) and payload.get("message"):
+        return str(payload["message"])[:200]
+    return "no message"
