@@ -130,10 +130,10 @@ def _wait(
         if follower is not None:
             follower.want(_running_step(stage, tracker, entries))
         elapsed = ctx.clock.now() - started
-        if not progress.seen and elapsed > NO_SIGN_SECONDS:
-            raise StageFailed(stage, _no_sign_message(stage, elapsed))
         if stage == "run" and not progress.servers and elapsed > NO_SERVER_SECONDS:
             raise StageFailed(stage, _no_server_message(elapsed))
+        if not progress.seen and elapsed > NO_SIGN_SECONDS:
+            raise StageFailed(stage, _no_sign_message(stage, elapsed))
         return None
 
     stats = WaitStats()
@@ -148,10 +148,10 @@ def _wait(
         )
     except WaitTimeout:
         elapsed = ctx.clock.now() - started
-        if not last[0].seen:
-            raise StageFailed(stage, _no_sign_message(stage, elapsed)) from None
         if stage == "run" and not last[0].servers:
             raise StageFailed(stage, _no_server_message(elapsed)) from None
+        if not last[0].seen:
+            raise StageFailed(stage, _no_sign_message(stage, elapsed)) from None
         raise
     finally:
         if follower is not None:

@@ -33,6 +33,7 @@ class ActionRun:
     outputs: dict[str, str]
     summary: str
     seconds: float
+    ended: float = 0.0  # time.monotonic() when the process had exited (the emulator's clock)
 
     @property
     def errors(self) -> list[str]:
@@ -157,6 +158,7 @@ class Runner:
             outputs=parse_outputs(self.output_file.read_text()),
             summary=self.summary_file.read_text(),
             seconds=seconds,
+            ended=time.monotonic(),
         )
 
 

@@ -76,7 +76,6 @@ COMMON_CASES = [
     case("multi_server", **MULTI),
     case("multi_server+no_timestamps+customers_first", timestamps=False,
          entry_order="customers_first", **MULTI),
-    case("run_on_ide", landscape="run_on_ide"),
 ]  # fmt: skip
 SIMPLE_ONLY = [
     case("stop_latency+no_timestamps", stop_latency=0.3, timestamps=False),
@@ -229,8 +228,8 @@ def test_simple_flow_across_variants(emu: Emulator, runner: Runner, case: Case) 
     assert_success(result)
     run = assert_stages_in_order(emu, ws, stages, before)
     assert run.up_at is not None
-    moved_on = first_request_after(emu, "GET", rf"/workspaces/{ws}/git/head", run.up_at)
-    assert moved_on - run.up_at <= LAG, f"run noticed {moved_on - run.up_at:.1f} s late"
+    # Nothing follows the run stage in the simple flow: the run's end is the exit.
+    assert result.ended - run.up_at <= LAG, f"run noticed {result.ended - run.up_at:.1f} s late"
     if multi:
         assert_deployed_before_run(emu, ws, case.profile, run)
         servers = running_servers(emu, ws)
@@ -294,6 +293,19 @@ def test_a_run_stage_that_starts_no_server_fails(emu: Emulator, runner: Runner) 
     assert result.seconds < 12, f"took {result.seconds:.1f} s"
     error = result.assert_one_error()
     assert "no server" in error and "ci.yml" in error
+
+
+def test_a_run_stage_only_the_ide_server_runs_is_not_up(emu: Emulator, runner: Runner) -> None:
+    # Codesphere's own smoke test (oms: ExecuteRunStageStep) says it: "Only IDE server
+    # running - must NOT be treated as success". The CLI's check would pass it.
+    live_setup(emu)
+    emu.defaults_for_new_workspaces(landscape="run_on_ide")
+    inputs = zd_inputs(emu, domain=DOMAIN, **{"stage-timeout": "5s"})
+    result = runner.run(inputs, timeout=40)
+    assert result.status == "failed", result.stdout
+    assert result.seconds < 7, f"took {result.seconds:.1f} s"
+    error = result.assert_one_error()
+    assert "the run stage started no server" in error and "ci.yml" in error
 
 
 def test_invalid_templating_reference_on_landscape_deploy_fails(

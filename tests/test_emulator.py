@@ -1129,6 +1129,24 @@ def test_multi_server_landscape(emu: Emulator, http: requests.Session) -> None:
     assert [e["server"] for e in http.get(run_url).json()] == ["codesphere-ide"]
 
 
+def test_a_run_started_during_a_deploy_starts_the_servers_it_allocates(
+    emu: Emulator, http: requests.Session
+) -> None:
+    emu.defaults_for_new_workspaces(landscape="multi", ci_servers=["web"], start_seconds=0.01)
+    ws = http.post(f"{emu.url}/workspaces", json=create_body()).json()["id"]
+    wait_until(lambda: emu.workspace(ws).running)
+    assert http.post(f"{emu.url}/workspaces/{ws}/landscape/deploy").status_code == 200
+    run_url = f"{emu.url}/workspaces/{ws}/pipeline/run"
+    http.post(f"{run_url}/start")  # at once: the servers are not allocated yet
+    assert [e["server"] for e in http.get(run_url).json()] == ["codesphere-ide"]
+    (deployed,) = wait_until(lambda: emu.events_of("landscape_deployed", workspace_id=ws))
+    run = emu.stage_run(ws, "run")
+    assert run is not None and run.start_at >= deployed.time
+    up = wait_until(lambda: emu.stage_run(ws, "run").up_at)  # type: ignore[union-attr]
+    assert up >= deployed.time
+    assert [(e["server"], e["state"]) for e in http.get(run_url).json()][1:] == [("web", "running")]
+
+
 def test_multi_server_workspace_made_by_hand_is_deployed(emu: Emulator) -> None:
     ws = emu.add_workspace(landscape="multi", servers=["web"])
     assert (emu.workspace(ws).servers, emu.workspace(ws).ci_servers) == (["web"], ["web"])

@@ -1013,9 +1013,12 @@ class Emulator:
             self._order_rng.shuffle(view)
         return view
 
-    def _ensure_pods(self, ws: Workspace, *, restart: bool = False) -> bool:
+    def _ensure_pods(
+        self, ws: Workspace, *, restart: bool = False, at: float | None = None
+    ) -> bool:
         """replica_ids="pod": give every replica a pod name (new ones for the customer
-        servers on ``restart``, i.e. a run start). Return whether pod names are in play."""
+        servers on ``restart``, i.e. a run start; the servers as of ``at``). Return
+        whether pod names are in play."""
         if self._variants.replica_ids != "pod":
             return False
         rng = self._pod_rng
@@ -1027,7 +1030,7 @@ class Emulator:
 
         if (IDE_SERVER, 0) not in ws.pods:
             ws.pods[(IDE_SERVER, 0)] = name(IDE_SERVER, f"{rng.getrandbits(40):010x}")
-        for server in ws.servers:
+        for server in ws.servers_at(self._now() if at is None else at):
             indexes = range(ws.replicas)
             if restart or any((server, r) not in ws.pods for r in indexes):
                 template = f"{rng.getrandbits(40):010x}"  # one replica set per start
@@ -1169,8 +1172,15 @@ class Emulator:
         start_at = now + latency
         if stop_at is not None and stop_at > now:
             start_at = max(start_at, stop_at)
-        pods = self._ensure_pods(ws, restart=stage == "run")
-        entries = ws.entries(pod_names=pods)
+        if stage == "run":
+            # A landscape deploy still under way: the run starts the servers it
+            # allocates, once they exist (the deploy is asynchronous; the status
+            # shows the servers appear).
+            pending = [d.at for d in ws.deploys if d.at > now]
+            if pending:
+                start_at = max(start_at, *pending)
+        pods = self._ensure_pods(ws, restart=stage == "run", at=start_at)
+        entries = ws.entries(pod_names=pods, at=start_at)
         fail_entries = None
         if cfg.fail_entries is not None:
             fail_entries = frozenset(

@@ -447,12 +447,15 @@ class Workspace:
     @property
     def servers(self) -> list[str]:
         """The customer servers that exist now (multi: as the latest landed deploy left them)."""
+        return self.servers_at(self._now())
+
+    def servers_at(self, t: float) -> list[str]:
+        """The customer servers that exist at monotonic time ``t``."""
         if self.landscape == "run_on_ide":
             return []
         current = self.base_servers
         if self.landscape == "multi":
-            now = self._now()
-            landed = [d for d in self.deploys if d.at <= now]
+            landed = [d for d in self.deploys if d.at <= t]
             if landed:
                 current = max(landed, key=lambda d: d.at).servers
         return list(current)
@@ -476,15 +479,16 @@ class Workspace:
         runs = self.runs.get(stage)
         return runs[-1] if runs else None
 
-    def entries(self, *, pod_names: bool = False) -> list[tuple[str, str]]:
-        """(server, replica id) of codesphere-ide and every customer server replica; the
-        replica id is the index ("0", "1", ...) or, with ``pod_names``, the name in ``pods``."""
+    def entries(self, *, pod_names: bool = False, at: float | None = None) -> list[tuple[str, str]]:
+        """(server, replica id) of codesphere-ide and every customer server replica (as
+        of ``at``, default now); the replica id is the index ("0", "1", ...) or, with
+        ``pod_names``, the name in ``pods``."""
 
         def replica(server: str, index: int) -> str:
             return self.pods.get((server, index), str(index)) if pod_names else str(index)
 
         out = [(IDE_SERVER, replica(IDE_SERVER, 0))]
-        for server in self.servers:
+        for server in self.servers_at(self._now() if at is None else at):
             out += [(server, replica(server, r)) for r in range(self.replicas)]
         return out
 
