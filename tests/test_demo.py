@@ -3,7 +3,16 @@ run as a newcomer runs it."""
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from scripts.demo import HEADINGS, TOKEN
 from scripts.runner_log import RunnerLog, parse_command, unescape_data, unescape_property
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def render(*lines: str, debug: bool = False, color: bool = False) -> list[str]:
@@ -167,3 +176,61 @@ def test_the_stop_token_must_match_the_whole_line() -> None:
 def test_an_empty_stop_token_keeps_commands_on() -> None:
     out = render("::stop-commands::", "::warning::w")
     assert out == ["Warning: Invalid stop-commands token: it is empty.", "Warning: w"]
+
+
+# -- the demo, as a newcomer runs it ----------------------------------------------
+
+
+def run_demo(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "GITHUB_"))}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "demo.py"), *args],
+        cwd=ROOT,
+        env={**env, "RUNNER_DEBUG": ""},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def check_demo_output(result: subprocess.CompletedProcess[str], flows: list[str]) -> None:
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert TOKEN not in output
+    assert "api-token: ***" in output  # shown, masked
+    raw = [line for line in output.splitlines() if re.match(r"\s*::[a-z-]+( [^:]*)?::", line)]
+    assert raw == [], "raw workflow commands in the output"
+    assert "\033[" not in output  # no colours into a pipe
+    for flow in flows:
+        assert HEADINGS[flow] in output, f"no heading for {flow}"
+    outputs_status = re.findall(r"^  status=(.*)$", output, re.M)  # the outputs blocks
+    assert outputs_status and set(outputs_status) == {"success"}
+    assert "failed" not in output.splitlines()[-1]
+
+
+def test_demo_without_arguments_runs_simple_and_names_the_others() -> None:
+    result = run_demo(timeout=60)
+    check_demo_output(result, ["simple"])
+    assert "1 run(s) succeeded" in result.stdout
+    assert "More: scripts/demo zero-downtime, preview, teardown, promote or all" in result.stdout
+
+
+def test_demo_simple() -> None:
+    result = run_demo("simple", timeout=60)
+    check_demo_output(result, ["simple"])
+    assert "More:" not in result.stdout
+
+
+def test_demo_all_runs_every_flow() -> None:
+    result = run_demo("all", timeout=110)
+    check_demo_output(result, list(HEADINGS))
+    assert "8 run(s) succeeded" in result.stdout
+    assert len(re.findall(r"^  status=success$", result.stdout, re.M)) == 8
+
+
+def test_demo_refuses_an_unknown_flow() -> None:
+    result = run_demo("blue-green", timeout=30)
+    assert result.returncode == 2
+    assert "usage: scripts/demo" in result.stderr
+    assert "invalid choice: 'blue-green'" in result.stderr
