@@ -23,8 +23,8 @@ promote parts reach the custom domain through the emulator's domain proxy
 
 --debug runs the action with RUNNER_DEBUG=1 and shows its debug lines. Colours
 only on a terminal, and not with NO_COLOR set. Exit code 0 when every run
-succeeded (and the emulator saw only requests the API spec
-allows), 1 otherwise, 2 for a bad argument, 130 on Ctrl-C.
+succeeded and the emulator saw only requests the API spec allows, 1 otherwise,
+2 for a bad argument, 130 on Ctrl-C.
 """
 
 from __future__ import annotations
