@@ -1,61 +1,345 @@
-"""Run a real release against the local Codesphere emulator and show what a runner shows.
+"""See every release flow work against the local Codesphere emulator, as a runner shows it.
 
-    python scripts/demo.py [simple|zero-downtime]
+    python scripts/demo.py [simple|zero-downtime|preview|teardown|promote|all] [--debug]
 
-Starts the emulator on 127.0.0.1, runs entrypoint.py as a subprocess the way the
-runner does (INPUT_* variables, a GITHUB_OUTPUT file, an unrelated working
-directory), streams its log, then prints the outputs and the job summary.
+Each flow gets a fresh emulator (tests/emulator) on 127.0.0.1 with stages of
+about 1 s. The action runs as the runner runs it: entrypoint.py as a
+subprocess, inputs in INPUT_* variables, GITHUB_OUTPUT and GITHUB_STEP_SUMMARY
+files, the event file for pull requests, an unrelated working directory
+(tests/e2e.py's Runner prepares that environment). Its stdout and stderr are
+rendered live as the job log shows them (scripts/runner_log.py: groups,
+annotations, masks, no raw ``::`` workflow commands), then the outputs and the
+job summary (Markdown) are printed. The api-token, "demo-token", is a secret
+to the runner from the start: the log shows it as ***. The zero-downtime and
+promote parts reach the custom domain through the emulator's domain proxy
+(CODESPHERE_RELEASE_RESOLVE, the action's test seam, shown in the step's env).
+
+    simple          git pull, prepare, test, restart the run stage in the live workspace
+    zero-downtime   a new workspace, health-checked, then the domain moves to it
+    preview         a workspace for a pull request
+    teardown        a preview, then the pull request closes and it is deleted
+    promote         a release staged with switch: false, promoted, then rolled back
+    all             all of them, in this order (about 25 s)
+
+--debug runs the action with RUNNER_DEBUG=1 and shows its debug lines. Colours
+only on a terminal, and not with NO_COLOR set. Exit code 0 when every run
+succeeded and the emulator saw only requests the API spec allows, 1 otherwise,
+2 for a bad argument, 130 on Ctrl-C.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from scripts.runner_log import RunnerLog  # noqa: E402
+from tests.e2e import ENTRYPOINT, SHA, Runner, parse_outputs, start_app  # noqa: E402
 from tests.emulator import Emulator  # noqa: E402
+from tests.pr_events import BRANCH, PR, pr_event  # noqa: E402
 
-TOKEN = "demo-token-not-a-secret"
+TOKEN = "demo-token"  # masked like a real one: the log shows ***
+TEAM, PLAN = 7, 21
+DOMAIN = "shop.example.com"
+ACTION = "OWNER/codesphere-release@v1"
+STAGE_SECONDS = {"prepare": 1.0, "test": 1.0, "run": 1.0}
+PR_HEAD = "9fceb02d0ae598e95dc970b74767f19372d61af8"  # the pull request's head commit
+
+HEADINGS = {
+    "simple": "simple: release the commit into the live workspace "
+    "(git pull, prepare, test, restart the app)",
+    "zero-downtime": "zero-downtime: build a new workspace beside the live one, "
+    f"check its health, then move {DOMAIN} to it",
+    "preview": f"preview: a workspace of its own for pull request #{PR}, "
+    f"built from its branch {BRANCH}",
+    "teardown": f"teardown: pull request #{PR} is closed, its preview workspace is deleted "
+    "(the preview is made first)",
+    "promote": "promote: stage a release (switch: false), promote it to the domain, "
+    "then roll back to the workspace before",
+}
+FLOWS = tuple(HEADINGS)
 
 
-def main(flow: str) -> int:
-    with Emulator(token=TOKEN, stage_seconds={"prepare": 1.5, "test": 1.0, "run": 0.8}) as emu:
-        live = emu.add_workspace(team_id=1, name="demo-app")
-        emu.add_domain(1, "demo.example.com", {"/": [live]})
-        inputs = {"api-token": TOKEN, "api-url": emu.url, "flow": flow, "test": "true"}
-        if flow == "simple":
-            inputs["workspace-id"] = str(live)
-        else:
-            inputs.update({"team-id": "1", "plan-id": "8", "domain": "demo.example.com"})
-        with tempfile.TemporaryDirectory() as tmp:
-            output, summary = Path(tmp, "output"), Path(tmp, "summary")
-            env = {
-                "PATH": os.environ.get("PATH", ""),
-                "GITHUB_OUTPUT": str(output),
-                "GITHUB_STEP_SUMMARY": str(summary),
-                "GITHUB_REPOSITORY": "example/demo-app",
-                "GITHUB_SHA": "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
-                "GITHUB_REF_NAME": "main",
-                "GITHUB_SERVER_URL": "https://github.com",
-                **{f"INPUT_{name.upper()}": value for name, value in inputs.items()},
-            }
-            print(f"Codesphere emulator at {emu.url}; releasing with flow={flow}\n", flush=True)
-            code = subprocess.call([sys.executable, str(ROOT / "entrypoint.py")], cwd=tmp, env=env)
-            print("\n--- outputs (GITHUB_OUTPUT) ---")
-            print(output.read_text().strip())
-            print("\n--- job summary (GITHUB_STEP_SUMMARY) ---")
-            print(summary.read_text().strip())
-        emu.assert_clean()
-    return code
+class Demo:
+    """Runs the parts; renders every run; remembers what failed."""
+
+    def __init__(self, *, debug: bool, color: bool) -> None:
+        self.debug = debug
+        self.color = color
+        self.results: list[tuple[str, bool, float]] = []  # label, succeeded, seconds
+
+    def say(self, text: str = "", style: str = "") -> None:
+        codes = {"heading": "\033[1;34m", "dim": "\033[2m", "bad": "\033[1;31m"}
+        if self.color and style and text:
+            text = f"{codes[style]}{text}\033[0m"
+        print(text, flush=True)
+
+    @property
+    def last_ok(self) -> bool:
+        return bool(self.results) and self.results[-1][1]
+
+    @contextmanager
+    def part(self, flow: str) -> Iterator[tuple[Emulator, Runner]]:
+        """A heading, a fresh emulator, a runner-like environment in a temporary directory."""
+        self.say()
+        self.say(f"=== {HEADINGS[flow]} ===", "heading")
+        with (
+            Emulator(token=TOKEN, stage_seconds=STAGE_SECONDS, workspace_start_seconds=0.5) as emu,
+            tempfile.TemporaryDirectory(prefix="codesphere-demo-") as tmp,
+        ):
+            yield emu, Runner(Path(tmp))
+            try:
+                emu.assert_clean()  # every request the action sent matched the API spec
+            except AssertionError as exc:
+                self.say(f"The emulator saw requests off the API spec: {exc}", "bad")
+                self.results.append((f"{flow}: API spec check", False, 0.0))
+
+    def run(
+        self,
+        runner: Runner,
+        label: str,
+        inputs: dict[str, str],
+        extra: dict[str, str] | None = None,
+    ) -> dict[str, str]:
+        """One step of a job: the action with these inputs. Prints the rendered
+        log, the outputs and the job summary; returns the outputs."""
+        self.say()
+        self.say(f"--- {label} ---", "heading")
+        env = runner.environ(inputs, extra)
+        if self.debug:
+            env["RUNNER_DEBUG"] = "1"
+        log = RunnerLog(color=self.color, debug=self.debug)
+        log.add_mask(TOKEN)  # the runner knows its secrets before the step starts
+        self._print(self._step_header(log, inputs, extra or {}))
+        started = time.monotonic()
+        proc = subprocess.Popen(
+            [sys.executable, str(ENTRYPOINT)],
+            cwd=runner.workdir,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,  # the runner logs both
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+        )
+        assert proc.stdout is not None
+        interrupted = False
+        try:
+            for line in proc.stdout:
+                self._print(log.feed(line))
+        except KeyboardInterrupt:  # the action got SIGINT too: show how it cancels
+            interrupted = True
+            for line in proc.stdout:
+                self._print(log.feed(line))
+        code = proc.wait()
+        seconds = time.monotonic() - started
+        self._print(log.close())
+        outputs = parse_outputs(runner.output_file.read_text())
+        self.say()
+        self.say("Outputs (GITHUB_OUTPUT):", "dim")
+        self._print([f"  {log.mask(f'{name}={value}')}" for name, value in outputs.items()])
+        summary = runner.summary_file.read_text().strip()
+        self.say()
+        self.say("Job summary (GITHUB_STEP_SUMMARY, Markdown):", "dim")
+        self._print([f"  {log.mask(line)}".rstrip() for line in summary.splitlines()])
+        succeeded = code == 0 and outputs.get("status") == "success"
+        self.say()
+        self.say(
+            f"{label}: exit code {code}, status={outputs.get('status', '')}, {seconds:.1f} s",
+            "dim" if succeeded else "bad",
+        )
+        self.results.append((label, succeeded, seconds))
+        if interrupted:
+            raise KeyboardInterrupt
+        return outputs
+
+    def _step_header(
+        self, log: RunnerLog, inputs: dict[str, str], extra: dict[str, str]
+    ) -> list[str]:
+        """The step's header as the runner shows it: the action and its inputs."""
+        lines = log.group(f"Run {ACTION}")
+        lines += log.text("with:")
+        lines += [line for name, value in inputs.items() for line in log.text(f"  {name}: {value}")]
+        env = {k: v for k, v in extra.items() if k == "CODESPHERE_RELEASE_RESOLVE"}
+        if env:
+            lines += log.text("env:")
+            lines += [line for k, v in env.items() for line in log.text(f"  {k}: {v}")]
+        return lines + log.end_group()
+
+    def _print(self, lines: list[str]) -> None:
+        for line in lines:
+            print(line, flush=True)
+
+
+def inputs_for(emu: Emulator, flow: str, **more: str) -> dict[str, str]:
+    common = {"api-token": TOKEN, "api-url": emu.url, "flow": flow}
+    if flow != "simple":
+        common["team-id"] = str(TEAM)
+    return {**common, **more}
+
+
+def live_app(emu: Emulator, name: str) -> int:
+    """A workspace as an earlier release left it: its app up."""
+    workspace = emu.add_workspace(team_id=TEAM, name=name)
+    emu.configure_stage(workspace, "run", seconds=0.1)
+    start_app(emu, workspace, token=TOKEN)
+    return workspace
+
+
+def pushed(emu: Emulator) -> None:
+    """main moves on to the commit this run releases (GITHUB_SHA); the live
+    workspaces stay at the commit they were made from."""
+    emu.set_branch_head("main", SHA)
+
+
+def resolve(emu: Emulator) -> dict[str, str]:
+    """How the action reaches the custom domain here: the emulator's domain proxy."""
+    return {"CODESPHERE_RELEASE_RESOLVE": f"{DOMAIN}={emu.domain_proxy}"}
+
+
+def demo_simple(demo: Demo) -> None:
+    with demo.part("simple") as (emu, runner):
+        live = emu.add_workspace(team_id=TEAM, name="shop")
+        pushed(emu)
+        demo.say(f"Emulator at {emu.url}: workspace {live} (shop) runs the app", "dim")
+        demo.run(
+            runner,
+            "flow: simple",
+            inputs_for(emu, "simple", **{"workspace-id": str(live)}, test="true"),
+        )
+
+
+def demo_zero_downtime(demo: Demo) -> None:
+    with demo.part("zero-downtime") as (emu, runner):
+        emu.serve_apps()  # every workspace's app answers, the domain proxy routes to them
+        old = live_app(emu, "shop-old")
+        emu.add_domain(TEAM, DOMAIN, {"/": [old]})
+        pushed(emu)
+        demo.say(f"Emulator at {emu.url}: {DOMAIN}/ is served by workspace {old}", "dim")
+        demo.run(
+            runner,
+            "flow: zero-downtime",
+            inputs_for(
+                emu,
+                "zero-downtime",
+                **{"plan-id": str(PLAN), "domain": DOMAIN, "health-check-path": "/healthz"},
+                test="true",
+            ),
+            resolve(emu),
+        )
+
+
+def _preview(demo: Demo, emu: Emulator, runner: Runner) -> None:
+    emu.set_branch_head(BRANCH, PR_HEAD)
+    demo.run(
+        runner,
+        f"flow: preview, on pull_request (opened) #{PR}",
+        inputs_for(emu, "preview", **{"plan-id": str(PLAN)}, test="true"),
+        pr_event(runner, sha=PR_HEAD),
+    )
+
+
+def demo_preview(demo: Demo) -> None:
+    with demo.part("preview") as (emu, runner):
+        demo.say(f"Emulator at {emu.url}: team {TEAM}, no workspace yet", "dim")
+        _preview(demo, emu, runner)
+
+
+def demo_teardown(demo: Demo) -> None:
+    with demo.part("teardown") as (emu, runner):
+        demo.say(f"Emulator at {emu.url}: team {TEAM}, no workspace yet", "dim")
+        _preview(demo, emu, runner)
+        if not demo.last_ok:
+            return
+        demo.run(
+            runner,
+            f"flow: teardown, on pull_request (closed) #{PR}",
+            inputs_for(emu, "teardown"),
+            pr_event(runner, action="closed", sha=PR_HEAD),
+        )
+
+
+def demo_promote(demo: Demo) -> None:
+    with demo.part("promote") as (emu, runner):
+        emu.serve_apps()
+        old = live_app(emu, "shop-old")
+        emu.add_domain(TEAM, DOMAIN, {"/": [old]})
+        pushed(emu)
+        demo.say(f"Emulator at {emu.url}: {DOMAIN}/ is served by workspace {old}", "dim")
+        health = {"domain": DOMAIN, "health-check-path": "/healthz"}
+        staged = demo.run(
+            runner,
+            "1 of 3: flow: zero-downtime with switch: false (build and check, keep the domain)",
+            inputs_for(emu, "zero-downtime", **{"plan-id": str(PLAN)}, switch="false", **health),
+            resolve(emu),
+        )
+        if not demo.last_ok:
+            return
+        new = staged["workspace-id"]
+        promoted = demo.run(
+            runner,
+            f"2 of 3: flow: promote, workspace-id: {new} (the staged release takes the domain)",
+            inputs_for(emu, "promote", **{"workspace-id": new}, **health),
+            resolve(emu),
+        )
+        if not demo.last_ok:
+            return
+        previous = promoted["previous-workspace-id"]
+        demo.run(
+            runner,
+            f"3 of 3: flow: rollback, workspace-id: {previous} (the domain goes back)",
+            inputs_for(emu, "rollback", **{"workspace-id": previous, "domain": DOMAIN}),
+        )
+
+
+PARTS: dict[str, Callable[[Demo], None]] = {
+    "simple": demo_simple,
+    "zero-downtime": demo_zero_downtime,
+    "preview": demo_preview,
+    "teardown": demo_teardown,
+    "promote": demo_promote,
+}
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="scripts/demo",
+        description="Release flows against a local Codesphere emulator, as a runner shows them.",
+    )
+    parser.add_argument("flow", nargs="?", choices=[*FLOWS, "all"], help="default: simple")
+    parser.add_argument("--debug", action="store_true", help="show the action's debug log")
+    args = parser.parse_args(argv)
+    color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    demo = Demo(debug=args.debug, color=color)
+    started = time.monotonic()
+    try:
+        for flow in FLOWS if args.flow == "all" else [args.flow or "simple"]:
+            PARTS[flow](demo)
+    except KeyboardInterrupt:
+        demo.say("\nInterrupted.", "bad")
+        return 130
+    failed = [label for label, ok, _ in demo.results if not ok]
+    demo.say()
+    if failed:
+        demo.say(f"{len(failed)} of {len(demo.results)} runs failed: {'; '.join(failed)}", "bad")
+    else:
+        demo.say(
+            f"{len(demo.results)} run(s) succeeded in {time.monotonic() - started:.0f} s.", "dim"
+        )
+    if args.flow is None:
+        others = ", ".join(f for f in FLOWS if f != "simple")
+        demo.say(f"More: scripts/demo {others} or all (--debug shows the debug log).")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    chosen = sys.argv[1] if len(sys.argv) > 1 else "simple"
-    if chosen not in ("simple", "zero-downtime"):
-        sys.exit(f"usage: {sys.argv[0]} [simple|zero-downtime]")
-    sys.exit(main(chosen))
+    sys.exit(main(sys.argv[1:]))
