@@ -55,7 +55,7 @@ USER_AGENT = "codesphere-release/1 (+https://github.com/features/actions)"
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
-CONNECT_BUDGET = 15.0  # seconds to keep trying a host that refuses or does not resolve
+CONNECT_BUDGET = 10.0  # seconds to keep trying a host that refuses or does not resolve
 RETRY_NOTICE_SECONDS = 3.0  # a retry loop longer than this says so in the log
 HINTS = {
     401: "Check the api-token input: the token is missing, wrong or expired",

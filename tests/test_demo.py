@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from scripts.demo import HEADINGS, TOKEN
 from scripts.runner_log import RunnerLog, parse_command, unescape_data, unescape_property
 
@@ -216,12 +218,7 @@ def test_demo_without_arguments_runs_simple_and_names_the_others() -> None:
     assert "More: scripts/demo zero-downtime, preview, teardown, promote or all" in result.stdout
 
 
-def test_demo_simple() -> None:
-    result = run_demo("simple", timeout=60)
-    check_demo_output(result, ["simple"])
-    assert "More:" not in result.stdout
-
-
+@pytest.mark.slow
 def test_demo_all_runs_every_flow() -> None:
     result = run_demo("all", timeout=110)
     check_demo_output(result, list(HEADINGS))

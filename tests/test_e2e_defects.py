@@ -271,6 +271,7 @@ def test_create_answered_502_after_it_landed_leaves_exactly_one_workspace(
     assert result.outputs["workspace-id"] == str(live.id)
 
 
+@pytest.mark.slow
 def test_create_that_lands_after_a_504_leaves_at_most_one_workspace(
     emu: Emulator, runner: Runner
 ) -> None:
@@ -432,6 +433,7 @@ def test_simple_flow_reports_an_html_page_as_such(emu: Emulator, runner: Runner)
 
 
 # ------------------------------------------------ 12. an unreachable API ------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["closed_port", "unresolvable"])
 def test_unreachable_api_fails_fast_naming_api_url(runner: Runner, where: str) -> None:
     if where == "closed_port":

@@ -4,6 +4,8 @@ really shipped."""
 
 from __future__ import annotations
 
+import pytest
+
 from .e2e import SHA, TOKEN, Runner, mark
 from .emulator import Emulator
 from .test_e2e_zero_downtime import DOMAIN, NAME, TEAM, created, zd_inputs
@@ -48,6 +50,7 @@ def test_a_healthy_release_is_checked_before_and_after_the_switch(
     result.assert_no_token()
 
 
+@pytest.mark.slow
 def test_an_app_that_never_answers_fails_before_the_switch(emu: Emulator, runner: Runner) -> None:
     old, api = served(emu, statuses=[503])
     result = runner.run(zd_inputs(emu, domain=DOMAIN, **HEALTH), extra=resolve(emu))
@@ -104,6 +107,7 @@ def test_a_restricted_app_gets_the_token_and_no_other_host_ever_does(
     assert emu.foreign_requests == []
 
 
+@pytest.mark.slow
 def test_a_domain_that_fails_after_the_switch_is_switched_back(
     emu: Emulator, runner: Runner
 ) -> None:

@@ -25,6 +25,7 @@ def slow_emu() -> Iterator[Emulator]:
         emulator.assert_clean()
 
 
+@pytest.mark.slow
 def test_release_survives_a_fifth_of_gets_failing_429_redirects_and_a_dropped_create(
     slow_emu: Emulator, runner: Runner
 ) -> None:

@@ -284,17 +284,19 @@ def test_utf8_error_line_survives_any_line_ending_and_no_charset(
     assert line in result.assert_one_error()
 
 
+@pytest.mark.slow
 def test_a_run_stage_that_starts_no_server_fails(emu: Emulator, runner: Runner) -> None:
     live_setup(emu)
     emu.defaults_for_new_workspaces(landscape="multi", ci_servers=[])
-    inputs = zd_inputs(emu, domain=DOMAIN, **{"stage-timeout": "10s"})
+    inputs = zd_inputs(emu, domain=DOMAIN, **{"stage-timeout": "5s"})
     result = runner.run(inputs, timeout=40)
     assert result.status == "failed", result.stdout
-    assert result.seconds < 12, f"took {result.seconds:.1f} s"
+    assert result.seconds < 7, f"took {result.seconds:.1f} s"
     error = result.assert_one_error()
     assert "no server" in error and "ci.yml" in error
 
 
+@pytest.mark.slow
 def test_a_run_stage_only_the_ide_server_runs_is_not_up(emu: Emulator, runner: Runner) -> None:
     # Codesphere's own smoke test (oms: ExecuteRunStageStep) says it: "Only IDE server
     # running - must NOT be treated as success". The CLI's check would pass it.
