@@ -70,6 +70,9 @@ class Context:
     waiter: Waiter
     guard: CancelGuard
     result: Result
+    # Learnt during the run: the log streams here end before their step (after
+    # the last line, or cut by a proxy), so their ends cue no polls (cues.py).
+    streams_end_early: bool = False
 
     @contextmanager
     def phase(self, name: str) -> Iterator[Phase]:

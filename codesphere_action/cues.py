@@ -15,7 +15,9 @@ Streams never hold the main thread up:
   re-opened only while its step still runs (a long step that prints nothing);
 - the threads are daemons and own their connections: nothing ever joins them.
 Each step's end is cued at most once, so a stream that ends early cannot cause
-a poll storm.
+a poll storm; and once a poll after a cue finds the step still running, the
+streams of this deployment end early (after their last line, or cut by a
+proxy), so no stream end cues a poll for the rest of the run.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ class StepFollower:
         stage: str,
         cue: threading.Event,
         idle_seconds: float = LOG_IDLE_SECONDS,
+        *,
+        trusted: bool = True,
     ) -> None:
         self.client = client
         self.workspace_id = workspace_id
@@ -46,7 +50,9 @@ class StepFollower:
         self._wanted: int | None = None
         self._started: set[int] = set()
         self._streams: dict[int, LogStream] = {}
+        self._ended: set[int] = set()  # steps whose stream ended (a cue was set)
         self._stopped = False
+        self.cues_trusted = trusted
 
     def want(self, step: int | None) -> None:
         """The step the last poll saw running (None: none). Follow it unless it was
@@ -54,6 +60,8 @@ class StepFollower:
         with self._lock:
             if self._stopped:
                 return
+            if step is not None and step in self._ended:
+                self.cues_trusted = False  # its stream ended, yet it still runs
             self._wanted = step
             stale = [s for k, s in self._streams.items() if k != step]
             start = step is not None and step not in self._started
@@ -110,6 +118,9 @@ class StepFollower:
                 with self._lock:
                     self._streams.pop(step, None)
                 stream.close()
-            if not stream.aborted:
+            with self._lock:
+                cue = not stream.aborted and self.cues_trusted and not self._stopped
+                self._ended.add(step)
+            if cue:
                 self.cue.set()
             break

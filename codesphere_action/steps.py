@@ -117,7 +117,11 @@ def _wait(
     # prepare and test end, and their steps' log streams may end with them. The
     # run stage does not end, so its wait polls on the quick schedule instead.
     cue = threading.Event() if FOLLOW_STEP_LOGS and stage != "run" else None
-    follower = StepFollower(client, workspace_id, stage, cue) if cue else None
+    follower = (
+        StepFollower(client, workspace_id, stage, cue, trusted=not ctx.streams_end_early)
+        if cue
+        else None
+    )
 
     def check(limit: float) -> Progress | None:
         entries = client.stage_status(workspace_id, stage, deadline=limit)
@@ -145,6 +149,7 @@ def _wait(
             cue=cue,
             stats=stats,
             last_state=lambda: last[0].detail,
+            false_cue=lambda: follower is not None and not follower.cues_trusted,
         )
     except WaitTimeout:
         elapsed = ctx.clock.now() - started
@@ -156,6 +161,7 @@ def _wait(
     finally:
         if follower is not None:
             follower.stop()
+            ctx.streams_end_early = ctx.streams_end_early or not follower.cues_trusted
         ctx.reporter.debug(f"stage {stage}: {stats.polls} status polls")
 
 

@@ -65,7 +65,7 @@ class PollPolicy:
 # Waits with no signal of their end (a workspace starting, run servers coming
 # up): poll soon and often at first, so a short wait is noticed within a
 # fraction of a second, then settle at the cap.
-QUICK = PollPolicy(first=0.1, factor=1.3, cap=2.7)
+QUICK = PollPolicy(first=0.1, factor=1.2, cap=2.5)
 # Stage waits, where a step's log stream may end with the step (a cue to poll
 # at once): the polls are the safety net that bounds the lag when no cue comes
 # (streams that stay open), and grow faster so a long stage costs few requests
@@ -245,9 +245,13 @@ class Waiter:
         cue: threading.Event | None = None,
         stats: WaitStats | None = None,
         last_state: Callable[[], str] = lambda: "",
+        false_cue: Callable[[], bool] = lambda: False,
     ) -> T:
         """Call ``check(deadline)`` on the schedule until it returns a value; with a
-        ``cue``, on the stage schedule, and at once whenever the cue is set.
+        ``cue``, on the stage schedule, and at once whenever the cue is set. A poll
+        a cue brought forward leaves the schedule where it was, unless
+        ``false_cue()`` says the cue was wrong: then that poll takes its place in
+        the schedule (so wrong cues never add polls).
 
         Raises WaitTimeout when the deadline passes first (also when the status
         calls kept failing until then); errors that are not transient propagate.
@@ -257,11 +261,14 @@ class Waiter:
         deadline = start + timeout
         last_error: ActionError | None = None
         policy = self.policy if cue is None else self.cued_policy
-        for delay in policy.delays(self.rng):
+        delays = policy.delays(self.rng)
+        delay = next(delays)
+        while True:
             remaining = deadline - self.clock.now()
             if remaining <= 0:
                 break
-            if self.clock.sleep(min(delay, remaining), cue) and cue is not None:
+            cued = self.clock.sleep(min(delay, remaining), cue) and cue is not None
+            if cued and cue is not None:
                 cue.clear()
             stats.polls += 1
             try:
@@ -270,11 +277,13 @@ class Waiter:
                 if not is_transient(exc):
                     raise
                 last_error = exc
-                continue
+                result = None
             finally:
                 stats.seconds = self.clock.now() - start
             if result is not None:
                 return result
+            if not cued or false_cue():
+                delay = next(delays)
         state = last_state()
         message = f"{what} did not finish within {format_seconds(timeout)}"
         if state:

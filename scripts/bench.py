@@ -1,223 +1,307 @@
-"""Benchmark: whole releases against the emulator, this action beside a fixed
-5 s poller (the official CLI's waiting), in one run.
+"""Benchmark: whole releases against the emulator, one row per variant of what
+Codesphere's documents leave open, this action beside a fixed 5 s poller (the
+official CLI's waiting), in one run.
 
-    .venv/bin/python scripts/bench.py            # both scenarios, a table per scenario
-    .venv/bin/python scripts/bench.py --runs 3   # repeat, report the worst run
+    .venv/bin/python scripts/bench.py              # every table
+    .venv/bin/python scripts/bench.py --only zero-downtime|prepare-20s|cancel|health
 
-Per run it reports wall time (process start to exit), the ideal time (the sum
-of the server-side durations: workspace start, and for each stage its start
-latency plus its duration), the overhead (wall - ideal), start-up (process
-start to the first request reaching the API), peak memory (max RSS), and per
-wait: status polls and detection lag (the poll that saw the end minus the
-moment the emulator ended it). A figure, not a test: nothing here asserts.
+Tables:
+- zero-downtime reference release (workspace 2 s, prepare 3 s, test 1.5 s, run
+  1 s, start latency 0.3 s; ideal 8.4 s): wall time, overhead (wall - ideal),
+  start-up, peak memory, requests; goal: overhead <= 1.0 s where log streams
+  end with their step, <= 2.0 s in every other variant;
+- simple release with a 20 s prepare: status polls and detection lag of the
+  prepare wait; goal: <= 12 polls, <= 3 s lag in every variant;
+- SIGINT during a 60 s prepare (a log stream open): seconds to exit; goal <= 2 s;
+- health check: what it adds beyond the app's own readiness (the first
+  accepted answer minus the moment the app became ready); goal <= 0.3 s.
+A figure, not a test: nothing here asserts.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.emulator import Emulator  # noqa: E402
+from tests.emulator import Emulator, Variants  # noqa: E402
 
 TOKEN = "bench-token"
 TEAM = 1
 DOMAIN = "bench.example.com"
-COMMANDS = {
-    "action": [sys.executable, str(ROOT / "entrypoint.py")],
-    "fixed 5 s": [sys.executable, str(ROOT / "scripts" / "bench_reference.py")],
+SHA = "0123456789abcdef0123456789abcdef01234567"
+ACTION = [sys.executable, str(ROOT / "entrypoint.py")]
+FIXED = [sys.executable, str(ROOT / "scripts" / "bench_reference.py")]
+REFERENCE = {"prepare": 3.0, "test": 1.5, "run": 1.0}
+WORKSPACE_START, LATENCY = 2.0, 0.3
+
+# One row per variant: where the log stream ends, then what the status shows.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "streams end with their step": {},
+    "stream ends after its last line": {"log_end": "after_last_line"},
+    "stream cut by a proxy (0.5 s)": {"log_end": "cut", "log_cut_seconds": 0.5},
+    "stream stays open, silent": {"log_end": "open_silent"},
+    "stream stays open, keep-alives": {"log_end": "open_keepalive"},
+    "no timestamps, stale status": {"timestamps": False},
+    "no timestamps, status reset at start": {"timestamps": False, "on_start": "reset"},
+    "pod replicas, customers first": {"replica_ids": "pod", "entry_order": "customers_first"},
 }
 
 
 @dataclass
-class Scenario:
-    name: str
-    flow: str
-    workspace_start: float
-    stages: dict[str, float]
-    latency: float
-    test: bool
-    goals: str
-
-    def ideal(self) -> float:
-        waits = sum(self.latency + seconds for seconds in self.stages.values())
-        return waits + (self.workspace_start if self.flow == "zero-downtime" else 0.0)
-
-
-SCENARIOS = [
-    Scenario(
-        "zero-downtime: workspace 2 s, prepare 3 s, test 1.5 s, run 1 s, latency 0.3 s",
-        "zero-downtime",
-        2.0,
-        {"prepare": 3.0, "test": 1.5, "run": 1.0},
-        0.3,
-        True,
-        "goal: overhead <= 2.0 s",
-    ),
-    Scenario(
-        "simple: one 20 s prepare (run 1 s, latency 0.3 s)",
-        "simple",
-        0.0,
-        {"prepare": 20.0, "run": 1.0},
-        0.3,
-        False,
-        "goal: prepare <= 12 status polls, detection lag <= 3 s",
-    ),
-]
-
-
-@dataclass
-class Wait:
-    name: str
-    polls: int
-    lag: float
-
-
-@dataclass
-class Measure:
+class Run:
     wall: float
     startup: float
-    max_rss_mb: float
-    exit_code: int
-    waits: list[Wait] = field(default_factory=list)
-    requests: int = 0
+    rss_mb: float
+    requests: int
+    code: int
+    stdout: str
 
 
-def run_once(scenario: Scenario, command: list[str]) -> Measure:
-    with Emulator(
+def environ(
+    inputs: dict[str, str], tmp: str, extra: dict[str, str] | None = None
+) -> dict[str, str]:
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "GITHUB_OUTPUT": str(Path(tmp, "output")),
+        "GITHUB_REPOSITORY": "acme/bench",
+        "GITHUB_SHA": SHA,
+        "GITHUB_REF_NAME": "main",
+        "GITHUB_RUN_ID": "1",
+        **{f"INPUT_{k.upper()}": v for k, v in inputs.items()},
+        **(extra or {}),
+    }
+
+
+def run_action(
+    emu: Emulator, inputs: dict[str, str], command: list[str], extra: dict[str, str] | None = None
+) -> Run:
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.monotonic()
+        proc = subprocess.Popen(
+            command,
+            cwd=tmp,
+            env=environ(inputs, tmp, extra),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        out = proc.stdout.read().decode() if proc.stdout else ""
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.monotonic() - start
+    requests = emu.requests
+    return Run(
+        wall=wall,
+        startup=(requests[0].time - start) if requests else 0.0,
+        rss_mb=usage.ru_maxrss / 1024,
+        requests=len(requests),
+        code=os.waitstatus_to_exitcode(status),
+        stdout=out,
+    )
+
+
+def emulator(variants: dict[str, Any], stages: dict[str, float], **more: Any) -> Emulator:
+    return Emulator(
         token=TOKEN,
-        workspace_start_seconds=scenario.workspace_start,
-        stage_seconds={s: scenario.stages.get(s, 0.2) for s in ("prepare", "test", "run")},
-        start_latency=scenario.latency,
-    ) as emu:
+        workspace_start_seconds=WORKSPACE_START,
+        stage_seconds=stages,
+        start_latency=LATENCY,
+        variants=Variants(**variants),
+        **more,
+    )
+
+
+def zd_inputs(**more: str) -> dict[str, str]:
+    return {
+        "api-token": TOKEN,
+        "flow": "zero-downtime",
+        "team-id": str(TEAM),
+        "plan-id": "8",
+        "domain": DOMAIN,
+        "test": "true",
+        **more,
+    }
+
+
+# -- the tables ------------------------------------------------------------------------
+def zero_downtime(variants: dict[str, Any], command: list[str]) -> Run:
+    with emulator(variants, REFERENCE) as emu:
         live = emu.add_workspace(team_id=TEAM, name="bench-live")
         emu.add_domain(TEAM, DOMAIN, {"/": [live]})
-        inputs: dict[str, str] = {
-            "api-token": TOKEN,
-            "api-url": emu.url,
-            "flow": scenario.flow,
-            "test": str(scenario.test).lower(),
-        }
-        if scenario.flow == "simple":
-            inputs["workspace-id"] = str(live)
-        else:
-            inputs.update({"team-id": str(TEAM), "plan-id": "8", "domain": DOMAIN})
-        with tempfile.TemporaryDirectory() as tmp:
-            env = {
-                "PATH": os.environ.get("PATH", ""),
-                "GITHUB_OUTPUT": str(Path(tmp, "output")),
-                "GITHUB_REPOSITORY": "acme/bench",
-                "GITHUB_SHA": "0123456789abcdef0123456789abcdef01234567",
-                "GITHUB_REF_NAME": "main",
-                **{f"INPUT_{k.upper()}": v for k, v in inputs.items()},
-            }
-            start = time.monotonic()
-            proc = subprocess.Popen(
-                command, cwd=tmp, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-            )
-            _, status, usage = os.wait4(proc.pid, 0)
-            wall = time.monotonic() - start
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            stderr = proc.stderr.read().decode() if proc.stderr else ""
-            proc.stderr and proc.stderr.close()
-        if proc.returncode != 0:
-            raise SystemExit(f"{command[-1]} failed ({proc.returncode}): {stderr}")
-        requests = emu.requests
-        measure = Measure(
-            wall=wall,
-            startup=requests[0].time - start,
-            max_rss_mb=usage.ru_maxrss / 1024,
-            exit_code=proc.returncode,
-            requests=len(requests),
-        )
-        target = live
-        if scenario.flow == "zero-downtime":
-            (new,) = [w for w in emu.workspaces(TEAM) if w.created_via == "api"]
-            target = new.id
-            assert new.running_since is not None
-            measure.waits.append(
-                _wait(
-                    "workspace start",
-                    requests,
-                    rf"/workspaces/{target}/status",
-                    0.0,
-                    new.running_since,
-                )
-            )
-        for stage in scenario.stages:
-            run = emu.stage_run(target, stage)
-            assert run is not None
-            end = run.up_at if stage == "run" else run.ended_at
-            assert end is not None
-            measure.waits.append(
-                _wait(
-                    stage,
-                    requests,
-                    rf"/workspaces/{target}/pipeline/{stage}",
-                    run.requested_at,
-                    end,
-                )
-            )
+        run = run_action(emu, {**zd_inputs(), "api-url": emu.url}, command)
+        if run.code != 0:
+            raise SystemExit(f"{command[-1]} failed:\n{run.stdout}")
         emu.assert_clean()
-        return measure
+        return run
 
 
-def _wait(name: str, requests: list[Any], path: str, after: float, end: float) -> Wait:
-    polls = [r for r in requests if r.method == "GET" and r.path == path.replace("\\", "")]
-    polls = [r for r in polls if r.time > after]
-    seen = next(r for r in polls if r.time >= end)
-    return Wait(name, sum(1 for r in polls if r.time <= seen.time), seen.time - end)
+def prepare_20s(variants: dict[str, Any], command: list[str]) -> tuple[int, float]:
+    """(status polls, detection lag) of a 20 s prepare in the simple flow."""
+    with emulator(variants, {"prepare": 20.0, "run": 1.0}) as emu:
+        ws = emu.add_workspace(team_id=TEAM, name="bench-live")
+        inputs = {"api-token": TOKEN, "api-url": emu.url, "workspace-id": str(ws)}
+        run = run_action(emu, inputs, command)
+        if run.code != 0:
+            raise SystemExit(f"{command[-1]} failed:\n{run.stdout}")
+        prepare = emu.stage_run(ws, "prepare")
+        assert prepare is not None and prepare.ended_at is not None
+        polls = [
+            r.time
+            for r in emu.find_requests("GET", rf"/workspaces/{ws}/pipeline/prepare")
+            if r.time > prepare.requested_at
+        ]
+        seen = next(t for t in polls if t >= prepare.ended_at)
+        return sum(1 for t in polls if t <= seen), seen - prepare.ended_at
 
 
-def table(scenario: Scenario, results: dict[str, Measure]) -> str:
-    names = list(results)
-    lines = [
-        f"### {scenario.name}",
-        f"({scenario.goals}; ideal {scenario.ideal():.2f} s)",
-        "",
-        "| | " + " | ".join(names) + " |",
-        "|---|" + "---|" * len(names),
-    ]
-
-    def row(label: str, values: list[str]) -> None:
-        lines.append(f"| {label} | " + " | ".join(values) + " |")
-
-    row("wall time", [f"{m.wall:.2f} s" for m in results.values()])
-    row("overhead (wall - ideal)", [f"{m.wall - scenario.ideal():.2f} s" for m in results.values()])
-    row("start-up (to first request)", [f"{m.startup:.3f} s" for m in results.values()])
-    row("peak memory (max RSS)", [f"{m.max_rss_mb:.0f} MB" for m in results.values()])
-    row("API requests", [str(m.requests) for m in results.values()])
-    first = next(iter(results.values()))
-    for index, wait in enumerate(first.waits):
-        row(
-            f"{wait.name}: polls / lag",
-            [f"{m.waits[index].polls} / {m.waits[index].lag:.2f} s" for m in results.values()],
+def cancel(variants: dict[str, Any], sig: signal.Signals) -> float:
+    """Seconds from the signal to the exit, during a 60 s prepare with its log open."""
+    with emulator(variants, {"prepare": 60.0}) as emu, tempfile.TemporaryDirectory() as tmp:
+        live = emu.add_workspace(team_id=TEAM, name="bench-live")
+        emu.add_domain(TEAM, DOMAIN, {"/": [live]})
+        proc = subprocess.Popen(
+            ACTION,
+            cwd=tmp,
+            env=environ({**zd_inputs(), "api-url": emu.url}, tmp),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
-    return "\n".join(lines)
+        deadline = time.monotonic() + 30
+        while not emu.find_requests("GET", r"/workspaces/\d+/logs/prepare/\d+"):
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise SystemExit("the prepare's log stream was never opened")
+            time.sleep(0.02)
+        time.sleep(0.3)
+        sent = time.monotonic()
+        proc.send_signal(sig)
+        proc.wait(timeout=15)
+        return time.monotonic() - sent
+
+
+def health(ready_after: float) -> float:
+    """The first accepted health-check answer minus the moment the app was ready."""
+    with emulator({}, REFERENCE) as emu:
+        emu.serve_apps(ready_after=ready_after)
+        live = emu.add_workspace(team_id=TEAM, name="bench-live")
+        emu.add_domain(TEAM, DOMAIN, {"/": [live]})
+        inputs = {
+            **zd_inputs(**{"health-check-path": "/healthz", "health-check-domain": "false"}),
+            "api-url": emu.url,
+        }
+        run = run_action(emu, inputs, ACTION)
+        if run.code != 0:
+            raise SystemExit(f"the health-check release failed:\n{run.stdout}")
+        (new,) = [w.id for w in emu.workspaces(TEAM) if w.created_via == "api"]
+        stage = emu.stage_run(new, "run")
+        assert stage is not None and stage.up_at is not None
+        accepted = next(
+            r.time for r in emu.app_requests if r.listener == f"app:{new}" and r.status == 200
+        )
+        return accepted - (stage.up_at + ready_after)
+
+
+def table(title: str, header: list[str], rows: list[list[str]]) -> str:
+    lines = [f"### {title}", "", "| " + " | ".join(header) + " |"]
+    lines.append("|" + "---|" * len(header))
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=1, help="runs per cell; the worst is shown")
-    parser.add_argument("--only", choices=["zero-downtime", "simple"], help="one scenario")
+    parser.add_argument("--only", choices=["zero-downtime", "prepare-20s", "cancel", "health"])
     args = parser.parse_args()
-    for scenario in SCENARIOS:
-        if args.only and scenario.flow != args.only:
-            continue
-        results: dict[str, Measure] = {}
-        for label, command in COMMANDS.items():
-            runs = [run_once(scenario, command) for _ in range(args.runs)]
-            results[label] = max(runs, key=lambda m: m.wall)
-        print(table(scenario, results) + "\n", flush=True)
+    wanted: Callable[[str], bool] = lambda name: args.only in (None, name)  # noqa: E731
+    ideal = WORKSPACE_START + sum(LATENCY + s for s in REFERENCE.values())
+
+    if wanted("zero-downtime"):
+        rows = []
+        for name, variants in VARIANTS.items():
+            mine, fixed = zero_downtime(variants, ACTION), zero_downtime(variants, FIXED)
+            rows.append(
+                [
+                    name,
+                    f"{mine.wall:.2f} s",
+                    f"**{mine.wall - ideal:.2f} s**",
+                    f"{fixed.wall - ideal:.2f} s",
+                    f"{mine.startup:.3f} s",
+                    f"{mine.rss_mb:.0f} MB",
+                    f"{mine.requests} / {fixed.requests}",
+                ]
+            )
+            print(f"  {name}: overhead {mine.wall - ideal:.2f} s", file=sys.stderr, flush=True)
+        print(
+            table(
+                f"Zero-downtime reference release (ideal {ideal:.1f} s; goal: overhead <= 1.0 s "
+                "where streams end with their step, <= 2.0 s otherwise)",
+                [
+                    "variant",
+                    "wall",
+                    "overhead",
+                    "overhead, fixed 5 s",
+                    "start-up",
+                    "peak RSS",
+                    "requests (action / fixed)",
+                ],
+                rows,
+            ),
+            flush=True,
+        )
+    if wanted("prepare-20s"):
+        rows = []
+        for name, variants in VARIANTS.items():
+            polls, lag = prepare_20s(variants, ACTION)
+            fixed_polls, fixed_lag = prepare_20s(variants, FIXED)
+            rows.append(
+                [name, f"**{polls}**", f"**{lag:.2f} s**", f"{fixed_polls} / {fixed_lag:.2f} s"]
+            )
+            print(f"  {name}: {polls} polls, lag {lag:.2f} s", file=sys.stderr, flush=True)
+        print(
+            table(
+                "A 20 s prepare (goal: <= 12 status polls, <= 3 s detection lag)",
+                ["variant", "status polls", "detection lag", "fixed 5 s: polls / lag"],
+                rows,
+            ),
+            flush=True,
+        )
+    if wanted("cancel"):
+        rows = []
+        for name, variants in VARIANTS.items():
+            sigint, sigterm = cancel(variants, signal.SIGINT), cancel(variants, signal.SIGTERM)
+            rows.append([name, f"**{sigint:.2f} s**", f"{sigterm:.2f} s"])
+            print(f"  {name}: SIGINT {sigint:.2f} s", file=sys.stderr, flush=True)
+        print(
+            table(
+                "Cancel during a 60 s prepare with its log stream open (goal: exit <= 2 s)",
+                ["variant", "SIGINT to exit", "SIGTERM to exit"],
+                rows,
+            ),
+            flush=True,
+        )
+    if wanted("health"):
+        rows = [
+            [f"app ready {ready:.1f} s after run is up", f"**{health(ready):.2f} s**"]
+            for ready in (0.0, 0.7, 1.5, 4.0)
+        ]
+        print(
+            table(
+                "Health check: what it adds beyond the app's own readiness (goal: <= 0.3 s)",
+                ["app", "first accepted answer - app ready"],
+                rows,
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

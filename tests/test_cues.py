@@ -136,3 +136,18 @@ def test_a_silent_stream_is_reopened_while_its_step_runs(server: SSEServer) -> N
     steps.stop()
     assert len(server.paths) <= count + 1
     assert not cue.is_set()
+
+
+@pytest.mark.parametrize("server", ["end"], indirect=True)
+def test_a_stream_that_ended_while_its_step_runs_on_stops_all_cues(server: SSEServer) -> None:
+    steps, cue = follower(server)
+    steps.want(0)
+    assert cue.wait(5)
+    cue.clear()
+    steps.want(0)  # the next poll: step 0 still runs although its stream ended
+    assert not steps.cues_trusted
+    steps.want(1)
+    wait_for(lambda: len(server.paths) == 2)
+    time.sleep(0.2)  # its stream ended too, but that says nothing here: no cue
+    steps.stop()
+    assert not cue.is_set()

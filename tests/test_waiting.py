@@ -311,3 +311,33 @@ def test_idle_customer_entries_without_steps_do_not_matter_to_prepare() -> None:
     tracker = StageTracker("prepare", Baseline.of(before))
     after = [entry("web", "waiting", None, []), entry(IDE, "success", NEW, ["success"])]
     assert tracker.evaluate(after).state == "success"
+
+
+def test_a_poll_a_cue_brought_forward_leaves_the_schedule_where_it_was() -> None:
+    clock = FakeClock()
+    cue = threading.Event()
+    waiter = Waiter(clock, cued_policy=PollPolicy(first=1, factor=2, cap=8, jitter=0))
+    results = iter([None, None, None, "done"])
+
+    def check(_deadline: float) -> str | None:
+        if len(clock.sleeps) == 1:
+            cue.set()  # the first poll sees a step end: the next sleep is cut short
+        return next(results)
+
+    assert waiter.poll(check, timeout=60, what="x", cue=cue) == "done"
+    assert clock.sleeps == [1.0, 0.0, 2.0, 4.0]  # the cued poll did not use up the 2 s
+
+
+def test_a_wrong_cue_takes_the_place_of_a_scheduled_poll() -> None:
+    clock = FakeClock()
+    cue = threading.Event()
+    waiter = Waiter(clock, cued_policy=PollPolicy(first=1, factor=2, cap=8, jitter=0))
+    results = iter([None, None, None, "done"])
+
+    def check(_deadline: float) -> str | None:
+        if len(clock.sleeps) == 1:
+            cue.set()
+        return next(results)
+
+    waiter.poll(check, timeout=60, what="x", cue=cue, false_cue=lambda: True)
+    assert clock.sleeps == [1.0, 0.0, 4.0, 8.0]  # no poll more than the schedule's
