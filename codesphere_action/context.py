@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from .clock import Clock
 from .config import Config
+from .errors import Cancelled
 from .github import Reporter, format_seconds
 from .signals import CancelGuard
 
@@ -50,6 +51,8 @@ class Result:
     aftermath: list[str] = field(default_factory=list)
     # The success notice, when the flow says it better than "Released to <url>".
     notice: str = ""
+    # The summary's headline on success, when the flow says it better ("Staged").
+    done: str = ""
     # For the summary: the health checks that passed ("200 from <url>"), and the
     # commit the run meant to release when another one was deployed.
     health: list[str] = field(default_factory=list)
@@ -82,8 +85,9 @@ class Context:
         with self.reporter.group(name):
             try:
                 yield phase
-            except BaseException:
-                phase.outcome = "failed" if phase.outcome == "success" else phase.outcome
+            except BaseException as exc:
+                if phase.outcome == "success":
+                    phase.outcome = "cancelled" if isinstance(exc, Cancelled) else "failed"
                 raise
             finally:
                 phase.seconds = self.clock.now() - start

@@ -23,9 +23,10 @@ from urllib.parse import urlsplit
 import requests
 
 from .client import USER_AGENT
-from .config import Config, is_loopback
+from .config import Config
 from .errors import ActionError, Cancelled, WaitTimeout
 from .github import Reporter, format_seconds
+from .steps import workspace_url
 from .waiting import PollPolicy, Waiter
 
 # Poll from a quarter second, growing to a few seconds: an app that is ready
@@ -92,8 +93,7 @@ class HealthCheck:
 
     # -- the loop -----------------------------------------------------------------
     def _url(self, host: str, prefix: str = "") -> str:
-        scheme = "http" if is_loopback(urlsplit(f"//{host}").hostname or "") else "https"
-        return f"{scheme}://{host}{prefix}{self.config.health_path}"
+        return f"{workspace_url(host)}{prefix}{self.config.health_path}"
 
     def _wait(self, url: str, *, token_host: str | None, where: str) -> Outcome:
         config = self.config
@@ -106,10 +106,11 @@ class HealthCheck:
         def check(_limit: float) -> Answer | None:
             attempts[0] += 1
             answer = self._get(url, token_host, deadline)
-            if answer.detail != last[0].detail:
-                self.reporter.info(f"  {answer.detail}")
+            accepted = answer.accepted(config.health_statuses)
+            if not accepted and answer.detail != last[0].detail:
+                self.reporter.info(f"  not yet: {answer.detail}")
             last[0] = answer
-            return answer if answer.accepted(config.health_statuses) else None
+            return answer if accepted else None
 
         # The first request goes out at once: an app that is ready costs no wait.
         answer = check(deadline)
@@ -126,7 +127,10 @@ class HealthCheck:
                     f"attempts); the last answer: {last[0].detail}"
                 ) from None
         seconds = self.clock.now() - start
-        self.reporter.info(f"Health check passed: {answer.detail} after {format_seconds(seconds)}")
+        self.reporter.info(
+            f"Health check passed after {format_seconds(seconds)} ({attempts[0]} request(s)): "
+            f"{answer.detail}"
+        )
         return Outcome(url, attempts[0], seconds, answer)
 
     def _get(self, url: str, token_host: str | None, deadline: float) -> Answer:

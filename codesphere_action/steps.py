@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 import threading
 from collections import deque
+from urllib.parse import urlsplit
 
+from .config import is_loopback
 from .context import Context
 from .cues import StepFollower
 from .errors import ActionError, ApiError, StageFailed, TransportError, WaitTimeout
@@ -197,7 +199,10 @@ def sync_landscape(ctx: Context, workspace_id: int) -> bool:
         ctx.client.deploy_landscape(workspace_id, profile)
     except ApiError as exc:
         if exc.status_code == 400 and SINGLE_SERVER.search(f"{exc.problem_title} {exc.detail}"):
-            ctx.reporter.info("Single-server workspace: no landscape to deploy")
+            ctx.reporter.info(
+                "Landscape: nothing to deploy, this is not a multi-server workspace "
+                f"(the API said: {exc.problem_title})"
+            )
             return False
         where = f"ci.{profile}.yml" if profile else "ci.yml"
         raise ActionError(
@@ -337,7 +342,13 @@ def record_workspace(ctx: Context, workspace: Workspace) -> None:
     ctx.result.set("workspace-id", workspace.id)
     ctx.result.workspace_name = workspace.name
     if workspace.dev_domain:
-        ctx.result.set("workspace-url", f"https://{workspace.dev_domain}")
+        ctx.result.set("workspace-url", workspace_url(workspace.dev_domain))
+
+
+def workspace_url(dev_domain: str) -> str:
+    """``https://<devDomain>``; http for a loopback dev domain (local tests only)."""
+    host = urlsplit(f"//{dev_domain}").hostname or ""
+    return f"{'http' if is_loopback(host) else 'https'}://{dev_domain}"
 
 
 def describe(ctx: Context, workspace: Workspace) -> None:

@@ -20,7 +20,7 @@ WORDS = {
     "promote": ("Promotion", "Promoted"),
     "rollback": ("Rollback", "Rolled back"),
 }
-OUTCOME_ICONS = {"success": "✅", "failed": "❌", "skipped": "⏭️"}
+OUTCOME_ICONS = {"success": "✅", "failed": "❌", "skipped": "⏭️", "cancelled": "⚪"}
 
 
 def _cell(text: str) -> str:
@@ -41,6 +41,7 @@ def flow_words(flow: str) -> tuple[str, str]:
 def render_summary(result: Result, config: Config | None) -> str:
     out = result.outputs
     what, done = flow_words(result.flow)
+    done = result.done or done
     headline = HEADLINES.get(result.status, result.status).format(what=what, done=done)
     lines = [f"### {headline} · Codesphere `{result.flow}` flow", ""]
     if result.message:

@@ -165,8 +165,8 @@ class StageTracker:
             return Progress("pending", f"waiting for {', '.join(waiting_for)} to start", seen=seen)
         up = sum(1 for e in mine_ours if e.state == "running")
         if up == len(mine_ours):
-            return Progress("success", f"{up} server replica(s) running", seen=True)
-        return Progress("running", f"{up} of {len(mine_ours)} server replicas up", seen=True)
+            return Progress("success", f"{up} of {up} server replicas running", seen=True)
+        return Progress("running", f"{up} of {len(mine_ours)} server replicas running", seen=True)
 
     def _failed(self, entry: StageEntry) -> Progress:
         step = first_failed_step(entry)

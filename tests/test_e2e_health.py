@@ -145,7 +145,8 @@ def test_a_staged_release_is_promoted_later(emu: Emulator, runner: Runner) -> No
     assert not emu.find_requests("PUT", r"/domains/.*")
     assert staged.outputs["status"] == "success"
     assert staged.outputs["workspace-id"] == str(new)
-    assert staged.outputs["workspace-url"] == f"https://{emu.workspace(new).dev_domain}"
+    # A loopback dev domain (only ever in tests) is served over http.
+    assert staged.outputs["workspace-url"] == f"http://{emu.workspace(new).dev_domain}"
     assert staged.outputs["deployed-commit"] == emu.workspace(new).git_head
     assert staged.outputs["domain-url"] == ""
     assert "promote it to" in staged.stdout

@@ -61,6 +61,14 @@ def _preview(ctx: Context, state: State, reused: list[int]) -> None:
     with ctx.phase("Check") as phase:
         existing = _existing_preview(ctx, state)
         phase.detail = f"reusing {existing.id}" if existing else "no preview yet"
+        ctx.reporter.info(
+            f"Pull request #{pull.number}: "
+            + (
+                f"its preview is workspace {existing.id} ({existing.name})"
+                if existing
+                else f"no preview yet; creating {state.name}"
+            )
+        )
 
     if existing is None:
         with ctx.phase("Create workspace") as phase:

@@ -95,6 +95,7 @@ def _release(ctx: Context, state: State) -> None:
         ctx.reporter.info(f"Not switching any domain ({why}): workspace {workspace.id} is staged")
         _mark_released(ctx, state, workspace.id)
         if config.domain:
+            ctx.result.done = "Staged"
             ctx.result.notice = (
                 f"Staged {state.name} (workspace {workspace.id}) at "
                 f"{ctx.result.outputs['workspace-url'] or 'its workspace URL'}; promote it to "
