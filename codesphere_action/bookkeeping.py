@@ -24,10 +24,12 @@ class GitHubBookkeeping:
         self.deployments.begin()
 
     def finish(self, result: Result, seconds_left: Callable[[], float | None]) -> None:
-        """``seconds_left``: what remains of the cancel budget (None: not cancelled)."""
+        """``seconds_left``: what remains of the cancel budget (None: not cancelled);
+        every call is cut to it."""
+        self.api.seconds_left = seconds_left
         try:
-            self.deployments.finish(result, seconds_left())
+            self.deployments.finish(result)
             if self.comment is not None:
-                self.comment.finish(result, seconds_left())
+                self.comment.finish(result)
         finally:
             self.api.close()

@@ -280,13 +280,17 @@ def parse_statuses(name: str, value: str) -> tuple[tuple[int, int], ...]:
     return tuple(ranges)
 
 
+LOOPBACK_TARGET = re.compile(r"(127(?:\.\d{1,3}){3}|localhost):\d{1,5}")
+
+
 def parse_resolve(value: str) -> tuple[tuple[str, str], ...]:
-    """CODESPHERE_RELEASE_RESOLVE, a test seam: ``host=127.0.0.1:port,...``."""
+    """CODESPHERE_RELEASE_RESOLVE, a test seam: ``domain=127.0.0.1:port,...``. It
+    maps the custom domain's health check (never a request with the token) to a
+    loopback address; nothing but ``127.x.y.z:port`` or ``localhost:port`` passes."""
     pairs = []
     for part in filter(None, (p.strip() for p in value.split(","))):
         host, _, target = part.partition("=")
-        target_host = target.rsplit(":", 1)[0]
-        if not host or not is_loopback(target_host):
+        if not host or not LOOPBACK_TARGET.fullmatch(target):
             raise ContextError(
                 f"CODESPHERE_RELEASE_RESOLVE has '{part}': expected host=127.0.0.1:<port>; it is "
                 "a seam for the tests and only ever points at loopback"
@@ -334,8 +338,9 @@ def parse_env(name: str, value: str) -> tuple[EnvVar, ...]:
         key, sep, val = line.partition("=")
         key = key.strip()
         if not sep:
+            # The line may be a value (a secret) on a line of its own: never echo it.
             raise ConfigError(
-                name, f"line {number}: {key}", "expected one NAME=value per line (value not shown)"
+                name, f"line {number}", "expected one NAME=value per line (the line is not shown)"
             )
         if not ENV_NAME.match(key):
             raise ConfigError(

@@ -20,7 +20,7 @@ from typing import Any
 from .config import Config
 from .context import Result
 from .github import Reporter
-from .github_api import TIMEOUT, GitHubApi, GitHubError, message, timeout_for
+from .github_api import TIMEOUT, GitHubApi, GitHubError, message
 from .summary import flow_words
 
 MAX_DESCRIPTION = 140  # GitHub's limit for a status description
@@ -69,14 +69,10 @@ class Deployments:
             "in progress"
         )
 
-    def finish(self, result: Result, seconds_left: float | None = None) -> None:
+    def finish(self, result: Result) -> None:
         """Report the run's end: ``success`` with the URL or ``failure``; for
-        teardown, mark the environment's deployments ``inactive``. Never raises.
-        ``seconds_left``: what remains of the cancel budget, if the run was cancelled."""
-        timeout = timeout_for(seconds_left)
-        if timeout is None:
-            self._warn("updating the deployment", "no time left after the cancellation")
-            return
+        teardown, mark the environment's deployments ``inactive``. Never raises."""
+        timeout = TIMEOUT
         try:
             if self.config.flow == "teardown":
                 if result.status == "success":

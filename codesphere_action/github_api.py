@@ -8,6 +8,7 @@ so the token stays with ``GITHUB_API_URL``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,16 +27,6 @@ HINTS = {
 }
 
 
-def timeout_for(seconds_left: float | None) -> tuple[float, float] | None:
-    """The timeouts of a call after the run ended: the normal ones, or, after a
-    cancellation, what is left of its budget (None when too little is)."""
-    if seconds_left is None:
-        return TIMEOUT
-    if seconds_left < 0.2:
-        return None
-    return min(QUICK_TIMEOUT[0], seconds_left), min(QUICK_TIMEOUT[1], seconds_left)
-
-
 class GitHubError(Exception):
     """A GitHub call failed; reported as a warning, never raised past its caller."""
 
@@ -44,6 +35,9 @@ class GitHubApi:
     """``/repos/{owner}/{repo}`` of ``GITHUB_API_URL``, with the github-token."""
 
     def __init__(self, config: Config, session: requests.Session | None = None) -> None:
+        # What remains of the cancel budget (None: not cancelled), asked before
+        # every call: after a cancellation each one is cut to it.
+        self.seconds_left: Callable[[], float | None] = lambda: None
         self.session = session or requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
         self._auth = BearerAuth(config.github_token)
@@ -63,7 +57,15 @@ class GitHubApi:
         hints: dict[int, str] | None = None,
     ) -> Any:
         """One request; its decoded JSON. Raises GitHubError for anything but a
-        2xx answer."""
+        2xx answer, and when the cancel budget has no time left for it."""
+        left = self.seconds_left()
+        if left is not None:
+            if left < 0.2:
+                raise GitHubError(f"{method} {path}: no time left after the cancellation")
+            timeout = (
+                min(QUICK_TIMEOUT[0], timeout[0], left),
+                min(QUICK_TIMEOUT[1], timeout[1], left),
+            )
         try:
             response = self.session.request(
                 method,

@@ -139,7 +139,9 @@ class HealthCheck:
         if token_host is not None and target.netloc == token_host:
             headers["X-CS-Authorization"] = f"Bearer {self.config.api_token}"
         connect, read = self._timeouts(deadline)
-        resolved, host_header = self._resolve(target.scheme, target.netloc)
+        resolved, host_header = f"{target.scheme}://{target.netloc}", ""
+        if "X-CS-Authorization" not in headers:  # the seam never sees the token
+            resolved, host_header = self._resolve(target.scheme, target.netloc)
         if host_header:
             headers["Host"] = host_header
         try:

@@ -75,9 +75,11 @@ def main(
         reporter.error(result.message, title="Internal error")
     finally:
         guard.quiet()
+        # Outputs and summary first: after a cancellation the GitHub calls get
+        # only what is left of the runner's window, and may not get it.
+        _finish(reporter, result, config)
         if bookkeeping is not None:
             bookkeeping.finish(result, guard.remaining)
-        _finish(reporter, result, config)
         guard.restore()
     return 0 if result.status in ("success", "skipped") else 1
 

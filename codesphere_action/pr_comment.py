@@ -13,7 +13,7 @@ from __future__ import annotations
 from .config import Config
 from .context import Result
 from .github import Reporter, sentence
-from .github_api import GitHubApi, GitHubError, timeout_for
+from .github_api import TIMEOUT, GitHubApi, GitHubError
 
 MARKER = "<!-- codesphere-release:preview -->"
 MAX_PAGES = 5  # 500 comments: a pull request with more is looked through no further
@@ -37,15 +37,13 @@ class PreviewComment:
         self.reporter = reporter
         self.api = api
 
-    def finish(self, result: Result, seconds_left: float | None = None) -> None:
+    def finish(self, result: Result) -> None:
         """Write the comment for the run's outcome. Never raises."""
-        timeout = timeout_for(seconds_left)
-        if timeout is None:
-            self._warn("no time left after the cancellation")
-            return
+        timeout = TIMEOUT
         try:
             existing = self._find(timeout)
-            body = self.render(result)
+            # The message may quote a build log: secrets never reach the comment.
+            body = self.reporter.redact(self.render(result))
             if existing is not None:
                 self.api.call(
                     "PATCH",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -57,6 +58,7 @@ class FakeGitHub:
         self.comments: dict[int, dict[str, Any]] = {}  # id -> {"id", "issue", "body"}
         self._next_comment = 9001
         self.failures: list[tuple[str, re.Pattern[str], int]] = []
+        self.delay = 0.0  # seconds every answer is held back
         self._next_id = 501
         self._lock = threading.Lock()
         fake = self
@@ -140,6 +142,8 @@ class FakeGitHub:
         with self._lock:
             self.requests.append(request)
             status, answer = self._answer(request)
+        if self.delay:
+            time.sleep(self.delay)
         if status == 0:
             handler.close_connection = True
             handler.connection.close()

@@ -17,7 +17,7 @@ from codesphere_action.config import (
     parse_duration,
     parse_env,
 )
-from codesphere_action.errors import ConfigError
+from codesphere_action.errors import ConfigError, ContextError
 
 TOKEN = "cs-token-7f3a9c"
 
@@ -277,3 +277,27 @@ def test_api_url_parser_only_returns_safe_urls(text: str) -> None:
         assert exc.input_name == "api-url"
     else:
         assert url.startswith(("https://", "http://"))
+
+
+@pytest.mark.parametrize("name", ["env", "secret_env"])
+def test_a_line_without_equals_sign_is_never_echoed(name: str) -> None:
+    secret = "sk_live_51Habcdefgh"
+    with pytest.raises(ConfigError) as caught:
+        load_config(zd_env(**{name: f"GOOD=1\nSTRIPE_KEY: {secret}"}))
+    assert secret not in str(caught.value)
+    assert "line 2" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "shop.example.com=localhost:1@attacker.example",
+        "shop.example.com=127.0.0.1:80@10.0.0.1",
+        "shop.example.com=10.0.0.1:80",
+        "shop.example.com=attacker.example:443",
+        "shop.example.com=127.0.0.1",
+    ],
+)
+def test_the_resolve_seam_only_ever_points_at_a_loopback_port(value: str) -> None:
+    with pytest.raises(ContextError, match="only ever points at loopback"):
+        load_config({**zd_env(), "CODESPHERE_RELEASE_RESOLVE": value})

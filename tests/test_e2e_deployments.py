@@ -312,3 +312,42 @@ def test_an_empty_token_on_the_repositorys_own_pull_request_is_still_an_error(
     result = runner.run(inputs, extra=pr_event(runner))
     assert result.status == "failed"
     assert "input 'api-token' is empty" in result.assert_one_error()
+
+
+def test_the_comment_never_shows_a_secret_the_build_printed(
+    emu: Emulator, runner: Runner, github: FakeGitHub
+) -> None:
+    secret = "s3cr3t-database-password"
+    emu.defaults_for_new_workspaces(
+        stages={"prepare": {"fail_step": 0, "error_lines": [f"cannot connect with {secret}"]}}
+    )
+    result = runner.run(
+        preview_inputs(emu, **{"github-token": GH_TOKEN, "secret-env": f"DB_PASSWORD={secret}"}),
+        extra=with_github(github, pr_event(runner)),
+    )
+    assert result.status == "failed"
+    (comment,) = github.comments.values()
+    assert "cannot connect with ***" in comment["body"]
+    assert secret not in comment["body"]
+
+
+def test_after_a_cancel_the_outputs_come_before_a_slow_github(
+    emu: Emulator, runner: Runner, github: FakeGitHub
+) -> None:
+    emu.defaults_for_new_workspaces(stages={"prepare": {"seconds": 60}})
+    proc = runner.start(
+        preview_inputs(emu, **{"github-token": GH_TOKEN}),
+        extra=with_github(github, pr_event(runner)),
+    )
+    deadline = time.monotonic() + 20
+    while not emu.find_requests("POST", r"/workspaces/\d+/pipeline/prepare/start"):
+        assert time.monotonic() < deadline, "prepare never started"
+        time.sleep(0.05)
+    github.delay = 1.5  # every GitHub answer from now on takes 1.5 s
+    for _ in range(120):  # a pull request with more than 100 comments
+        github.add_comment(PR, "a comment")
+    result, took = runner.cancel(proc, signal.SIGINT, timeout=15)
+    assert took < 7.5, f"took {took:.2f} s"  # before the runner's SIGTERM
+    assert result.status == "cancelled"
+    assert result.summary  # written before the GitHub calls
+    assert_no_tokens(result)

@@ -4,6 +4,9 @@ really shipped."""
 
 from __future__ import annotations
 
+import signal
+import time
+
 import pytest
 
 from .e2e import SHA, TOKEN, Runner, mark
@@ -208,3 +211,46 @@ def test_require_commit_fails_before_the_switch(emu: Emulator, runner: Runner) -
     assert emu.workspace(new).deleted
     assert emu.domain(TEAM, DOMAIN).workspaces == {"/": [old], "/api": [api]}
     assert emu.workspaces(TEAM, name=NAME, include_deleted=True)
+
+
+def test_a_cancel_during_the_domain_check_says_where_the_domain_points(
+    emu: Emulator, runner: Runner
+) -> None:
+    old, api = served(emu, domain_statuses=[502])
+    inputs = zd_inputs(emu, domain=DOMAIN, **{**HEALTH, "health-check-timeout": "30s"})
+    proc = runner.start(inputs, extra=resolve(emu))
+    deadline = time.monotonic() + 20
+    while not [r for r in emu.app_requests if r.listener == "domain-proxy"]:
+        assert time.monotonic() < deadline, "the domain check never began"
+        time.sleep(0.05)
+    result, took = runner.cancel(proc, signal.SIGINT)
+    assert took < 2.0, f"took {took:.2f} s"
+    assert result.status == "cancelled"
+    (new,) = created(emu)
+    error = result.assert_one_error()
+    assert f"The domain https://{DOMAIN}/ points at the new workspace {new}" in error
+    assert "not yet checked through the domain" in error
+    assert f"flow: rollback with workspace-id {old}" in error
+    assert emu.domain(TEAM, DOMAIN).workspaces == {"/": [new], "/api": [api]}
+    assert not emu.workspace(new).deleted  # it serves the domain
+    assert result.outputs["previous-workspace-id"] == str(old)
+
+
+@pytest.mark.slow
+def test_switching_back_never_overwrites_a_release_that_came_in_meanwhile(
+    emu: Emulator, runner: Runner
+) -> None:
+    old, api = served(emu, domain_statuses=[502])
+    other = emu.add_workspace(team_id=TEAM, name="shop-other", env=mark(commit="2" * 12))
+    proc = runner.start(zd_inputs(emu, domain=DOMAIN, **HEALTH), extra=resolve(emu))
+    deadline = time.monotonic() + 20
+    while not emu.find_requests("PUT", r"/domains/.*/workspace-connections"):
+        assert time.monotonic() < deadline, "the switch never happened"
+        time.sleep(0.02)
+    emu.add_domain(TEAM, DOMAIN, {"/": [other], "/api": [api]})  # another release
+    stdout, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 1
+    assert "another change came in meanwhile, so it was left as it is" in stdout
+    assert emu.domain(TEAM, DOMAIN).workspaces == {"/": [other], "/api": [api]}
+    assert len(emu.find_requests("PUT", r"/domains/.*/workspace-connections")) == 1
+    assert not emu.workspace(old).deleted and not emu.workspace(other).deleted

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .e2e import SHA, TOKEN, Runner, mark
+from .e2e import SHA, TOKEN, Runner, mark, without_id
 from .emulator import Emulator
 
 TEAM, PLAN = 7, 21
@@ -46,7 +46,7 @@ def test_happy_path_creates_tests_runs_then_switches(emu: Emulator, runner: Runn
     assert result.returncode == 0, result.stdout
     (new,) = created(emu)
     create = emu.find_requests("POST", "/workspaces")[0]
-    assert create.body == {
+    assert without_id(create.body) == {
         "teamId": TEAM,
         "name": NAME,
         "planId": PLAN,
@@ -75,7 +75,7 @@ def test_happy_path_creates_tests_runs_then_switches(emu: Emulator, runner: Runn
     assert run.up_at is not None and run.up_at <= switch[0].time
     assert switch[0].body == {"/": [new], "/api": [api]}
     assert emu.domain(TEAM, DOMAIN).workspaces == {"/": [new], "/api": [api]}
-    assert emu.workspace(new).env == {
+    assert without_id(emu.workspace(new).env) == {
         "DATABASE_URL": "postgres://db/shop",
         "FEATURE_X": "on",
         # The action's mark, set to released once the switch is done.
@@ -200,12 +200,34 @@ def test_rerun_after_a_failure_replaces_the_leftover(emu: Emulator, runner: Runn
     assert failed.status == "failed"
     (leftover,) = created(emu)
     emu.defaults_for_new_workspaces(stages={"prepare": {"fail_step": None}})
-    again = runner.run(zd_inputs(emu, domain=DOMAIN))
+    # "Re-run failed jobs": the same run, its next attempt.
+    again = runner.run(zd_inputs(emu, domain=DOMAIN), extra={"GITHUB_RUN_ATTEMPT": "2"})
     assert again.returncode == 0, again.stdout
     assert emu.workspace(leftover).deleted
     (live,) = emu.workspaces(TEAM, name=NAME)
     assert live.id != leftover
     assert emu.domain(TEAM, DOMAIN).workspaces == {"/": [live.id], "/api": [api]}
+
+
+def test_a_sibling_job_of_the_same_run_never_takes_the_others_workspace(
+    emu: Emulator, runner: Runner
+) -> None:
+    # Two jobs of one workflow run (a matrix: two regions) release the same commit:
+    # they share GITHUB_RUN_ID and the attempt. One job's workspace, still being
+    # built, is no leftover for the other.
+    live_setup(emu)
+    emu.add_domain(TEAM, "eu.example.com", {})
+    emu.defaults_for_new_workspaces(stages={"prepare": {"fail_step": 0}})
+    first = runner.run(zd_inputs(emu, domain=DOMAIN, **{"cleanup-on-failure": "false"}))
+    assert first.status == "failed"
+    (sibling,) = created(emu)
+    emu.defaults_for_new_workspaces(stages={"prepare": {"fail_step": None}})
+    second = runner.run(zd_inputs(emu, domain="eu.example.com"))
+    assert second.returncode == 0, second.stdout
+    assert not emu.workspace(sibling).deleted
+    assert "run 1.1 made it and may still be working on it" in second.stdout
+    assert second.outputs["workspace-id"] != str(sibling)
+    assert emu.workspace(int(second.outputs["workspace-id"])).name == f"{NAME}-2"
 
 
 def test_rerun_never_touches_a_namesake_serving_another_path(emu: Emulator, runner: Runner) -> None:

@@ -133,3 +133,14 @@ def test_accepted_statuses_parse(text: str, ranges: tuple[tuple[int, int], ...])
 def test_bad_statuses_name_the_input(text: str) -> None:
     with pytest.raises(ConfigError, match="input 'health-check-status'"):
         parse_statuses("health-check-status", text)
+
+
+@responses.activate
+def test_the_resolve_seam_never_applies_to_a_request_with_the_token() -> None:
+    responses.get(f"https://{DEV}/healthz", body="ok")
+    check, _ = checker()
+    object.__setattr__(check.config, "resolve", ((DEV, "127.0.0.1:4100"),))
+    check.workspace(DEV)
+    (call,) = responses.calls
+    assert call.request.url == f"https://{DEV}/healthz"  # not sent to the loopback target
+    assert call.request.headers["X-CS-Authorization"] == f"Bearer {TOKEN}"

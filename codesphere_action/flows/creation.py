@@ -29,6 +29,7 @@ from .ownership import Mark, delete_unless_serving, exists, is_ours, new_mark, r
 
 CREATE_READ_SECONDS = 60.0
 CREATE_SETTLE_SECONDS = 30.0
+DELETE_RESERVE = 2.0  # of the cancel budget, kept to delete what a lookup finds
 
 
 @dataclass
@@ -43,6 +44,8 @@ class State:
     switched: bool = False
     switch_unknown: bool = False  # a switch request whose outcome is unknown
     switched_back: bool = False  # the domain check failed and the switch was undone
+    domain_checked: bool = False  # the app answered through the domain after the switch
+    domain_note: str = ""  # where the domain was left, when no other sentence says it
     previous: list[int] = field(default_factory=list)
 
     @classmethod
@@ -115,7 +118,8 @@ def _explained(ctx: Context, error: ActionError) -> ActionError:
 
 
 def own_workspaces(ctx: Context, state: State) -> list[Workspace]:
-    """Workspaces of the team named ``state.name`` that carry this run's mark."""
+    """Workspaces of the team named ``state.name`` that this run of the action
+    made (its mark's ``id``)."""
     team_id = ctx.config.team_id
     assert team_id is not None
     found = []
@@ -123,7 +127,7 @@ def own_workspaces(ctx: Context, state: State) -> list[Workspace]:
         if workspace.name != state.name:
             continue
         mark = read_mark(ctx, workspace.id)
-        if is_ours(ctx.config, mark) and mark is not None and mark.run == state.mark.run:
+        if is_ours(ctx.config, mark) and mark is not None and mark.nonce == state.mark.nonce:
             found.append(workspace)
     return sorted(found, key=lambda w: w.id)
 
@@ -165,24 +169,28 @@ def clean_up(ctx: Context, state: State, *, cancelled: bool) -> None:
     never touch the domain; say what state things are in. Retries within the
     cancel budget (the client cuts every request to it)."""
     config = ctx.config
-    try:
-        if state.created_id is None and state.creating:
-            found = own_workspaces(ctx, state)
-            state.created_id = found[0].id if found else None
-    except (ActionError, Cancelled):
-        ctx.result.aftermath.append(
-            f"a workspace named {state.name} may have been created: check the team"
-        )
+    if state.created_id is None and state.creating:
+        _find_cut_off_create(ctx, state)
     created = state.created_id
     untouched = f"the domain {config.domain} is untouched" if config.domain else ""
     if state.switched_back:
         untouched = f"the domain {config.domain} points where it did before the release"
+    untouched = state.domain_note or untouched
 
     def tell(what: str) -> None:
         ctx.result.aftermath.append("; ".join(part for part in (what, untouched) if part))
 
     if state.switched:
-        return  # the flow says where the domain points
+        before = ids(state.previous) or "nothing"
+        checked = "" if state.domain_checked else ", not yet checked through the domain"
+        ctx.result.aftermath.append(
+            f"the domain {config.domain_url} points at the new workspace {created}{checked}; "
+            f"nothing was undone. To go back: flow: rollback with workspace-id {before}"
+            if state.previous
+            else f"the domain {config.domain_url} points at the new workspace {created}"
+            f"{checked} (before: {before}); nothing was undone"
+        )
+        return
     if created is None:
         if untouched:
             tell("")
@@ -198,6 +206,33 @@ def clean_up(ctx: Context, state: State, *, cancelled: bool) -> None:
         return
     tell(_delete_created(ctx, created))
     remove_twins(ctx, state)
+
+
+def _find_cut_off_create(ctx: Context, state: State) -> None:
+    """A create was under way when the run ended: its workspace may show up a
+    moment later. Look for it (this run's mark) for as long as the cancel budget
+    allows, keeping ``DELETE_RESERVE`` seconds to delete it."""
+    left = ctx.guard.remaining()
+    timeout = CREATE_SETTLE_SECONDS if left is None else max(0.0, left - DELETE_RESERVE)
+
+    def check(_limit: float) -> Workspace | None:
+        found = own_workspaces(ctx, state)
+        return found[0] if found else None
+
+    try:
+        found = check(0.0) or ctx.waiter.poll(
+            check, timeout=timeout, what=f"looking up {state.name}"
+        )
+    except (ActionError, Cancelled):
+        found = None
+    if found is not None:
+        state.created_id = found.id
+        return
+    ctx.result.aftermath.append(
+        f"the create of workspace {state.name} was cut off and its workspace did not show "
+        f"up within {timeout:.0f} s; should it appear, it carries the mark "
+        f"'{state.mark.render()}': delete it by hand"
+    )
 
 
 def _delete_created(ctx: Context, created: int) -> str:

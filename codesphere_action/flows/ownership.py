@@ -12,11 +12,13 @@ The mark: every workspace the action creates carries the environment variable
 ``repo=acme/shop flow=zero-downtime run=4711.1 commit=4b825dc state=building``:
 the repository, the flow, the run (``GITHUB_RUN_ID.GITHUB_RUN_ATTEMPT``), the
 commit released (GITHUB_SHA, a preview's head; 12 characters), for a preview
-``pr=<number>``, and ``state=released`` once a release succeeded.
+``pr=<number>``, ``state=released`` once a release succeeded, and ``id``, one
+per run of the action (two jobs of one workflow run share the run).
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
@@ -37,6 +39,9 @@ class Mark:
     commit: str = ""  # the commit released, 12 characters (Config.deployment_ref)
     state: str = BUILDING
     pr: int | None = None
+    # One per run of the action: two jobs of one workflow run (a matrix) share
+    # the run and the attempt, never this.
+    nonce: str = ""
 
     def render(self) -> str:
         parts = [f"repo={self.repository or '-'}", f"flow={self.flow}", f"run={self.run}"]
@@ -45,6 +50,8 @@ class Mark:
         if self.pr is not None:
             parts.append(f"pr={self.pr}")
         parts.append(f"state={self.state}")
+        if self.nonce:
+            parts.append(f"id={self.nonce}")
         return " ".join(parts)
 
     @classmethod
@@ -60,12 +67,20 @@ class Mark:
             commit=fields.get("commit", ""),
             state=fields.get("state", BUILDING),
             pr=int(pr) if pr.isdigit() else None,
+            nonce=fields.get("id", ""),
         )
 
-    @property
-    def run_id(self) -> str:
-        """The run without the attempt: a re-run of a job keeps it."""
-        return self.run.split(".", 1)[0]
+    def earlier_attempt_of(self, run: str) -> bool:
+        """Whether this mark was made by an earlier attempt of ``run`` (a re-run of
+        the job keeps GITHUB_RUN_ID and counts GITHUB_RUN_ATTEMPT up)."""
+        mine, _, my_attempt = self.run.partition(".")
+        theirs, _, their_attempt = run.partition(".")
+        return (
+            mine == theirs
+            and my_attempt.isdigit()
+            and their_attempt.isdigit()
+            and int(my_attempt) < int(their_attempt)
+        )
 
     def as_env(self) -> EnvVar:
         return EnvVar(MARK_NAME, self.render())
@@ -82,6 +97,7 @@ def new_mark(config: Config) -> Mark:
         run=config.run_id,
         commit=config.deployment_ref[:12],
         pr=pull.number if config.flow == "preview" and pull is not None else None,
+        nonce=secrets.token_hex(4),
     )
 
 

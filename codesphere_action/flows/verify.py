@@ -69,6 +69,7 @@ def check_domain(ctx: Context, state: State, workspace_id: int) -> None:
     custom domain; on failure point the path back and raise HealthCheckFailed."""
     config = ctx.config
     if not (config.health_path and config.health_domain and config.domain):
+        state.domain_checked = True
         return
     with ctx.phase("Domain check") as phase:
         checker = health_check(ctx)
@@ -84,22 +85,44 @@ def check_domain(ctx: Context, state: State, workspace_id: int) -> None:
             checker.close()
         ctx.result.health.append(f"{outcome.answer.status} from {outcome.url}")
         phase.detail = f"{outcome.answer.status} after {outcome.attempts} request(s)"
+        state.domain_checked = True
 
 
 def switch_back(ctx: Context, state: State, workspace_id: int) -> dict[str, list[int]]:
     """Point ``domain-path`` back at the workspaces that served it before the
-    switch (remove the path if none did), every other path as it is now."""
+    switch (remove the path if none did), every other path as it is now; unless
+    the path no longer points at ``workspace_id`` alone (another release came in
+    meanwhile: it stands)."""
     config, client = ctx.config, ctx.client
     assert config.team_id is not None
+
+    def stuck(exc: ActionError) -> ActionError:
+        return ActionError(
+            f"the app failed its check through {config.domain_url}, and pointing the domain "
+            f"back at {ids(state.previous) or 'nothing'} failed: {exc}. The domain still "
+            f"points at workspace {workspace_id}: roll back by hand (flow: rollback)"
+        )
+
     with ctx.guard.shield():
         deadline = ctx.clock.now() + SWITCH_SECONDS
         try:
             current = client.get_domain(
                 config.team_id, config.domain, deadline=deadline, read_timeout=SWITCH_READ_SECONDS
             ).workspaces
-            wanted = {p: v for p, v in current.items() if p != config.domain_path}
-            if state.previous:
-                wanted[config.domain_path] = list(state.previous)
+        except ActionError as exc:
+            raise stuck(exc) from None
+        if current.get(config.domain_path) != [workspace_id]:
+            state.switched = False  # the path is no longer ours: what serves it stands
+            state.domain_note = f"the domain {config.domain} was left as another change set it"
+            raise ActionError(
+                f"the app failed its check through {config.domain_url}, and the path no "
+                f"longer points at workspace {workspace_id} alone ({describe_map(current)}): "
+                "another change came in meanwhile, so it was left as it is"
+            )
+        wanted = {p: v for p, v in current.items() if p != config.domain_path}
+        if state.previous:
+            wanted[config.domain_path] = list(state.previous)
+        try:
             now = client.set_domain_connections(
                 config.team_id,
                 config.domain,
@@ -108,11 +131,7 @@ def switch_back(ctx: Context, state: State, workspace_id: int) -> dict[str, list
                 read_timeout=SWITCH_READ_SECONDS,
             ).workspaces
         except ActionError as exc:
-            raise ActionError(
-                f"the app failed its check through {config.domain_url}, and pointing the domain "
-                f"back at {ids(state.previous) or 'nothing'} failed: {exc}. The domain still "
-                f"points at workspace {workspace_id}: roll back by hand (flow: rollback)"
-            ) from None
+            raise stuck(exc) from None
         state.switched = False
         state.switched_back = True
         ctx.result.set("domain-url", "")

@@ -21,8 +21,9 @@ are judged:
 - made by this action for this repository and commit, released, and serving
   ``domain-path`` (without ``domain`` or with ``switch: false``: serving
   nothing): this release is live already; succeed and change nothing;
-- made by an earlier attempt of this same run, never released, serving
-  nothing: a leftover of a failed or cancelled attempt; deleted;
+- made by an earlier attempt of this same run (a lower GITHUB_RUN_ATTEMPT),
+  never released, serving nothing: a leftover of a failed or cancelled
+  attempt; deleted;
 - anything else (serves any domain, made by hand or for another repository,
   an earlier release kept for rollback, another run's work): never touched;
   the next name is tried, and the log says why.
@@ -172,7 +173,7 @@ def _judge(ctx: Context, workspace: Workspace, serving: list[str]) -> Verdict:
         return Verdict(LIVE)
     if serving:
         return Verdict(KEEP, f"it serves {', '.join(serving)}")
-    if mark.state == BUILDING and mark.run_id == config.run_id.split(".", 1)[0]:
+    if mark.state == BUILDING and mark.earlier_attempt_of(config.run_id):
         return Verdict(LEFTOVER)
     return Verdict(KEEP, _why_not_leftover(mark))
 
