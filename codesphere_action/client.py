@@ -236,8 +236,11 @@ class Client:
                 response = self._send(method, path, body, self.timeouts(limit, read_timeout))
             except requests.RequestException as exc:
                 error = self._transport_error(method, path, exc, attempt, start)
+                if isinstance(exc, requests.exceptions.SSLError):
+                    raise error from None  # a certificate or a scheme: retrying will not help
                 failure = _connect_failure(exc)
-                if failure in ("connection refused", "unknown host", "network unreachable"):
+                if failure is not None:
+                    # A host that cannot be reached is given up on quickly.
                     first_refusal = self.clock.now() if first_refusal is None else first_refusal
                     limit = min(limit, first_refusal + CONNECT_BUDGET)
                 if not retries or not (failure or idempotent):
@@ -254,7 +257,8 @@ class Client:
                     raise error_api
                 last_error = error_api
                 wait = retry_after_seconds(response)
-            delay = next(delays) if wait is None else max(self.retry.min_delay, wait)
+            # Retry-After is a floor, never a licence to go faster than the backoff.
+            delay = next(delays) if wait is None else max(next(delays), wait)
             if self.clock.now() + delay > limit:
                 raise last_error
             elapsed = self.clock.now() - start
@@ -511,11 +515,17 @@ class Client:
         )
 
     # -- git -----------------------------------------------------------------
-    def git_pull(self, workspace_id: int, remote: str, branch: str) -> None:
+    def git_pull(
+        self, workspace_id: int, remote: str, branch: str, *, deadline: float | None = None
+    ) -> None:
         path = f"/workspaces/{workspace_id}/git/pull/{quote(remote, safe='')}"
         if branch:
             path += f"/{quote(branch, safe='')}"
-        self._request("POST", path, idempotent=False, expect="none")
+        # A pull of a big repository takes a while: wait for its answer rather
+        # than pull again while the first may still run.
+        self._request(
+            "POST", path, idempotent=False, expect="none", deadline=deadline, read_timeout=120.0
+        )
 
     def git_head(self, workspace_id: int, *, deadline: float | None = None) -> str:
         path = f"/workspaces/{workspace_id}/git/head"
@@ -526,27 +536,32 @@ class Client:
         return head
 
     # -- pipeline and landscape ------------------------------------------------
-    def start_stage(self, workspace_id: int, stage: str, profile: str = "") -> None:
+    def start_stage(
+        self, workspace_id: int, stage: str, profile: str = "", *, deadline: float | None = None
+    ) -> None:
         path = f"/workspaces/{workspace_id}/pipeline/{stage}/start"
         if profile:
             path += f"/{quote(profile, safe='')}"
-        self._request("POST", path, idempotent=False, expect="none")
+        self._request("POST", path, idempotent=False, expect="none", deadline=deadline)
 
-    def stop_stage(self, workspace_id: int, stage: str) -> None:
+    def stop_stage(self, workspace_id: int, stage: str, *, deadline: float | None = None) -> None:
         # Stopping twice leaves the same state: safe to repeat.
         self._request(
             "POST",
             f"/workspaces/{workspace_id}/pipeline/{stage}/stop",
             idempotent=True,
             expect="none",
+            deadline=deadline,
         )
 
-    def deploy_landscape(self, workspace_id: int, profile: str = "") -> None:
+    def deploy_landscape(
+        self, workspace_id: int, profile: str = "", *, deadline: float | None = None
+    ) -> None:
         # Syncs the servers to ci.yml: deploying the same config twice is harmless.
         path = f"/workspaces/{workspace_id}/landscape/deploy"
         if profile:
             path += f"/{quote(profile, safe='')}"
-        self._request("POST", path, idempotent=True, expect="none")
+        self._request("POST", path, idempotent=True, expect="none", deadline=deadline)
 
     def stage_status(
         self, workspace_id: int, stage: str, *, deadline: float | None = None
@@ -574,13 +589,16 @@ class Client:
             path += f"/server/{quote(server, safe='')}"
         session = requests.Session()
         session.headers["User-Agent"] = USER_AGENT
+        # Bytes as they come: a compressed stream would be read undecoded.
+        session.headers["Accept-Encoding"] = "identity"
+        opened = self.clock.now()
         try:
             response = self._send(
                 "GET", path, None, self.timeouts(limit, idle_timeout), stream=True, session=session
             )
         except requests.RequestException as exc:
             session.close()
-            raise self._transport_error("GET", path, exc, 1, self.clock.now()) from None
+            raise self._transport_error("GET", path, exc, 1, opened) from None
         except BaseException:
             session.close()
             raise
@@ -665,6 +683,14 @@ class LogStream:
         self.response.close()
         self.session.close()
 
+    def set_idle(self, seconds: float) -> None:
+        """From now on a read that gets no byte for ``seconds`` raises (idle)."""
+        connection = getattr(self.response.raw, "connection", None)
+        sock = getattr(connection, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.settimeout(seconds)
+
     def entries(self, *, stop: Callable[[], bool] | None = None) -> Iterator[LogEntry]:
         """Yield log entries until the server ends the stream, or ``stop()`` says so
         (asked whenever bytes arrive, keep-alive comments too).
@@ -702,7 +728,7 @@ class LogStream:
             if stop is not None and stop():
                 return
             try:
-                chunk = raw.read1(8192)
+                chunk = raw.read1(8192, decode_content=True)
             except Exception as exc:  # noqa: BLE001 (urllib3's ProtocolError, ReadTimeoutError, OSError...)
                 if self.aborted:
                     return
@@ -731,7 +757,7 @@ class LogStream:
         return ApiError(
             "GET",
             self.path,
-            status if isinstance(status, int) else 0,
+            status if isinstance(status, int) else 200,  # a problem event of a 200 stream
             str(problem.get("title") or problem.get("reason") or "problem"),
             str(problem.get("detail") or ""),
             str(problem.get("traceId") or ""),

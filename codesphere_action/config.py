@@ -129,7 +129,9 @@ class Config:
             return self.pull_request.head_sha if self.pull_request else ""
         if self.flow == "rollback":
             return ""  # a rollback goes back to an older commit on purpose
-        if self.flow == "promote" or self.branch in ("", self.ref_name):
+        # The simple flow with no branch pulls whatever branch the workspace is on:
+        # only a branch known to be the run's own says which commit to expect.
+        if self.flow == "promote" or (self.branch and self.branch == self.ref_name):
             return self.sha if COMMIT_SHA.match(self.sha) else ""
         return ""
 

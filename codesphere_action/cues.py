@@ -64,7 +64,8 @@ class StepFollower:
                 self.cues_trusted = False  # its stream ended, yet it still runs
             self._wanted = step
             stale = [s for k, s in self._streams.items() if k != step]
-            start = step is not None and step not in self._started
+            # Once stream ends cue nothing, a stream is not worth opening.
+            start = step is not None and step not in self._started and self.cues_trusted
             if start:
                 self._started.add(step)  # type: ignore[arg-type]
         for stream in stale:

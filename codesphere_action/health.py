@@ -33,6 +33,7 @@ from .waiting import PollPolicy, Waiter
 # when its servers run is seen at once, a slow one costs few requests.
 HEALTH_POLLS = PollPolicy(first=0.25, factor=1.5, cap=3.0, jitter=0.1)
 CONNECT_SECONDS, READ_SECONDS = 3.0, 5.0
+DOMAIN_SECONDS = 60.0  # the check through the domain, after the switch
 EXCERPT = 160
 
 
@@ -86,19 +87,29 @@ class HealthCheck:
         return self._wait(self._url(dev_domain), token_host=dev_domain, where="the workspace")
 
     def domain(self) -> Outcome:
-        """Wait until the custom domain answers (after a switch); no token."""
+        """Wait until the custom domain answers (after a switch); no token. The
+        app answered on its dev domain already, so only the routing can fail
+        here, and it does in production: no longer than ``DOMAIN_SECONDS``."""
         config = self.config
-        base = config.domain_path.rstrip("/")
-        return self._wait(self._url(config.domain, base), token_host=None, where="the domain")
+        url = self._url(config.domain)
+        return self._wait(
+            url,
+            token_host=None,
+            where="the domain",
+            timeout=min(DOMAIN_SECONDS, config.health_timeout),
+        )
 
     # -- the loop -----------------------------------------------------------------
     def _url(self, host: str, prefix: str = "") -> str:
         return f"{workspace_url(host)}{prefix}{self.config.health_path}"
 
-    def _wait(self, url: str, *, token_host: str | None, where: str) -> Outcome:
+    def _wait(
+        self, url: str, *, token_host: str | None, where: str, timeout: float | None = None
+    ) -> Outcome:
         config = self.config
+        timeout = config.health_timeout if timeout is None else timeout
         start = self.clock.now()
-        deadline = start + config.health_timeout
+        deadline = start + timeout
         attempts = [0]
         last = [Answer(None, "no answer yet")]
         self.reporter.info(f"Health check of {where}: GET {url}")
@@ -116,11 +127,9 @@ class HealthCheck:
         answer = check(deadline)
         if answer is None:
             try:
-                answer = self.waiter.poll(
-                    check, timeout=config.health_timeout, what=f"health check of {url}"
-                )
+                answer = self.waiter.poll(check, timeout=timeout, what=f"health check of {url}")
             except WaitTimeout:
-                within = format_seconds(config.health_timeout)
+                within = format_seconds(timeout)
                 raise HealthCheckFailed(
                     f"the health check of {where} failed: GET {url} did not answer with "
                     f"{_ranges(config.health_statuses)} within {within} ({attempts[0]} "
@@ -156,10 +165,17 @@ class HealthCheck:
             raise
         except requests.RequestException as exc:
             return Answer(None, f"no answer: {type(exc).__name__}")
+        body = b""
+        stop_at = self.clock.now() + read
         try:
-            body = response.raw.read(4096, decode_content=True) or b""
-        except Exception:  # noqa: BLE001 (the status is what counts; the body is a courtesy)
-            body = b""
+            # A few bytes of the body for the error, within the request's own time.
+            while len(body) < 4096 and self.clock.now() < stop_at:
+                chunk = response.raw.read1(4096 - len(body), decode_content=True)
+                if not chunk:
+                    break
+                body += chunk
+        except Exception:  # noqa: BLE001, S110 (the status is what counts; the body is a courtesy)
+            pass
         finally:
             response.close()
         excerpt = " ".join(body.decode("utf-8", "replace").split())[:EXCERPT]

@@ -148,8 +148,9 @@ class DomainInfo:
     @classmethod
     def parse(cls, value: Any, what: str = "domain") -> DomainInfo:
         body = _obj(what, value)
-        raw = body.get("workspaces")
-        connected = {} if raw is None else _obj(f"{what}.workspaces", raw)
+        # Required by the spec: a domain without its map is a wrong answer, never
+        # an empty map (a switch would drop every other path).
+        connected = _obj(f"{what}.workspaces", body.get("workspaces"))
         paths = {
             str(path): [_int(f"{what}.workspaces[{path!r}]", i) for i in _list(what, ids)]
             for path, ids in connected.items()

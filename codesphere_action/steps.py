@@ -30,12 +30,15 @@ LOG_TAIL_LINES = 100
 LOG_READ_SECONDS = 5.0  # reading a failed step's log takes at most this long...
 LOG_QUIET_SECONDS = 1.0  # ...and ends once no line came for this long
 START_CONFIRM_SECONDS = 5.0
-STOP_SETTLE_SECONDS = 15.0  # after a stop, wait this long at most for the old run to end
+STOP_SETTLE_SECONDS = 60.0  # after a stop, wait this long at most for the old run to end
 # A start whose run never shows (the status stays as it was), or a run stage
 # that starts no customer server, fails after this long instead of waiting out
 # the whole stage-timeout.
 NO_SIGN_SECONDS = 60.0
-NO_SERVER_SECONDS = 60.0
+NO_SERVER_SECONDS = 120.0
+# A multi-server run stage counts as up once that held this long with the same
+# servers: a landscape's servers may appear one after another.
+CONFIRM_SECONDS = 1.0
 SINGLE_SERVER = re.compile(r"multi.?server", re.IGNORECASE)
 
 
@@ -97,25 +100,36 @@ def run_stage(ctx: Context, workspace_id: int, stage: str) -> None:
         before = client.stage_status(workspace_id, stage, deadline=deadline)
         if any(is_active(e) for e in relevant(stage, before)):
             before = _stop_and_settle(ctx, workspace_id, stage, deadline)
-        if stage == "run" and sync_landscape(ctx, workspace_id):
+        landscape = stage == "run" and sync_landscape(ctx, workspace_id, deadline)
+        if landscape:
             before = client.stage_status(workspace_id, stage, deadline=deadline)
         tracker = StageTracker(stage, Baseline.of(before))
         profile_note = f" (profile {config.profile})" if config.profile else ""
         ctx.reporter.info(f"Starting {stage}{profile_note}")
-        _start(ctx, workspace_id, stage, tracker)
-        outcome = _wait(ctx, workspace_id, stage, tracker, deadline)
+        _start(ctx, workspace_id, stage, tracker, deadline)
+        outcome = _wait(ctx, workspace_id, stage, tracker, deadline, confirm=landscape)
         if outcome.state == "failed":
             phase.outcome = "failed"
             raise StageFailed(stage, _failure_message(ctx, workspace_id, stage, outcome))
 
 
 def _wait(
-    ctx: Context, workspace_id: int, stage: str, tracker: StageTracker, deadline: float
+    ctx: Context,
+    workspace_id: int,
+    stage: str,
+    tracker: StageTracker,
+    deadline: float,
+    *,
+    confirm: bool = False,
 ) -> Progress:
-    """Poll until the run we started succeeds or fails; see ``run_stage``."""
+    """Poll until the run we started succeeds or fails; see ``run_stage``.
+    ``confirm``: a multi-server landscape, whose servers may appear one after
+    another: "up" counts once it held, with the same servers, for
+    ``CONFIRM_SECONDS``."""
     client = ctx.client
     started = ctx.clock.now()
     last: list[Progress] = [Progress("pending", "started")]
+    up_since: list[tuple[float, frozenset[tuple[str, str]]]] = []
     # prepare and test end, and their steps' log streams may end with them. The
     # run stage does not end, so its wait polls on the quick schedule instead.
     cue = threading.Event() if FOLLOW_STEP_LOGS and stage != "run" else None
@@ -131,6 +145,12 @@ def _wait(
         if progress.detail != last[0].detail:
             ctx.reporter.info(f"{stage}: {progress.detail}")
         last[0] = progress
+        if progress.state == "success" and confirm:
+            keys = frozenset(e.key for e in entries)
+            if not up_since or up_since[0][1] != keys:
+                up_since[:] = [(ctx.clock.now(), keys)]
+            if ctx.clock.now() - up_since[0][0] < CONFIRM_SECONDS:
+                return None  # servers may still be appearing: look again
         if progress.state in ("success", "failed"):
             return progress
         if follower is not None:
@@ -188,15 +208,16 @@ def _no_server_message(elapsed: float) -> str:
     )
 
 
-def sync_landscape(ctx: Context, workspace_id: int) -> bool:
+def sync_landscape(ctx: Context, workspace_id: int, deadline: float) -> bool:
     """Deploy the landscape (ci.yml's run section, same profile) as the official
     flows do before the run stage: it allocates the servers of a multi-server
     workspace and applies a changed ci.yml. Return False on a single-server
     workspace (the API answers 400 "does not support Multi Server Deployments");
     any other error fails the release with the API's message."""
     profile = ctx.config.profile
+    where = f"ci.{profile}.yml" if profile else "ci.yml"
     try:
-        ctx.client.deploy_landscape(workspace_id, profile)
+        ctx.client.deploy_landscape(workspace_id, profile, deadline=deadline)
     except ApiError as exc:
         if exc.status_code == 400 and SINGLE_SERVER.search(f"{exc.problem_title} {exc.detail}"):
             ctx.reporter.info(
@@ -204,10 +225,9 @@ def sync_landscape(ctx: Context, workspace_id: int) -> bool:
                 f"(the API said: {exc.problem_title})"
             )
             return False
-        where = f"ci.{profile}.yml" if profile else "ci.yml"
+        hint = f". Check the run section of {where}" if exc.status_code < 500 else ""
         raise ActionError(
-            f"deploying the landscape of workspace {workspace_id} from {where} failed: {exc}. "
-            f"Check the run section of {where}"
+            f"deploying the landscape of workspace {workspace_id} from {where} failed: {exc}{hint}"
         ) from None
     ctx.reporter.info(
         f"Landscape deployed from {'ci.' + profile + '.yml' if profile else 'ci.yml'}"
@@ -222,7 +242,7 @@ def _stop_and_settle(
     next start can be told apart from it. Return that status."""
     ctx.reporter.info(f"Stopping the {stage} run in progress")
     try:
-        ctx.client.stop_stage(workspace_id, stage)
+        ctx.client.stop_stage(workspace_id, stage, deadline=deadline)
     except ApiError as exc:
         # Nothing to stop answers 400 on some installations; a real problem
         # (workspace down) shows at the start that follows.
@@ -241,16 +261,19 @@ def _stop_and_settle(
             what=f"stopping {stage}",
         )
     except WaitTimeout:
-        ctx.reporter.warning(
-            f"the {stage} run in progress still shows as running {STOP_SETTLE_SECONDS:.0f} s "
-            "after the stop; starting the new run anyway"
-        )
-        return ctx.client.stage_status(workspace_id, stage, deadline=deadline)
+        # Starting now could take the old run's progress for the new run's.
+        raise StageFailed(
+            stage,
+            f"the {stage} run in progress did not stop: it still shows as running "
+            f"{STOP_SETTLE_SECONDS:.0f} s after the stop. Stop it in Codesphere, then re-run",
+        ) from None
 
 
-def _start(ctx: Context, workspace_id: int, stage: str, tracker: StageTracker) -> None:
+def _start(
+    ctx: Context, workspace_id: int, stage: str, tracker: StageTracker, deadline: float
+) -> None:
     try:
-        ctx.client.start_stage(workspace_id, stage, ctx.config.profile)
+        ctx.client.start_stage(workspace_id, stage, ctx.config.profile, deadline=deadline)
     except TransportError as exc:
         if not exc.maybe_landed:
             raise
@@ -259,7 +282,7 @@ def _start(ctx: Context, workspace_id: int, stage: str, tracker: StageTracker) -
         ctx.reporter.warning(f"starting {stage} may have failed ({exc}); checking its status")
         if not _run_appeared(ctx, workspace_id, stage, tracker):
             ctx.reporter.info(f"{stage} did not start: starting it again")
-            ctx.client.start_stage(workspace_id, stage, ctx.config.profile)
+            ctx.client.start_stage(workspace_id, stage, ctx.config.profile, deadline=deadline)
 
 
 def _run_appeared(ctx: Context, workspace_id: int, stage: str, tracker: StageTracker) -> bool:
@@ -294,33 +317,54 @@ def read_step_log(
     ctx: Context, workspace_id: int, stage: str, step: int, server: str = ""
 ) -> list[tuple[str, str]]:
     """The last lines of one step's log, [] if unavailable. Bounded in time
-    whatever the stream does: it stops at the stream's end, after
-    ``LOG_QUIET_SECONDS`` without a line, or after ``LOG_READ_SECONDS``."""
+    whatever the stream does: up to ``LOG_READ_SECONDS`` for the answer and the
+    lines, ending at the stream's end or after ``LOG_QUIET_SECONDS`` without a
+    line. A stream that breaks before its first line is opened once more."""
     clock = ctx.clock
-    tail: deque[tuple[str, str]] = deque(maxlen=LOG_TAIL_LINES)
     hard = clock.now() + LOG_READ_SECONDS
-    last_line = [clock.now()]
-    try:
-        stream = ctx.client.open_log_stream(
-            workspace_id, stage, step, idle_timeout=LOG_QUIET_SECONDS, limit=hard, server=server
-        )
+    tail: deque[tuple[str, str]] = deque(maxlen=LOG_TAIL_LINES)
+    for attempt in (1, 2):
         try:
-            for entry in stream.entries(
-                stop=lambda: clock.now() >= min(hard, last_line[0] + LOG_QUIET_SECONDS)
-            ):
-                last_line[0] = clock.now()
-                for text in entry.text.splitlines() or [""]:
-                    tail.append((entry.kind, text))
-        except TransportError as exc:
-            if not exc.idle:
-                raise
-        finally:
-            stream.close()
-    except (ApiError, TransportError) as exc:
-        ctx.reporter.warning(f"could not read the log of {stage} step {step + 1}: {exc}")
-    except ActionError as exc:
-        ctx.reporter.warning(f"could not read the log of {stage} step {step + 1}: {exc}")
+            if _read_into(ctx, tail, workspace_id, stage, step, server, hard) or attempt == 2:
+                break
+        except ActionError as exc:
+            if attempt == 2 or clock.now() >= hard:
+                ctx.reporter.warning(f"could not read the log of {stage} step {step + 1}: {exc}")
+                break
     return list(tail)
+
+
+def _read_into(
+    ctx: Context,
+    tail: deque[tuple[str, str]],
+    workspace_id: int,
+    stage: str,
+    step: int,
+    server: str,
+    hard: float,
+) -> bool:
+    """Read one stream of the step into ``tail``; True once it gave a line."""
+    clock = ctx.clock
+    stream = ctx.client.open_log_stream(
+        workspace_id, stage, step, idle_timeout=LOG_READ_SECONDS, limit=hard, server=server
+    )
+    stream.set_idle(LOG_QUIET_SECONDS)  # the answer came: now lines, or quiet
+    last_line = [clock.now()]
+    got = False
+    try:
+        for entry in stream.entries(
+            stop=lambda: clock.now() >= min(hard, last_line[0] + LOG_QUIET_SECONDS)
+        ):
+            last_line[0] = clock.now()
+            got = True
+            for text in entry.text.splitlines() or [""]:
+                tail.append((entry.kind, text))
+    except TransportError as exc:
+        if not exc.idle and not got:
+            raise
+    finally:
+        stream.close()
+    return got
 
 
 def get_workspace(ctx: Context, workspace_id: int, input_name: str) -> Workspace:

@@ -74,10 +74,16 @@ STAGE = PollPolicy(first=0.25, factor=1.5, cap=2.7)
 
 
 def is_active(entry: StageEntry) -> bool:
-    """A run in progress: running, or waiting after it started (run servers coming up)."""
-    return entry.state == "running" or (
-        entry.state == "waiting" and entry.started_at is not None and entry.finished_at is None
-    )
+    """A run in progress: running, or waiting after it started (run servers coming
+    up: a ``startedAt`` without ``finishedAt``, or, without timestamps, steps that
+    have begun)."""
+    if entry.state == "running":
+        return True
+    if entry.state != "waiting":
+        return False
+    if entry.started_at is not None:
+        return entry.finished_at is None
+    return any(step.state in ("running", "success") for step in entry.steps)
 
 
 def relevant(stage: str, entries: list[StageEntry]) -> list[StageEntry]:
@@ -158,15 +164,32 @@ class StageTracker:
     def _run(self, mine: list[StageEntry], mine_ours: list[StageEntry], seen: bool) -> Progress:
         if not mine:
             return Progress("pending", "no server started yet", seen=seen, servers=False)
-        # Every server must show an entry of our run (an old replica of a server
-        # whose new pods run is left over; a server with none has not started).
-        waiting_for = sorted({e.server for e in mine} - {e.server for e in mine_ours})
+        # Every server must show our run on all its replicas: when the replica ids
+        # are the same as before (indexes), every entry of the server must be
+        # ours; when our run's replicas have new ids (pod names), the entries
+        # left over from the previous run's replicas do not count.
+        waiting_for = sorted(
+            server
+            for server in {e.server for e in mine}
+            if not self._all_replicas_ours(server, mine, mine_ours)
+        )
         if waiting_for:
             return Progress("pending", f"waiting for {', '.join(waiting_for)} to start", seen=seen)
+        if all(e.state == "success" for e in mine_ours):
+            return Progress("failed", "ended (its servers exited) instead of staying up", seen=True)
         up = sum(1 for e in mine_ours if e.state == "running")
         if up == len(mine_ours):
             return Progress("success", f"{up} of {up} server replicas running", seen=True)
         return Progress("running", f"{up} of {len(mine_ours)} server replicas running", seen=True)
+
+    def _all_replicas_ours(
+        self, server: str, mine: list[StageEntry], mine_ours: list[StageEntry]
+    ) -> bool:
+        ours = {e.key for e in mine_ours if e.server == server}
+        if not ours:
+            return False
+        renamed = bool(ours - self.baseline.entries.keys())
+        return renamed or all(e.key in ours for e in mine if e.server == server)
 
     def _failed(self, entry: StageEntry) -> Progress:
         step = first_failed_step(entry)

@@ -537,3 +537,43 @@ def test_a_log_answer_that_is_not_an_event_stream_is_a_clear_error() -> None:
     client, clock = make_client()
     with pytest.raises(BadAnswer, match="text/html"):
         client.open_log_stream(1, "test", 0, idle_timeout=5, limit=clock.now() + 10)
+
+
+@responses.activate
+def test_a_tls_error_is_not_retried() -> None:
+    responses.get(
+        f"{API}/workspaces/1", body=requests.exceptions.SSLError("certificate verify failed")
+    )
+    client, _ = make_client()
+    with pytest.raises(TransportError, match="TLS error"):
+        client.get_workspace(1)
+    assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_a_domain_without_its_map_is_a_wrong_answer_never_an_empty_map() -> None:
+    responses.get(f"{API}/domains/team/7/domain/shop.example.com", json={})
+    client, _ = make_client()
+    with pytest.raises(BadAnswer, match="workspaces"):
+        client.get_domain(7, "shop.example.com")
+
+
+@responses.activate
+def test_log_streams_ask_for_bytes_as_they_come() -> None:
+    responses.get(f"{API}/workspaces/1/logs/test/0", body=b"", content_type="text/event-stream")
+    client, clock = make_client()
+    stream = client.open_log_stream(1, "test", 0, idle_timeout=5, limit=clock.now() + 10)
+    stream.close()
+    assert responses.calls[0].request.headers["Accept-Encoding"] == "identity"
+
+
+@responses.activate
+def test_retry_after_zero_backs_off() -> None:
+    url = f"{API}/workspaces/1"
+    for _ in range(6):
+        responses.get(url, status=429, headers={"Retry-After": "0"}, json=problem(429, "Slow"))
+    responses.get(url, json={"id": 1})
+    client, clock = make_client()
+    client.get_workspace(1)
+    ceilings = [0.25, 0.5, 1.0, 2.0, 4.0, 5.0]
+    assert all(0.1 <= d <= c for d, c in zip(clock.sleeps, ceilings, strict=True))

@@ -207,3 +207,15 @@ def test_environment_is_validated(tmp_path: Path) -> None:
     assert caught.value.input_name == "environment"
     config = load_config(flow_env(tmp_path, "preview", environment="review"))
     assert config.environment == "review"
+
+
+def test_the_simple_flow_expects_a_commit_only_for_the_runs_own_branch() -> None:
+    base = {
+        "INPUT_API-TOKEN": "tok-1234",
+        "INPUT_WORKSPACE-ID": "42",
+        "GITHUB_SHA": "a" * 40,
+        "GITHUB_REF_NAME": "main",
+    }
+    assert load_config(base).expected_commit == ""  # the workspace pulls its own branch
+    assert load_config({**base, "INPUT_BRANCH": "main"}).expected_commit == "a" * 40
+    assert load_config({**base, "INPUT_BRANCH": "production"}).expected_commit == ""

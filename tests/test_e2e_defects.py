@@ -351,13 +351,15 @@ def test_cancel_during_a_slow_domain_switch_reports_the_switch(
 def test_retry_after_zero_is_not_a_busy_loop(emu: Emulator, runner: Runner) -> None:
     live_setup(emu)
     route = r"^/workspaces/\d+/pipeline/prepare$"
-    fault = emu.add_fault("429", method="GET", path=route, retry_after=0, times=20)
+    fault = emu.add_fault("429", method="GET", path=route, retry_after=0, times=8)
     result = runner.run(zd_inputs(emu, domain=DOMAIN), timeout=90)
     assert result.returncode == 0, result.stdout
-    assert fault.hits == 20
+    assert fault.hits == 8
     times = [r.time for r in emu.find_requests("GET", route[1:-1])]
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert min(gaps) >= 0.1, f"requests {min(gaps) * 1000:.0f} ms apart"
+    # "Retry-After: 0" is no licence to go faster than the backoff: it grows.
+    assert times[8] - times[0] >= 2.0, f"8 retries in {times[8] - times[0]:.2f} s"
 
 
 # ------------------------------------------------ 10. redirect token policy ---------------
@@ -453,3 +455,35 @@ def test_unreachable_api_fails_fast_naming_api_url(runner: Runner, where: str) -
     if result.seconds > 5:
         assert any("retrying" in line for line in result.stdout.splitlines())
     result.assert_no_token()
+
+
+# ------------------------------------------------ review: waits and requests -------------
+def test_a_slow_log_answer_still_shows_the_failing_steps_error_line(
+    emu: Emulator, runner: Runner
+) -> None:
+    live_setup(emu)
+    line = "npm ERR! missing script: build"
+    emu.defaults_for_new_workspaces(stages={"prepare": {"fail_step": 0, "error_lines": [line]}})
+    emu.add_fault("delay", method="GET", path=r"/logs/prepare/", seconds=1.5, times=None)
+    result = runner.run(zd_inputs(emu, domain=DOMAIN), timeout=60)
+    assert result.status == "failed"
+    assert line in result.assert_one_error()
+
+
+def test_a_landscape_deploy_that_keeps_failing_ends_with_its_stage(
+    emu: Emulator, runner: Runner
+) -> None:
+    ws = emu.add_workspace(team_id=1, name="shop", landscape="multi")
+    emu.add_fault("status", method="POST", path=r"/landscape/deploy", status=503, times=None)
+    inputs = {
+        "api-token": TOKEN,
+        "api-url": emu.url,
+        "workspace-id": str(ws),
+        "prepare": "false",
+        "stage-timeout": "4s",
+    }
+    result = runner.run(inputs, timeout=60)
+    assert result.status == "failed"
+    assert result.seconds < 4 + 3, f"took {result.seconds:.1f} s"
+    error = result.assert_one_error()
+    assert "503" in error and "Check the run section" not in error

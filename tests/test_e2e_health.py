@@ -254,3 +254,17 @@ def test_switching_back_never_overwrites_a_release_that_came_in_meanwhile(
     assert emu.domain(TEAM, DOMAIN).workspaces == {"/": [other], "/api": [api]}
     assert len(emu.find_requests("PUT", r"/domains/.*/workspace-connections")) == 1
     assert not emu.workspace(old).deleted and not emu.workspace(other).deleted
+
+
+def test_a_path_other_than_root_is_not_checked_through_the_domain(
+    emu: Emulator, runner: Runner
+) -> None:
+    served(emu, domain_statuses=[502])
+    result = runner.run(
+        zd_inputs(emu, domain=DOMAIN, **{"domain-path": "/api"}, **HEALTH), extra=resolve(emu)
+    )
+    assert result.returncode == 0, result.stdout
+    assert "Codesphere's documents do not say which path reaches the app" in result.stdout
+    assert not [r for r in emu.app_requests if r.listener == "domain-proxy"]
+    (new,) = created(emu)
+    assert emu.domain(TEAM, DOMAIN).workspaces["/api"] == [new]

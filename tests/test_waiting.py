@@ -10,7 +10,15 @@ import pytest
 
 from codesphere_action.errors import ApiError, TransportError, WaitTimeout
 from codesphere_action.models import StageEntry
-from codesphere_action.waiting import QUICK, STAGE, Baseline, PollPolicy, StageTracker, Waiter
+from codesphere_action.waiting import (
+    QUICK,
+    STAGE,
+    Baseline,
+    PollPolicy,
+    StageTracker,
+    Waiter,
+    is_active,
+)
 
 from .fakes import FakeClock
 
@@ -341,3 +349,28 @@ def test_a_wrong_cue_takes_the_place_of_a_scheduled_poll() -> None:
 
     waiter.poll(check, timeout=60, what="x", cue=cue, false_cue=lambda: True)
     assert clock.sleeps == [1.0, 0.0, 4.0, 8.0]  # no poll more than the schedule's
+
+
+def test_a_replica_still_showing_the_previous_run_holds_the_run_stage_back() -> None:
+    before = [entry("web", "aborted", OLD, replica="0"), entry("web", "aborted", OLD, replica="1")]
+    tracker = StageTracker("run", Baseline.of(before))
+    half = [entry("web", "running", NEW, replica="0"), entry("web", "aborted", OLD, replica="1")]
+    assert tracker.evaluate(half).state == "pending"
+    both = [half[0], entry("web", "running", NEW, replica="1")]
+    assert tracker.evaluate(both).state == "success"
+
+
+def test_a_run_stage_whose_servers_exit_fails() -> None:
+    tracker = StageTracker("run", Baseline.of([entry("web", "waiting")]))
+    progress = tracker.evaluate([entry("web", "success", NEW, ["success", "success"])])
+    assert (progress.state, progress.detail) == (
+        "failed",
+        "ended (its servers exited) instead of staying up",
+    )
+
+
+def test_without_timestamps_a_waiting_entry_whose_steps_began_is_in_progress() -> None:
+    assert is_active(entry("web", "waiting", None, ["success", "running"]))
+    assert not is_active(entry("web", "waiting", None, ["waiting", "waiting"]))
+    assert not is_active(entry("web", "waiting", None, []))
+    assert not is_active(entry("web", "aborted", None, ["success", "aborted"]))

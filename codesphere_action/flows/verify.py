@@ -71,6 +71,15 @@ def check_domain(ctx: Context, state: State, workspace_id: int) -> None:
     if not (config.health_path and config.health_domain and config.domain):
         state.domain_checked = True
         return
+    if config.domain_path != "/":
+        # Whether the proxy strips the path prefix is not documented, so the
+        # health path under it could miss the app: no automatic rollback on that.
+        ctx.reporter.info(
+            f"Not checking through {config.domain_url}: for a domain-path other than /, "
+            "Codesphere's documents do not say which path reaches the app"
+        )
+        state.domain_checked = True
+        return
     with ctx.phase("Domain check") as phase:
         checker = health_check(ctx)
         try:
