@@ -15,9 +15,12 @@ Streams never hold the main thread up:
   re-opened only while its step still runs (a long step that prints nothing);
 - the threads are daemons and own their connections: nothing ever joins them.
 Each step's end is cued at most once, so a stream that ends early cannot cause
-a poll storm; and once a poll after a cue finds the step still running, the
-streams of this deployment end early (after their last line, or cut by a
-proxy), so no stream end cues a poll for the rest of the run.
+a poll storm. When the poll after a cue finds the step still running, the
+status may just lag the stream's end: the next scheduled poll has the last
+word. If the step still runs then, this installation's streams end early
+(after their last line, or cut by a proxy), and no stream end cues a poll for
+the rest of the run. A cue poll that found its step running takes a scheduled
+poll's place, so wrong cues add no polls.
 """
 
 from __future__ import annotations
@@ -30,13 +33,26 @@ from .errors import TransportError
 LOG_IDLE_SECONDS = 10.0  # a stream silent this long is re-opened if its step still runs
 
 
+class Cue(threading.Event):
+    """An event that remembers when it was last set (a poll begun after that has
+    seen what it signals already)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.at = float("-inf")
+
+    def fire(self, now: float) -> None:
+        self.at = now
+        self.set()
+
+
 class StepFollower:
     def __init__(
         self,
         client: Client,
         workspace_id: int,
         stage: str,
-        cue: threading.Event,
+        cue: Cue,
         idle_seconds: float = LOG_IDLE_SECONDS,
         *,
         trusted: bool = True,
@@ -51,6 +67,8 @@ class StepFollower:
         self._started: set[int] = set()
         self._streams: dict[int, LogStream] = {}
         self._ended: set[int] = set()  # steps whose stream ended (a cue was set)
+        self._rechecked: set[int] = set()  # ... whose step ran on at the poll after
+        self._confirmed: set[int] = set()  # ... whose step was over at the next poll
         self._stopped = False
         self.cues_trusted = trusted
 
@@ -60,8 +78,12 @@ class StepFollower:
         with self._lock:
             if self._stopped:
                 return
+            self._confirmed |= self._rechecked - {step}  # the step we doubted is over
             if step is not None and step in self._ended:
-                self.cues_trusted = False  # its stream ended, yet it still runs
+                if step in self._rechecked:
+                    self.cues_trusted = False  # its stream ended, yet it still runs
+                else:
+                    self._rechecked.add(step)  # the status may lag: the next poll decides
             self._wanted = step
             stale = [s for k, s in self._streams.items() if k != step]
             # Once stream ends cue nothing, a stream is not worth opening.
@@ -74,6 +96,13 @@ class StepFollower:
             threading.Thread(
                 target=self._follow, args=(step,), name=f"follow-{self.stage}-{step}", daemon=True
             ).start()
+
+    @property
+    def cue_was_wrong(self) -> bool:
+        """Whether the last cue brought a poll that found its step still running
+        (the poll then takes a scheduled poll's place: wrong cues add none)."""
+        with self._lock:
+            return not self.cues_trusted or bool(self._rechecked - self._confirmed)
 
     def stop(self) -> None:
         """Abort every open stream; the threads end with them. Never blocks."""
@@ -123,5 +152,5 @@ class StepFollower:
                 cue = not stream.aborted and self.cues_trusted and not self._stopped
                 self._ended.add(step)
             if cue:
-                self.cue.set()
+                self.cue.fire(self.client.clock.now())
             break

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
-import threading
 from collections import deque
 from urllib.parse import urlsplit
 
 from .config import is_loopback
 from .context import Context
-from .cues import StepFollower
+from .cues import Cue, StepFollower
 from .errors import ActionError, ApiError, StageFailed, TransportError, WaitTimeout
 from .models import StageEntry, Workspace
 from .waiting import (
@@ -132,7 +131,7 @@ def _wait(
     up_since: list[tuple[float, frozenset[tuple[str, str]]]] = []
     # prepare and test end, and their steps' log streams may end with them. The
     # run stage does not end, so its wait polls on the quick schedule instead.
-    cue = threading.Event() if FOLLOW_STEP_LOGS and stage != "run" else None
+    cue = Cue() if FOLLOW_STEP_LOGS and stage != "run" else None
     follower = (
         StepFollower(client, workspace_id, stage, cue, trusted=not ctx.streams_end_early)
         if cue
@@ -171,7 +170,7 @@ def _wait(
             cue=cue,
             stats=stats,
             last_state=lambda: last[0].detail,
-            false_cue=lambda: follower is not None and not follower.cues_trusted,
+            false_cue=lambda: follower is not None and follower.cue_was_wrong,
         )
     except WaitTimeout:
         elapsed = ctx.clock.now() - started

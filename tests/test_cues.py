@@ -13,7 +13,7 @@ import pytest
 
 from codesphere_action.client import Client
 from codesphere_action.clock import SystemClock
-from codesphere_action.cues import StepFollower
+from codesphere_action.cues import Cue, StepFollower
 
 from .fakes import capture_reporter
 
@@ -72,10 +72,10 @@ def server(request: pytest.FixtureRequest) -> Iterator[SSEServer]:
     srv.server_close()
 
 
-def follower(server: SSEServer, idle: float = 10.0) -> tuple[StepFollower, threading.Event]:
+def follower(server: SSEServer, idle: float = 10.0) -> tuple[StepFollower, Cue]:
     reporter, _ = capture_reporter()
     client = Client(server.url, "tok-cue-1234", reporter=reporter, clock=SystemClock())
-    cue = threading.Event()
+    cue = Cue()
     return StepFollower(client, 3, "prepare", cue, idle_seconds=idle), cue
 
 
@@ -140,14 +140,32 @@ def test_a_silent_stream_is_reopened_while_its_step_runs(server: SSEServer) -> N
 
 @pytest.mark.parametrize("server", ["end"], indirect=True)
 def test_a_stream_that_ended_while_its_step_runs_on_stops_all_cues(server: SSEServer) -> None:
+    """A status that lags the stream's end gets one more look; then cues stop."""
     steps, cue = follower(server)
     steps.want(0)
     assert cue.wait(5)
     cue.clear()
-    steps.want(0)  # the next poll: step 0 still runs although its stream ended
+    steps.want(0)  # the next poll: step 0 still runs although its stream ended...
+    assert steps.cues_trusted  # ...but the status may lag: the next poll decides
+    assert steps.cue_was_wrong  # (this poll takes a scheduled one's place)
+    steps.want(0)  # it still runs: this installation's streams end early
     assert not steps.cues_trusted
     steps.want(1)
     time.sleep(0.2)
     steps.stop()
     assert server.paths == ["/api/workspaces/3/logs/prepare/0"]  # not worth opening any more
     assert not cue.is_set()
+
+
+@pytest.mark.parametrize("server", ["end"], indirect=True)
+def test_a_status_that_lags_the_streams_end_keeps_the_cues(server: SSEServer) -> None:
+    steps, cue = follower(server)
+    steps.want(0)
+    assert cue.wait(5)
+    cue.clear()
+    steps.want(0)  # the status has not caught up yet
+    steps.want(1)  # the next poll shows the next step: the stream had told the truth
+    wait_for(lambda: len(server.paths) == 2)
+    assert steps.cues_trusted and not steps.cue_was_wrong
+    assert cue.wait(5)  # and the next step's end cues a poll again
+    steps.stop()

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from codesphere_action.cues import Cue
 from codesphere_action.errors import ApiError, TransportError, WaitTimeout
 from codesphere_action.models import StageEntry
 from codesphere_action.waiting import (
@@ -374,3 +375,18 @@ def test_without_timestamps_a_waiting_entry_whose_steps_began_is_in_progress() -
     assert not is_active(entry("web", "waiting", None, ["waiting", "waiting"]))
     assert not is_active(entry("web", "waiting", None, []))
     assert not is_active(entry("web", "aborted", None, ["success", "aborted"]))
+
+
+def test_a_cue_set_before_the_last_poll_began_brings_no_poll() -> None:
+    clock = FakeClock()
+    cue = Cue()
+    waiter = Waiter(clock, cued_policy=PollPolicy(first=1, factor=2, cap=8, jitter=0))
+    results = iter([None, None, "done"])
+
+    def check(_deadline: float) -> str | None:
+        if len(clock.sleeps) == 1:
+            cue.fire(clock.now() - 0.5)  # a stream end the poll in progress already sees
+        return next(results)
+
+    assert waiter.poll(check, timeout=60, what="x", cue=cue) == "done"
+    assert clock.sleeps == [1.0, 0.0, 2.0, 4.0]  # the stale cue was skipped, not polled
