@@ -292,7 +292,7 @@ def main() -> None:
     if wanted("health"):
         rows = [
             [f"app ready {ready:.1f} s after run is up", f"**{health(ready):.2f} s**"]
-            for ready in (0.0, 0.7, 1.5, 4.0)
+            for ready in (0.0, 0.7, 1.5, 4.0, 9.0, 15.0)
         ]
         print(
             table(

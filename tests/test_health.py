@@ -57,7 +57,7 @@ def test_the_domain_check_never_sends_the_token() -> None:
 
 
 @responses.activate
-def test_it_polls_until_an_accepted_status_from_a_quarter_second_up() -> None:
+def test_it_polls_every_third_of_a_second_until_an_accepted_status() -> None:
     url = f"https://{DEV}/healthz"
     for status in (502, 503, 500):
         responses.get(url, status=status, body="<html>not yet</html>")
@@ -65,8 +65,19 @@ def test_it_polls_until_an_accepted_status_from_a_quarter_second_up() -> None:
     check, clock = checker()
     outcome = check.workspace(DEV)
     assert outcome.attempts == 4
-    assert 0.25 <= clock.sleeps[0] <= 0.3
-    assert clock.sleeps == sorted(clock.sleeps)
+    assert all(0.3 <= s <= 0.33 for s in clock.sleeps)
+
+
+@responses.activate
+def test_after_10_s_the_polls_grow_to_3_s() -> None:
+    responses.get(f"https://{DEV}/healthz", status=503, body="starting")
+    check, clock = checker(health_check_timeout="40s")
+    with pytest.raises(HealthCheckFailed):
+        check.workspace(DEV)
+    early = [s for i, s in enumerate(clock.sleeps) if sum(clock.sleeps[:i]) < 9.5]
+    assert all(s <= 0.33 for s in early)
+    assert max(clock.sleeps) <= 3.3 and max(clock.sleeps) >= 3.0
+    assert len(clock.sleeps) < 50  # 40 s: about 33 quick polls, then a few slow ones
 
 
 @responses.activate
