@@ -29,10 +29,11 @@ from .github import Reporter, format_seconds
 from .steps import workspace_url
 from .waiting import PollPolicy, Waiter
 
-# The first request at once, then every 0.3 s for 10 s (an app that gets ready
-# soon after its servers run is seen within 0.3 s; a health endpoint is cheap),
-# then growing to every 3 s.
-HEALTH_POLLS = PollPolicy(first=0.3, steady=0.3, steady_until=10.0, factor=1.3, cap=3.0)
+# The first request at once, then every 0.3 s for 60 s (an app that gets ready
+# within a minute of its servers running, a JVM's start included, is seen within
+# 0.3 s; about 200 requests to a health endpoint, which is cheap), then growing
+# to every 3 s.
+HEALTH_POLLS = PollPolicy(first=0.3, steady=0.3, steady_until=60.0, factor=1.3, cap=3.0)
 CONNECT_SECONDS, READ_SECONDS = 3.0, 5.0
 DOMAIN_SECONDS = 60.0  # the check through the domain, after the switch
 EXCERPT = 160
