@@ -335,3 +335,6 @@ def test_missing_billing_information_fails_the_create(emu: Emulator, runner: Run
     error = result.assert_one_error()
     assert "402" in error and str(TEAM) in error and "billing" in error
     assert created(emu) == []  # nothing was created
+    # A refusal cannot have landed: no looking for a workspace, no "delete it by hand".
+    assert result.seconds < 10, result.stdout
+    assert "by hand" not in result.stdout

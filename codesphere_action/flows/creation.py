@@ -81,6 +81,7 @@ def create_workspace(ctx: Context, state: State) -> Workspace:
         )
     except ActionError as exc:
         if not _may_have_landed(exc):
+            state.creating = False  # refused (402, 4xx): nothing to look for afterwards
             raise _explained(ctx, exc) from None
         ctx.reporter.warning(f"Creating {state.name} may have failed ({exc}); looking it up")
         found = _wait_for_own(ctx, state, deadline)
