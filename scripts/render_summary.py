@@ -20,7 +20,7 @@ import markdown
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e import Runner  # noqa: E402
+from tests.e2e import SHA, Runner  # noqa: E402
 from tests.emulator import Emulator  # noqa: E402
 
 TOKEN = "render-token"  # the emulator accepts any token it is given
@@ -42,6 +42,7 @@ blockquote { color: #59636e; border-left: 4px solid #d1d9e0; margin: 0; padding:
 
 def release(flow: str, fail: bool) -> str:
     with Emulator(token=TOKEN, stage_seconds={"prepare": 1.2, "test": 0.6, "run": 0.5}) as emu:
+        emu.set_branch_head("main", SHA)  # the branch still at the commit of the run
         live = emu.add_workspace(team_id=1, name="shop-live")
         emu.add_domain(1, "shop.example.com", {"/": [live]})
         if fail:
