@@ -5,7 +5,8 @@
 Runs a successful zero-downtime release and a failing simple release against
 the emulator (entrypoint.py as a subprocess, as a runner does), renders the
 Markdown they append to GITHUB_STEP_SUMMARY to HTML with GitHub-like styling,
-and screenshots the page with headless Chromium (Debian's `chromium`).
+and screenshots the page with headless Chromium (Debian's `chromium`; with
+`fonts-noto-color-emoji`, or the status emoji show as boxes).
 """
 
 from __future__ import annotations
