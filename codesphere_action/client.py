@@ -319,6 +319,7 @@ class Client:
         headers = {"Accept": "text/event-stream" if stream else "application/json"}
         if data is not None:
             headers["Content-Type"] = "application/json"
+        history: list[requests.Response] = []
         for _ in range(MAX_REDIRECTS + 1):
             started = self.clock.now()
             response = (session or self.session).request(
@@ -338,8 +339,18 @@ class Client:
                 )
             location = response.headers.get("Location")
             if response.status_code not in REDIRECT_STATUSES or not location:
+                response.history = history  # the redirects followed, as requests does
                 return response
             response.close()
+            if response.status_code == 303 and method not in ("GET", "HEAD"):
+                # See Other: the request was carried out and its result is elsewhere.
+                # Sending it again there could do it twice; the caller checks.
+                raise TransportError(
+                    f"{method} {path}: the API answered 303 See Other (to {location}): it "
+                    "was carried out, with its result elsewhere",
+                    maybe_landed=True,
+                )
+            history.append(response)
             url = urljoin(url, location)
             self._check_redirect(url)
         raise TransportError(
@@ -422,6 +433,8 @@ class Client:
             self.reporter.redact(detail),
             trace_id,
             HINTS.get(response.status_code, ""),
+            problem=isinstance(problem, dict),
+            redirected=bool(response.history),
         )
 
     # -- workspaces ------------------------------------------------------------

@@ -50,8 +50,15 @@ class Refused(ActionError):
     title = "Refused"
 
 
+# Statuses that say a request was turned down, not carried out.
+REFUSAL_STATUSES = frozenset({400, 401, 402, 403, 404, 422, 429})
+
+
 class ApiError(ActionError):
-    """Codesphere answered with an error status (problem JSON)."""
+    """Codesphere answered with an error status (problem JSON).
+
+    ``problem``: the body was a JSON object (Codesphere's problem JSON), not a
+    proxy's page; ``redirected``: the answer came after a redirect."""
 
     title = "Codesphere API error"
 
@@ -64,6 +71,9 @@ class ApiError(ActionError):
         detail: str = "",
         trace_id: str = "",
         hint: str = "",
+        *,
+        problem: bool = True,
+        redirected: bool = False,
     ) -> None:
         self.method = method
         self.path = path
@@ -71,6 +81,8 @@ class ApiError(ActionError):
         self.problem_title = problem_title
         self.detail = detail
         self.trace_id = trace_id
+        self.problem = problem
+        self.redirected = redirected
         message = f"Codesphere API returned {status_code} ({problem_title}) for {method} {path}"
         if detail:
             message += f": {detail}"
@@ -79,6 +91,14 @@ class ApiError(ActionError):
         if hint:
             message += f". {hint}"
         super().__init__(message)
+
+    @property
+    def refused(self) -> bool:
+        """Codesphere itself turned the request down, so it did nothing: a status
+        that says so, its problem JSON, and no redirect on the way. Anything else
+        (a proxy's 408, a 409, an HTML page) may come after the request was
+        carried out."""
+        return self.status_code in REFUSAL_STATUSES and self.problem and not self.redirected
 
 
 class TransportError(ActionError):

@@ -237,6 +237,52 @@ def test_post_stays_a_post_across_redirects(status: int) -> None:
 
 
 @responses.activate
+def test_a_303_to_a_post_is_not_followed_the_post_was_carried_out() -> None:
+    # 303 See Other: the server did what the POST asked and points at the result;
+    # sending the POST again there could create a second workspace.
+    responses.post(f"{API}/workspaces", status=303, headers={"Location": "/api/workspaces/4"})
+    client, _ = make_client()
+    with pytest.raises(TransportError, match="303") as caught:
+        client.create_workspace({"name": "n"})
+    assert caught.value.maybe_landed
+    assert len(responses.calls) == 1
+
+
+PROBLEM = {"status": 402, "title": "Payment Required", "traceId": "t-1"}
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    ("status", "kwargs", "via", "refused"),
+    [
+        (402, {"json": PROBLEM}, None, True),
+        (422, {"json": {**PROBLEM, "status": 422}}, None, True),
+        (408, {"json": {"status": 408, "title": "proxy"}}, None, False),
+        (409, {"json": {"status": 409, "title": "Conflict"}}, None, False),
+        (403, {"body": "<html>blocked by the firewall</html>"}, None, False),
+        (402, {"json": PROBLEM}, 308, False),
+    ],
+    ids=["402", "422", "408-proxy", "409", "403-html", "402-after-redirect"],
+)
+def test_only_codesphere_turning_a_request_down_counts_as_refused(
+    status: int, kwargs: dict[str, Any], via: int | None, refused: bool
+) -> None:
+    """An error that proves nothing was done: Codesphere's problem JSON, a status
+    that means "not done", no redirect on the way. A create refused so needs no
+    cleanup; anything else may have created the workspace."""
+    target = f"{API}/workspaces"
+    if via is not None:
+        responses.post(target, status=via, headers={"Location": "/api/v2/workspaces"})
+        target = "https://codesphere.com/api/v2/workspaces"
+    responses.post(target, status=status, **kwargs)
+    client, _ = make_client()
+    with pytest.raises(ApiError) as caught:
+        client.create_workspace({"name": "n"})
+    assert caught.value.status_code == status
+    assert caught.value.refused is refused
+
+
+@responses.activate
 @pytest.mark.parametrize(
     "target",
     [

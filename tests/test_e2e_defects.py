@@ -271,6 +271,29 @@ def test_create_answered_502_after_it_landed_leaves_exactly_one_workspace(
     assert result.outputs["workspace-id"] == str(live.id)
 
 
+@pytest.mark.parametrize("status", [408, 409])
+def test_create_answered_4xx_by_a_proxy_after_it_landed_leaves_nothing(
+    emu: Emulator, runner: Runner, status: int
+) -> None:
+    """A 4xx that is not Codesphere turning the create down (a proxy's 408, a 409)
+    may come after the workspace was made: the failed release deletes it."""
+    live_setup(emu)
+    fault = emu.add_fault(
+        "status_after",
+        method="POST",
+        path=r"^/workspaces$",
+        status=status,
+        body=f'{{"status": {status}, "title": "proxy"}}',
+        content_type="application/json",
+    )
+    result = runner.run(zd_inputs(emu, domain=DOMAIN), timeout=60)
+    assert fault.hits == 1
+    assert result.status == "failed", result.stdout
+    assert str(status) in result.assert_one_error()
+    assert emu.workspaces(TEAM, name=NAME) == [], "the workspace the create made was left"
+    assert "was deleted" in result.stdout
+
+
 @pytest.mark.slow
 def test_create_that_lands_after_a_504_leaves_at_most_one_workspace(
     emu: Emulator, runner: Runner

@@ -81,7 +81,10 @@ def create_workspace(ctx: Context, state: State) -> Workspace:
         )
     except ActionError as exc:
         if not _may_have_landed(exc):
-            state.creating = False  # refused (402, 4xx): nothing to look for afterwards
+            if isinstance(exc, ApiError) and exc.refused:
+                state.creating = False  # turned down (e.g. 402): nothing to look for
+            # Otherwise (a proxy's 4xx, a TLS error, a refused redirect) it may have
+            # been made all the same: the cleanup looks for it (this run's mark).
             raise _explained(ctx, exc) from None
         ctx.reporter.warning(f"Creating {state.name} may have failed ({exc}); looking it up")
         found = _wait_for_own(ctx, state, deadline)
