@@ -65,7 +65,7 @@ def test_it_polls_every_third_of_a_second_until_an_accepted_status() -> None:
     check, clock = checker()
     outcome = check.workspace(DEV)
     assert outcome.attempts == 4
-    assert all(0.3 <= s <= 0.33 for s in clock.sleeps)
+    assert all(s == pytest.approx(0.3) for s in clock.sleeps)
 
 
 @responses.activate
@@ -75,10 +75,27 @@ def test_after_60_s_the_polls_grow_to_3_s() -> None:
     with pytest.raises(HealthCheckFailed):
         check.workspace(DEV)
     early = [s for i, s in enumerate(clock.sleeps) if sum(clock.sleeps[:i]) < 59.5]
-    assert len(early) >= 180 and all(s <= 0.33 for s in early)
-    assert max(clock.sleeps) <= 3.3 and max(clock.sleeps) >= 3.0
-    # 120 s: about 190 quick polls (jitter up to 10%), then about 25 slow ones
+    assert len(early) >= 198 and all(s == pytest.approx(0.3) for s in early)
+    assert max(clock.sleeps) == pytest.approx(3.0)
+    # 120 s: 200 quick polls, then about 25 slow ones
     assert len(clock.sleeps) < 240
+
+
+@responses.activate
+def test_a_slow_first_answer_counts_in_the_timeout() -> None:
+    check, clock = checker(health_check_timeout="10s")
+    start = clock.now()
+
+    def slow(_request: object) -> tuple[int, dict[str, str], str]:
+        clock.time += 4.0  # each answer takes 4 s
+        return 503, {}, "starting"
+
+    responses.add_callback(responses.GET, f"https://{DEV}/healthz", callback=slow)
+    with pytest.raises(HealthCheckFailed, match=r"within 10\.0 s"):
+        check.workspace(DEV)
+    # The answers' own time counts: the check ends by its 10 s, not 10 s after the first.
+    assert clock.now() - start <= 10.0 + 4.0
+    assert len(responses.calls) <= 3
 
 
 @responses.activate
