@@ -129,6 +129,23 @@ def test_a_domain_that_fails_after_the_switch_is_switched_back(
     result.assert_no_token()
 
 
+def test_switching_back_whose_answer_is_lost_reads_the_map_before_saying_it_failed(
+    emu: Emulator, runner: Runner
+) -> None:
+    """The PUT that points the domain back lands but its answer is an error: the
+    map read back says the switch was undone; the action never claims otherwise."""
+    old, api = served(emu, domain_statuses=[502])
+    emu.add_fault("status_after", method="PUT", path=r"/workspace-connections$", skip=1, status=409)
+    result = runner.run(zd_inputs(emu, domain=DOMAIN, **HEALTH), extra=resolve(emu))
+    assert result.status == "failed"
+    error = result.assert_one_error()
+    assert f"The switch was undone: https://{DOMAIN}/ points at {old} again" in error
+    assert "roll back by hand" not in error
+    assert emu.domain(TEAM, DOMAIN).workspaces == {"/": [old], "/api": [api]}
+    (new,) = created(emu)
+    assert emu.workspace(new).deleted
+
+
 def test_health_check_domain_false_checks_only_the_workspace(emu: Emulator, runner: Runner) -> None:
     served(emu, domain_statuses=[502])
     result = runner.run(

@@ -37,13 +37,17 @@ def find_domain(ctx: Context, domains: list[DomainInfo]) -> DomainInfo:
     )
 
 
-def domain_map(ctx: Context, *, deadline: float | None = None) -> dict[str, list[int]]:
+def domain_map(
+    ctx: Context, *, deadline: float | None = None, read_timeout: float | None = None
+) -> dict[str, list[int]]:
     """The domain's ``{path: [workspace ids]}``; an error naming the inputs when
     it cannot be read."""
     config = ctx.config
     assert config.team_id is not None
     try:
-        domain = ctx.client.get_domain(config.team_id, config.domain, deadline=deadline)
+        domain = ctx.client.get_domain(
+            config.team_id, config.domain, deadline=deadline, read_timeout=read_timeout
+        )
     except ActionError as exc:
         raise ActionError(
             f"could not read domain {config.domain} of team {config.team_id} (inputs 'domain', "
@@ -63,14 +67,19 @@ def switch_domain(ctx: Context, state: State, workspace_id: int) -> None:
     config = ctx.config
     with ctx.guard.shield():
         deadline = ctx.clock.now() + SWITCH_SECONDS
-        current = _read(ctx, deadline)
+        current = domain_map(ctx, deadline=deadline, read_timeout=SWITCH_READ_SECONDS)
         state.previous = [i for i in current.get(config.domain_path, []) if i != workspace_id]
         wanted = {**current, config.domain_path: [workspace_id]}
         ctx.reporter.info(
             f"Pointing {config.domain_url} at workspace {workspace_id} "
             f"(was {ids(state.previous) or 'nothing'})"
         )
-        now = _write(ctx, state, wanted, deadline)
+        try:
+            now = write_map(ctx, wanted, deadline)
+        except ActionError as exc:
+            # A refusal (4xx) is definite; anything else may still land.
+            state.switch_unknown = not (isinstance(exc, ApiError) and exc.status_code < 500)
+            raise
         state.switched = True
         state.switch_unknown = False
         ctx.result.set("previous-workspace-id", ",".join(str(i) for i in state.previous))
@@ -82,25 +91,9 @@ def switch_domain(ctx: Context, state: State, workspace_id: int) -> None:
         )
 
 
-def _read(ctx: Context, deadline: float) -> dict[str, list[int]]:
-    config = ctx.config
-    assert config.team_id is not None
-    try:
-        return ctx.client.get_domain(
-            config.team_id, config.domain, deadline=deadline, read_timeout=SWITCH_READ_SECONDS
-        ).workspaces
-    except ActionError as exc:
-        raise ActionError(
-            f"could not read domain {config.domain} of team {config.team_id} (inputs 'domain', "
-            f"'team-id'): {exc}"
-        ) from None
-
-
-def _write(
-    ctx: Context, state: State, wanted: dict[str, list[int]], deadline: float
-) -> dict[str, list[int]]:
+def write_map(ctx: Context, wanted: dict[str, list[int]], deadline: float) -> dict[str, list[int]]:
     """PUT the map; return the map as it is afterwards. When the answer is lost,
-    the map read back says whether the switch happened."""
+    the map read back says whether ``domain-path`` was written."""
     config = ctx.config
     assert config.team_id is not None
     try:
@@ -112,12 +105,10 @@ def _write(
             read_timeout=SWITCH_READ_SECONDS,
         ).workspaces
     except ActionError as exc:
-        definite = isinstance(exc, ApiError) and exc.status_code < 500
-        state.switch_unknown = not definite
         try:
-            now = _read(ctx, deadline)
+            now = domain_map(ctx, deadline=deadline, read_timeout=SWITCH_READ_SECONDS)
         except ActionError:
             raise exc from None
-        if now.get(config.domain_path) != wanted[config.domain_path]:
+        if now.get(config.domain_path) != wanted.get(config.domain_path):
             raise
         return now

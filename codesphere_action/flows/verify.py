@@ -18,7 +18,7 @@ from ..errors import ActionError
 from ..health import HealthCheck, HealthCheckFailed
 from ..models import Workspace
 from .creation import State, ids
-from .domain import SWITCH_READ_SECONDS, SWITCH_SECONDS, describe_map
+from .domain import SWITCH_READ_SECONDS, SWITCH_SECONDS, describe_map, domain_map, write_map
 
 
 def health_check(ctx: Context) -> HealthCheck:
@@ -102,8 +102,7 @@ def switch_back(ctx: Context, state: State, workspace_id: int) -> dict[str, list
     switch (remove the path if none did), every other path as it is now; unless
     the path no longer points at ``workspace_id`` alone (another release came in
     meanwhile: it stands)."""
-    config, client = ctx.config, ctx.client
-    assert config.team_id is not None
+    config = ctx.config
 
     def stuck(exc: ActionError) -> ActionError:
         return ActionError(
@@ -115,9 +114,7 @@ def switch_back(ctx: Context, state: State, workspace_id: int) -> dict[str, list
     with ctx.guard.shield():
         deadline = ctx.clock.now() + SWITCH_SECONDS
         try:
-            current = client.get_domain(
-                config.team_id, config.domain, deadline=deadline, read_timeout=SWITCH_READ_SECONDS
-            ).workspaces
+            current = domain_map(ctx, deadline=deadline, read_timeout=SWITCH_READ_SECONDS)
         except ActionError as exc:
             raise stuck(exc) from None
         if current.get(config.domain_path) != [workspace_id]:
@@ -132,13 +129,7 @@ def switch_back(ctx: Context, state: State, workspace_id: int) -> dict[str, list
         if state.previous:
             wanted[config.domain_path] = list(state.previous)
         try:
-            now = client.set_domain_connections(
-                config.team_id,
-                config.domain,
-                wanted,
-                deadline=deadline,
-                read_timeout=SWITCH_READ_SECONDS,
-            ).workspaces
+            now = write_map(ctx, wanted, deadline)  # a lost answer: the map read back decides
         except ActionError as exc:
             raise stuck(exc) from None
         state.switched = False
