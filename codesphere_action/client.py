@@ -33,7 +33,7 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import quote, urljoin, urlsplit
 
 import backoff
@@ -50,6 +50,8 @@ from .config import is_ip_address, is_loopback
 from .errors import ApiError, BadAnswer, RedirectRefused, TransportError
 from .github import Reporter, format_seconds
 from .models import DomainInfo, EnvVar, LogEntry, StageEntry, Workspace
+
+T = TypeVar("T")
 
 USER_AGENT = "codesphere-release/1 (+https://github.com/features/actions)"
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -404,7 +406,7 @@ class Client:
             "sign-in page stands in between"
         )
 
-    def _parse(self, method: str, path: str, parse: Callable[[Any], Any], value: Any) -> Any:
+    def _parse(self, method: str, path: str, parse: Callable[[Any], T], value: Any) -> T:
         try:
             return parse(value)
         except BadAnswer as exc:
@@ -441,15 +443,12 @@ class Client:
     def get_workspace(self, workspace_id: int, *, deadline: float | None = None) -> Workspace:
         path = f"/workspaces/{workspace_id}"
         answer = self._request("GET", path, idempotent=True, deadline=deadline)
-        return self._parse("GET", path, Workspace.parse, answer)  # type: ignore[no-any-return]
+        return self._parse("GET", path, Workspace.parse, answer)
 
     def is_running(self, workspace_id: int, *, deadline: float | None = None) -> bool:
         path = f"/workspaces/{workspace_id}/status"
         answer = self._request("GET", path, idempotent=True, deadline=deadline)
-        running = answer.get("isRunning") if isinstance(answer, dict) else None
-        if not isinstance(running, bool):
-            raise self._parse("GET", path, _shape_error("an object with isRunning"), answer)
-        return running
+        return self._parse("GET", path, lambda a: _field(a, "isRunning", bool), answer)
 
     def set_replicas(
         self, workspace_id: int, replicas: int, *, deadline: float | None = None
@@ -469,7 +468,7 @@ class Client:
     ) -> list[Workspace]:
         path = f"/workspaces/team/{team_id}"
         answer = self._request("GET", path, idempotent=True, deadline=deadline)
-        return self._parse("GET", path, Workspace.parse_list, answer)  # type: ignore[no-any-return]
+        return self._parse("GET", path, Workspace.parse_list, answer)
 
     def create_workspace(
         self, body: dict[str, Any], *, deadline: float | None = None, read_timeout: float = 60.0
@@ -482,7 +481,7 @@ class Client:
             deadline=deadline,
             read_timeout=read_timeout,
         )
-        return self._parse("POST", "/workspaces", Workspace.parse, answer)  # type: ignore[no-any-return]
+        return self._parse("POST", "/workspaces", Workspace.parse, answer)
 
     def delete_workspace(self, workspace_id: int, *, deadline: float | None = None) -> bool:
         """Delete; return False when it was already gone (404)."""
@@ -513,7 +512,7 @@ class Client:
     def list_env_vars(self, workspace_id: int, *, deadline: float | None = None) -> list[EnvVar]:
         path = f"/workspaces/{workspace_id}/env-vars"
         answer = self._request("GET", path, idempotent=True, deadline=deadline)
-        return self._parse("GET", path, EnvVar.parse_list, answer)  # type: ignore[no-any-return]
+        return self._parse("GET", path, EnvVar.parse_list, answer)
 
     def set_env_vars(
         self, workspace_id: int, variables: list[EnvVar], *, deadline: float | None = None
@@ -543,10 +542,7 @@ class Client:
     def git_head(self, workspace_id: int, *, deadline: float | None = None) -> str:
         path = f"/workspaces/{workspace_id}/git/head"
         answer = self._request("GET", path, idempotent=True, deadline=deadline)
-        head = answer.get("head") if isinstance(answer, dict) else None
-        if not isinstance(head, str):
-            raise self._parse("GET", path, _shape_error("an object with head"), answer)
-        return head
+        return self._parse("GET", path, lambda a: _field(a, "head", str), answer)
 
     # -- pipeline and landscape ------------------------------------------------
     def start_stage(
@@ -581,7 +577,7 @@ class Client:
     ) -> list[StageEntry]:
         path = f"/workspaces/{workspace_id}/pipeline/{stage}"
         answer = self._request("GET", path, idempotent=True, deadline=deadline)
-        return self._parse("GET", path, StageEntry.parse_list, answer)  # type: ignore[no-any-return]
+        return self._parse("GET", path, StageEntry.parse_list, answer)
 
     def open_log_stream(
         self,
@@ -635,12 +631,12 @@ class Client:
         answer = self._request(
             "GET", path, idempotent=True, deadline=deadline, read_timeout=read_timeout
         )
-        return self._parse("GET", path, DomainInfo.parse, answer)  # type: ignore[no-any-return]
+        return self._parse("GET", path, DomainInfo.parse, answer)
 
     def list_domains(self, team_id: int, *, deadline: float | None = None) -> list[DomainInfo]:
         path = f"/domains/team/{team_id}"
         answer = self._request("GET", path, idempotent=True, deadline=deadline)
-        return self._parse("GET", path, DomainInfo.parse_list, answer)  # type: ignore[no-any-return]
+        return self._parse("GET", path, DomainInfo.parse_list, answer)
 
     def set_domain_connections(
         self,
@@ -661,7 +657,7 @@ class Client:
             deadline=deadline,
             read_timeout=read_timeout,
         )
-        return self._parse("PUT", path, DomainInfo.parse, answer)  # type: ignore[no-any-return]
+        return self._parse("PUT", path, DomainInfo.parse, answer)
 
 
 class LogStream:
@@ -777,11 +773,12 @@ class LogStream:
         )
 
 
-def _shape_error(expected: str) -> Callable[[Any], BadAnswer]:
-    def fail(value: Any) -> BadAnswer:
-        raise BadAnswer(f"expected {expected}, got {str(value)[:80]!r}")
-
-    return fail
+def _field(answer: Any, key: str, kind: type[T]) -> T:
+    """``answer[key]``, which must be a ``kind``; BadAnswer otherwise."""
+    value = answer.get(key) if isinstance(answer, dict) else None
+    if not isinstance(value, kind):
+        raise BadAnswer(f"expected an object with {key}, got {str(answer)[:80]!r}")
+    return value
 
 
 def _short(error: Exception) -> str:
