@@ -54,14 +54,19 @@ class Reporter:
 
     # -- secrets -------------------------------------------------------------
     def mask(self, value: str) -> None:
-        """Ask the runner to mask ``value`` and redact it from everything we write."""
-        for raw in {value, *value.splitlines()}:
-            part = raw.strip()
+        """Ask the runner to mask ``value`` and redact it from everything we write.
+        A value that spans lines is masked line by line (the runner masks within
+        a line), and never written whole: ``::add-mask::`` with a newline in it
+        would print its other lines as plain log lines."""
+        lines = [line.strip() for line in value.splitlines()]
+        whole = value.strip()
+        for part in dict.fromkeys([*lines, whole]):
             if len(part) < 3 or part in self._secrets:
                 continue  # masking 1-2 characters would shred the log
             self._secrets.append(part)
             self._secrets.sort(key=len, reverse=True)  # longest first: no partial leaks
-            self.stream.write(f"::add-mask::{part}\n")
+            if "\n" not in part and "\r" not in part:
+                self.stream.write(f"::add-mask::{part}\n")
         self.stream.flush()
 
     def redact(self, text: str) -> str:

@@ -101,7 +101,11 @@ def test_env_values_are_plain_and_secret_env_values_are_secrets() -> None:
 @pytest.mark.parametrize(
     ("inputs", "needle"),
     [
-        ({"env": "A=1", "secret_env": "A=2"}, "input 'secret-env' is 'A'"),
+        # Issue 17: no part of a line is shown, not even the name (it may be a secret).
+        (
+            {"env": "A=1", "secret_env": "B=1\nA=2"},
+            "input 'secret-env' is 'line 2': it sets a variable that line 1 of the env input",
+        ),
         ({"env": "CODESPHERE_RELEASE=x"}, "input 'env' is 'line 1: CODESPHERE_RELEASE'"),
         ({"secret_env": "CODESPHERE_RELEASE=x"}, "the action's own mark"),
     ],
@@ -192,6 +196,56 @@ def test_env_is_dotenv_style() -> None:
     ]
 
 
+def test_env_takes_multi_line_values_in_the_runners_heredoc_form() -> None:
+    parsed = parse_env(
+        "secret-env",
+        "A=1\nKEY<<PEM_1\n-----BEGIN-----\n  indented\n\n-----END-----\nPEM_1\n"
+        "export EMPTY<<EOF\nEOF\nB='x'\n",
+    )
+    assert [(v.name, v.value) for v in parsed] == [
+        ("A", "1"),
+        ("KEY", "-----BEGIN-----\n  indented\n\n-----END-----"),
+        ("EMPTY", ""),
+        ("B", "x"),
+    ]
+
+
+SECRET = "hunter2-Pa55"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "says"),
+    [
+        # issue 17 item 1: a YAML-style line; its "name" holds the password
+        (f"DATABASE_URL: postgres://u:{SECRET}@db/x?ssl=1", "line 1", "YAML style"),
+        (f"DATABASE_URL: {SECRET}", "line 1", "YAML style"),
+        (f"GOOD=1\n{SECRET}", "line 2", "NAME<<EOF"),
+        # item 2: the tail of a wrapped value, and an indented continuation
+        (f"KEY=abc\n{SECRET}==", "line 2", "nothing but '='"),
+        ("KEY=abc\ns3cr3tPassw0rd=", "line 2", "nothing but '='"),
+        (f"KEY=abc\n   {SECRET}=x", "line 2", "rest of line 1's value"),
+        # item 3: a quoted value that spans lines, a heredoc never closed
+        (f'KEY="{SECRET}\nmore"', "line 1", "NAME<<EOF"),
+        (f"KEY='{SECRET}", "line 1", "NAME<<EOF"),
+        (f"A=1\nKEY<<EOF\n{SECRET}\nEO", "line 2", "never closed"),
+        # the same name twice, or not a name
+        (f"{SECRET}=1\n{SECRET}=2", "line 2", "line 1 sets already"),
+        (f"{SECRET}.x y=1", "line 1", "expected NAME=value"),
+    ],
+)
+@pytest.mark.parametrize("name", ["env", "secret-env"])
+def test_env_errors_name_the_line_and_show_no_part_of_it(
+    name: str, text: str, line: str, says: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_env(name, text)
+    message = str(caught.value)
+    assert message.startswith(f"input '{name}' is '{line}': ")
+    assert says in message
+    for part in (SECRET, "hunter2", "DATABASE_URL", "KEY", "postgres"):
+        assert part not in message
+
+
 def test_api_url_allows_http_only_on_loopback() -> None:
     assert parse_api_url("api-url", "http://127.0.0.1:8080/api/") == "http://127.0.0.1:8080/api"
     assert parse_api_url("api-url", "http://localhost:1/api") == "http://localhost:1/api"
@@ -260,7 +314,22 @@ def test_domain_parser_never_returns_garbage(text: str) -> None:
     )
 )
 def test_env_round_trips(variables: dict[str, str]) -> None:
+    """Every value round-trips, except what issue 17 refuses: a value of nothing
+    but '=', or a mixed-case alphanumeric "name" with an empty value (the tail of
+    a wrapped base64 value), and a quote that does not close on its line; those
+    are refused naming the line."""
     text = "\n".join(f"{k}={v}" for k, v in variables.items())
+
+    def refused(k: str, v: str) -> bool:
+        unclosed = v[:1] in ("'", '"') and (len(v) < 2 or v[-1] != v[0])
+        base64_tail = not v and re.fullmatch(r"(?=.*[a-z])(?=.*[A-Z])(?=.*\d)[A-Za-z\d]{8,}", k)
+        return unclosed or (bool(v) and set(v) == {"="}) or bool(base64_tail)
+
+    bad = [n for n, (k, v) in enumerate(variables.items(), start=1) if refused(k, v)]
+    if bad:
+        with pytest.raises(ConfigError, match=f"is 'line {bad[0]}'"):
+            parse_env("env", text)
+        return
     parsed = {var.name: var.value for var in parse_env("env", text)}
     expected = {
         k: (v[1:-1] if len(v) >= 2 and v[0] == v[-1] and v[0] in "'\"" else v)

@@ -59,6 +59,20 @@ def test_multi_line_secrets_are_masked_line_by_line() -> None:
     assert "::add-mask::line-two" in stream.getvalue()
 
 
+def test_a_multi_line_secret_is_never_written_whole_in_an_add_mask_command() -> None:
+    """``::add-mask::a\nb`` would print ``b`` as a plain log line (issue 17)."""
+    reporter, stream = capture_reporter()
+    reporter.mask("-----BEGIN KEY-----\nMIIEvQIBADANBg\n-----END KEY-----\n")
+    lines = stream.getvalue().splitlines()
+    assert lines == [
+        "::add-mask::-----BEGIN KEY-----",
+        "::add-mask::MIIEvQIBADANBg",
+        "::add-mask::-----END KEY-----",
+    ]
+    reporter.info("key: -----BEGIN KEY-----\nMIIEvQIBADANBg\n-----END KEY-----")
+    assert "MIIEvQIBADANBg" not in stream.getvalue().split("\n", 3)[3]
+
+
 def test_annotations_escape_their_message_and_properties() -> None:
     assert escape_data("50%\r\nnext") == "50%25%0D%0Anext"
     assert escape_property("a:b,c") == "a%3Ab%2Cc"
