@@ -720,6 +720,30 @@ def test_domain_map_is_replaced_whole(emu: Emulator, http: requests.Session) -> 
     assert len(emu.spec_violations) == 1
 
 
+def test_domain_names_match_in_any_case_or_exactly(emu: Emulator, http: requests.Session) -> None:
+    emu.add_domain(1, "App.Example.com", {})
+    base = f"{emu.url}/domains/team/1/domain"
+    assert http.get(f"{base}/app.example.com").json()["name"] == "App.Example.com"
+    emu.set_variants(domain_match="exact")
+    assert http.get(f"{base}/app.example.com").status_code == 404
+    assert http.put(f"{base}/app.example.com/workspace-connections", json={}).status_code == 404
+    assert http.get(f"{base}/App.Example.com").status_code == 200
+
+
+def test_a_map_may_keep_a_deleted_workspace_when_ids_are_not_checked(
+    emu: Emulator, http: requests.Session
+) -> None:
+    live = emu.add_workspace(name="live")
+    gone = emu.add_workspace(name="gone")
+    emu.add_domain(1, "app.example.com", {"/": [live], "/api": [gone]})
+    emu.workspace(gone).deleted = True
+    url = f"{emu.url}/domains/team/1/domain/app.example.com/workspace-connections"
+    assert http.put(url, json={"/": [live], "/api": [gone]}).status_code == 400
+    emu.check_domain_workspaces = False
+    assert http.put(url, json={"/": [live], "/api": [gone]}).status_code == 200
+    assert emu.domain(1, "app.example.com").workspaces == {"/": [live], "/api": [gone]}
+
+
 def test_domain_switch_ordering_in_events(emu: Emulator, http: requests.Session) -> None:
     ws = emu.add_workspace()
     emu.add_domain(1, "app.example.com", {})

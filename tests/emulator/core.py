@@ -1261,6 +1261,9 @@ class Emulator:
 
     def _domain(self, p: dict[str, Any]) -> Domain:
         domain = self._domains.get((p["teamId"], p["domainName"].lower()))
+        if domain is not None and self._variants.domain_match == "exact":
+            # The route takes the name exactly as the API lists it.
+            domain = domain if domain.name == p["domainName"] else None
         if domain is None:
             raise Problem(
                 404, DOMAIN_NOT_FOUND, f"domain {p['domainName']} not found in team {p['teamId']}"

@@ -15,6 +15,7 @@ ENTRY_ORDERS = ("ide_first", "customers_first", "shuffled")
 REPLICA_IDS = ("index", "pod")
 ON_STARTS = ("stale", "reset")
 IDLE_STEPS = ("waiting", "empty")
+DOMAIN_MATCHES = ("any_case", "exact")
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "log_end": LOG_ENDS,
@@ -23,6 +24,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "replica_ids": REPLICA_IDS,
     "on_start": ON_STARTS,
     "idle_steps": IDLE_STEPS,
+    "domain_match": DOMAIN_MATCHES,
 }
 
 
@@ -41,6 +43,7 @@ class Variants:
     on_start: str = "stale"  # what the status shows during the start latency
     stop_latency: float = 0.0  # .../stop takes effect this long after the request
     idle_steps: str = "waiting"  # steps of idle entries: one {"state":"waiting"} each, or []
+    domain_match: str = "any_case"  # .../domain/{domainName}: any case, or exactly as listed
 
     def __post_init__(self) -> None:
         for name, allowed in _CHOICES.items():
