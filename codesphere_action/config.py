@@ -76,6 +76,9 @@ class Config:
     workspace_id: int | None
     remote: str
     branch: str
+    # rollback: every id of the workspace-id input (the previous-workspace-id output
+    # of a release, verbatim); the other flows: workspace_id alone, or none.
+    workspace_ids: tuple[int, ...] = ()
     team_id: int | None = None
     plan_id: int | None = None
     git_url: str = ""
@@ -83,8 +86,10 @@ class Config:
     replicas: int = 1
     workspace_name: str = ""
     env: tuple[EnvVar, ...] = ()  # env and secret-env together, in that order
+    # ASCII (an IDN's xn-- form), lower case; the flows switch to the API's spelling.
     domain: str = ""
-    domain_path: str = "/"
+    domain_input: str = ""  # the input as given (an IDN's Unicode form), for the log
+    domain_path: str = "/"  # normalised: no trailing slash (but "/")
     delete_previous: bool = False
     cleanup_on_failure: bool = True
     switch: bool = True  # zero-downtime: move the domain (false: stage the release only)
@@ -236,7 +241,12 @@ def parse_api_url(name: str, value: str) -> str:
 
 
 def parse_domain(name: str, value: str) -> str:
-    domain = value.strip().lower().rstrip(".")
+    """A domain name, lower case, in ASCII: an internationalised one (IDN) in its
+    ``xn--`` form by IDNA 2008 (UTS #46), as DNS and Codesphere know it."""
+    domain = value.strip().rstrip(".")
+    if not domain.isascii():
+        domain = _idna(name, value, domain)
+    domain = domain.lower()
     labels = domain.split(".")
     if (
         len(domain) > 253
@@ -248,10 +258,49 @@ def parse_domain(name: str, value: str) -> str:
     return domain
 
 
+def _idna(name: str, value: str, domain: str) -> str:
+    # The idna package (a dependency of requests, imported only for an IDN):
+    # IDNA 2008 as registries and browsers use it. The standard library's codec
+    # is IDNA 2003, which turns "straße.de" into another domain, "strasse.de".
+    import idna  # noqa: PLC0415
+
+    try:
+        return str(idna.encode(domain, uts46=True).decode("ascii"))
+    except idna.IDNAError:
+        raise ConfigError(
+            name,
+            value,
+            "expected a domain name such as 'app.example.com' or 'bücher.example.com' "
+            "(internationalised names are converted to their xn-- form; that form works too)",
+        ) from None
+
+
+def normalise_path(path: str) -> str:
+    """A domain path the way Codesphere's proxy matches it: a trailing slash does
+    not count (``/api/`` is ``/api``); ``/`` stays ``/``. Letter case counts."""
+    return path.rstrip("/") or "/"
+
+
 def parse_domain_path(name: str, value: str) -> str:
     if not value.startswith("/") or any(c.isspace() or c in "?#" for c in value) or "//" in value:
         raise ConfigError(name, value, "expected a path starting with '/', such as '/' or '/api'")
-    return value
+    return normalise_path(value)
+
+
+def parse_workspace_ids(name: str, value: str, flow: str) -> tuple[int, ...]:
+    """One id; for rollback a comma-separated list (the previous-workspace-id
+    output of a release, verbatim: the path goes back to all of them)."""
+    if flow != "rollback" or "," not in value:
+        if "," in value and flow == "promote":
+            raise ConfigError(name, value, "the promote flow points the path at exactly one id")
+        return (parse_id(name, value),)
+    parts = [part.strip() for part in value.split(",")]
+    if not all(parts):
+        raise ConfigError(name, value, "expected ids separated by commas, such as '12,34'")
+    ids = tuple(parse_id(name, part) for part in parts)
+    if len(set(ids)) != len(ids):
+        raise ConfigError(name, value, "expected each id once")
+    return ids
 
 
 def parse_http_path(name: str, value: str) -> str:
@@ -621,7 +670,10 @@ def load_config(environ: Mapping[str, str]) -> Config:
         parse_branch("branch", branch)
 
     workspace_id_text = inputs.get("workspace-id")
-    workspace_id = parse_id("workspace-id", workspace_id_text) if workspace_id_text else None
+    workspace_ids = (
+        parse_workspace_ids("workspace-id", workspace_id_text, flow) if workspace_id_text else ()
+    )
+    workspace_id = workspace_ids[0] if workspace_ids else None
     team_text = inputs.get("team-id")
     team_id = parse_id("team-id", team_text) if team_text else None
     plan_text = inputs.get("plan-id")
@@ -658,6 +710,7 @@ def load_config(environ: Mapping[str, str]) -> Config:
             "workspace-timeout", inputs.get("workspace-timeout", "10m")
         ),
         workspace_id=workspace_id,
+        workspace_ids=workspace_ids,
         remote=remote,
         branch=branch,
         team_id=team_id,
@@ -668,6 +721,7 @@ def load_config(environ: Mapping[str, str]) -> Config:
         workspace_name=workspace_name,
         env=env + secret_env,
         domain=domain,
+        domain_input=domain_text if domain else "",
         domain_path=parse_domain_path("domain-path", inputs.get("domain-path", "/")),
         delete_previous=parse_bool("delete-previous", inputs.get("delete-previous", "false")),
         cleanup_on_failure=parse_bool(

@@ -14,6 +14,7 @@ from codesphere_action.config import (
     parse_api_url,
     parse_bool,
     parse_domain,
+    parse_domain_path,
     parse_duration,
     parse_env,
 )
@@ -256,6 +257,35 @@ def test_api_url_allows_http_only_on_loopback() -> None:
 
 def test_domain_is_normalised() -> None:
     assert parse_domain("domain", "App.Example.COM.") == "app.example.com"
+
+
+def test_an_internationalised_domain_becomes_its_ascii_form_by_idna_2008() -> None:
+    assert parse_domain("domain", "Bücher.example.com") == "xn--bcher-kva.example.com"
+    # IDNA 2008, not the standard library's IDNA 2003 (which gives "strasse.de")
+    assert parse_domain("domain", "straße.de") == "xn--strae-oqa.de"
+    with pytest.raises(ConfigError, match="xn-- form"):
+        parse_domain("domain", "bad‍.example.com")
+
+
+@pytest.mark.parametrize(
+    ("given", "path"), [("/", "/"), ("/api/", "/api"), ("/api", "/api"), ("/A/b/", "/A/b")]
+)
+def test_domain_path_ignores_a_trailing_slash(given: str, path: str) -> None:
+    assert parse_domain_path("domain-path", given) == path
+
+
+def test_rollback_takes_the_previous_workspace_id_output_verbatim() -> None:
+    base = zd_env(flow="rollback", domain="shop.example.com")
+    config = load_config({**base, "INPUT_WORKSPACE-ID": "12,34"})
+    assert (config.workspace_id, config.workspace_ids) == (12, (12, 34))
+    assert load_config({**base, "INPUT_WORKSPACE-ID": " 12, 34 "}).workspace_ids == (12, 34)
+    assert load_config({**base, "INPUT_WORKSPACE-ID": "12"}).workspace_ids == (12,)
+    for bad in ("12,,34", "12,12", "12,x"):
+        with pytest.raises(ConfigError, match="input 'workspace-id'"):
+            load_config({**base, "INPUT_WORKSPACE-ID": bad})
+    promote = {**base, "INPUT_FLOW": "promote", "INPUT_WORKSPACE-ID": "12,34"}
+    with pytest.raises(ConfigError, match="exactly one id"):
+        load_config(promote)
 
 
 @pytest.mark.parametrize(

@@ -8,9 +8,12 @@ state and requests, and a few stable phrases of the log and the ``::error`` line
 
 from __future__ import annotations
 
-from .e2e import ActionRun, Runner
+import pytest
+
+from .e2e import ActionRun, Runner, mark
 from .emulator import Emulator
-from .test_e2e_zero_downtime import DOMAIN, created, live_setup, zd_inputs
+from .test_e2e_rollback import rollback_inputs, start_run_stages
+from .test_e2e_zero_downtime import DOMAIN, TEAM, created, live_setup, zd_inputs
 
 PASSWORD = "s3cr3tPassw0rd"
 
@@ -115,3 +118,146 @@ def test_a_quoted_value_that_does_not_close_on_its_line_says_how_to_pass_one(
     assert "NAME<<EOF" in error
     assert_never_shown(result, "TLS_KEY", PEM_LINES[1])
     assert emu.requests == []
+
+
+# ------------------------------------------------ 4. a deleted workspace on the path -----
+def test_a_deleted_workspace_on_the_path_is_not_previous(emu: Emulator, runner: Runner) -> None:
+    gone = emu.add_workspace(team_id=TEAM, name="shop-deleted-by-hand", env=mark())
+    live = emu.add_workspace(team_id=TEAM, name="shop-live", env=mark())
+    emu.add_domain(TEAM, DOMAIN, {"/": [gone, live]})
+    emu.workspace(gone).deleted = True  # deleted by hand in Codesphere; the map still lists it
+    emu.check_domain_workspaces = False  # this installation accepts such a map
+    result = runner.run(zd_inputs(emu, domain=DOMAIN, **{"delete-previous": "true"}))
+    assert result.returncode == 0, result.stdout
+    assert result.status == "success"
+    (new,) = created(emu)
+    assert emu.domain(TEAM, DOMAIN).workspaces == {"/": [new]}
+    assert result.outputs["previous-workspace-id"] == str(live)
+    assert emu.workspace(live).deleted
+    assert not emu.find_requests(path=rf"/workspaces/{gone}(/.*)?")
+    assert f"workspace {gone}" in result.stdout  # the log says what it left out
+
+
+def test_the_rollback_hint_lists_only_workspaces_that_exist_in_a_form_rollback_takes(
+    emu: Emulator, runner: Runner
+) -> None:
+    gone = emu.add_workspace(team_id=TEAM, name="shop-deleted-by-hand", env=mark())
+    blue = emu.add_workspace(team_id=TEAM, name="shop-blue", env=mark())
+    green = emu.add_workspace(team_id=TEAM, name="shop-green", env=mark())
+    start_run_stages(emu, blue, green)
+    emu.add_domain(TEAM, DOMAIN, {"/": [gone, blue, green], "/api": [green]})
+    emu.workspace(gone).deleted = True
+    emu.check_domain_workspaces = False
+    # Deleting blue fails after the switch: the release fails with a way back.
+    emu.add_fault("status", method="DELETE", path=rf"^/workspaces/{blue}$", status=403, times=None)
+    result = runner.run(zd_inputs(emu, domain=DOMAIN, **{"delete-previous": "true"}))
+    assert result.status == "failed", result.stdout
+    error = result.assert_one_error()
+    assert f"To go back: flow: rollback with workspace-id {blue},{green}" in error
+    assert str(gone) not in error
+    assert result.outputs["previous-workspace-id"] == f"{blue},{green}"
+
+    emu.clear_faults()
+    back = runner.run(rollback_inputs(emu, blue, **{"workspace-id": f"{blue},{green}"}))
+    assert back.returncode == 0, back.stdout
+    assert emu.domain(TEAM, DOMAIN).workspaces == {"/": [blue, green], "/api": [green]}
+    assert back.outputs["workspace-id"] == f"{blue},{green}"
+
+
+# ------------------------------------------------ 5. a deleted workspace on another path --
+def test_a_deleted_workspace_on_another_path_is_a_warning_before_the_build(
+    emu: Emulator, runner: Runner
+) -> None:
+    _old, api = live_setup(emu)
+    emu.workspace(api).deleted = True
+    emu.check_domain_workspaces = False  # Codesphere takes the map as it is
+    result = runner.run(zd_inputs(emu, domain=DOMAIN))
+    assert result.returncode == 0, result.stdout
+    (new,) = created(emu)
+    # Another path is not the release's to change: it is written back as it was.
+    assert emu.domain(TEAM, DOMAIN).workspaces == {"/": [new], "/api": [api]}
+    warnings = [line for line in result.stdout.splitlines() if line.startswith("::warning")]
+    (warning,) = [line for line in warnings if str(api) in line]
+    assert "/api" in warning
+    assert result.stdout.index(warning) < result.stdout.index("::group::Create workspace")
+
+
+def test_a_map_refused_for_a_deleted_workspace_on_another_path_names_path_and_id(
+    emu: Emulator, runner: Runner
+) -> None:
+    old, api = live_setup(emu)
+    emu.workspace(api).deleted = True
+    assert emu.check_domain_workspaces  # Codesphere refuses a map with an unknown id
+    result = runner.run(zd_inputs(emu, domain=DOMAIN))
+    assert result.status == "failed", result.stdout
+    error = result.assert_one_error()
+    assert "/api" in error and str(api) in error
+    assert "remove it from the domain in Codesphere" in error
+    assert emu.domain(TEAM, DOMAIN).workspaces == {"/": [old], "/api": [api]}
+    (new,) = created(emu)
+    assert emu.workspace(new).deleted  # the refusal was definite: nothing serves it
+
+
+# ------------------------------------------------ 7. /api/ and /api ----------------------
+@pytest.mark.parametrize(("key", "given"), [("/api", "/api/"), ("/api/", "/api")])
+def test_a_path_with_or_without_its_trailing_slash_switches_the_existing_key(
+    emu: Emulator, runner: Runner, key: str, given: str
+) -> None:
+    old = emu.add_workspace(team_id=TEAM, name="shop-old")
+    api = emu.add_workspace(team_id=TEAM, name="shop-api")
+    emu.add_domain(TEAM, DOMAIN, {"/": [old], key: [api]})
+    result = runner.run(zd_inputs(emu, domain=DOMAIN, **{"domain-path": given}))
+    assert result.returncode == 0, result.stdout
+    (new,) = created(emu)
+    assert emu.domain(TEAM, DOMAIN).workspaces == {"/": [old], key: [new]}
+    assert result.outputs["previous-workspace-id"] == str(api)
+    assert result.outputs["domain-url"] == f"https://{DOMAIN}/api"
+
+
+def test_a_path_that_differs_only_in_case_is_refused_before_the_build(
+    emu: Emulator, runner: Runner
+) -> None:
+    old, api = live_setup(emu)
+    result = runner.run(zd_inputs(emu, domain=DOMAIN, **{"domain-path": "/API"}))
+    assert result.status == "failed"
+    error = result.assert_one_error()
+    assert "'/API'" in error and "'/api'" in error
+    assert created(emu) == []
+    assert emu.domain(TEAM, DOMAIN).workspaces == {"/": [old], "/api": [api]}
+
+
+# ------------------------------------------------ 8. the domain as the API spells it -----
+def test_the_domain_is_used_as_the_api_spells_it(emu: Emulator, runner: Runner) -> None:
+    emu.set_variants(domain_match="exact")  # the API's routes take the name as it lists it
+    old = emu.add_workspace(team_id=TEAM, name="shop-old")
+    emu.add_domain(TEAM, "Shop.Example.com", {"/": [old]})
+    result = runner.run(zd_inputs(emu, domain="shop.example.com"))
+    assert result.returncode == 0, result.stdout
+    (new,) = created(emu)
+    assert emu.domain(TEAM, "Shop.Example.com").workspaces == {"/": [new]}
+    (put,) = emu.find_requests("PUT", r".*/workspace-connections")
+    assert "/domain/Shop.Example.com/" in put.path
+    assert result.outputs["domain-url"] == "https://Shop.Example.com/"
+    # The way back finds it the same way.
+    start_run_stages(emu, old)
+    back = runner.run(rollback_inputs(emu, old, domain="shop.example.com"))
+    assert back.returncode == 0, back.stdout
+    assert emu.domain(TEAM, "Shop.Example.com").workspaces == {"/": [old]}
+    assert back.outputs["previous-workspace-id"] == str(new)
+
+
+def test_an_internationalised_domain_is_used_in_its_ascii_form(
+    emu: Emulator, runner: Runner
+) -> None:
+    emu.set_variants(domain_match="exact")
+    old = emu.add_workspace(team_id=TEAM, name="shop-old")
+    emu.add_domain(TEAM, "xn--bcher-kva.example.com", {"/": [old]})
+    result = runner.run(zd_inputs(emu, domain="bücher.example.com"))
+    assert result.returncode == 0, result.stdout
+    (new,) = created(emu)
+    assert emu.domain(TEAM, "xn--bcher-kva.example.com").workspaces == {"/": [new]}
+    assert result.outputs["domain-url"] == "https://xn--bcher-kva.example.com/"
+    assert any(
+        "xn--bcher-kva.example.com" in line and "bücher.example.com" in line
+        for line in result.stdout.splitlines()
+    )

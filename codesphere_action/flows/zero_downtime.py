@@ -31,14 +31,15 @@ are judged:
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from ..context import Context
-from ..errors import ActionError, Cancelled
+from ..errors import ActionError, ApiError, Cancelled
 from ..models import Workspace
 from ..steps import describe, run_stage, stage_plan, wait_until_running
 from .creation import State, clean_up, create_workspace, ids, remove_twins
-from .domain import describe_map, find_domain, switch_domain
+from .domain import check_map, describe_map, domain_label, find_domain, switch_domain
 from .ownership import (
     BUILDING,
     RELEASED,
@@ -71,9 +72,9 @@ def release(ctx: Context) -> None:
 
 
 def _release(ctx: Context, state: State) -> None:
-    config = ctx.config
     with ctx.phase("Check"):
         live = _settle_name(ctx, state)
+    config = ctx.config  # after the Check: the domain as the API spells it
     if live is not None:
         _report_already_live(ctx, live)
         return
@@ -104,8 +105,8 @@ def _release(ctx: Context, state: State) -> None:
             )
         return
     with ctx.phase("Switch domain"):
-        switch_domain(ctx, state, workspace.id)
-    check_domain(ctx, state, workspace.id)
+        switch_domain(ctx, state, [workspace.id])
+    check_domain(ctx, state)
     _mark_released(ctx, state, workspace.id)
     if config.delete_previous:
         with ctx.phase("Delete previous"):
@@ -122,11 +123,12 @@ def _settle_name(ctx: Context, state: State) -> Workspace | None:
     config, client = ctx.config, ctx.client
     assert config.team_id is not None
     domains = client.list_domains(config.team_id)
+    team = client.list_team_workspaces(config.team_id)
     if config.domain:
         domain = find_domain(ctx, domains)
-        ctx.reporter.info(f"Domain {config.domain}: {describe_map(domain.workspaces)}")
+        ctx.reporter.info(f"Domain {domain_label(ctx)}: {describe_map(domain.workspaces)}")
+        check_map(ctx, state, domain, team)
     serving = routes(domains)
-    team = client.list_team_workspaces(config.team_id)
     for name in candidate_names(state.name):
         same = [w for w in team if w.name == name]
         verdicts = [(w, _judge(ctx, w, serving.get(w.id, []))) for w in same]
@@ -166,10 +168,13 @@ def _judge(ctx: Context, workspace: Workspace, serving: list[str]) -> Verdict:
             KEEP,
             _serving_or(serving, f"it was created by codesphere-release for {mark.repository}"),
         )
-    route = f"{config.domain}{config.domain_path}"
+    # Routes are "<domain as the API lists it><path as the map spells it>": a
+    # trailing slash does not count (see domain.path_key).
+    route = f"{config.domain}{config.domain_path}".rstrip("/")
     switching = bool(config.domain) and config.switch
     same_commit = bool(mark.commit) and mark.commit == config.deployment_ref[:12]
-    if same_commit and mark.state == RELEASED and (route in serving if switching else not serving):
+    serves_route = any(r.rstrip("/") == route for r in serving)
+    if same_commit and mark.state == RELEASED and (serves_route if switching else not serving):
         return Verdict(LIVE)
     if serving:
         return Verdict(KEEP, f"it serves {', '.join(serving)}")
@@ -217,14 +222,21 @@ def _mark_released(ctx: Context, state: State, workspace_id: int) -> None:
         )
 
 
-def delete_previous(ctx: Context, previous: list[int], keep: int | None = None) -> None:
+def delete_previous(ctx: Context, previous: list[int], keep: Collection[int] = ()) -> None:
     """Delete the workspaces that served the path before, under the deletion rule:
     never one that still serves any domain of the team, never one this action did
-    not create for this repository."""
+    not create for this repository. One that is gone already is passed over."""
     for workspace_id in previous:
-        if workspace_id == keep:
+        if workspace_id in keep:
             continue
-        if not is_ours(ctx.config, read_mark(ctx, workspace_id)):
+        try:
+            mark = read_mark(ctx, workspace_id)
+        except ApiError as exc:
+            if exc.status_code != 404:
+                raise
+            ctx.reporter.info(f"Previous workspace {workspace_id} is gone already")
+            continue
+        if not is_ours(ctx.config, mark):
             ctx.reporter.notice(
                 f"Kept workspace {workspace_id}: it was not created by codesphere-release for "
                 "this repository, so it is not deleted automatically. Delete it by hand if it "
