@@ -128,15 +128,21 @@ class Config:
     @property
     def expected_commit(self) -> str:
         """The commit this run releases, when it knows it ("" otherwise): the pull
-        request's head for a preview, GITHUB_SHA when the branch released is the
-        one the run was triggered on."""
+        request's head for a preview; GITHUB_SHA for promote, with require-commit
+        (the user asked for it, whatever the branch), and otherwise when the
+        branch released is the one the run was triggered on."""
         if self.flow == "preview":
             return self.pull_request.head_sha if self.pull_request else ""
-        if self.flow == "rollback":
+        if self.flow in ("rollback", "teardown"):
             return ""  # a rollback goes back to an older commit on purpose
         # The simple flow with no branch pulls whatever branch the workspace is on:
-        # only a branch known to be the run's own says which commit to expect.
-        if self.flow == "promote" or (self.branch and self.branch == self.ref_name):
+        # only a branch known to be the run's own says which commit to expect,
+        # unless require-commit says GITHUB_SHA it must be.
+        if (
+            self.flow == "promote"
+            or self.require_commit
+            or (self.branch and self.branch == self.ref_name)
+        ):
             return self.sha if COMMIT_SHA.match(self.sha) else ""
         return ""
 
@@ -818,6 +824,7 @@ def _run_id(environ: Mapping[str, str]) -> str:
 
 def _check_flow_requirements(config: Config) -> None:
     flow = config.flow
+    _check_require_commit(config)
     if flow in ("preview", "teardown"):
         _check_pull_request(config)
     if flow == "simple" and config.workspace_id is None:
@@ -855,6 +862,29 @@ def _check_flow_requirements(config: Config) -> None:
             )
         if not config.domain:
             raise ConfigError("domain", "", f"the {flow} flow needs the domain to switch")
+
+
+def _check_require_commit(config: Config) -> None:
+    """require-commit: true needs a commit to compare with; where none can be
+    known it is an input error, before any request (never a check that
+    silently does nothing)."""
+    if not config.require_commit or config.flow in ("preview", "teardown"):
+        return  # preview: the pull request's head; teardown deploys nothing
+    if config.flow == "rollback":
+        raise ConfigError(
+            "require-commit",
+            "true",
+            "a rollback goes back to an earlier release on purpose, so there is no commit it "
+            "must run: remove the input (or set it to false) for flow: rollback",
+        )
+    if not config.expected_commit:
+        shown = f"'{config.sha}'" if config.sha else "not set"
+        raise ConfigError(
+            "require-commit",
+            "true",
+            f"it compares the deployed commit with GITHUB_SHA, which is {shown}: run in a "
+            "GitHub workflow (the runner sets GITHUB_SHA), or set require-commit to false",
+        )
 
 
 def _need_ids(config: Config, *named: tuple[str, int | None]) -> None:

@@ -219,3 +219,22 @@ def test_the_simple_flow_expects_a_commit_only_for_the_runs_own_branch() -> None
     assert load_config(base).expected_commit == ""  # the workspace pulls its own branch
     assert load_config({**base, "INPUT_BRANCH": "main"}).expected_commit == "a" * 40
     assert load_config({**base, "INPUT_BRANCH": "production"}).expected_commit == ""
+
+
+def test_require_commit_expects_github_sha_whatever_the_branch() -> None:
+    base = {
+        "INPUT_API-TOKEN": "tok-1234",
+        "INPUT_WORKSPACE-ID": "42",
+        "INPUT_REQUIRE-COMMIT": "true",
+        "GITHUB_SHA": "a" * 40,
+        "GITHUB_REF_NAME": "main",
+    }
+    assert load_config(base).expected_commit == "a" * 40
+    assert load_config({**base, "INPUT_BRANCH": "production"}).expected_commit == "a" * 40
+    for sha in ("", "abc"):
+        with pytest.raises(ConfigError, match=r"input 'require-commit' is 'true'.*GITHUB_SHA"):
+            load_config({**base, "GITHUB_SHA": sha})
+    rollback = {**base, "INPUT_FLOW": "rollback", "INPUT_TEAM-ID": "7", "INPUT_DOMAIN": "a.example"}
+    with pytest.raises(ConfigError, match=r"input 'require-commit' is 'true'.*rollback"):
+        load_config(rollback)
+    assert load_config({**rollback, "INPUT_REQUIRE-COMMIT": "false"}).expected_commit == ""

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import pytest
 
-from .e2e import ActionRun, Runner, mark
+from .e2e import SHA, ActionRun, Runner, mark
 from .emulator import Emulator
 from .test_e2e_rollback import rollback_inputs, start_run_stages
+from .test_e2e_simple import simple_inputs
 from .test_e2e_zero_downtime import DOMAIN, TEAM, created, live_setup, zd_inputs
 
 PASSWORD = "s3cr3tPassw0rd"
@@ -261,3 +262,52 @@ def test_an_internationalised_domain_is_used_in_its_ascii_form(
         "xn--bcher-kva.example.com" in line and "bücher.example.com" in line
         for line in result.stdout.splitlines()
     )
+
+
+# ------------------------------------------------ 6. require-commit ----------------------
+@pytest.mark.parametrize(
+    ("flow", "branch"), [("simple", ""), ("simple", "release"), ("zero-downtime", "release")]
+)
+def test_require_commit_compares_with_github_sha_whatever_the_branch(
+    emu: Emulator, runner: Runner, flow: str, branch: str
+) -> None:
+    emu.set_branch_head(branch or "main", "b" * 40)  # the branch moved on to bbbbbbb
+    inputs = {"require-commit": "true", **({"branch": branch} if branch else {})}
+    if flow == "simple":
+        ws = emu.add_workspace(team_id=TEAM, name="shop")
+        result = runner.run(simple_inputs(emu, ws, **inputs))
+    else:
+        live_setup(emu)
+        result = runner.run(zd_inputs(emu, domain=DOMAIN, **inputs))
+    assert result.status == "failed", result.stdout
+    error = result.assert_one_error()
+    assert "bbbbbbb" in error and SHA[:7] in error and "require-commit" in error
+    assert result.outputs["deployed-commit"] == "b" * 40
+    if flow == "simple":  # right after the pull: nothing was rebuilt
+        assert not emu.find_requests("POST", r"/workspaces/\d+/pipeline/.*")
+    assert not emu.find_requests("PUT", r".*/workspace-connections")
+
+
+@pytest.mark.parametrize(
+    ("flow", "extra", "says"),
+    [
+        ("simple", {"GITHUB_SHA": ""}, "GITHUB_SHA"),
+        ("zero-downtime", {"GITHUB_SHA": "not-a-sha"}, "GITHUB_SHA"),
+        ("rollback", {}, "rollback"),
+    ],
+)
+def test_require_commit_without_a_commit_to_compare_is_an_input_error(
+    emu: Emulator, runner: Runner, flow: str, extra: dict[str, str], says: str
+) -> None:
+    ws = emu.add_workspace(team_id=TEAM, name="shop")
+    emu.add_domain(TEAM, DOMAIN, {"/": [ws]})
+    inputs = {
+        "simple": simple_inputs(emu, ws),
+        "zero-downtime": zd_inputs(emu, domain=DOMAIN, **{"workspace-name": "shop-v2"}),
+        "rollback": rollback_inputs(emu, ws),
+    }[flow]
+    result = runner.run({**inputs, "require-commit": "true"}, extra=extra)
+    assert result.status == "failed", result.stdout
+    error = result.assert_one_error()
+    assert "input 'require-commit' is 'true'" in error and says in error
+    assert emu.requests == []

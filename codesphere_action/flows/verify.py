@@ -34,10 +34,17 @@ def check_commit(ctx: Context) -> None:
     if not expected or not deployed or deployed == expected:
         return
     source = "the pull request's head" if config.flow == "preview" else "GITHUB_SHA"
+    why = (
+        f"branch {config.branch or config.ref_name} moved on after the run started (a newer "
+        "run releases that commit)"
+    )
+    if config.flow in ("simple", "zero-downtime") and config.branch != config.ref_name:
+        # Compared only because require-commit asks for it: another branch.
+        branch = f"branch {config.branch}" if config.branch else "the workspace's current branch"
+        why = f"{branch} is not at the commit of this run (branch {config.ref_name or '?'})"
     message = (
         f"the workspace runs commit {deployed[:7]}, not {expected[:7]} ({source}), the commit "
-        f"this run releases: branch {config.branch or config.ref_name} moved on after the run "
-        "started (a newer run releases that commit)"
+        f"this run releases: {why}"
     )
     ctx.result.commit_expected = expected
     if config.require_commit:
