@@ -1046,6 +1046,31 @@ def iso_of(t: float, emu: Emulator) -> str:
     return iso(emu._wall_offset + t)
 
 
+def test_unlisted_states_are_answered_and_checked_by_their_spec_names(
+    emu: Emulator, http: requests.Session
+) -> None:
+    emu.set_variants(waiting_state="pending", skipped_steps=True)
+    ws = emu.add_workspace(servers=["web"])
+    never = http.get(f"{emu.url}/workspaces/{ws}/pipeline/prepare").json()
+    assert {e["state"] for e in never} == {"pending"}
+    assert {s["state"] for e in never for s in e["steps"]} == {"pending"}
+    http.post(f"{emu.url}/workspaces/{ws}/pipeline/prepare/start")
+    done = wait_until(
+        lambda: (
+            (s := http.get(f"{emu.url}/workspaces/{ws}/pipeline/prepare").json())
+            and ide(s)["state"] == "success"
+            and s
+        )
+    )
+    assert [step["state"] for step in ide(done)["steps"]] == ["success", "skipped"]
+    assert [e["state"] for e in done if e["server"] == "web"] == ["pending"]
+    assert emu.stage_status(ws, "prepare") == done
+    # The answers are off the spec on purpose: checked with the spec's names.
+    assert emu.response_violations == []
+    with pytest.raises(ValueError, match="waiting_state"):
+        Variants(waiting_state="queued")
+
+
 def test_idle_steps_empty(emu: Emulator, http: requests.Session) -> None:
     emu.set_variants(idle_steps="empty")
     ws = emu.add_workspace(servers=["web"])
