@@ -383,6 +383,11 @@ def test_a_200_that_is_not_json_is_a_clear_error_never_an_empty_result(
         ("/workspaces/1/status", lambda c: c.is_running(1), {"running": True}),
         ("/workspaces/1/git/head", lambda c: c.git_head(1), {"sha": "abc"}),
         ("/workspaces/1/pipeline/run", lambda c: c.stage_status(1, "run"), [{"state": "ok"}]),
+        (
+            "/workspaces/1/pipeline/run",
+            lambda c: c.stage_status(1, "run"),
+            [{"server": "web", "replica": "0", "state": 7, "steps": []}],
+        ),
         ("/domains/team/7", lambda c: c.list_domains(7), [{"workspaces": {"/": "3"}}]),
     ],
 )

@@ -311,3 +311,42 @@ def test_require_commit_without_a_commit_to_compare_is_an_input_error(
     error = result.assert_one_error()
     assert "input 'require-commit' is 'true'" in error and says in error
     assert emu.requests == []
+
+
+# ------------------------------------------------ 9. states outside the spec's list ------
+@pytest.mark.parametrize("flow", ["simple", "zero-downtime"])
+def test_states_the_spec_does_not_list_neither_end_a_release_nor_blame_api_url(
+    emu: Emulator, runner: Runner, flow: str
+) -> None:
+    # "pending" for every waiting entry and step; "skipped" for the last step of
+    # every successful entry.
+    emu.set_variants(waiting_state="pending", skipped_steps=True)
+    if flow == "simple":
+        ws = emu.add_workspace(team_id=TEAM, name="shop")
+        result = runner.run(simple_inputs(emu, ws, test="true"))
+    else:
+        live_setup(emu)
+        result = runner.run(zd_inputs(emu, domain=DOMAIN, test="true"))
+    assert result.returncode == 0, result.stdout
+    assert result.status == "success"
+    assert "api-url" not in result.stdout
+    lines = result.stdout.splitlines()
+    for stage in ("prepare", "test", "run"):
+        said = [line for line in lines if line.startswith(f"{stage}: ") and "'pending'" in line]
+        assert len(said) == 1, f"{stage}: {said}"
+    skipped = [line for line in lines if "'skipped'" in line]
+    assert 1 <= len(skipped) <= 2, skipped  # once per stage it showed in (prepare, test)
+
+
+def test_an_unknown_state_that_never_ends_is_bounded_by_the_stage_timeout(
+    emu: Emulator, runner: Runner
+) -> None:
+    emu.set_variants(waiting_state="pending")
+    ws = emu.add_workspace(team_id=TEAM, name="shop")
+    emu.configure_stage(ws, "run", seconds=30)  # its servers stay "pending" for 30 s
+    result = runner.run(simple_inputs(emu, ws, prepare="false", **{"stage-timeout": "3s"}))
+    assert result.status == "timed-out", result.stdout
+    error = result.assert_one_error()
+    assert "stage run did not finish within 3.0 s" in error
+    assert "pending" in error and "api-url" not in error
+    assert result.seconds < 3 + 3
