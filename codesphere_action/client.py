@@ -14,7 +14,8 @@ timeouts are cut to the time that is left, so no request outlives its wait.
 Retries are decided on exception types and status codes only:
 - idempotent calls (GET, PUT, DELETE, PATCH of an absolute value, stage stop,
   landscape deploy) retry on connection errors, read timeouts, 429 and
-  502/503/504;
+  500/502/503/504 (repeating them is safe, and one 500 on the domain read
+  right before a switch must not throw a finished build away);
 - non-idempotent calls (create, stage start, git pull) retry only when the
   request provably never reached the server (connection refused, unknown
   host, connect timeout) or the server said 429; otherwise
@@ -54,7 +55,8 @@ from .models import DomainInfo, EnvVar, LogEntry, StageEntry, Workspace
 T = TypeVar("T")
 
 USER_AGENT = "codesphere-release/1 (+https://github.com/features/actions)"
-RETRY_STATUSES = frozenset({429, 502, 503, 504})
+# 500 only for idempotent calls: a non-idempotent one retries on 429 alone.
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
 CONNECT_BUDGET = 10.0  # seconds to keep trying a host that refuses or does not resolve

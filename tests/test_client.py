@@ -131,7 +131,26 @@ def test_retries_stop_at_the_callers_deadline() -> None:
 
 
 @responses.activate
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 500])
+def test_a_500_is_retried_for_idempotent_calls_only() -> None:
+    """Issue 17: one 500 on a read must not end a release; a create that got a
+    500 may have landed, so it is never sent again blindly."""
+    url = f"{API}/domains/team/7/domain/a.example.com"
+    responses.get(url, status=500, json=problem(500, "Internal Server Error"))
+    responses.get(url, json={"name": "a.example.com", "workspaces": {"/": [1]}})
+    client, _ = make_client()
+    assert client.get_domain(7, "a.example.com").workspaces == {"/": [1]}
+    assert len(responses.calls) == 2
+    responses.post(f"{API}/workspaces", status=500, json=problem(500, "Internal Server Error"))
+    responses.post(f"{API}/workspaces/1/pipeline/prepare/start", status=500, json=problem(500, "x"))
+    with pytest.raises(ApiError, match="500"):
+        client.create_workspace({"name": "x"})
+    with pytest.raises(ApiError, match="500"):
+        client.start_stage(1, "prepare")
+    assert len(responses.calls) == 4
+
+
+@responses.activate
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 501])
 def test_other_errors_never_retry(status: int) -> None:
     responses.get(f"{API}/workspaces/1", status=status, json=problem(status, "Nope"))
     client, _ = make_client()

@@ -350,3 +350,27 @@ def test_an_unknown_state_that_never_ends_is_bounded_by_the_stage_timeout(
     assert "stage run did not finish within 3.0 s" in error
     assert "pending" in error and "api-url" not in error
     assert result.seconds < 3 + 3
+
+
+# ------------------------------------------------ 10. one 500 on an idempotent read ------
+def test_one_500_on_the_domain_read_before_the_switch_is_retried(
+    emu: Emulator, runner: Runner
+) -> None:
+    _old, api = live_setup(emu)
+    fault = emu.add_fault(
+        "status", method="GET", path=r"^/domains/team/\d+/domain/[^/]+$", status=500
+    )
+    result = runner.run(zd_inputs(emu, domain=DOMAIN))
+    assert fault.hits == 1
+    assert result.returncode == 0, result.stdout
+    (new,) = created(emu)
+    assert emu.domain(TEAM, DOMAIN).workspaces == {"/": [new], "/api": [api]}
+
+
+def test_a_500_on_a_create_is_not_repeated_blindly(emu: Emulator, runner: Runner) -> None:
+    live_setup(emu)
+    emu.add_fault("status_after", method="POST", path=r"^/workspaces$", status=500)
+    result = runner.run(zd_inputs(emu, domain=DOMAIN), timeout=60)
+    assert result.returncode == 0, result.stdout
+    assert len(emu.find_requests("POST", "/workspaces")) == 1  # looked up, not sent again
+    assert len(created(emu)) == 1
