@@ -374,3 +374,30 @@ def test_a_500_on_a_create_is_not_repeated_blindly(emu: Emulator, runner: Runner
     assert result.returncode == 0, result.stdout
     assert len(emu.find_requests("POST", "/workspaces")) == 1  # looked up, not sent again
     assert len(created(emu)) == 1
+
+
+# ------------------------------------------------ 11. a 3 MB log line --------------------
+LINE_BYTES = 4096
+
+
+def test_a_3_mb_log_line_is_cut_in_every_line_the_annotation_and_the_summary(
+    emu: Emulator, runner: Runner
+) -> None:
+    live_setup(emu)
+    huge = "npm ERR! " + "x" * 3_000_000
+    emu.defaults_for_new_workspaces(stages={"prepare": {"fail_step": 0, "error_lines": [huge]}})
+    result = runner.run(zd_inputs(emu, domain=DOMAIN), timeout=60)
+    assert result.status == "failed"
+    error = result.assert_one_error()
+    assert error.startswith("::error title=Stage failed::stage prepare failed")
+    assert "characters cut" in error
+    for line in result.stdout.splitlines():
+        if not line.startswith("::add-mask::"):
+            assert len(line.encode()) <= LINE_BYTES, f"a line of {len(line)} characters"
+    assert any(
+        "npm ERR! xxx" in line and "characters cut" in line
+        for line in result.stdout.splitlines()[:-1]
+    )
+    assert len(result.stdout.encode()) < 64 * 1024
+    assert len(result.summary.encode()) <= 512 * 1024
+    assert "characters cut" in result.summary
