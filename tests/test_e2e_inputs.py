@@ -401,3 +401,44 @@ def test_a_3_mb_log_line_is_cut_in_every_line_the_annotation_and_the_summary(
     assert len(result.stdout.encode()) < 64 * 1024
     assert len(result.summary.encode()) <= 512 * 1024
     assert "characters cut" in result.summary
+
+
+# ------------------------------------------------ 12. the runner's files -----------------
+def unwritable(runner: Runner, how: str) -> str:
+    if how == "directory":
+        path = runner.tmp / "a-directory"
+        path.mkdir()
+        return str(path)
+    return "/dev/full"  # opens, then every write fails (ENOSPC), even for root
+
+
+@pytest.mark.parametrize("how", ["directory", "full"])
+def test_an_unwritable_output_file_fails_the_step_saying_what_was_released(
+    emu: Emulator, runner: Runner, how: str
+) -> None:
+    live_setup(emu)
+    output = unwritable(runner, how)
+    result = runner.run(zd_inputs(emu, domain=DOMAIN), extra={"GITHUB_OUTPUT": output})
+    assert result.returncode == 1, result.stdout
+    (new,) = created(emu)
+    assert emu.domain(TEAM, DOMAIN).workspaces["/"] == [new]  # the release happened
+    error = result.assert_one_error()
+    assert output in error and "GITHUB_OUTPUT" in error
+    assert "success" in error and str(new) in error and f"https://{DOMAIN}/" in error
+    assert str(new) in result.summary  # the summary was still written
+    assert output in result.summary
+
+
+@pytest.mark.parametrize("how", ["directory", "full"])
+def test_an_unwritable_summary_is_a_warning_and_the_release_succeeds(
+    emu: Emulator, runner: Runner, how: str
+) -> None:
+    ws = emu.add_workspace(team_id=TEAM, name="shop")
+    summary = unwritable(runner, how)
+    result = runner.run(simple_inputs(emu, ws), extra={"GITHUB_STEP_SUMMARY": summary})
+    assert result.returncode == 0, result.stdout
+    assert result.status == "success"
+    assert result.outputs["workspace-id"] == str(ws)
+    assert result.errors == []
+    warnings = [line for line in result.stdout.splitlines() if line.startswith("::warning")]
+    assert len(warnings) == 1 and summary in warnings[0] and "GITHUB_STEP_SUMMARY" in warnings[0]
