@@ -521,15 +521,28 @@ def _expected_line(line: str) -> str:
 
 
 def default_workspace_name(repository: str, sha: str) -> str:
-    repo = repository.rsplit("/", 1)[-1]
-    return f"{repo}-{sha[:7]}" if repo and sha else ""
+    """``<repository name>-<first 7 characters of the commit>``, valid for any
+    repository name (see ``_name_start``)."""
+    suffix = f"-{sha[:7]}"
+    return f"{_name_start(repository, 63 - len(suffix))}{suffix}" if repository and sha else ""
 
 
 def preview_workspace_name(repository: str, number: int) -> str:
-    """``<repository name>-pr-<number>``, the repository name shortened to fit 63 characters."""
-    repo = repository.rsplit("/", 1)[-1]
+    """``<repository name>-pr-<number>``, the repository name shortened to fit 63
+    characters and made valid (see ``_name_start``)."""
     suffix = f"-pr-{number}"
-    return f"{repo[: 63 - len(suffix)]}{suffix}" if repo else ""
+    return f"{_name_start(repository, 63 - len(suffix))}{suffix}" if repository else ""
+
+
+def _name_start(repository: str, room: int) -> str:
+    """The repository's name as the start of a workspace name, at most ``room``
+    characters: a character the name pattern refuses becomes '-', and one it may
+    not start with is dropped from the front (``.github`` -> ``github``,
+    ``_internal`` -> ``internal``); ``workspace`` when nothing is left. A name
+    that was valid stays as it was (previews made before are found again)."""
+    repo = re.sub(r"[^A-Za-z0-9_.-]", "-", repository.rsplit("/", 1)[-1])
+    repo = re.sub(r"^[^A-Za-z0-9]+", "", repo)
+    return (repo or "workspace")[:room]
 
 
 def read_pull_request(environ: Mapping[str, str]) -> PullRequest | None:
@@ -619,17 +632,26 @@ def _deployment_settings(
 def _workspace_name(
     inputs: _Inputs, flow: str, pull: PullRequest | None, repository: str, sha: str
 ) -> str:
-    """The input, else ``<repo>-pr-<number>`` for preview and teardown, else ``<repo>-<sha7>``."""
+    """The input, else ``<repo>-pr-<number>`` for preview and teardown, else
+    ``<repo>-<sha7>``. Only a name the user set is blamed on the input."""
     name = inputs.get("workspace-name")
-    if not name and flow in ("preview", "teardown"):
+    if name:
+        if not WORKSPACE_NAME.match(name):
+            raise ConfigError(
+                "workspace-name",
+                name,
+                "expected 1-63 letters, digits, '_', '.', '-', starting with a letter or digit",
+            )
+        return name
+    if flow in ("preview", "teardown"):
         name = preview_workspace_name(repository, pull.number) if pull else ""
-    elif not name:
+    else:
         name = default_workspace_name(repository, sha)
     if name and not WORKSPACE_NAME.match(name):
-        raise ConfigError(
-            "workspace-name",
-            name,
-            "expected 1-63 letters, digits, '_', '.', '-', starting with a letter or digit",
+        raise ContextError(
+            f"the default workspace name '{name}', made from GITHUB_REPOSITORY and GITHUB_SHA, "
+            "is not one Codesphere takes (1-63 letters, digits, '_', '.', '-', starting with a "
+            "letter or digit): set the input 'workspace-name'"
         )
     return name
 

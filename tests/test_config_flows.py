@@ -12,6 +12,7 @@ import pytest
 from codesphere_action.config import (
     DEFAULT_GITHUB_API_URL,
     PullRequest,
+    default_workspace_name,
     load_config,
     preview_workspace_name,
 )
@@ -238,3 +239,22 @@ def test_require_commit_expects_github_sha_whatever_the_branch() -> None:
     with pytest.raises(ConfigError, match=r"input 'require-commit' is 'true'.*rollback"):
         load_config(rollback)
     assert load_config({**rollback, "INPUT_REQUIRE-COMMIT": "false"}).expected_commit == ""
+
+
+@pytest.mark.parametrize(
+    ("repository", "zero_downtime", "preview"),
+    [
+        ("acme/shop", "shop-ccccccc", "shop-pr-5"),
+        ("acme/.github", "github-ccccccc", "github-pr-5"),
+        ("acme/_internal", "internal-ccccccc", "internal-pr-5"),
+        ("acme/-._", "workspace-ccccccc", "workspace-pr-5"),
+        ("acme/" + "r" * 100, "r" * 55 + "-ccccccc", "r" * 58 + "-pr-5"),
+    ],
+)
+def test_default_names_are_valid_for_any_repository_name(
+    tmp_path: Path, repository: str, zero_downtime: str, preview: str
+) -> None:
+    assert default_workspace_name(repository, "c" * 40) == zero_downtime
+    assert preview_workspace_name(repository, 5) == preview
+    environ = {**flow_env(tmp_path, "zero-downtime"), "GITHUB_REPOSITORY": repository}
+    assert load_config(environ).workspace_name == zero_downtime

@@ -8,10 +8,13 @@ state and requests, and a few stable phrases of the log and the ``::error`` line
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from .e2e import SHA, ActionRun, Runner, mark
 from .emulator import Emulator
+from .pr_events import PR, pr_event
 from .test_e2e_rollback import rollback_inputs, start_run_stages
 from .test_e2e_simple import simple_inputs
 from .test_e2e_zero_downtime import DOMAIN, TEAM, created, live_setup, zd_inputs
@@ -442,3 +445,54 @@ def test_an_unwritable_summary_is_a_warning_and_the_release_succeeds(
     assert result.errors == []
     warnings = [line for line in result.stdout.splitlines() if line.startswith("::warning")]
     assert len(warnings) == 1 and summary in warnings[0] and "GITHUB_STEP_SUMMARY" in warnings[0]
+
+
+# ------------------------------------------------ 13. names from any repository name ----
+WORKSPACE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+LONG = "a-very-long-repository-name-that-goes-on-and-on-for-sixty-ch"
+
+
+@pytest.mark.parametrize(
+    ("repository", "expected"),
+    [
+        (f"acme/{LONG}", f"{LONG[:55]}-{SHA[:7]}"),
+        ("acme/_internal", f"internal-{SHA[:7]}"),
+        ("acme/.github", f"github-{SHA[:7]}"),
+        ("acme/__", f"workspace-{SHA[:7]}"),
+    ],
+)
+def test_the_default_workspace_name_is_valid_for_any_repository_name(
+    emu: Emulator, runner: Runner, repository: str, expected: str
+) -> None:
+    assert len(LONG) == 60
+    live_setup(emu)
+    result = runner.run(zd_inputs(emu, domain=DOMAIN), extra={"GITHUB_REPOSITORY": repository})
+    assert result.returncode == 0, result.stdout
+    assert "workspace-name" not in result.stdout
+    (new,) = created(emu)
+    name = emu.workspace(new).name
+    assert name == expected and WORKSPACE_NAME.fullmatch(name)
+
+
+@pytest.mark.parametrize("repository", [f"acme/{LONG}x", "acme/.github"])
+def test_a_preview_and_its_teardown_name_the_same_valid_workspace(
+    emu: Emulator, runner: Runner, repository: str
+) -> None:
+    event = {**pr_event(runner), "GITHUB_REPOSITORY": repository}
+    result = runner.run(zd_inputs(emu, flow="preview"), extra=event)
+    assert result.returncode == 0, result.stdout
+    (new,) = created(emu)
+    name = emu.workspace(new).name
+    assert WORKSPACE_NAME.fullmatch(name) and name.endswith(f"-pr-{PR}")
+    closed = {**pr_event(runner, action="closed"), "GITHUB_REPOSITORY": repository}
+    gone = runner.run(zd_inputs(emu, flow="teardown"), extra=closed)
+    assert gone.returncode == 0, gone.stdout
+    assert emu.workspace(new).deleted
+
+
+def test_a_bad_workspace_name_blames_the_input_only_when_it_was_set(
+    emu: Emulator, runner: Runner
+) -> None:
+    result = runner.run(zd_inputs(emu, **{"workspace-name": "_bad"}))
+    assert "input 'workspace-name' is '_bad'" in result.assert_one_error()
+    assert emu.requests == []
