@@ -720,6 +720,23 @@ def test_domain_map_is_replaced_whole(emu: Emulator, http: requests.Session) -> 
     assert len(emu.spec_violations) == 1
 
 
+@pytest.mark.parametrize(("website", "get", "post"), [("not_found", 404, 404), ("spa", 200, 404)])
+def test_the_website_answers_paths_outside_api_with_html(
+    emu: Emulator, http: requests.Session, website: str, get: int, post: int
+) -> None:
+    emu.website = website
+    site = emu.url.removesuffix("/api")
+    answer = http.get(f"{site}/workspaces/1")
+    assert answer.status_code == get
+    assert answer.headers["Content-Type"] == "text/html"
+    assert answer.text.startswith("<!DOCTYPE html>")
+    assert http.post(f"{site}/workspaces", json={}).status_code == post
+    assert emu.spec_violations == []
+    assert [r.route for r in emu.requests] == [None, None]
+    with pytest.raises(ValueError, match="website"):
+        Emulator(website="blog")
+
+
 def test_domain_names_match_in_any_case_or_exactly(emu: Emulator, http: requests.Session) -> None:
     emu.add_domain(1, "App.Example.com", {})
     base = f"{emu.url}/domains/team/1/domain"

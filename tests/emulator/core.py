@@ -50,6 +50,7 @@ DOMAIN_NOT_FOUND = "Domain not found"
 NO_MULTI_SERVER = "Workspace does not support Multi Server Deployments"
 BILLING = "Missing billing information"
 LANDSCAPES = ("single", "multi", "run_on_ide")
+WEBSITES = (None, "not_found", "spa")
 
 
 def default_branch_head(branch: str) -> str:
@@ -90,6 +91,7 @@ class Emulator:
         servers: Iterable[str] = ("web",),
         log_stream_max_seconds: float = 60.0,
         check_domain_workspaces: bool = True,
+        website: str | None = None,
         data_center_id: int = 2,
         first_workspace_id: int = 1001,
         foreign_host: str = "127.0.0.2",
@@ -103,6 +105,10 @@ class Emulator:
         self.start_latency = start_latency
         self.log_stream_max_seconds = log_stream_max_seconds
         self.check_domain_workspaces = check_domain_workspaces
+        if website not in WEBSITES:
+            raise ValueError(f"website={website!r}; expected one of {WEBSITES}")
+        # Paths outside /api (an api-url without it): None is a spec violation.
+        self.website = website
         self.data_center_id = data_center_id
         self.on_request = on_request
         self.spec = load_spec()
@@ -868,6 +874,15 @@ class Emulator:
             body["detail"] = detail
         return Reply(status, body, headers=headers or {})
 
+    def _website_reply(self, rec: RecordedRequest) -> Reply:
+        """What the website answers outside ``/api`` (an api-url without it): a 404
+        page (``website="not_found"``), or the web app's page for any GET
+        (``"spa"``, 200; other methods 404)."""
+        found = self.website == "spa" and rec.method == "GET"
+        title = "Codesphere" if found else "404: This page could not be found"
+        page = f"<!DOCTYPE html><html><head><title>{title}</title></head><body></body></html>"
+        return Reply(200 if found else 404, raw=page.encode(), content_type="text/html")
+
     def _violation(self, rec: RecordedRequest, problems: list[str]) -> None:
         """One entry in ``spec_violations`` per offending request."""
         message = f"{rec.method} {rec.raw_path}: {'; '.join(problems)}"
@@ -877,6 +892,8 @@ class Emulator:
 
     def _process(self, rec: RecordedRequest, path: str, parse_error: str | None) -> Reply:
         if not (path == "/api" or path.startswith("/api/")):
+            if self.website is not None:
+                return self._website_reply(rec)
             self._violation(rec, ["path is outside the /api base path"])
             return self._problem_reply(rec, 404, "Not Found", f"no route {path}")
         route = self.spec.match(rec.method, rec.path)
