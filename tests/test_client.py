@@ -647,3 +647,31 @@ def test_retry_after_zero_backs_off() -> None:
     client.get_workspace(1)
     ceilings = [0.25, 0.5, 1.0, 2.0, 4.0, 5.0]
     assert all(0.1 <= d <= c for d, c in zip(clock.sleeps, ceilings, strict=True))
+
+
+@responses.activate
+def test_a_404_page_that_is_not_the_apis_says_the_api_url_looks_wrong() -> None:
+    """Issue 17: https://codesphere.com (no /api) answers a website's 404 page;
+    that is no "workspace not found", and deleting is not "already gone"."""
+    site = "https://cs.example.org"
+    page = "<!DOCTYPE html><html><title>404: This page could not be found</title></html>"
+    responses.get(f"{site}/workspaces/1", status=404, body=page, content_type="text/html")
+    responses.delete(f"{site}/workspaces/1", status=404, body=page, content_type="text/html")
+    client, _ = make_client(site)
+    for call in (lambda: client.get_workspace(1), lambda: client.delete_workspace(1)):
+        with pytest.raises(BadAnswer) as caught:
+            call()
+        message = str(caught.value)
+        assert "404 and an HTML page" in message
+        assert f"the api-url input ('{site}') looks wrong: it should end in /api" in message
+        assert "https://cloud.codesphere.com/api" in message
+
+
+@responses.activate
+def test_the_apis_own_404_stays_not_found() -> None:
+    responses.get(f"{API}/workspaces/1", status=404, json=problem(404, "Workspace is not found"))
+    responses.delete(f"{API}/workspaces/2", status=404)  # no body: still the API's 404
+    client, _ = make_client()
+    with pytest.raises(ApiError, match="404"):
+        client.get_workspace(1)
+    assert client.delete_workspace(2) is False

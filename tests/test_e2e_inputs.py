@@ -496,3 +496,22 @@ def test_a_bad_workspace_name_blames_the_input_only_when_it_was_set(
     result = runner.run(zd_inputs(emu, **{"workspace-name": "_bad"}))
     assert "input 'workspace-name' is '_bad'" in result.assert_one_error()
     assert emu.requests == []
+
+
+# ------------------------------------------------ 14. an api-url without /api ------------
+@pytest.mark.parametrize("website", ["not_found", "spa"])
+@pytest.mark.parametrize("flow", ["simple", "zero-downtime"])
+def test_an_api_url_without_api_is_named_as_the_cause(
+    emu: Emulator, runner: Runner, website: str, flow: str
+) -> None:
+    emu.website = website  # what https://codesphere.com answers outside /api
+    ws = emu.add_workspace(team_id=TEAM, name="shop")
+    site = emu.url.removesuffix("/api")
+    inputs = simple_inputs(emu, ws) if flow == "simple" else zd_inputs(emu, domain=DOMAIN)
+    result = runner.run({**inputs, "api-url": site})
+    assert result.status == "failed"
+    error = result.assert_one_error()
+    assert f"api-url input ('{site}') looks wrong" in error
+    assert "should end in /api" in error and "https://cloud.codesphere.com/api" in error
+    assert "workspace-id" not in error and "not found" not in error.lower()
+    assert not emu.find_requests(path=r"/api.*")  # nothing reached the API
