@@ -17,7 +17,7 @@ from .emulator import Emulator
 from .pr_events import PR, pr_event
 from .test_e2e_rollback import rollback_inputs, start_run_stages
 from .test_e2e_simple import simple_inputs
-from .test_e2e_zero_downtime import DOMAIN, TEAM, created, live_setup, zd_inputs
+from .test_e2e_zero_downtime import DOMAIN, NAME, TEAM, created, live_setup, zd_inputs
 
 PASSWORD = "s3cr3tPassw0rd"
 
@@ -515,3 +515,41 @@ def test_an_api_url_without_api_is_named_as_the_cause(
     assert "should end in /api" in error and "https://cloud.codesphere.com/api" in error
     assert "workspace-id" not in error and "not found" not in error.lower()
     assert not emu.find_requests(path=r"/api.*")  # nothing reached the API
+
+
+# ------------------------------------------------ 15. all names taken --------------------
+def names(base: str, count: int) -> list[str]:
+    return [base, *(f"{base}-{n}" for n in range(2, count + 1))]
+
+
+def test_all_names_taken_is_one_annotation_with_the_details_in_the_log(
+    emu: Emulator, runner: Runner
+) -> None:
+    for name in names(NAME, 99):
+        emu.add_workspace(team_id=TEAM, name=name)  # made by hand
+    result = runner.run(zd_inputs(emu))
+    assert result.status == "failed"
+    warnings = [line for line in result.stdout.splitlines() if line.startswith("::warning")]
+    assert warnings == []
+    error = result.assert_one_error()
+    assert "all 99 names" in error and "99 not created by codesphere-release" in error
+    details = [line for line in result.stdout.splitlines() if "is left alone" in line]
+    assert len(details) == 99
+    assert not emu.find_requests("POST")
+
+
+def test_names_taken_before_a_free_one_are_one_warning(emu: Emulator, runner: Runner) -> None:
+    first, second, third = names(NAME, 3)
+    emu.add_workspace(team_id=TEAM, name=first)
+    emu.add_workspace(team_id=TEAM, name=second)
+    emu.add_workspace(team_id=TEAM, name=third, env=mark(commit="9" * 12))  # an earlier release
+    result = runner.run(zd_inputs(emu))
+    assert result.returncode == 0, result.stdout
+    (new,) = created(emu)
+    assert emu.workspace(new).name == f"{NAME}-4"
+    warnings = [line for line in result.stdout.splitlines() if line.startswith("::warning")]
+    (warning,) = [line for line in warnings if "Another commit was deployed" not in line]
+    assert "3 names" in warning and f"{NAME}-4" in warning
+    assert "2 not created by codesphere-release" in warning and "1 an earlier release" in warning
+    details = [line for line in result.stdout.splitlines() if "is left alone" in line]
+    assert len(details) == 3 and not any(line.startswith("::") for line in details)

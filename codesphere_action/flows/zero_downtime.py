@@ -26,11 +26,14 @@ are judged:
   attempt; deleted;
 - anything else (serves any domain, made by hand or for another repository,
   an earlier release kept for rollback, another run's work): never touched;
-  the next name is tried, and the log says why.
+  the next name is tried, and the log says why. One warning sums the names
+  passed over up (GitHub shows ten annotations per step); when all 99 are
+  taken, the error does.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -59,6 +62,12 @@ LIVE, LEFTOVER, KEEP = "live", "leftover", "keep"
 class Verdict:
     kind: str
     why: str = ""
+    group: str = ""  # why, in a few words after a count, for the one summary warning
+
+
+# The groups of Verdict.group, each read after a number ("2 serve a domain").
+SERVING = "serve a domain"
+BY_HAND = "not created by codesphere-release"
 
 
 def release(ctx: Context) -> None:
@@ -129,12 +138,14 @@ def _settle_name(ctx: Context, state: State) -> Workspace | None:
         ctx.reporter.info(f"Domain {domain_label(ctx)}: {describe_map(domain.workspaces)}")
         check_map(ctx, state, domain, team)
     serving = routes(domains)
-    for name in candidate_names(state.name):
+    taken: list[Verdict] = []  # one per workspace left alone, for the summary
+    for count, name in enumerate(candidate_names(state.name)):
         same = [w for w in team if w.name == name]
         verdicts = [(w, _judge(ctx, w, serving.get(w.id, []))) for w in same]
         for workspace, verdict in verdicts:
             if verdict.kind == LIVE:
                 state.name = name
+                _say_taken(ctx, count, taken, f"this commit is live in {name}")
                 return workspace
         kept = [(w, v) for w, v in verdicts if v.kind == KEEP]
         if not kept:
@@ -144,30 +155,49 @@ def _settle_name(ctx: Context, state: State) -> Workspace | None:
                     "attempt of this run; it serves nothing"
                 )
                 delete_unless_serving(ctx, workspace.id)
+            _say_taken(ctx, count, taken, f"this release goes into {name}")
             state.name = name
             ctx.result.workspace_name = name
             return None
         for workspace, verdict in kept:
-            ctx.reporter.warning(
-                f"A workspace named {name} ({workspace.id}) is left alone: {verdict.why}. "
-                "This release goes into the next free name"
+            # The details go to the log; one warning sums them up (GitHub shows
+            # ten annotations per step).
+            ctx.reporter.info(
+                f"A workspace named {name} ({workspace.id}) is left alone: {verdict.why}"
             )
+            taken.append(verdict)
     raise ActionError(
-        f"no free workspace name from {state.name} to {state.name}-99: set the input "
-        "'workspace-name', or delete the workspaces of those names that are no longer needed"
+        f"no free workspace name from {state.name} to {state.name}-99: all 99 names are taken "
+        f"({_reasons(taken)}; the log lists each). Set the input 'workspace-name', or delete "
+        "the workspaces of those names that are no longer needed"
     )
+
+
+def _say_taken(ctx: Context, names: int, taken: list[Verdict], then: str) -> None:
+    """One warning for the names passed over, if any; the log lists each."""
+    if names:
+        ctx.reporter.warning(
+            f"{names} {'name was' if names == 1 else 'names were'} taken by workspaces that "
+            f"are left alone ({_reasons(taken)}; the log lists each): {then}",
+            title="Workspace names taken",
+        )
+
+
+def _reasons(taken: list[Verdict]) -> str:
+    counts = Counter(v.group or v.why for v in taken)
+    return ", ".join(f"{n} {group}" for group, n in counts.most_common())
 
 
 def _judge(ctx: Context, workspace: Workspace, serving: list[str]) -> Verdict:
     config = ctx.config
     mark = read_mark(ctx, workspace.id)
     if not is_ours(config, mark) or mark is None:
+        group = SERVING if serving else BY_HAND
         if mark is None:
-            return Verdict(KEEP, _serving_or(serving, "it was not created by codesphere-release"))
-        return Verdict(
-            KEEP,
-            _serving_or(serving, f"it was created by codesphere-release for {mark.repository}"),
-        )
+            why = _serving_or(serving, "it was not created by codesphere-release")
+            return Verdict(KEEP, why, group)
+        why = _serving_or(serving, f"it was created by codesphere-release for {mark.repository}")
+        return Verdict(KEEP, why, group if serving else "made for another repository")
     # Routes are "<domain as the API lists it><path as the map spells it>": a
     # trailing slash does not count (see domain.path_key).
     route = f"{config.domain}{config.domain_path}".rstrip("/")
@@ -177,10 +207,11 @@ def _judge(ctx: Context, workspace: Workspace, serving: list[str]) -> Verdict:
     if same_commit and mark.state == RELEASED and (serves_route if switching else not serving):
         return Verdict(LIVE)
     if serving:
-        return Verdict(KEEP, f"it serves {', '.join(serving)}")
+        return Verdict(KEEP, f"it serves {', '.join(serving)}", SERVING)
     if mark.state == BUILDING and mark.earlier_attempt_of(config.run_id):
         return Verdict(LEFTOVER)
-    return Verdict(KEEP, _why_not_leftover(mark))
+    group = "an earlier release" if mark.state == RELEASED else "another run's"
+    return Verdict(KEEP, _why_not_leftover(mark), group)
 
 
 def _serving_or(serving: list[str], why: str) -> str:
