@@ -58,7 +58,7 @@ def _promote(ctx: Context, state: State, targets: list[int]) -> None:
             describe(ctx, workspaces[0])  # several (a rollback): the first's URL and commit
         except ActionError as exc:  # the outputs are a courtesy: no reason to stay down
             ctx.reporter.warning(f"could not read workspace {targets[0]}'s URL or commit: {exc}")
-        ctx.result.set("workspace-id", id_list(targets))
+        ctx.result.set("workspace-id", id_list(targets))  # describe() set the first's alone
         ctx.result.workspace_name = ", ".join(w.name for w in workspaces)
         check_commit(ctx)
         current = _domain(ctx, state)

@@ -210,7 +210,7 @@ def _judge(ctx: Context, workspace: Workspace, serving: list[str]) -> Verdict:
         return Verdict(KEEP, f"it serves {', '.join(serving)}", SERVING)
     if mark.state == BUILDING and mark.earlier_attempt_of(config.run_id):
         return Verdict(LEFTOVER)
-    group = "an earlier release" if mark.state == RELEASED else "another run's"
+    group = "an earlier release" if mark.state == RELEASED else "in the works of another run"
     return Verdict(KEEP, _why_not_leftover(mark), group)
 
 
