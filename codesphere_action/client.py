@@ -14,7 +14,8 @@ timeouts are cut to the time that is left, so no request outlives its wait.
 Retries are decided on exception types and status codes only:
 - idempotent calls (GET, PUT, DELETE, PATCH of an absolute value, stage stop,
   landscape deploy) retry on connection errors, read timeouts, 429 and
-  502/503/504;
+  500/502/503/504 (repeating them is safe, and one 500 on the domain read
+  right before a switch must not throw a finished build away);
 - non-idempotent calls (create, stage start, git pull) retry only when the
   request provably never reached the server (connection refused, unknown
   host, connect timeout) or the server said 429; otherwise
@@ -47,14 +48,17 @@ from urllib3.exceptions import (
 
 from .clock import Clock
 from .config import is_ip_address, is_loopback
-from .errors import ApiError, BadAnswer, RedirectRefused, TransportError
+from .errors import ActionError, ApiError, BadAnswer, RedirectRefused, TransportError
 from .github import Reporter, format_seconds
 from .models import DomainInfo, EnvVar, LogEntry, StageEntry, Workspace
 
 T = TypeVar("T")
 
 USER_AGENT = "codesphere-release/1 (+https://github.com/features/actions)"
-RETRY_STATUSES = frozenset({429, 502, 503, 504})
+# The spec's server and the official CLI's default: the example the hints give.
+API_URL_EXAMPLE = "https://cloud.codesphere.com/api"
+# 500 only for idempotent calls: a non-idempotent one retries on 429 alone.
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
 CONNECT_BUDGET = 10.0  # seconds to keep trying a host that refuses or does not resolve
@@ -251,6 +255,7 @@ class Client:
             else:
                 if response.status_code < 400:
                     return self._decode(method, path, response, expect)
+                self._check_route(method, path, response)
                 error_api = self._api_error(method, path, response)
                 retryable = response.status_code in RETRY_STATUSES and (
                     idempotent or response.status_code == 429
@@ -402,8 +407,39 @@ class Client:
     def _bad_answer(self, method: str, path: str, what: str) -> BadAnswer:
         return BadAnswer(
             f"the API at {self.base_url} answered {method} {path} with {what}, not Codesphere's "
-            "JSON: check the api-url input (it usually ends in /api) and that no proxy or "
-            "sign-in page stands in between"
+            f"JSON: {self._api_url_hint()}"
+        )
+
+    def _check_route(self, method: str, path: str, response: requests.Response) -> None:
+        """A 404 with a body that is not Codesphere's problem JSON (an HTML page)
+        comes from something that does not know the API's routes, a website:
+        BadAnswer saying the api-url looks wrong, never "not found", which would
+        blame the id in the path."""
+        if response.status_code != 404 or not response.content:
+            return
+        try:
+            problem = response.json()
+        except ValueError:
+            problem = None
+        if isinstance(problem, dict):
+            return
+        content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        html = "html" in content_type or response.content.lstrip()[:1] == b"<"
+        raise BadAnswer(
+            f"the API at {self.base_url} answered {method} {path} with 404 and "
+            f"{'an HTML page' if html else 'a body that is not JSON'}, not Codesphere's problem "
+            f"JSON: that path is not a route of its API, so {self._api_url_hint()}"
+        )
+
+    def _api_url_hint(self) -> str:
+        if not urlsplit(self.base_url).path.rstrip("/").endswith("/api"):
+            return (
+                f"the api-url input ('{self.base_url}') looks wrong: it should end in /api, "
+                f"e.g. {API_URL_EXAMPLE} (self-hosted: https://<your host>/api)"
+            )
+        return (
+            "check the api-url input (it usually ends in /api) and that no proxy or sign-in "
+            "page stands in between"
         )
 
     def _parse(self, method: str, path: str, parse: Callable[[Any], T], value: Any) -> T:
@@ -612,7 +648,11 @@ class Client:
             session.close()
             raise
         if response.status_code >= 400:
-            error = self._api_error("GET", path, response)
+            try:
+                self._check_route("GET", path, response)
+                error: ActionError = self._api_error("GET", path, response)
+            except BadAnswer as wrong:
+                error = wrong
             response.close()
             session.close()
             raise error

@@ -76,6 +76,9 @@ class Config:
     workspace_id: int | None
     remote: str
     branch: str
+    # rollback: every id of the workspace-id input (the previous-workspace-id output
+    # of a release, verbatim); the other flows: workspace_id alone, or none.
+    workspace_ids: tuple[int, ...] = ()
     team_id: int | None = None
     plan_id: int | None = None
     git_url: str = ""
@@ -83,8 +86,10 @@ class Config:
     replicas: int = 1
     workspace_name: str = ""
     env: tuple[EnvVar, ...] = ()  # env and secret-env together, in that order
+    # ASCII (an IDN's xn-- form), lower case; the flows switch to the API's spelling.
     domain: str = ""
-    domain_path: str = "/"
+    domain_input: str = ""  # the input as given (an IDN's Unicode form), for the log
+    domain_path: str = "/"  # normalised: no trailing slash (but "/")
     delete_previous: bool = False
     cleanup_on_failure: bool = True
     switch: bool = True  # zero-downtime: move the domain (false: stage the release only)
@@ -123,15 +128,21 @@ class Config:
     @property
     def expected_commit(self) -> str:
         """The commit this run releases, when it knows it ("" otherwise): the pull
-        request's head for a preview, GITHUB_SHA when the branch released is the
-        one the run was triggered on."""
+        request's head for a preview; GITHUB_SHA for promote, with require-commit
+        (the user asked for it, whatever the branch), and otherwise when the
+        branch released is the one the run was triggered on."""
         if self.flow == "preview":
             return self.pull_request.head_sha if self.pull_request else ""
-        if self.flow == "rollback":
+        if self.flow in ("rollback", "teardown"):
             return ""  # a rollback goes back to an older commit on purpose
         # The simple flow with no branch pulls whatever branch the workspace is on:
-        # only a branch known to be the run's own says which commit to expect.
-        if self.flow == "promote" or (self.branch and self.branch == self.ref_name):
+        # only a branch known to be the run's own says which commit to expect,
+        # unless require-commit says GITHUB_SHA it must be.
+        if (
+            self.flow == "promote"
+            or self.require_commit
+            or (self.branch and self.branch == self.ref_name)
+        ):
             return self.sha if COMMIT_SHA.match(self.sha) else ""
         return ""
 
@@ -236,7 +247,12 @@ def parse_api_url(name: str, value: str) -> str:
 
 
 def parse_domain(name: str, value: str) -> str:
-    domain = value.strip().lower().rstrip(".")
+    """A domain name, lower case, in ASCII: an internationalised one (IDN) in its
+    ``xn--`` form by IDNA 2008 (UTS #46), as DNS and Codesphere know it."""
+    domain = value.strip().rstrip(".")
+    if not domain.isascii():
+        domain = _idna(name, value, domain)
+    domain = domain.lower()
     labels = domain.split(".")
     if (
         len(domain) > 253
@@ -248,10 +264,49 @@ def parse_domain(name: str, value: str) -> str:
     return domain
 
 
+def _idna(name: str, value: str, domain: str) -> str:
+    # The idna package (a dependency of requests, imported only for an IDN):
+    # IDNA 2008 as registries and browsers use it. The standard library's codec
+    # is IDNA 2003, which turns "straße.de" into another domain, "strasse.de".
+    import idna  # noqa: PLC0415
+
+    try:
+        return str(idna.encode(domain, uts46=True).decode("ascii"))
+    except idna.IDNAError:
+        raise ConfigError(
+            name,
+            value,
+            "expected a domain name such as 'app.example.com' or 'bücher.example.com' "
+            "(internationalised names are converted to their xn-- form; that form works too)",
+        ) from None
+
+
+def normalise_path(path: str) -> str:
+    """A domain path the way Codesphere's proxy matches it: a trailing slash does
+    not count (``/api/`` is ``/api``); ``/`` stays ``/``. Letter case counts."""
+    return path.rstrip("/") or "/"
+
+
 def parse_domain_path(name: str, value: str) -> str:
     if not value.startswith("/") or any(c.isspace() or c in "?#" for c in value) or "//" in value:
         raise ConfigError(name, value, "expected a path starting with '/', such as '/' or '/api'")
-    return value
+    return normalise_path(value)
+
+
+def parse_workspace_ids(name: str, value: str, flow: str) -> tuple[int, ...]:
+    """One id; for rollback a comma-separated list (the previous-workspace-id
+    output of a release, verbatim: the path goes back to all of them)."""
+    if flow != "rollback" or "," not in value:
+        if "," in value and flow == "promote":
+            raise ConfigError(name, value, "the promote flow points the path at exactly one id")
+        return (parse_id(name, value),)
+    parts = [part.strip() for part in value.split(",")]
+    if not all(parts):
+        raise ConfigError(name, value, "expected ids separated by commas, such as '12,34'")
+    ids = tuple(parse_id(name, part) for part in parts)
+    if len(set(ids)) != len(ids):
+        raise ConfigError(name, value, "expected each id once")
+    return ids
 
 
 def parse_http_path(name: str, value: str) -> str:
@@ -327,53 +382,167 @@ def parse_git_url(name: str, value: str) -> str:
     )
 
 
+# NAME<<DELIM ... DELIM, the runner's own form for a value that spans lines.
+HEREDOC = re.compile(r"^(\S+?)<<([A-Za-z0-9_]+)$")
+# "NAME: value": the YAML habit, which is not this format.
+YAML_STYLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*\s*:")
+# A "name" of mixed-case letters and digits only, with nothing after its '=':
+# the tail of a base64 value wrapped onto a line of its own ("s3cr3tPassw0rd=").
+BASE64_RUN = re.compile(r"^(?=.*[a-z])(?=.*[A-Z])(?=.*[0-9])[A-Za-z0-9]{8,}$")
+MULTI_LINE_HINT = "a value that spans lines goes in NAME<<EOF, its lines, then a line EOF"
+NOT_SHOWN = "(the line is not shown)"
+
+
 def parse_env(name: str, value: str) -> tuple[EnvVar, ...]:
     """Dotenv style: ``NAME=value`` per line, ``#`` comments, blank lines, optional
-    ``export`` prefix, values optionally in single or double quotes."""
-    result: dict[str, EnvVar] = {}
-    for number, raw_line in enumerate(value.splitlines(), start=1):
+    ``export`` prefix, values optionally in single or double quotes (closed on
+    their line); a value that spans lines as ``NAME<<DELIM``, its lines, then a
+    line ``DELIM`` (DELIM: letters, digits, ``_``).
+
+    Raises ConfigError naming the line number, never any part of a line: in
+    secret-env a "name" may well be a password (a YAML-style line, a value
+    wrapped onto a line of its own)."""
+    return tuple(var for _, var in env_lines(name, value))
+
+
+def env_lines(name: str, value: str) -> list[tuple[int, EnvVar]]:
+    """``parse_env`` with the line number each variable starts on."""
+    lines = value.splitlines()
+    result: dict[str, tuple[int, EnvVar]] = {}
+    # The NAME=value line right before, as (number, indentation): a line indented
+    # deeper right after it is the rest of its value, wrapped.
+    before: tuple[int, int] | None = None
+    index = 0
+    while index < len(lines):
+        number, raw_line = index + 1, lines[index]
+        index += 1
         line = raw_line.strip()
         if not line or line.startswith("#"):
+            before = None
             continue
+        indent = len(raw_line) - len(raw_line.lstrip())
+        if before is not None and indent > before[1]:
+            raise ConfigError(
+                name,
+                f"line {number}",
+                f"it is indented deeper than line {before[0]}, so it looks like the rest of "
+                f"line {before[0]}'s value {NOT_SHOWN}. Put each value on its line, or: "
+                + MULTI_LINE_HINT,
+            )
         if line.startswith("export "):
             line = line[len("export ") :].lstrip()
         key, sep, val = line.partition("=")
-        key = key.strip()
-        if not sep:
+        heredoc = None if sep else HEREDOC.match(line)
+        if heredoc is not None:
+            key, delimiter = heredoc.groups()
+            val, index = _heredoc_value(name, number, lines, index, delimiter)
+            before = None
+        elif not sep:
             # The line may be a value (a secret) on a line of its own: never echo it.
-            raise ConfigError(
-                name, f"line {number}", "expected one NAME=value per line (the line is not shown)"
-            )
-        if not ENV_NAME.match(key):
-            raise ConfigError(
-                name,
-                f"line {number}: {key}",
-                "expected variable names of letters, digits, '_', '.', '-', "
-                "not starting with a digit",
-            )
-        if key in result:
-            raise ConfigError(name, f"line {number}: {key}", "each variable may appear only once")
-        if key == MARK_NAME:
-            raise ConfigError(
-                name, f"line {number}: {key}", "that name is the action's own mark; pick another"
-            )
-        val = val.strip()
-        if len(val) >= 2 and val[0] == val[-1] and val[0] in "'\"":
-            val = val[1:-1]
-        result[key] = EnvVar(key, val)
-    return tuple(result.values())
+            raise ConfigError(name, f"line {number}", _expected_line(line))
+        else:
+            key, val = key.strip(), _value(name, number, key.strip(), val.strip())
+            before = (number, indent)
+        _check_name(name, number, line, key, result)
+        result[key] = (number, EnvVar(key, val))
+    return list(result.values())
+
+
+def _heredoc_value(
+    name: str, number: int, lines: list[str], index: int, delimiter: str
+) -> tuple[str, int]:
+    """The lines from ``index`` up to the one holding only ``delimiter``, as one
+    value; and the index after the delimiter's line."""
+    end = index
+    while end < len(lines) and lines[end].strip() != delimiter:
+        end += 1
+    if end == len(lines):
+        raise ConfigError(
+            name,
+            f"line {number}",
+            f"the multi-line value it starts is never closed {NOT_SHOWN}: end it with a line "
+            "that holds only the delimiter named after '<<'",
+        )
+    return "\n".join(lines[index:end]), end + 1
+
+
+def _value(name: str, number: int, key: str, val: str) -> str:
+    """The value of a ``NAME=value`` line, quotes taken off; refused when it is
+    the tail of a wrapped value or opens a quote it does not close."""
+    if (val and set(val) == {"="}) or (not val and BASE64_RUN.match(key)):
+        # "s3cr3t==" or "s3cr3tPassw0rd=": the tail of a wrapped base64 value
+        # (its padding), not a variable.
+        raise ConfigError(
+            name,
+            f"line {number}",
+            "it holds nothing but '=' after its name, so it looks like the end of a value "
+            f"wrapped onto a line of its own {NOT_SHOWN}. Put the whole value on one line, "
+            "or: " + MULTI_LINE_HINT,
+        )
+    if val[:1] not in ("'", '"'):
+        return val
+    if len(val) < 2 or val[-1] != val[0]:
+        raise ConfigError(
+            name,
+            f"line {number}",
+            f"its value opens a quote that does not close at the end of the line {NOT_SHOWN}: "
+            + MULTI_LINE_HINT,
+        )
+    return val[1:-1]
+
+
+def _check_name(
+    name: str, number: int, line: str, key: str, seen: dict[str, tuple[int, EnvVar]]
+) -> None:
+    if not ENV_NAME.match(key):
+        raise ConfigError(name, f"line {number}", _expected_line(line))
+    if key in seen:
+        raise ConfigError(
+            name,
+            f"line {number}",
+            f"it sets the variable line {seen[key][0]} sets already {NOT_SHOWN}: each "
+            "variable may appear only once",
+        )
+    if key == MARK_NAME:  # the action's own name, not the user's: safe to show
+        raise ConfigError(
+            name, f"line {number}: {key}", "that name is the action's own mark; pick another"
+        )
+
+
+def _expected_line(line: str) -> str:
+    """What a line that is no ``NAME=value`` should be (its text is never shown)."""
+    expected = (
+        "expected NAME=value, with a name of letters, digits, '_', '.', '-', not starting "
+        f"with a digit {NOT_SHOWN}"
+    )
+    if YAML_STYLE.match(line):
+        expected += "; 'NAME: value' (YAML style) is not this format: write NAME=value"
+    return f"{expected}; {MULTI_LINE_HINT}"
 
 
 def default_workspace_name(repository: str, sha: str) -> str:
-    repo = repository.rsplit("/", 1)[-1]
-    return f"{repo}-{sha[:7]}" if repo and sha else ""
+    """``<repository name>-<first 7 characters of the commit>``, valid for any
+    repository name (see ``_name_start``)."""
+    suffix = f"-{sha[:7]}"
+    return f"{_name_start(repository, 63 - len(suffix))}{suffix}" if repository and sha else ""
 
 
 def preview_workspace_name(repository: str, number: int) -> str:
-    """``<repository name>-pr-<number>``, the repository name shortened to fit 63 characters."""
-    repo = repository.rsplit("/", 1)[-1]
+    """``<repository name>-pr-<number>``, the repository name shortened to fit 63
+    characters and made valid (see ``_name_start``)."""
     suffix = f"-pr-{number}"
-    return f"{repo[: 63 - len(suffix)]}{suffix}" if repo else ""
+    return f"{_name_start(repository, 63 - len(suffix))}{suffix}" if repository else ""
+
+
+def _name_start(repository: str, room: int) -> str:
+    """The repository's name as the start of a workspace name, at most ``room``
+    characters: a character the name pattern refuses becomes '-', and one it may
+    not start with is dropped from the front (``.github`` -> ``github``,
+    ``_internal`` -> ``internal``); ``workspace`` when nothing is left. A name
+    that was valid stays as it was (previews made before are found again)."""
+    repo = re.sub(r"[^A-Za-z0-9_.-]", "-", repository.rsplit("/", 1)[-1])
+    repo = re.sub(r"^[^A-Za-z0-9]+", "", repo)
+    return (repo or "workspace")[:room]
 
 
 def read_pull_request(environ: Mapping[str, str]) -> PullRequest | None:
@@ -463,17 +632,26 @@ def _deployment_settings(
 def _workspace_name(
     inputs: _Inputs, flow: str, pull: PullRequest | None, repository: str, sha: str
 ) -> str:
-    """The input, else ``<repo>-pr-<number>`` for preview and teardown, else ``<repo>-<sha7>``."""
+    """The input, else ``<repo>-pr-<number>`` for preview and teardown, else
+    ``<repo>-<sha7>``. Only a name the user set is blamed on the input."""
     name = inputs.get("workspace-name")
-    if not name and flow in ("preview", "teardown"):
+    if name:
+        if not WORKSPACE_NAME.match(name):
+            raise ConfigError(
+                "workspace-name",
+                name,
+                "expected 1-63 letters, digits, '_', '.', '-', starting with a letter or digit",
+            )
+        return name
+    if flow in ("preview", "teardown"):
         name = preview_workspace_name(repository, pull.number) if pull else ""
-    elif not name:
+    else:
         name = default_workspace_name(repository, sha)
     if name and not WORKSPACE_NAME.match(name):
-        raise ConfigError(
-            "workspace-name",
-            name,
-            "expected 1-63 letters, digits, '_', '.', '-', starting with a letter or digit",
+        raise ContextError(
+            f"the default workspace name '{name}', made from GITHUB_REPOSITORY and GITHUB_SHA, "
+            "is not one Codesphere takes (1-63 letters, digits, '_', '.', '-', starting with a "
+            "letter or digit): set the input 'workspace-name'"
         )
     return name
 
@@ -520,7 +698,10 @@ def load_config(environ: Mapping[str, str]) -> Config:
         parse_branch("branch", branch)
 
     workspace_id_text = inputs.get("workspace-id")
-    workspace_id = parse_id("workspace-id", workspace_id_text) if workspace_id_text else None
+    workspace_ids = (
+        parse_workspace_ids("workspace-id", workspace_id_text, flow) if workspace_id_text else ()
+    )
+    workspace_id = workspace_ids[0] if workspace_ids else None
     team_text = inputs.get("team-id")
     team_id = parse_id("team-id", team_text) if team_text else None
     plan_text = inputs.get("plan-id")
@@ -557,6 +738,7 @@ def load_config(environ: Mapping[str, str]) -> Config:
             "workspace-timeout", inputs.get("workspace-timeout", "10m")
         ),
         workspace_id=workspace_id,
+        workspace_ids=workspace_ids,
         remote=remote,
         branch=branch,
         team_id=team_id,
@@ -567,6 +749,7 @@ def load_config(environ: Mapping[str, str]) -> Config:
         workspace_name=workspace_name,
         env=env + secret_env,
         domain=domain,
+        domain_input=domain_text if domain else "",
         domain_path=parse_domain_path("domain-path", inputs.get("domain-path", "/")),
         delete_previous=parse_bool("delete-previous", inputs.get("delete-previous", "false")),
         cleanup_on_failure=parse_bool(
@@ -609,14 +792,18 @@ def load_config(environ: Mapping[str, str]) -> Config:
 
 def _env_inputs(inputs: _Inputs) -> tuple[tuple[EnvVar, ...], tuple[EnvVar, ...]]:
     """(env, secret-env), with no name in both."""
-    env = parse_env("env", inputs.raw("env"))
-    secret_env = parse_env("secret-env", inputs.raw("secret-env"))
-    for var in secret_env:
-        if any(plain.name == var.name for plain in env):
+    env = env_lines("env", inputs.raw("env"))
+    secret_env = env_lines("secret-env", inputs.raw("secret-env"))
+    plain = {var.name: number for number, var in env}
+    for number, var in secret_env:
+        if var.name in plain:
             raise ConfigError(
-                "secret-env", var.name, "that name is in the env input too; set it in one of them"
+                "secret-env",
+                f"line {number}",
+                f"it sets a variable that line {plain[var.name]} of the env input sets too "
+                f"{NOT_SHOWN}: set each variable in one of them",
             )
-    return env, secret_env
+    return tuple(var for _, var in env), tuple(var for _, var in secret_env)
 
 
 def _skip_fork(inputs: _Inputs, environ: Mapping[str, str]) -> None:
@@ -659,6 +846,7 @@ def _run_id(environ: Mapping[str, str]) -> str:
 
 def _check_flow_requirements(config: Config) -> None:
     flow = config.flow
+    _check_require_commit(config)
     if flow in ("preview", "teardown"):
         _check_pull_request(config)
     if flow == "simple" and config.workspace_id is None:
@@ -696,6 +884,29 @@ def _check_flow_requirements(config: Config) -> None:
             )
         if not config.domain:
             raise ConfigError("domain", "", f"the {flow} flow needs the domain to switch")
+
+
+def _check_require_commit(config: Config) -> None:
+    """require-commit: true needs a commit to compare with; where none can be
+    known it is an input error, before any request (never a check that
+    silently does nothing)."""
+    if not config.require_commit or config.flow in ("preview", "teardown"):
+        return  # preview: the pull request's head; teardown deploys nothing
+    if config.flow == "rollback":
+        raise ConfigError(
+            "require-commit",
+            "true",
+            "a rollback goes back to an earlier release on purpose, so there is no commit it "
+            "must run: remove the input (or set it to false) for flow: rollback",
+        )
+    if not config.expected_commit:
+        shown = f"'{config.sha}'" if config.sha else "not set"
+        raise ConfigError(
+            "require-commit",
+            "true",
+            f"it compares the deployed commit with GITHUB_SHA, which is {shown}: run in a "
+            "GitHub workflow (the runner sets GITHUB_SHA), or set require-commit to false",
+        )
 
 
 def _need_ids(config: Config, *named: tuple[str, int | None]) -> None:

@@ -4,16 +4,41 @@ All text leaves through ``Reporter._emit``, which replaces every secret with
 ``***`` before it is written: the runner masks what ``::add-mask::`` names, and
 this is the second lock on the same door (also for the outputs file and the
 summary, which the runner does not mask).
+
+Everything printed is bounded here, so nothing can bypass it: a line (an
+annotation included) to ``MAX_LINE_BYTES``, the job summary to
+``MAX_SUMMARY_BYTES`` (GitHub refuses a step summary over 1 MiB, and drops
+it), each cut with a note of how many characters were cut. Secrets are
+redacted before anything is cut, so a cut never leaves part of one.
 """
 
 from __future__ import annotations
 
+import re
 import secrets as _random
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
+
+MAX_LINE_BYTES = 4096  # one printed line (a build log line of 3 MB, say)
+MAX_SUMMARY_BYTES = 512 * 1024  # well under GitHub's 1 MiB per step summary
+NEWLINES = re.compile(r"\r\n|\r|\n")
+
+
+def cut_note(cut: int) -> str:
+    return f" ... [{cut} characters cut]"
+
+
+def bound(text: str, limit: int = MAX_LINE_BYTES) -> str:
+    """``text`` in at most ``limit`` bytes of UTF-8: cut, with a note of how many
+    characters were cut, when it is longer."""
+    if len(text) <= limit // 4 or len(text.encode()) <= limit:
+        return text
+    room = limit - len(cut_note(len(text)).encode())
+    kept = text[:room].encode()[:room].decode(errors="ignore")
+    return kept + cut_note(len(text) - len(kept))
 
 
 def escape_data(text: str) -> str:
@@ -54,14 +79,19 @@ class Reporter:
 
     # -- secrets -------------------------------------------------------------
     def mask(self, value: str) -> None:
-        """Ask the runner to mask ``value`` and redact it from everything we write."""
-        for raw in {value, *value.splitlines()}:
-            part = raw.strip()
+        """Ask the runner to mask ``value`` and redact it from everything we write.
+        A value that spans lines is masked line by line (the runner masks within
+        a line), and never written whole: ``::add-mask::`` with a newline in it
+        would print its other lines as plain log lines."""
+        lines = [line.strip() for line in value.splitlines()]
+        whole = value.strip()
+        for part in dict.fromkeys([*lines, whole]):
             if len(part) < 3 or part in self._secrets:
                 continue  # masking 1-2 characters would shred the log
             self._secrets.append(part)
             self._secrets.sort(key=len, reverse=True)  # longest first: no partial leaks
-            self.stream.write(f"::add-mask::{part}\n")
+            if "\n" not in part and "\r" not in part:
+                self.stream.write(f"::add-mask::{part}\n")
         self.stream.flush()
 
     def redact(self, text: str) -> str:
@@ -71,7 +101,8 @@ class Reporter:
 
     # -- log -----------------------------------------------------------------
     def _emit(self, line: str) -> None:
-        self.stream.write(self.redact(line) + "\n")
+        lines = NEWLINES.split(self.redact(line))
+        self.stream.write("\n".join(map(bound, lines)) + "\n")
         self.stream.flush()
 
     def info(self, message: str) -> None:
@@ -79,7 +110,7 @@ class Reporter:
 
     def debug(self, message: str) -> None:
         if self.debug_enabled:
-            self._emit(f"::debug::{escape_data(message)}")
+            self._emit(_command_line("::debug::", self.redact(message)))
 
     def notice(self, message: str, title: str = "") -> None:
         self._command("notice", message, title)
@@ -91,8 +122,8 @@ class Reporter:
         self._command("error", message, title)
 
     def _command(self, kind: str, message: str, title: str) -> None:
-        props = f" title={escape_property(self.redact(title))}" if title else ""
-        self._emit(f"::{kind}{props}::{escape_data(self.redact(message))}")
+        props = f" title={escape_property(bound(self.redact(title), 256))}" if title else ""
+        self._emit(_command_line(f"::{kind}{props}::", self.redact(message)))
 
     @contextmanager
     def group(self, title: str) -> Iterator[None]:
@@ -126,10 +157,40 @@ class Reporter:
             handle.write(text)
 
     def write_summary(self, markdown: str) -> None:
+        """Append the job summary: each line cut to ``MAX_LINE_BYTES``, the whole to
+        ``MAX_SUMMARY_BYTES`` (at a line's end, with a note)."""
         if not self.summary_path:
             return
+        lines = [bound(line) for line in self.redact(markdown).split("\n")]
+        text = "\n".join(lines)
+        if len(text.encode()) > MAX_SUMMARY_BYTES:
+            kept: list[str] = []
+            size = 200  # room for the note
+            for line in lines:
+                size += len(line.encode()) + 1
+                if size > MAX_SUMMARY_BYTES:
+                    break
+                kept.append(line)
+            cut = len(text) - len("\n".join(kept))
+            text = "\n".join([*kept, "", f"*(The summary was cut here: {cut} characters.)*", ""])
         with Path(self.summary_path).open("a", encoding="utf-8") as handle:
-            handle.write(self.redact(markdown))
+            handle.write(text)
+
+
+def _command_line(prefix: str, message: str) -> str:
+    """``prefix`` + ``message`` escaped, in at most ``MAX_LINE_BYTES``: the message
+    is cut before it is escaped, so no escape sequence is cut in half."""
+    budget = MAX_LINE_BYTES - len(prefix.encode())
+    escaped = escape_data(message)
+    if len(escaped.encode()) <= budget:
+        return prefix + escaped
+    keep = min(len(message), budget)
+    while True:
+        candidate = escape_data(message[:keep]) + cut_note(len(message) - keep)
+        excess = len(candidate.encode()) - budget
+        if excess <= 0:
+            return prefix + candidate
+        keep -= excess  # each character is at least one byte of the escaped text
 
 
 def sentence(text: str) -> str:

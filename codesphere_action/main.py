@@ -143,10 +143,47 @@ def _finish(reporter: Reporter, result: Result, config: Config | None) -> None:
             f"{done.rstrip('.')}. {note}".strip(),
             title=f"Codesphere {flow_words(result.flow)[0].lower()} succeeded",
         )
+    # Each file on its own: what can be written is written.
     try:
         reporter.write_outputs(result.outputs)
+    except OSError as exc:
+        _outputs_not_written(reporter, result, exc)
+    try:
         reporter.write_summary(render_summary(result, config))
     except OSError as exc:
-        reporter.error(f"could not write outputs or summary: {exc}", title="Reporting failed")
-        if result.status == "success":
-            result.status = "failed"
+        # The summary is for people; later steps do not read it.
+        reporter.warning(
+            f"could not write the job summary to {reporter.summary_path} "
+            f"(GITHUB_STEP_SUMMARY): {_reason(exc)}. The {result.flow} flow is not affected "
+            f"by this (status {result.status})",
+            title="Job summary not written",
+        )
+
+
+def _outputs_not_written(reporter: Reporter, result: Result, exc: OSError) -> None:
+    """GITHUB_OUTPUT could not be written: later steps need the outputs, so the
+    step fails, saying what was released all the same."""
+    out = result.outputs
+    what = [f"status {result.status}"]
+    if out["workspace-id"]:
+        url = f" ({out['workspace-url']})" if out["workspace-url"] else ""
+        what.append(f"workspace {out['workspace-id']}{url}")
+    if out["domain-url"]:
+        what.append(f"domain {out['domain-url']}")
+    if out["previous-workspace-id"]:
+        what.append(f"previous workspace {out['previous-workspace-id']}")
+    message = (
+        f"could not write the step outputs to {reporter.output_path} (GITHUB_OUTPUT): "
+        f"{_reason(exc)}. The {result.flow} flow itself ended with {', '.join(what)}; "
+        "later steps that read this step's outputs will not find them"
+    )
+    if result.status != "success":  # the run failed already, with its own ::error
+        reporter.warning(sentence(message), title="Outputs not written")
+        return
+    result.status = "failed"
+    result.message = message
+    reporter.error(sentence(message), title="Outputs not written")
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)

@@ -138,8 +138,11 @@ def _wait(
         else None
     )
 
+    unlisted: set[tuple[str, str]] = set()
+
     def check(limit: float) -> Progress | None:
         entries = client.stage_status(workspace_id, stage, deadline=limit)
+        _say_unlisted(ctx, stage, entries, unlisted)
         progress = tracker.evaluate(entries)
         if progress.detail != last[0].detail:
             ctx.reporter.info(f"{stage}: {progress.detail}")
@@ -184,6 +187,25 @@ def _wait(
             follower.stop()
             ctx.streams_end_early = ctx.streams_end_early or not follower.cues_trusted
         ctx.reporter.debug(f"stage {stage}: {stats.polls} status polls")
+
+
+def _say_unlisted(
+    ctx: Context, stage: str, entries: list[StageEntry], said: set[tuple[str, str]]
+) -> None:
+    """Say once per stage wait which states the spec does not list came up, and
+    what the wait makes of them (an entry: not finished; a step: not failed)."""
+    new = sorted(set().union(*(e.unlisted_states() for e in entries)) - said)
+    if not new:
+        return
+    said.update(new)
+    where: dict[str, list[str]] = {}
+    for kind, state in new:
+        where.setdefault(state, []).append("entries" if kind == "entry" else "steps")
+    seen = ", ".join(f"'{state}' ({' and '.join(kinds)})" for state, kinds in where.items())
+    ctx.reporter.info(
+        f"{stage}: the status shows {seen}, a state the API spec does not list: an entry in "
+        "it counts as not finished (the stage-timeout still holds), a step as not failed"
+    )
 
 
 def _running_step(stage: str, tracker: StageTracker, entries: list[StageEntry]) -> int | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .config import Config
 from .context import Result
-from .github import format_seconds, sentence
+from .github import MAX_LINE_BYTES, bound, format_seconds, sentence
 
 HEADLINES = {
     "success": "✅ {done}",
@@ -45,7 +45,9 @@ def render_summary(result: Result, config: Config | None) -> str:
     headline = HEADLINES.get(result.status, result.status).format(what=what, done=done)
     lines = [f"### {headline} · Codesphere `{result.flow}` flow", ""]
     if result.message:
-        lines += [f"**{_cell(sentence(result.message))}**", ""]
+        # Cut before the Reporter would, so the bold still closes.
+        message = bound(_cell(sentence(result.message)), MAX_LINE_BYTES - 8)
+        lines += [f"**{message}**", ""]
     rows: list[tuple[str, str]] = []
     workspace = out["workspace-id"]
     if workspace:

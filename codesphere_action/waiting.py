@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
@@ -29,7 +30,7 @@ from typing import Literal, TypeVar
 from .clock import Clock
 from .errors import ActionError, ApiError, TransportError, WaitTimeout
 from .github import format_seconds
-from .models import StageEntry
+from .models import STATES, StageEntry
 
 IDE_SERVER = "codesphere-ide"
 TERMINAL = frozenset({"success", "failure", "aborted"})
@@ -99,10 +100,11 @@ STAGE = PollPolicy(first=0.25, steady=0.8, steady_until=3.45, factor=4.0, cap=2.
 def is_active(entry: StageEntry) -> bool:
     """A run in progress: running, or waiting after it started (run servers coming
     up: a ``startedAt`` without ``finishedAt``, or, without timestamps, steps that
-    have begun)."""
+    have begun). A state the spec does not list counts as waiting: not finished,
+    in progress once it shows that it began."""
     if entry.state == "running":
         return True
-    if entry.state != "waiting":
+    if entry.state in STATES and entry.state != "waiting":
         return False
     if entry.started_at is not None:
         return entry.finished_at is None
@@ -203,7 +205,11 @@ class StageTracker:
         up = sum(1 for e in mine_ours if e.state == "running")
         if up == len(mine_ours):
             return Progress("success", f"{up} of {up} server replicas running", seen=True)
-        return Progress("running", f"{up} of {len(mine_ours)} server replicas running", seen=True)
+        detail = f"{up} of {len(mine_ours)} server replicas running"
+        unlisted = Counter(e.state for e in mine_ours if e.state not in STATES)
+        if unlisted:  # say what the others are, should it end in a timeout
+            detail += "; " + ", ".join(f"{n} {state}" for state, n in sorted(unlisted.items()))
+        return Progress("running", detail, seen=True)
 
     def _all_replicas_ours(
         self, server: str, mine: list[StageEntry], mine_ours: list[StageEntry]

@@ -131,7 +131,26 @@ def test_retries_stop_at_the_callers_deadline() -> None:
 
 
 @responses.activate
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 500])
+def test_a_500_is_retried_for_idempotent_calls_only() -> None:
+    """Issue 17: one 500 on a read must not end a release; a create that got a
+    500 may have landed, so it is never sent again blindly."""
+    url = f"{API}/domains/team/7/domain/a.example.com"
+    responses.get(url, status=500, json=problem(500, "Internal Server Error"))
+    responses.get(url, json={"name": "a.example.com", "workspaces": {"/": [1]}})
+    client, _ = make_client()
+    assert client.get_domain(7, "a.example.com").workspaces == {"/": [1]}
+    assert len(responses.calls) == 2
+    responses.post(f"{API}/workspaces", status=500, json=problem(500, "Internal Server Error"))
+    responses.post(f"{API}/workspaces/1/pipeline/prepare/start", status=500, json=problem(500, "x"))
+    with pytest.raises(ApiError, match="500"):
+        client.create_workspace({"name": "x"})
+    with pytest.raises(ApiError, match="500"):
+        client.start_stage(1, "prepare")
+    assert len(responses.calls) == 4
+
+
+@responses.activate
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 501])
 def test_other_errors_never_retry(status: int) -> None:
     responses.get(f"{API}/workspaces/1", status=status, json=problem(status, "Nope"))
     client, _ = make_client()
@@ -383,6 +402,11 @@ def test_a_200_that_is_not_json_is_a_clear_error_never_an_empty_result(
         ("/workspaces/1/status", lambda c: c.is_running(1), {"running": True}),
         ("/workspaces/1/git/head", lambda c: c.git_head(1), {"sha": "abc"}),
         ("/workspaces/1/pipeline/run", lambda c: c.stage_status(1, "run"), [{"state": "ok"}]),
+        (
+            "/workspaces/1/pipeline/run",
+            lambda c: c.stage_status(1, "run"),
+            [{"server": "web", "replica": "0", "state": 7, "steps": []}],
+        ),
         ("/domains/team/7", lambda c: c.list_domains(7), [{"workspaces": {"/": "3"}}]),
     ],
 )
@@ -623,3 +647,31 @@ def test_retry_after_zero_backs_off() -> None:
     client.get_workspace(1)
     ceilings = [0.25, 0.5, 1.0, 2.0, 4.0, 5.0]
     assert all(0.1 <= d <= c for d, c in zip(clock.sleeps, ceilings, strict=True))
+
+
+@responses.activate
+def test_a_404_page_that_is_not_the_apis_says_the_api_url_looks_wrong() -> None:
+    """Issue 17: https://codesphere.com (no /api) answers a website's 404 page;
+    that is no "workspace not found", and deleting is not "already gone"."""
+    site = "https://cs.example.org"
+    page = "<!DOCTYPE html><html><title>404: This page could not be found</title></html>"
+    responses.get(f"{site}/workspaces/1", status=404, body=page, content_type="text/html")
+    responses.delete(f"{site}/workspaces/1", status=404, body=page, content_type="text/html")
+    client, _ = make_client(site)
+    for call in (lambda: client.get_workspace(1), lambda: client.delete_workspace(1)):
+        with pytest.raises(BadAnswer) as caught:
+            call()
+        message = str(caught.value)
+        assert "404 and an HTML page" in message
+        assert f"the api-url input ('{site}') looks wrong: it should end in /api" in message
+        assert "https://cloud.codesphere.com/api" in message
+
+
+@responses.activate
+def test_the_apis_own_404_stays_not_found() -> None:
+    responses.get(f"{API}/workspaces/1", status=404, json=problem(404, "Workspace is not found"))
+    responses.delete(f"{API}/workspaces/2", status=404)  # no body: still the API's 404
+    client, _ = make_client()
+    with pytest.raises(ApiError, match="404"):
+        client.get_workspace(1)
+    assert client.delete_workspace(2) is False

@@ -14,6 +14,7 @@ from codesphere_action.config import (
     parse_api_url,
     parse_bool,
     parse_domain,
+    parse_domain_path,
     parse_duration,
     parse_env,
 )
@@ -101,7 +102,11 @@ def test_env_values_are_plain_and_secret_env_values_are_secrets() -> None:
 @pytest.mark.parametrize(
     ("inputs", "needle"),
     [
-        ({"env": "A=1", "secret_env": "A=2"}, "input 'secret-env' is 'A'"),
+        # Issue 17: no part of a line is shown, not even the name (it may be a secret).
+        (
+            {"env": "A=1", "secret_env": "B=1\nA=2"},
+            "input 'secret-env' is 'line 2': it sets a variable that line 1 of the env input",
+        ),
         ({"env": "CODESPHERE_RELEASE=x"}, "input 'env' is 'line 1: CODESPHERE_RELEASE'"),
         ({"secret_env": "CODESPHERE_RELEASE=x"}, "the action's own mark"),
     ],
@@ -192,6 +197,56 @@ def test_env_is_dotenv_style() -> None:
     ]
 
 
+def test_env_takes_multi_line_values_in_the_runners_heredoc_form() -> None:
+    parsed = parse_env(
+        "secret-env",
+        "A=1\nKEY<<PEM_1\n-----BEGIN-----\n  indented\n\n-----END-----\nPEM_1\n"
+        "export EMPTY<<EOF\nEOF\nB='x'\n",
+    )
+    assert [(v.name, v.value) for v in parsed] == [
+        ("A", "1"),
+        ("KEY", "-----BEGIN-----\n  indented\n\n-----END-----"),
+        ("EMPTY", ""),
+        ("B", "x"),
+    ]
+
+
+SECRET = "hunter2-Pa55"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "says"),
+    [
+        # issue 17 item 1: a YAML-style line; its "name" holds the password
+        (f"DATABASE_URL: postgres://u:{SECRET}@db/x?ssl=1", "line 1", "YAML style"),
+        (f"DATABASE_URL: {SECRET}", "line 1", "YAML style"),
+        (f"GOOD=1\n{SECRET}", "line 2", "NAME<<EOF"),
+        # item 2: the tail of a wrapped value, and an indented continuation
+        (f"KEY=abc\n{SECRET}==", "line 2", "nothing but '='"),
+        ("KEY=abc\ns3cr3tPassw0rd=", "line 2", "nothing but '='"),
+        (f"KEY=abc\n   {SECRET}=x", "line 2", "rest of line 1's value"),
+        # item 3: a quoted value that spans lines, a heredoc never closed
+        (f'KEY="{SECRET}\nmore"', "line 1", "NAME<<EOF"),
+        (f"KEY='{SECRET}", "line 1", "NAME<<EOF"),
+        (f"A=1\nKEY<<EOF\n{SECRET}\nEO", "line 2", "never closed"),
+        # the same name twice, or not a name
+        (f"{SECRET}=1\n{SECRET}=2", "line 2", "line 1 sets already"),
+        (f"{SECRET}.x y=1", "line 1", "expected NAME=value"),
+    ],
+)
+@pytest.mark.parametrize("name", ["env", "secret-env"])
+def test_env_errors_name_the_line_and_show_no_part_of_it(
+    name: str, text: str, line: str, says: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_env(name, text)
+    message = str(caught.value)
+    assert message.startswith(f"input '{name}' is '{line}': ")
+    assert says in message
+    for part in (SECRET, "hunter2", "DATABASE_URL", "KEY", "postgres"):
+        assert part not in message
+
+
 def test_api_url_allows_http_only_on_loopback() -> None:
     assert parse_api_url("api-url", "http://127.0.0.1:8080/api/") == "http://127.0.0.1:8080/api"
     assert parse_api_url("api-url", "http://localhost:1/api") == "http://localhost:1/api"
@@ -202,6 +257,35 @@ def test_api_url_allows_http_only_on_loopback() -> None:
 
 def test_domain_is_normalised() -> None:
     assert parse_domain("domain", "App.Example.COM.") == "app.example.com"
+
+
+def test_an_internationalised_domain_becomes_its_ascii_form_by_idna_2008() -> None:
+    assert parse_domain("domain", "Bücher.example.com") == "xn--bcher-kva.example.com"
+    # IDNA 2008, not the standard library's IDNA 2003 (which gives "strasse.de")
+    assert parse_domain("domain", "straße.de") == "xn--strae-oqa.de"
+    with pytest.raises(ConfigError, match="xn-- form"):
+        parse_domain("domain", "bad‍.example.com")
+
+
+@pytest.mark.parametrize(
+    ("given", "path"), [("/", "/"), ("/api/", "/api"), ("/api", "/api"), ("/A/b/", "/A/b")]
+)
+def test_domain_path_ignores_a_trailing_slash(given: str, path: str) -> None:
+    assert parse_domain_path("domain-path", given) == path
+
+
+def test_rollback_takes_the_previous_workspace_id_output_verbatim() -> None:
+    base = zd_env(flow="rollback", domain="shop.example.com")
+    config = load_config({**base, "INPUT_WORKSPACE-ID": "12,34"})
+    assert (config.workspace_id, config.workspace_ids) == (12, (12, 34))
+    assert load_config({**base, "INPUT_WORKSPACE-ID": " 12, 34 "}).workspace_ids == (12, 34)
+    assert load_config({**base, "INPUT_WORKSPACE-ID": "12"}).workspace_ids == (12,)
+    for bad in ("12,,34", "12,12", "12,x"):
+        with pytest.raises(ConfigError, match="input 'workspace-id'"):
+            load_config({**base, "INPUT_WORKSPACE-ID": bad})
+    promote = {**base, "INPUT_FLOW": "promote", "INPUT_WORKSPACE-ID": "12,34"}
+    with pytest.raises(ConfigError, match="exactly one id"):
+        load_config(promote)
 
 
 @pytest.mark.parametrize(
@@ -260,7 +344,22 @@ def test_domain_parser_never_returns_garbage(text: str) -> None:
     )
 )
 def test_env_round_trips(variables: dict[str, str]) -> None:
+    """Every value round-trips, except what issue 17 refuses: a value of nothing
+    but '=', or a mixed-case alphanumeric "name" with an empty value (the tail of
+    a wrapped base64 value), and a quote that does not close on its line; those
+    are refused naming the line."""
     text = "\n".join(f"{k}={v}" for k, v in variables.items())
+
+    def refused(k: str, v: str) -> bool:
+        unclosed = v[:1] in ("'", '"') and (len(v) < 2 or v[-1] != v[0])
+        base64_tail = not v and re.fullmatch(r"(?=.*[a-z])(?=.*[A-Z])(?=.*\d)[A-Za-z\d]{8,}", k)
+        return unclosed or (bool(v) and set(v) == {"="}) or bool(base64_tail)
+
+    bad = [n for n, (k, v) in enumerate(variables.items(), start=1) if refused(k, v)]
+    if bad:
+        with pytest.raises(ConfigError, match=f"is 'line {bad[0]}'"):
+            parse_env("env", text)
+        return
     parsed = {var.name: var.value for var in parse_env("env", text)}
     expected = {
         k: (v[1:-1] if len(v) >= 2 and v[0] == v[-1] and v[0] in "'\"" else v)

@@ -12,6 +12,7 @@ import pytest
 from codesphere_action.config import (
     DEFAULT_GITHUB_API_URL,
     PullRequest,
+    default_workspace_name,
     load_config,
     preview_workspace_name,
 )
@@ -219,3 +220,41 @@ def test_the_simple_flow_expects_a_commit_only_for_the_runs_own_branch() -> None
     assert load_config(base).expected_commit == ""  # the workspace pulls its own branch
     assert load_config({**base, "INPUT_BRANCH": "main"}).expected_commit == "a" * 40
     assert load_config({**base, "INPUT_BRANCH": "production"}).expected_commit == ""
+
+
+def test_require_commit_expects_github_sha_whatever_the_branch() -> None:
+    base = {
+        "INPUT_API-TOKEN": "tok-1234",
+        "INPUT_WORKSPACE-ID": "42",
+        "INPUT_REQUIRE-COMMIT": "true",
+        "GITHUB_SHA": "a" * 40,
+        "GITHUB_REF_NAME": "main",
+    }
+    assert load_config(base).expected_commit == "a" * 40
+    assert load_config({**base, "INPUT_BRANCH": "production"}).expected_commit == "a" * 40
+    for sha in ("", "abc"):
+        with pytest.raises(ConfigError, match=r"input 'require-commit' is 'true'.*GITHUB_SHA"):
+            load_config({**base, "GITHUB_SHA": sha})
+    rollback = {**base, "INPUT_FLOW": "rollback", "INPUT_TEAM-ID": "7", "INPUT_DOMAIN": "a.example"}
+    with pytest.raises(ConfigError, match=r"input 'require-commit' is 'true'.*rollback"):
+        load_config(rollback)
+    assert load_config({**rollback, "INPUT_REQUIRE-COMMIT": "false"}).expected_commit == ""
+
+
+@pytest.mark.parametrize(
+    ("repository", "zero_downtime", "preview"),
+    [
+        ("acme/shop", "shop-ccccccc", "shop-pr-5"),
+        ("acme/.github", "github-ccccccc", "github-pr-5"),
+        ("acme/_internal", "internal-ccccccc", "internal-pr-5"),
+        ("acme/-._", "workspace-ccccccc", "workspace-pr-5"),
+        ("acme/" + "r" * 100, "r" * 55 + "-ccccccc", "r" * 58 + "-pr-5"),
+    ],
+)
+def test_default_names_are_valid_for_any_repository_name(
+    tmp_path: Path, repository: str, zero_downtime: str, preview: str
+) -> None:
+    assert default_workspace_name(repository, "c" * 40) == zero_downtime
+    assert preview_workspace_name(repository, 5) == preview
+    environ = {**flow_env(tmp_path, "zero-downtime"), "GITHUB_REPOSITORY": repository}
+    assert load_config(environ).workspace_name == zero_downtime

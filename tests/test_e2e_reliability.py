@@ -125,7 +125,7 @@ def test_cancel_during_a_long_prepare_cleans_up_within_two_seconds(
         ({"stage-timeout": "5 min"}, "input 'stage-timeout' is '5 min'"),
         ({"workspace-timeout": "forever"}, "input 'workspace-timeout' is 'forever'"),
         ({"delete-previous": "yes"}, "input 'delete-previous' is 'yes'"),
-        ({"env": "GOOD=1\n9LIVES=x"}, "input 'env' is 'line 2: 9LIVES'"),
+        ({"env": "GOOD=1\n9LIVES=x"}, "input 'env' is 'line 2': expected NAME=value"),
         ({"domain": "shop..example.com"}, "input 'domain' is 'shop..example.com'"),
         ({"profile": "prod;rm"}, "input 'profile' is 'prod;rm'"),
     ],

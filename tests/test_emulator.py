@@ -720,6 +720,47 @@ def test_domain_map_is_replaced_whole(emu: Emulator, http: requests.Session) -> 
     assert len(emu.spec_violations) == 1
 
 
+@pytest.mark.parametrize(("website", "get", "post"), [("not_found", 404, 404), ("spa", 200, 404)])
+def test_the_website_answers_paths_outside_api_with_html(
+    emu: Emulator, http: requests.Session, website: str, get: int, post: int
+) -> None:
+    emu.website = website
+    site = emu.url.removesuffix("/api")
+    answer = http.get(f"{site}/workspaces/1")
+    assert answer.status_code == get
+    assert answer.headers["Content-Type"] == "text/html"
+    assert answer.text.startswith("<!DOCTYPE html>")
+    assert http.post(f"{site}/workspaces", json={}).status_code == post
+    assert emu.spec_violations == []
+    assert [r.route for r in emu.requests] == [None, None]
+    with pytest.raises(ValueError, match="website"):
+        Emulator(website="blog")
+
+
+def test_domain_names_match_in_any_case_or_exactly(emu: Emulator, http: requests.Session) -> None:
+    emu.add_domain(1, "App.Example.com", {})
+    base = f"{emu.url}/domains/team/1/domain"
+    assert http.get(f"{base}/app.example.com").json()["name"] == "App.Example.com"
+    emu.set_variants(domain_match="exact")
+    assert http.get(f"{base}/app.example.com").status_code == 404
+    assert http.put(f"{base}/app.example.com/workspace-connections", json={}).status_code == 404
+    assert http.get(f"{base}/App.Example.com").status_code == 200
+
+
+def test_a_map_may_keep_a_deleted_workspace_when_ids_are_not_checked(
+    emu: Emulator, http: requests.Session
+) -> None:
+    live = emu.add_workspace(name="live")
+    gone = emu.add_workspace(name="gone")
+    emu.add_domain(1, "app.example.com", {"/": [live], "/api": [gone]})
+    emu.workspace(gone).deleted = True
+    url = f"{emu.url}/domains/team/1/domain/app.example.com/workspace-connections"
+    assert http.put(url, json={"/": [live], "/api": [gone]}).status_code == 400
+    emu.check_domain_workspaces = False
+    assert http.put(url, json={"/": [live], "/api": [gone]}).status_code == 200
+    assert emu.domain(1, "app.example.com").workspaces == {"/": [live], "/api": [gone]}
+
+
 def test_domain_switch_ordering_in_events(emu: Emulator, http: requests.Session) -> None:
     ws = emu.add_workspace()
     emu.add_domain(1, "app.example.com", {})
@@ -1020,6 +1061,31 @@ def test_stop_latency_keeps_showing_the_stopped_run(emu: Emulator, http: request
 
 def iso_of(t: float, emu: Emulator) -> str:
     return iso(emu._wall_offset + t)
+
+
+def test_unlisted_states_are_answered_and_checked_by_their_spec_names(
+    emu: Emulator, http: requests.Session
+) -> None:
+    emu.set_variants(waiting_state="pending", skipped_steps=True)
+    ws = emu.add_workspace(servers=["web"])
+    never = http.get(f"{emu.url}/workspaces/{ws}/pipeline/prepare").json()
+    assert {e["state"] for e in never} == {"pending"}
+    assert {s["state"] for e in never for s in e["steps"]} == {"pending"}
+    http.post(f"{emu.url}/workspaces/{ws}/pipeline/prepare/start")
+    done = wait_until(
+        lambda: (
+            (s := http.get(f"{emu.url}/workspaces/{ws}/pipeline/prepare").json())
+            and ide(s)["state"] == "success"
+            and s
+        )
+    )
+    assert [step["state"] for step in ide(done)["steps"]] == ["success", "skipped"]
+    assert [e["state"] for e in done if e["server"] == "web"] == ["pending"]
+    assert emu.stage_status(ws, "prepare") == done
+    # The answers are off the spec on purpose: checked with the spec's names.
+    assert emu.response_violations == []
+    with pytest.raises(ValueError, match="waiting_state"):
+        Variants(waiting_state="queued")
 
 
 def test_idle_steps_empty(emu: Emulator, http: requests.Session) -> None:

@@ -59,6 +59,20 @@ def test_multi_line_secrets_are_masked_line_by_line() -> None:
     assert "::add-mask::line-two" in stream.getvalue()
 
 
+def test_a_multi_line_secret_is_never_written_whole_in_an_add_mask_command() -> None:
+    """``::add-mask::a\nb`` would print ``b`` as a plain log line (issue 17)."""
+    reporter, stream = capture_reporter()
+    reporter.mask("-----BEGIN KEY-----\nMIIEvQIBADANBg\n-----END KEY-----\n")
+    lines = stream.getvalue().splitlines()
+    assert lines == [
+        "::add-mask::-----BEGIN KEY-----",
+        "::add-mask::MIIEvQIBADANBg",
+        "::add-mask::-----END KEY-----",
+    ]
+    reporter.info("key: -----BEGIN KEY-----\nMIIEvQIBADANBg\n-----END KEY-----")
+    assert "MIIEvQIBADANBg" not in stream.getvalue().split("\n", 3)[3]
+
+
 def test_annotations_escape_their_message_and_properties() -> None:
     assert escape_data("50%\r\nnext") == "50%25%0D%0Anext"
     assert escape_property("a:b,c") == "a%3Ab%2Cc"
@@ -84,3 +98,52 @@ def test_untrusted_lines_cannot_issue_workflow_commands() -> None:
     assert start is not None
     assert lines[1:3] == ["::set-output name=status::success", "::add-mask::x"]
     assert lines[3] == f"::{start.group(1)}::"
+
+
+# -- bounds (issue 17) -----------------------------------------------------------
+
+
+def test_every_printed_line_is_cut_to_4_kib_with_a_note() -> None:
+    reporter, stream = capture_reporter(debug=True)
+    reporter.info("short\n" + "é" * 10_000 + "\nend")
+    reporter.untrusted(["x" * 100_000])
+    reporter.debug("d" * 9000)
+    for line in stream.getvalue().splitlines():
+        assert len(line.encode()) <= 4096
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "short" and lines[2] == "end"
+    assert lines[1].startswith("éé") and lines[1].endswith(" characters cut]")
+    cut = int(re.search(r"\[(\d+) characters cut\]", lines[1]).group(1))  # type: ignore[union-attr]
+    assert cut + lines[1].count("é") == 10_000
+
+
+def test_an_annotation_is_cut_before_it_is_escaped() -> None:
+    reporter, stream = capture_reporter()
+    reporter.error("100%\n" * 5000, title="Stage failed")
+    (line,) = stream.getvalue().splitlines()
+    assert len(line.encode()) <= 4096
+    assert line.startswith("::error title=Stage failed::100%25%0A100%25%0A")
+    body = line.split("::", 2)[2]
+    kept = body.rsplit(" ... [", 1)[0]
+    assert kept.endswith(("%25", "%0A", "100")), kept[-8:]  # no escape cut in half
+
+
+def test_a_secret_is_redacted_before_a_line_is_cut() -> None:
+    reporter, stream = capture_reporter()
+    secret = "s3cr3t-" + "k" * 30
+    reporter.mask(secret)
+    reporter.info("a" * 4060 + secret)  # the cut would fall inside the secret
+    reporter.error("b" * 4060 + secret)
+    for line in stream.getvalue().splitlines()[1:]:
+        assert "s3cr3t" not in line and "kkkkk" not in line
+
+
+def test_the_summary_is_cut_well_under_1_mib(tmp_path: Path) -> None:
+    path = tmp_path / "summary"
+    reporter = Reporter(io.StringIO(), summary_path=str(path))
+    reporter.write_summary("# head\n" + "| row | " + "y" * 9000 + " |\n" + "line\n" * 200_000)
+    text = path.read_text()
+    assert len(text.encode()) <= 512 * 1024
+    assert text.startswith("# head\n| row | yyy")
+    assert all(len(line.encode()) <= 4096 for line in text.splitlines())
+    assert "*(The summary was cut here:" in text.splitlines()[-1]

@@ -390,3 +390,33 @@ def test_a_cue_set_before_the_last_poll_began_brings_no_poll() -> None:
 
     assert waiter.poll(check, timeout=60, what="x", cue=cue) == "done"
     assert clock.sleeps == [1.0, 0.0, 2.0, 4.0]  # the stale cue was skipped, not polled
+
+
+# -- states the spec does not list (issue 17) -----------------------------------
+
+
+def test_a_state_the_spec_does_not_list_is_read_and_named() -> None:
+    pending = entry("web", "pending", steps=["skipped", "pending"])
+    assert pending.state == "pending"
+    assert pending.unlisted_states() == {
+        ("entry", "pending"),
+        ("step", "skipped"),
+        ("step", "pending"),
+    }
+    assert entry("web", "running", steps=["success"]).unlisted_states() == set()
+
+
+def test_an_unlisted_entry_state_is_not_finished_and_a_skipped_step_not_failed() -> None:
+    # Like "waiting": in progress once it began, idle otherwise.
+    assert not is_active(entry("web", "pending"))
+    assert is_active(entry("web", "pending", started=NEW))
+    before = [entry("codesphere-ide", "success", OLD, ["success", "success"])]
+    tracker = StageTracker("prepare", Baseline.of(before))
+    queued = tracker.evaluate([entry("codesphere-ide", "queued", NEW, ["pending", "pending"])])
+    assert queued.state == "running" and queued.seen
+    done = tracker.evaluate([entry("codesphere-ide", "success", NEW, ["success", "skipped"])])
+    assert done.state == "success"
+    run = StageTracker("run", Baseline.of([]))
+    up = run.evaluate([entry("codesphere-ide", "pending"), entry("web", "pending", NEW)])
+    assert up.state == "running"
+    assert up.detail == "0 of 1 server replicas running; 1 pending"

@@ -47,6 +47,13 @@ class State:
     domain_checked: bool = False  # the app answered through the domain after the switch
     domain_note: str = ""  # where the domain was left, when no other sentence says it
     previous: list[int] = field(default_factory=list)
+    # The switch: the key of the domain's map it changed (domain-path as the map
+    # spells it) and the ids it pointed that path at.
+    path: str = ""
+    targets: list[int] = field(default_factory=list)
+    # Ids the domain's map lists that no longer exist (the Check phase): never
+    # previous, never deleted, never a way back.
+    stale: set[int] = field(default_factory=set)
 
     @classmethod
     def for_run(cls, ctx: Context) -> State:
@@ -189,7 +196,8 @@ def clean_up(ctx: Context, state: State, *, cancelled: bool) -> None:
         checked = "" if state.domain_checked else ", not yet checked through the domain"
         ctx.result.aftermath.append(
             f"the domain {config.domain_url} points at the new workspace {created}{checked}; "
-            f"nothing was undone. To go back: flow: rollback with workspace-id {before}"
+            "nothing was undone. To go back: flow: rollback with workspace-id "
+            + id_list(state.previous)
             if state.previous
             else f"the domain {config.domain_url} points at the new workspace {created}"
             f"{checked} (before: {before}); nothing was undone"
@@ -263,3 +271,8 @@ def _delete_created(ctx: Context, created: int) -> str:
 
 def ids(values: list[int]) -> str:
     return ", ".join(str(i) for i in values)
+
+
+def id_list(values: list[int]) -> str:
+    """Ids as the outputs give them and the workspace-id input of rollback takes them."""
+    return ",".join(str(i) for i in values)

@@ -4,6 +4,12 @@ Shared by zero-downtime (switch to the new workspace) and rollback (switch
 back). ``PUT .../workspace-connections`` replaces the whole map, so the switch
 reads it, changes only ``domain-path`` and writes it all back.
 
+Names and paths: the domain is matched in any letter case and then used as the
+API lists it; ``domain-path`` means the map's key that equals it once a
+trailing slash is ignored (a key that differs only in letter case is refused,
+never doubled). The Check phase compares the map with the team's workspaces:
+ids that no longer exist are never previous, and on other paths a warning.
+
 Cancellation is held back during the switch, so it is never cut in half, and
 the switch fits the runner's cancel budget: each of its requests waits at
 most ``SWITCH_READ_SECONDS`` for an answer, and once a signal came, no retry
@@ -12,10 +18,13 @@ goes past the cancel budget. Its outputs are set inside the shielded block.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from ..config import normalise_path, parse_domain
 from ..context import Context
-from ..errors import ActionError, ApiError
-from ..models import DomainInfo
-from .creation import State, ids
+from ..errors import ActionError, ApiError, ConfigError
+from ..models import DomainInfo, Workspace
+from .creation import State, id_list, ids
 
 SWITCH_SECONDS = 60.0  # the switch's requests, retries included, end within this
 # An answer in flight when the runner cancels still leaves time to check the
@@ -24,17 +33,99 @@ SWITCH_READ_SECONDS = 3.0
 
 
 def find_domain(ctx: Context, domains: list[DomainInfo]) -> DomainInfo:
-    """The ``domain`` input's domain among the team's; an error naming the inputs
-    when it is not there."""
+    """The ``domain`` input's domain among the team's, matched in any letter case
+    (an IDN by its xn-- form); an error naming the inputs when it is not there.
+    From then on the run uses the name as the API lists it, for every call and
+    the URL: the API's routes may take it in that spelling only."""
     config = ctx.config
     for domain in domains:
-        if domain.name.lower() == config.domain:
+        if _ascii(domain.name) == config.domain:
+            if domain.name != config.domain:
+                ctx.config = replace(config, domain=domain.name)
             return domain
     known = ", ".join(sorted(d.name for d in domains)) or "none"
     raise ActionError(
-        f"domain {config.domain} (input 'domain') is not a domain of team {config.team_id} "
-        f"(input 'team-id'); the team's domains: {known}. Check both inputs"
+        f"domain {domain_label(ctx)} (input 'domain') is not a domain of team "
+        f"{config.team_id} (input 'team-id'); the team's domains: {known}. Check both inputs"
     )
+
+
+def _ascii(name: str) -> str:
+    try:
+        return parse_domain("domain", name)
+    except ConfigError:
+        return name.lower()
+
+
+def domain_label(ctx: Context) -> str:
+    """The domain as the run uses it, with the input's spelling beside it when
+    that differs (an IDN's Unicode form, another letter case)."""
+    config = ctx.config
+    given = config.domain_input.strip().rstrip(".")
+    if not given or given == config.domain:
+        return config.domain
+    return f"{config.domain} (input 'domain': {given})"
+
+
+def path_key(ctx: Context, mapping: dict[str, list[int]]) -> str:
+    """The key of the domain's map that ``domain-path`` means: the one equal to it
+    once a trailing slash is ignored (as Codesphere's proxy matches paths), else
+    ``domain-path`` itself (a path the map does not have yet). Raises
+    ActionError when a key differs from it only in letter case, or when two keys
+    are the same path: a near-twin is never added beside a path."""
+    config = ctx.config
+    wanted = config.domain_path
+    same = sorted(k for k in mapping if normalise_path(k) == wanted)
+    if len(same) > 1:
+        raise ActionError(
+            f"the domain {config.domain} lists the path {wanted} twice, as "
+            f"{' and '.join(repr(k) for k in same)}: Codesphere's proxy takes them for one "
+            "path, so which one serves is unclear. Remove one of them from the domain in "
+            "Codesphere, then re-run"
+        )
+    if same:
+        return same[0]
+    twins = sorted(k for k in mapping if normalise_path(k).lower() == wanted.lower())
+    if twins:
+        raise ActionError(
+            f"input 'domain-path' is '{wanted}', but the domain {config.domain} has the path "
+            f"'{twins[0]}', which differs from it only in letter case (paths are "
+            f"case-sensitive): set domain-path to '{twins[0]}' to release that path; a "
+            "near-twin is not added beside it"
+        )
+    return wanted
+
+
+def check_map(ctx: Context, state: State, domain: DomainInfo, team: list[Workspace]) -> None:
+    """Before anything is created or switched: compare the domain's map with the
+    team's workspaces (``team``). An id that no longer exists is not previous on
+    ``domain-path`` (never in previous-workspace-id, never deleted, never a way
+    back: ``state.stale``); on another path it is a warning, since that path is
+    not the release's to change and Codesphere may refuse the whole map for it.
+    Raises ActionError for a path that ``path_key`` refuses."""
+    config = ctx.config
+    key = path_key(ctx, domain.workspaces)
+    known = {w.id for w in team}
+    elsewhere = []
+    for path, listed in sorted(domain.workspaces.items()):
+        gone = [i for i in listed if i not in known]
+        state.stale.update(gone)
+        if gone and path == key:
+            ctx.reporter.info(
+                f"The domain lists workspace {ids(gone)} on {path}, which no longer exists "
+                f"(not in team {config.team_id}): not counted as previous (nothing to keep, "
+                "delete or go back to); the switch leaves it out of that path"
+            )
+        elif gone:
+            elsewhere.append(f"{path} lists {ids(gone)}")
+    if elsewhere:
+        ctx.reporter.warning(
+            f"The domain {config.domain} lists workspaces that no longer exist (not in team "
+            f"{config.team_id}): {'; '.join(elsewhere)}. Those paths are not this release's "
+            "to change, so they are written back as they are; should Codesphere refuse the "
+            "map for them, remove them from the domain in Codesphere",
+            title="Deleted workspace on the domain",
+        )
 
 
 def domain_map(
@@ -60,29 +151,42 @@ def describe_map(mapping: dict[str, list[int]]) -> str:
     return ", ".join(f"{p} -> {ids(v)}" for p, v in sorted(mapping.items())) or "no paths connected"
 
 
-def switch_domain(ctx: Context, state: State, workspace_id: int) -> None:
-    """Point ``domain-path`` at ``workspace_id``, every other path as it was;
-    record the ids that served it before in ``state.previous`` and the
-    ``previous-workspace-id`` output, and set ``domain-url``."""
+def switch_domain(ctx: Context, state: State, targets: list[int]) -> None:
+    """Point ``domain-path`` at ``targets`` (the path's existing key, see
+    ``path_key``), every other path as it was; record the ids that served it
+    before in ``state.previous`` and the ``previous-workspace-id`` output (ids
+    that no longer exist left out: ``state.stale``), and set ``domain-url``."""
     config = ctx.config
     with ctx.guard.shield():
         deadline = ctx.clock.now() + SWITCH_SECONDS
         current = domain_map(ctx, deadline=deadline, read_timeout=SWITCH_READ_SECONDS)
-        state.previous = [i for i in current.get(config.domain_path, []) if i != workspace_id]
-        wanted = {**current, config.domain_path: [workspace_id]}
+        key = path_key(ctx, current)
+        state.path, state.targets = key, list(targets)
+        before = current.get(key, [])
+        state.previous = [i for i in before if i not in targets and i not in state.stale]
+        wanted = {**current, key: list(targets)}
         ctx.reporter.info(
-            f"Pointing {config.domain_url} at workspace {workspace_id} "
+            f"Pointing {config.domain_url} at workspace {ids(targets)} "
             f"(was {ids(state.previous) or 'nothing'})"
         )
         try:
-            now = write_map(ctx, wanted, deadline)
+            now = write_map(ctx, wanted, deadline, key)
         except ActionError as exc:
             # A refusal (4xx) is definite; anything else may still land.
             state.switch_unknown = not (isinstance(exc, ApiError) and exc.status_code < 500)
+            if isinstance(exc, ApiError) and exc.refused:
+                stale = _stale_elsewhere(ctx, state, wanted, key, deadline)
+                if stale:
+                    raise ActionError(
+                        f"Codesphere refused the new map of the domain {config.domain}: {stale}, "
+                        "which no longer exists. That path is not this release's to change: "
+                        "remove it from the domain in Codesphere, then re-run. "
+                        f"The API said: {exc}"
+                    ) from None
             raise
         state.switched = True
         state.switch_unknown = False
-        ctx.result.set("previous-workspace-id", ",".join(str(i) for i in state.previous))
+        ctx.result.set("previous-workspace-id", id_list(state.previous))
         ctx.result.set("domain-url", config.domain_url)
     if now != wanted:
         ctx.reporter.warning(
@@ -91,9 +195,35 @@ def switch_domain(ctx: Context, state: State, workspace_id: int) -> None:
         )
 
 
-def write_map(ctx: Context, wanted: dict[str, list[int]], deadline: float) -> dict[str, list[int]]:
+def _stale_elsewhere(
+    ctx: Context, state: State, wanted: dict[str, list[int]], key: str, deadline: float
+) -> str:
+    """ "path /api lists workspace 12" for the ids on paths other than ``key`` that
+    no longer exist ("" for none): as the Check phase found them, else as the
+    team's workspaces show now (a workspace deleted during the build)."""
+    other = {path: listed for path, listed in wanted.items() if path != key}
+    stale = state.stale
+    if not any(i in stale for listed in other.values() for i in listed):
+        assert ctx.config.team_id is not None
+        try:
+            team = ctx.client.list_team_workspaces(ctx.config.team_id, deadline=deadline)
+        except ActionError:
+            return ""
+        known = {w.id for w in team}
+        stale = {i for listed in other.values() for i in listed if i not in known}
+    found = [
+        f"path {path} lists workspace {ids(gone)}"
+        for path, listed in sorted(other.items())
+        if (gone := [i for i in listed if i in stale])
+    ]
+    return "; ".join(found)
+
+
+def write_map(
+    ctx: Context, wanted: dict[str, list[int]], deadline: float, key: str
+) -> dict[str, list[int]]:
     """PUT the map; return the map as it is afterwards. When the answer is lost,
-    the map read back says whether ``domain-path`` was written."""
+    the map read back says whether the path ``key`` was written."""
     config = ctx.config
     assert config.team_id is not None
     try:
@@ -109,6 +239,6 @@ def write_map(ctx: Context, wanted: dict[str, list[int]], deadline: float) -> di
             now = domain_map(ctx, deadline=deadline, read_timeout=SWITCH_READ_SECONDS)
         except ActionError:
             raise exc from None
-        if now.get(config.domain_path) != wanted.get(config.domain_path):
+        if now.get(key) != wanted.get(key):
             raise
         return now

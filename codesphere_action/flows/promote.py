@@ -23,23 +23,23 @@ from ..errors import ActionError, ApiError, Cancelled, Refused
 from ..models import Workspace
 from ..steps import describe
 from ..waiting import relevant
-from .creation import State, ids
-from .domain import describe_map, domain_map, switch_domain
+from .creation import State, id_list, ids
+from .domain import check_map, describe_map, domain_label, find_domain, path_key, switch_domain
 from .verify import check_commit, check_domain, check_health
 from .zero_downtime import delete_previous
 
 
 def promote(ctx: Context) -> None:
-    config = ctx.config
-    workspace_id = config.workspace_id
-    assert workspace_id is not None  # config guarantees it for these flows
+    targets = list(ctx.config.workspace_ids)
+    assert targets  # config guarantees it for these flows
     state = State.for_run(ctx)
     try:
-        _promote(ctx, state, workspace_id)
+        _promote(ctx, state, targets)
     except (Exception, Cancelled):
+        config = ctx.config
         if state.switched:
             ctx.result.aftermath.append(
-                f"the domain {config.domain_url} points at workspace {workspace_id} now "
+                f"the domain {config.domain_url} points at workspace {ids(targets)} now "
                 f"(before: {ids(state.previous) or 'nothing'})"
             )
         elif not state.switched_back:
@@ -47,47 +47,68 @@ def promote(ctx: Context) -> None:
         raise
 
 
-def _promote(ctx: Context, state: State, workspace_id: int) -> None:
-    config = ctx.config
-    verb = "promote" if config.flow == "promote" else "rollback"
+def _promote(ctx: Context, state: State, targets: list[int]) -> None:
+    verb = "promote" if ctx.config.flow == "promote" else "rollback"
     with ctx.phase("Check") as phase:
-        workspace = _target(ctx, workspace_id, verb)
-        ctx.result.set("workspace-id", workspace_id)
-        ctx.result.workspace_name = workspace.name
-        _check_up(ctx, workspace_id, verb)
+        workspaces = [_target(ctx, workspace_id, verb) for workspace_id in targets]
+        ctx.result.set("workspace-id", id_list(targets))
+        for workspace_id in targets:
+            _check_up(ctx, workspace_id, verb)
         try:
-            describe(ctx, workspace)
+            describe(ctx, workspaces[0])  # several (a rollback): the first's URL and commit
         except ActionError as exc:  # the outputs are a courtesy: no reason to stay down
-            ctx.reporter.warning(f"could not read workspace {workspace_id}'s URL or commit: {exc}")
+            ctx.reporter.warning(f"could not read workspace {targets[0]}'s URL or commit: {exc}")
+        ctx.result.set("workspace-id", id_list(targets))  # describe() set the first's alone
+        ctx.result.workspace_name = ", ".join(w.name for w in workspaces)
         check_commit(ctx)
-        current = domain_map(ctx)
-        ctx.reporter.info(f"Domain {config.domain}: {describe_map(current)}")
-        phase.detail = f"workspace {workspace_id} is up"
-    check_health(ctx, workspace)
+        current = _domain(ctx, state)
+        phase.detail = f"workspace {ids(targets)} {'is' if len(targets) == 1 else 'are'} up"
+    for workspace in workspaces:
+        check_health(ctx, workspace)
 
+    config = ctx.config  # after the Check: the domain as the API spells it
     name = ctx.result.workspace_name
-    if current.get(config.domain_path) == [workspace_id]:
+    serving = current.get(path_key(ctx, current), [])
+    if sorted(serving) == sorted(targets):
         ctx.result.set("domain-url", config.domain_url)
         ctx.result.aftermath.append(
-            f"workspace {workspace_id} ({name}) already serves {config.domain_url} alone: "
+            f"workspace {ids(targets)} ({name}) already serves {config.domain_url} alone: "
             "nothing was changed"
         )
-        ctx.result.notice = f"{config.domain_url} already served by workspace {workspace_id}"
+        ctx.result.notice = f"{config.domain_url} already served by workspace {ids(targets)}"
         return
     with ctx.phase("Switch domain"):
-        switch_domain(ctx, state, workspace_id)
-    check_domain(ctx, state, workspace_id)
+        switch_domain(ctx, state, targets)
+    check_domain(ctx, state)
     moved = (
         f"Promoted {config.domain_url} to"
         if verb == "promote"
         else f"Rolled {config.domain_url} back to"
     )
     ctx.result.notice = (
-        f"{moved} workspace {workspace_id} ({name}); before: {ids(state.previous) or 'nothing'}"
+        f"{moved} workspace {ids(targets)} ({name}); before: {ids(state.previous) or 'nothing'}"
     )
     if config.delete_previous:
         with ctx.phase("Delete previous"):
-            delete_previous(ctx, state.previous, keep=workspace_id)
+            delete_previous(ctx, state.previous, keep=targets)
+
+
+def _domain(ctx: Context, state: State) -> dict[str, list[int]]:
+    """The domain's map, found among the team's domains (any letter case) and
+    checked against the team's workspaces (``check_map``)."""
+    team_id = ctx.config.team_id
+    assert team_id is not None
+    try:
+        domains = ctx.client.list_domains(team_id)
+    except ActionError as exc:
+        raise ActionError(
+            f"could not list the domains of team {team_id} (input 'team-id') to find "
+            f"{domain_label(ctx)} (input 'domain'): {exc}"
+        ) from None
+    domain = find_domain(ctx, domains)
+    ctx.reporter.info(f"Domain {domain_label(ctx)}: {describe_map(domain.workspaces)}")
+    check_map(ctx, state, domain, ctx.client.list_team_workspaces(team_id))
+    return domain.workspaces
 
 
 def _target(ctx: Context, workspace_id: int, verb: str) -> Workspace:

@@ -34,10 +34,17 @@ def check_commit(ctx: Context) -> None:
     if not expected or not deployed or deployed == expected:
         return
     source = "the pull request's head" if config.flow == "preview" else "GITHUB_SHA"
+    why = (
+        f"branch {config.branch or config.ref_name} moved on after the run started (a newer "
+        "run releases that commit)"
+    )
+    if config.flow in ("simple", "zero-downtime") and config.branch != config.ref_name:
+        # Compared only because require-commit asks for it: another branch.
+        branch = f"branch {config.branch}" if config.branch else "the workspace's current branch"
+        why = f"{branch} is not at the commit of this run (branch {config.ref_name or '?'})"
     message = (
         f"the workspace runs commit {deployed[:7]}, not {expected[:7]} ({source}), the commit "
-        f"this run releases: branch {config.branch or config.ref_name} moved on after the run "
-        "started (a newer run releases that commit)"
+        f"this run releases: {why}"
     )
     ctx.result.commit_expected = expected
     if config.require_commit:
@@ -64,7 +71,7 @@ def check_health(ctx: Context, workspace: Workspace) -> None:
         phase.detail = f"{outcome.answer.status} after {outcome.attempts} request(s)"
 
 
-def check_domain(ctx: Context, state: State, workspace_id: int) -> None:
+def check_domain(ctx: Context, state: State) -> None:
     """After the switch, with ``health-check-domain``: check the app through the
     custom domain; on failure point the path back and raise HealthCheckFailed."""
     config = ctx.config
@@ -85,7 +92,7 @@ def check_domain(ctx: Context, state: State, workspace_id: int) -> None:
         try:
             outcome = checker.domain()
         except HealthCheckFailed as exc:
-            restored = switch_back(ctx, state, workspace_id)
+            restored = switch_back(ctx, state)
             raise HealthCheckFailed(
                 f"{exc}. The switch was undone: {config.domain_url} points at "
                 f"{ids(state.previous) or 'nothing'} again ({describe_map(restored)})"
@@ -97,18 +104,19 @@ def check_domain(ctx: Context, state: State, workspace_id: int) -> None:
         state.domain_checked = True
 
 
-def switch_back(ctx: Context, state: State, workspace_id: int) -> dict[str, list[int]]:
-    """Point ``domain-path`` back at the workspaces that served it before the
-    switch (remove the path if none did), every other path as it is now; unless
-    the path no longer points at ``workspace_id`` alone (another release came in
-    meanwhile: it stands)."""
+def switch_back(ctx: Context, state: State) -> dict[str, list[int]]:
+    """Point the path the switch changed (``state.path``) back at the workspaces
+    that served it before (remove the path if none did), every other path as it
+    is now; unless the path no longer points at ``state.targets`` alone (another
+    release came in meanwhile: it stands)."""
     config = ctx.config
+    key, targets = state.path, state.targets
 
     def stuck(exc: ActionError) -> ActionError:
         return ActionError(
             f"the app failed its check through {config.domain_url}, and pointing the domain "
             f"back at {ids(state.previous) or 'nothing'} failed: {exc}. The domain still "
-            f"points at workspace {workspace_id}: roll back by hand (flow: rollback)"
+            f"points at workspace {ids(targets)}: roll back by hand (flow: rollback)"
         )
 
     with ctx.guard.shield():
@@ -117,19 +125,19 @@ def switch_back(ctx: Context, state: State, workspace_id: int) -> dict[str, list
             current = domain_map(ctx, deadline=deadline, read_timeout=SWITCH_READ_SECONDS)
         except ActionError as exc:
             raise stuck(exc) from None
-        if current.get(config.domain_path) != [workspace_id]:
+        if current.get(key) != targets:
             state.switched = False  # the path is no longer ours: what serves it stands
             state.domain_note = f"the domain {config.domain} was left as another change set it"
             raise ActionError(
                 f"the app failed its check through {config.domain_url}, and the path no "
-                f"longer points at workspace {workspace_id} alone ({describe_map(current)}): "
+                f"longer points at workspace {ids(targets)} alone ({describe_map(current)}): "
                 "another change came in meanwhile, so it was left as it is"
             )
-        wanted = {p: v for p, v in current.items() if p != config.domain_path}
+        wanted = {p: v for p, v in current.items() if p != key}
         if state.previous:
-            wanted[config.domain_path] = list(state.previous)
+            wanted[key] = list(state.previous)
         try:
-            now = write_map(ctx, wanted, deadline)  # a lost answer: the map read back decides
+            now = write_map(ctx, wanted, deadline, key)  # a lost answer: the map read back decides
         except ActionError as exc:
             raise stuck(exc) from None
         state.switched = False

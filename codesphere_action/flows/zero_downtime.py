@@ -26,19 +26,23 @@ are judged:
   attempt; deleted;
 - anything else (serves any domain, made by hand or for another repository,
   an earlier release kept for rollback, another run's work): never touched;
-  the next name is tried, and the log says why.
+  the next name is tried, and the log says why. One warning sums the names
+  passed over up (GitHub shows ten annotations per step); when all 99 are
+  taken, the error does.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from ..context import Context
-from ..errors import ActionError, Cancelled
+from ..errors import ActionError, ApiError, Cancelled
 from ..models import Workspace
 from ..steps import describe, run_stage, stage_plan, wait_until_running
 from .creation import State, clean_up, create_workspace, ids, remove_twins
-from .domain import describe_map, find_domain, switch_domain
+from .domain import check_map, describe_map, domain_label, find_domain, switch_domain
 from .ownership import (
     BUILDING,
     RELEASED,
@@ -58,6 +62,12 @@ LIVE, LEFTOVER, KEEP = "live", "leftover", "keep"
 class Verdict:
     kind: str
     why: str = ""
+    group: str = ""  # why, in a few words after a count, for the one summary warning
+
+
+# The groups of Verdict.group, each read after a number ("2 serve a domain").
+SERVING = "serve a domain"
+BY_HAND = "not created by codesphere-release"
 
 
 def release(ctx: Context) -> None:
@@ -71,9 +81,9 @@ def release(ctx: Context) -> None:
 
 
 def _release(ctx: Context, state: State) -> None:
-    config = ctx.config
     with ctx.phase("Check"):
         live = _settle_name(ctx, state)
+    config = ctx.config  # after the Check: the domain as the API spells it
     if live is not None:
         _report_already_live(ctx, live)
         return
@@ -104,8 +114,8 @@ def _release(ctx: Context, state: State) -> None:
             )
         return
     with ctx.phase("Switch domain"):
-        switch_domain(ctx, state, workspace.id)
-    check_domain(ctx, state, workspace.id)
+        switch_domain(ctx, state, [workspace.id])
+    check_domain(ctx, state)
     _mark_released(ctx, state, workspace.id)
     if config.delete_previous:
         with ctx.phase("Delete previous"):
@@ -122,17 +132,20 @@ def _settle_name(ctx: Context, state: State) -> Workspace | None:
     config, client = ctx.config, ctx.client
     assert config.team_id is not None
     domains = client.list_domains(config.team_id)
+    team = client.list_team_workspaces(config.team_id)
     if config.domain:
         domain = find_domain(ctx, domains)
-        ctx.reporter.info(f"Domain {config.domain}: {describe_map(domain.workspaces)}")
+        ctx.reporter.info(f"Domain {domain_label(ctx)}: {describe_map(domain.workspaces)}")
+        check_map(ctx, state, domain, team)
     serving = routes(domains)
-    team = client.list_team_workspaces(config.team_id)
-    for name in candidate_names(state.name):
+    taken: list[Verdict] = []  # one per workspace left alone, for the summary
+    for count, name in enumerate(candidate_names(state.name)):
         same = [w for w in team if w.name == name]
         verdicts = [(w, _judge(ctx, w, serving.get(w.id, []))) for w in same]
         for workspace, verdict in verdicts:
             if verdict.kind == LIVE:
                 state.name = name
+                _say_taken(ctx, count, taken, f"this commit is live in {name}")
                 return workspace
         kept = [(w, v) for w, v in verdicts if v.kind == KEEP]
         if not kept:
@@ -142,40 +155,63 @@ def _settle_name(ctx: Context, state: State) -> Workspace | None:
                     "attempt of this run; it serves nothing"
                 )
                 delete_unless_serving(ctx, workspace.id)
+            _say_taken(ctx, count, taken, f"this release goes into {name}")
             state.name = name
             ctx.result.workspace_name = name
             return None
         for workspace, verdict in kept:
-            ctx.reporter.warning(
-                f"A workspace named {name} ({workspace.id}) is left alone: {verdict.why}. "
-                "This release goes into the next free name"
+            # The details go to the log; one warning sums them up (GitHub shows
+            # ten annotations per step).
+            ctx.reporter.info(
+                f"A workspace named {name} ({workspace.id}) is left alone: {verdict.why}"
             )
+            taken.append(verdict)
     raise ActionError(
-        f"no free workspace name from {state.name} to {state.name}-99: set the input "
-        "'workspace-name', or delete the workspaces of those names that are no longer needed"
+        f"no free workspace name from {state.name} to {state.name}-99: all 99 names are taken "
+        f"({_reasons(taken)}; the log lists each). Set the input 'workspace-name', or delete "
+        "the workspaces of those names that are no longer needed"
     )
+
+
+def _say_taken(ctx: Context, names: int, taken: list[Verdict], then: str) -> None:
+    """One warning for the names passed over, if any; the log lists each."""
+    if names:
+        ctx.reporter.warning(
+            f"{names} {'name was' if names == 1 else 'names were'} taken by workspaces that "
+            f"are left alone ({_reasons(taken)}; the log lists each): {then}",
+            title="Workspace names taken",
+        )
+
+
+def _reasons(taken: list[Verdict]) -> str:
+    counts = Counter(v.group or v.why for v in taken)
+    return ", ".join(f"{n} {group}" for group, n in counts.most_common())
 
 
 def _judge(ctx: Context, workspace: Workspace, serving: list[str]) -> Verdict:
     config = ctx.config
     mark = read_mark(ctx, workspace.id)
     if not is_ours(config, mark) or mark is None:
+        group = SERVING if serving else BY_HAND
         if mark is None:
-            return Verdict(KEEP, _serving_or(serving, "it was not created by codesphere-release"))
-        return Verdict(
-            KEEP,
-            _serving_or(serving, f"it was created by codesphere-release for {mark.repository}"),
-        )
-    route = f"{config.domain}{config.domain_path}"
+            why = _serving_or(serving, "it was not created by codesphere-release")
+            return Verdict(KEEP, why, group)
+        why = _serving_or(serving, f"it was created by codesphere-release for {mark.repository}")
+        return Verdict(KEEP, why, group if serving else "made for another repository")
+    # Routes are "<domain as the API lists it><path as the map spells it>": a
+    # trailing slash does not count (see domain.path_key).
+    route = f"{config.domain}{config.domain_path}".rstrip("/")
     switching = bool(config.domain) and config.switch
     same_commit = bool(mark.commit) and mark.commit == config.deployment_ref[:12]
-    if same_commit and mark.state == RELEASED and (route in serving if switching else not serving):
+    serves_route = any(r.rstrip("/") == route for r in serving)
+    if same_commit and mark.state == RELEASED and (serves_route if switching else not serving):
         return Verdict(LIVE)
     if serving:
-        return Verdict(KEEP, f"it serves {', '.join(serving)}")
+        return Verdict(KEEP, f"it serves {', '.join(serving)}", SERVING)
     if mark.state == BUILDING and mark.earlier_attempt_of(config.run_id):
         return Verdict(LEFTOVER)
-    return Verdict(KEEP, _why_not_leftover(mark))
+    group = "an earlier release" if mark.state == RELEASED else "in the works of another run"
+    return Verdict(KEEP, _why_not_leftover(mark), group)
 
 
 def _serving_or(serving: list[str], why: str) -> str:
@@ -217,14 +253,21 @@ def _mark_released(ctx: Context, state: State, workspace_id: int) -> None:
         )
 
 
-def delete_previous(ctx: Context, previous: list[int], keep: int | None = None) -> None:
+def delete_previous(ctx: Context, previous: list[int], keep: Collection[int] = ()) -> None:
     """Delete the workspaces that served the path before, under the deletion rule:
     never one that still serves any domain of the team, never one this action did
-    not create for this repository."""
+    not create for this repository. One that is gone already is passed over."""
     for workspace_id in previous:
-        if workspace_id == keep:
+        if workspace_id in keep:
             continue
-        if not is_ours(ctx.config, read_mark(ctx, workspace_id)):
+        try:
+            mark = read_mark(ctx, workspace_id)
+        except ApiError as exc:
+            if exc.status_code != 404:
+                raise
+            ctx.reporter.info(f"Previous workspace {workspace_id} is gone already")
+            continue
+        if not is_ours(ctx.config, mark):
             ctx.reporter.notice(
                 f"Kept workspace {workspace_id}: it was not created by codesphere-release for "
                 "this repository, so it is not deleted automatically. Delete it by hand if it "

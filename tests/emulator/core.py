@@ -50,6 +50,7 @@ DOMAIN_NOT_FOUND = "Domain not found"
 NO_MULTI_SERVER = "Workspace does not support Multi Server Deployments"
 BILLING = "Missing billing information"
 LANDSCAPES = ("single", "multi", "run_on_ide")
+WEBSITES = (None, "not_found", "spa")
 
 
 def default_branch_head(branch: str) -> str:
@@ -90,6 +91,7 @@ class Emulator:
         servers: Iterable[str] = ("web",),
         log_stream_max_seconds: float = 60.0,
         check_domain_workspaces: bool = True,
+        website: str | None = None,
         data_center_id: int = 2,
         first_workspace_id: int = 1001,
         foreign_host: str = "127.0.0.2",
@@ -103,6 +105,10 @@ class Emulator:
         self.start_latency = start_latency
         self.log_stream_max_seconds = log_stream_max_seconds
         self.check_domain_workspaces = check_domain_workspaces
+        if website not in WEBSITES:
+            raise ValueError(f"website={website!r}; expected one of {WEBSITES}")
+        # Paths outside /api (an api-url without it): None is a spec violation.
+        self.website = website
         self.data_center_id = data_center_id
         self.on_request = on_request
         self.spec = load_spec()
@@ -695,7 +701,7 @@ class Emulator:
     def stage_status(self, ws_id: int, stage: str) -> list[dict[str, Any]]:
         """What ``GET .../pipeline/{stage}`` answers right now (no request recorded)."""
         with self._lock:
-            return self._status(self._workspaces[ws_id], stage, self._now())
+            return self._unlisted(self._status(self._workspaces[ws_id], stage, self._now()))
 
     # ------------------------------------------------------------------ domains ------------
     def add_domain(
@@ -868,6 +874,15 @@ class Emulator:
             body["detail"] = detail
         return Reply(status, body, headers=headers or {})
 
+    def _website_reply(self, rec: RecordedRequest) -> Reply:
+        """What the website answers outside ``/api`` (an api-url without it): a 404
+        page (``website="not_found"``), or the web app's page for any GET
+        (``"spa"``, 200; other methods 404)."""
+        found = self.website == "spa" and rec.method == "GET"
+        title = "Codesphere" if found else "404: This page could not be found"
+        page = f"<!DOCTYPE html><html><head><title>{title}</title></head><body></body></html>"
+        return Reply(200 if found else 404, raw=page.encode(), content_type="text/html")
+
     def _violation(self, rec: RecordedRequest, problems: list[str]) -> None:
         """One entry in ``spec_violations`` per offending request."""
         message = f"{rec.method} {rec.raw_path}: {'; '.join(problems)}"
@@ -877,6 +892,8 @@ class Emulator:
 
     def _process(self, rec: RecordedRequest, path: str, parse_error: str | None) -> Reply:
         if not (path == "/api" or path.startswith("/api/")):
+            if self.website is not None:
+                return self._website_reply(rec)
             self._violation(rec, ["path is outside the /api base path"])
             return self._problem_reply(rec, 404, "Not Found", f"no route {path}")
         route = self.spec.match(rec.method, rec.path)
@@ -933,7 +950,8 @@ class Emulator:
             reply = self._fail(rec, op, streams, problem.status, problem.title, problem.detail)
             reply.checked = problem.documented
         if reply.stream is None and reply.raw is None and reply.checked:
-            bad = op.check_response(reply.status, reply.body)
+            checked = reply.body if reply.spec_body is None else reply.spec_body
+            bad = op.check_response(reply.status, checked)
             if bad:
                 with self._lock:
                     self._response_violations += [f"{rec.method} {rec.path}: {b}" for b in bad]
@@ -1012,6 +1030,31 @@ class Emulator:
         elif variants.entry_order == "shuffled":
             self._order_rng.shuffle(view)
         return view
+
+    def _unlisted(self, view: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The status with the states the variants call by names the spec does not
+        list: ``waiting_state`` for waiting entries and steps, ``skipped`` for the
+        last step of a successful entry (``skipped_steps``)."""
+        variants = self._variants
+        if variants.waiting_state == "waiting" and not variants.skipped_steps:
+            return view
+        out = []
+        for entry in view:
+            steps = [dict(step) for step in entry["steps"]]
+            if variants.skipped_steps and entry["state"] == "success" and steps:
+                steps[-1] = {"state": "skipped"}
+            for step in steps:
+                if step["state"] == "waiting":
+                    step["state"] = variants.waiting_state
+            state = entry["state"]
+            out.append(
+                {
+                    **entry,
+                    "state": variants.waiting_state if state == "waiting" else state,
+                    "steps": steps,
+                }
+            )
+        return out
 
     def _ensure_pods(
         self, ws: Workspace, *, restart: bool = False, at: float | None = None
@@ -1250,7 +1293,9 @@ class Emulator:
 
     def h_pipeline(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
         ws = self._ws(p["workspaceId"], running=True)
-        return Reply(200, self._status(ws, p["stage"], self._now()))
+        view = self._status(ws, p["stage"], self._now())
+        # Checked against the spec with its own names; answered with the unlisted ones.
+        return Reply(200, self._unlisted(view), spec_body=view)
 
     def h_get_domain(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
         return Reply(200, self._domain(p).to_json())
@@ -1261,6 +1306,9 @@ class Emulator:
 
     def _domain(self, p: dict[str, Any]) -> Domain:
         domain = self._domains.get((p["teamId"], p["domainName"].lower()))
+        if domain is not None and self._variants.domain_match == "exact":
+            # The route takes the name exactly as the API lists it.
+            domain = domain if domain.name == p["domainName"] else None
         if domain is None:
             raise Problem(
                 404, DOMAIN_NOT_FOUND, f"domain {p['domainName']} not found in team {p['teamId']}"

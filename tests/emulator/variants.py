@@ -15,6 +15,10 @@ ENTRY_ORDERS = ("ide_first", "customers_first", "shuffled")
 REPLICA_IDS = ("index", "pod")
 ON_STARTS = ("stale", "reset")
 IDLE_STEPS = ("waiting", "empty")
+DOMAIN_MATCHES = ("any_case", "exact")
+# What a status answer calls a waiting entry or step: the spec's name, or one it
+# does not list (an API newer than its published spec).
+WAITING_STATES = ("waiting", "pending")
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "log_end": LOG_ENDS,
@@ -23,6 +27,8 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "replica_ids": REPLICA_IDS,
     "on_start": ON_STARTS,
     "idle_steps": IDLE_STEPS,
+    "domain_match": DOMAIN_MATCHES,
+    "waiting_state": WAITING_STATES,
 }
 
 
@@ -41,6 +47,10 @@ class Variants:
     on_start: str = "stale"  # what the status shows during the start latency
     stop_latency: float = 0.0  # .../stop takes effect this long after the request
     idle_steps: str = "waiting"  # steps of idle entries: one {"state":"waiting"} each, or []
+    domain_match: str = "any_case"  # .../domain/{domainName}: any case, or exactly as listed
+    # States outside the spec's enum (its response check looks at the spec's names):
+    waiting_state: str = "waiting"  # what a waiting entry or step is called
+    skipped_steps: bool = False  # True: a successful entry's last step reads "skipped"
 
     def __post_init__(self) -> None:
         for name, allowed in _CHOICES.items():
@@ -53,8 +63,9 @@ class Variants:
                 raise ValueError(f"variant {name}={value!r}; expected seconds >= 0")
         if self.keepalive_seconds == 0:
             raise ValueError("variant keepalive_seconds must be > 0")
-        if not isinstance(self.timestamps, bool):
-            raise ValueError(f"variant timestamps={self.timestamps!r}; expected True or False")
+        for name in ("timestamps", "skipped_steps"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"variant {name}={getattr(self, name)!r}; expected True or False")
         if self.sse_charset is not None and not (
             isinstance(self.sse_charset, str) and self.sse_charset.strip()
         ):
