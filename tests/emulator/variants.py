@@ -15,6 +15,7 @@ ENTRY_ORDERS = ("ide_first", "customers_first", "shuffled")
 REPLICA_IDS = ("index", "pod")
 ON_STARTS = ("stale", "reset")
 IDLE_STEPS = ("waiting", "empty")
+MISSING_BRANCHES = ("no_clone", "refuse")
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "log_end": LOG_ENDS,
@@ -23,6 +24,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "replica_ids": REPLICA_IDS,
     "on_start": ON_STARTS,
     "idle_steps": IDLE_STEPS,
+    "missing_branch": MISSING_BRANCHES,
 }
 
 
@@ -41,6 +43,9 @@ class Variants:
     on_start: str = "stale"  # what the status shows during the start latency
     stop_latency: float = 0.0  # .../stop takes effect this long after the request
     idle_steps: str = "waiting"  # steps of idle entries: one {"state":"waiting"} each, or []
+    # POST /workspaces with an initialBranch that does not exist: the workspace is
+    # made without a clone (git calls answer 400), or the create answers 400.
+    missing_branch: str = "no_clone"
 
     def __post_init__(self) -> None:
         for name, allowed in _CHOICES.items():
