@@ -59,6 +59,9 @@ class PullRequest:
     head_ref: str
     head_sha: str
     head_repository: str = ""  # owner/name of the head branch's repository, "" if unknown
+    base_repository: str = ""  # owner/name of the repository it wants to merge into
+    action: str = ""  # the event's action: opened, synchronize, reopened, closed, ...
+    state: str = ""  # pull_request.state when the event was sent: open or closed
 
 
 @dataclass(frozen=True)
@@ -412,9 +415,40 @@ def read_pull_request(environ: Mapping[str, str]) -> PullRequest | None:
         ) from None
     if not isinstance(sha, str) or not COMMIT_SHA.match(sha):
         raise ContextError(f"{where} has pull_request.head.sha {sha!r}: expected a commit SHA")
-    repo = head.get("repo")
-    full_name = repo.get("full_name") if isinstance(repo, dict) else None
-    return PullRequest(number, ref, sha, full_name if isinstance(full_name, str) else "")
+    action, state = payload.get("action"), pull.get("state")
+    return PullRequest(
+        number,
+        ref,
+        sha,
+        _full_name(head),
+        _full_name(pull.get("base")),
+        action if isinstance(action, str) else "",
+        state if isinstance(state, str) else "",
+    )
+
+
+def _full_name(side: object) -> str:
+    """``owner/name`` of a pull request's head or base repository; "" when the
+    payload has none (GitHub sends ``"repo": null`` once a fork is deleted)."""
+    repo = side.get("repo") if isinstance(side, dict) else None
+    name = repo.get("full_name") if isinstance(repo, dict) else None
+    return name if isinstance(name, str) else ""
+
+
+def fork_source(pull: object, repository: str) -> str:
+    """ "" when the pull request's head branch lives in this repository; else what
+    it comes from ("the fork owner/name", or "a fork that was deleted"). Told from
+    the event payload alone: the head repository against the base repository
+    and GITHUB_REPOSITORY. A head repository the payload does not name counts
+    as a fork: nothing shows the branch is this repository's."""
+    head = _full_name(pull.get("head")) if isinstance(pull, dict) else ""
+    base = _full_name(pull.get("base")) if isinstance(pull, dict) else ""
+    if not head:
+        return "a fork that was deleted (the event names no head repository)"
+    ours = [name.lower() for name in (base, repository) if name]
+    if not ours or any(head.lower() != name for name in ours):
+        return f"the fork {head}"
+    return ""
 
 
 def parse_environment(name: str, value: str) -> str:
@@ -482,9 +516,9 @@ def load_config(environ: Mapping[str, str]) -> Config:
     """Validate every input; raise ConfigError naming the first bad one."""
     inputs = _Inputs(environ)
 
+    _skip_fork(inputs, environ)
     token = inputs.raw("api-token").strip()
     if not token:
-        _skip_fork(inputs, environ)
         raise ConfigError(
             "api-token",
             "",
@@ -620,30 +654,41 @@ def _env_inputs(inputs: _Inputs) -> tuple[tuple[EnvVar, ...], tuple[EnvVar, ...]
 
 
 def _skip_fork(inputs: _Inputs, environ: Mapping[str, str]) -> None:
-    """No api-token on a pull request from a fork: GitHub gives such runs no
-    secrets, so there is nothing a preview (or its teardown) can do. Raise
-    Skipped, which ends the run as skipped, not failed."""
+    """A pull request from a fork, under any event (pull_request_target
+    included) and whether or not the api-token input is set: raise Skipped,
+    which ends the run as skipped, not failed, before any request.
+
+    A fork's branch is code from outside the repository: building it with the
+    repository's env, secret-env and API token (pull_request_target runs get
+    the secrets) would hand them to whoever wrote it, and building any other
+    branch would call the base repository's code the pull request's. So a fork
+    gets no preview, and its teardown deletes nothing."""
     flow = inputs.get("flow", "simple").lower()
-    if flow not in ("preview", "teardown") or environ.get("GITHUB_EVENT_NAME") not in (
-        PULL_REQUEST_EVENTS
-    ):
+    path = environ.get("GITHUB_EVENT_PATH", "")
+    if flow not in ("preview", "teardown") or not path:
         return
     try:
-        pull = read_pull_request(environ)
-    except ContextError:
+        payload = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return  # read_pull_request reports it
+    pull = payload.get("pull_request") if isinstance(payload, dict) else None
+    if not isinstance(pull, dict):
         return
-    repository = environ.get("GITHUB_REPOSITORY", "")
-    if (
-        pull is None
-        or not pull.head_repository
-        or pull.head_repository.lower() == repository.lower()
-    ):
+    source = fork_source(pull, environ.get("GITHUB_REPOSITORY", ""))
+    if not source:
         return
+    number = pull.get("number")
+    which = f"pull request #{number}" if isinstance(number, int) else "this pull request"
     raise Skipped(
-        f"no {flow} for pull request #{pull.number}: it comes from the fork "
-        f"{pull.head_repository}, and GitHub gives workflows of pull requests from forks no "
-        "secrets, so the api-token input is empty. Nothing was sent to Codesphere. To preview "
-        "it, push the branch to this repository"
+        f"no {flow} for {which}: it comes from {source}. A fork's pull request gets no "
+        "preview and no teardown, whatever the event (pull_request_target included), so "
+        "its code never runs with this repository's token and secrets. Nothing was sent to "
+        "Codesphere. "
+        + (
+            "To preview it, push its branch to this repository and open a pull request from there"
+            if flow == "preview"
+            else "A fork's pull request never had a preview to delete"
+        )
     )
 
 

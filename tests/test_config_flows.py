@@ -12,6 +12,7 @@ import pytest
 from codesphere_action.config import (
     DEFAULT_GITHUB_API_URL,
     PullRequest,
+    fork_source,
     load_config,
     preview_workspace_name,
 )
@@ -119,6 +120,29 @@ def test_bad_event_payloads_are_named(tmp_path: Path, payload: Any, says: str) -
     with pytest.raises(ContextError) as caught:
         load_config(flow_env(tmp_path, "preview", payload))
     assert says in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("head", "base", "repository", "fork"),
+    [
+        ("acme/shop", "acme/shop", "acme/shop", ""),
+        ("ACME/Shop", "acme/shop", "acme/shop", ""),
+        ("acme/shop", None, "acme/shop", ""),  # no base in the payload: GITHUB_REPOSITORY
+        ("someone/shop", "acme/shop", "acme/shop", "the fork someone/shop"),
+        ("acme/shop", "acme/shop", "other/shop", "the fork acme/shop"),
+        ("acme/shop", None, "", "the fork acme/shop"),  # nothing to compare with
+        (None, "acme/shop", "acme/shop", "a fork that was deleted"),
+    ],
+)
+def test_a_fork_is_told_from_the_payload(
+    head: str | None, base: str | None, repository: str, fork: str
+) -> None:
+    def side(name: str | None) -> dict[str, Any]:
+        return {"repo": None if name is None else {"full_name": name}}
+
+    pull = {"head": side(head), "base": side(base)} if base else {"head": side(head)}
+    assert fork_source(pull, repository).startswith(fork)
+    assert bool(fork_source(pull, repository)) == bool(fork)
 
 
 def test_a_missing_event_file_is_named(tmp_path: Path) -> None:

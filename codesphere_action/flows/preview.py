@@ -56,8 +56,7 @@ def release(ctx: Context) -> None:
 def _preview(ctx: Context, state: State, reused: list[int]) -> None:
     config = ctx.config
     pull = config.pull_request
-    assert pull is not None  # config guarantees it for this flow
-    _warn_about_fork(ctx)
+    assert pull is not None  # config guarantees it for this flow (never a fork's)
     with ctx.phase("Check") as phase:
         existing = _existing_preview(ctx, state)
         phase.detail = f"reusing {existing.id}" if existing else "no preview yet"
@@ -150,14 +149,3 @@ def _is_preview(ctx: Context, mark: Mark | None) -> bool:
         and pull is not None
         and mark.pr == pull.number
     )
-
-
-def _warn_about_fork(ctx: Context) -> None:
-    config, pull = ctx.config, ctx.config.pull_request
-    assert pull is not None
-    if pull.head_repository and pull.head_repository.lower() != config.repository.lower():
-        ctx.reporter.warning(
-            f"Pull request #{pull.number} comes from the fork {pull.head_repository}: its "
-            f"branch {pull.head_ref} is usually not in {config.git_url}, which the workspace "
-            "clones. Previews of forks need git-url set to a repository that has the branch"
-        )
