@@ -63,6 +63,11 @@ class PullRequest:
     action: str = ""  # the event's action: opened, synchronize, reopened, closed, ...
     state: str = ""  # pull_request.state when the event was sent: open or closed
 
+    @property
+    def closed(self) -> bool:
+        """Whether the event says the pull request is closed (its action or its state)."""
+        return self.action == "closed" or self.state == "closed"
+
 
 @dataclass(frozen=True)
 class Config:
@@ -751,8 +756,11 @@ def _need_ids(config: Config, *named: tuple[str, int | None]) -> None:
 
 def _check_pull_request(config: Config) -> None:
     """preview always, teardown without ``workspace-name``: only a pull request
-    event says which preview is meant."""
-    if config.pull_request is not None:
+    event says which preview is meant. On a pull request event, a preview of a
+    closed pull request and a teardown of an open one are skipped (Skipped)."""
+    pull = config.pull_request
+    if pull is not None:
+        _check_event_action(config, pull)
         return
     if config.flow == "teardown" and config.workspace_name:
         return
@@ -768,3 +776,28 @@ def _check_pull_request(config: Config) -> None:
         "to the preview workspace to delete"
     )
     raise ContextError(f"the {config.flow} flow works on a pull request, but {trigger}: {fix}")
+
+
+def _check_event_action(config: Config, pull: PullRequest) -> None:
+    """A workflow without its ``types:`` or ``if:`` runs the preview job when the
+    pull request closes and the teardown job on every push: the event's action
+    (and the pull request's state) says which it is. Raise Skipped, in one line
+    that names the action and the workflow change that fixes it."""
+    seen = f"the event's action is '{pull.action or 'not given'}'"
+    if pull.state:
+        seen += f" and the pull request is {pull.state}"
+    if config.flow == "preview" and pull.closed:
+        raise Skipped(
+            f"no preview for pull request #{pull.number}: {seen}, and a closed pull request "
+            "gets no preview (nothing was created or updated). In the workflow, run the "
+            "preview job only while it is open: give it `if: github.event.action != 'closed'` "
+            "(or list only `types: [opened, synchronize, reopened]`), as in examples/preview.yml"
+        )
+    if config.flow == "teardown" and not pull.closed:
+        raise Skipped(
+            f"no teardown for pull request #{pull.number}: {seen}, and the preview of a pull "
+            "request that is not closed is never deleted (nothing was deleted). In the "
+            "workflow, run the teardown job only when it closes: `on: pull_request: types: "
+            "[closed]`, or `if: github.event.action == 'closed'` on the job, as in "
+            "examples/preview.yml"
+        )

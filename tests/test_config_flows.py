@@ -16,7 +16,7 @@ from codesphere_action.config import (
     load_config,
     preview_workspace_name,
 )
-from codesphere_action.errors import ConfigError, ContextError
+from codesphere_action.errors import ConfigError, ContextError, Skipped
 
 TOKEN = "cs-token-7f3a9c"
 GH_TOKEN = "ghs_config-test-token"
@@ -143,6 +143,35 @@ def test_a_fork_is_told_from_the_payload(
     pull = {"head": side(head), "base": side(base)} if base else {"head": side(head)}
     assert fork_source(pull, repository).startswith(fork)
     assert bool(fork_source(pull, repository)) == bool(fork)
+
+
+@pytest.mark.parametrize(
+    ("flow", "action", "state", "skipped"),
+    [
+        ("preview", "opened", "open", False),
+        ("preview", "labeled", "closed", True),  # an event on a closed pull request
+        ("preview", None, None, False),
+        ("teardown", "closed", "closed", False),
+        ("teardown", "edited", "closed", False),
+        ("teardown", "synchronize", "open", True),
+        ("teardown", None, None, True),  # nothing says it closed: nothing is deleted
+    ],
+)
+def test_the_events_action_and_state_decide(
+    tmp_path: Path, flow: str, action: str | None, state: str | None, skipped: bool
+) -> None:
+    payload = pr_payload()
+    if action:
+        payload["action"] = action
+    if state:
+        payload["pull_request"]["state"] = state
+    environ = flow_env(tmp_path, flow, payload)
+    if not skipped:
+        assert load_config(environ).pull_request is not None
+        return
+    with pytest.raises(Skipped) as caught:
+        load_config(environ)
+    assert f"the event's action is '{action or 'not given'}'" in str(caught.value)
 
 
 def test_a_missing_event_file_is_named(tmp_path: Path) -> None:

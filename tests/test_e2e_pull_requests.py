@@ -18,7 +18,7 @@ from .e2e import ActionRun, Runner, mark
 from .emulator import Emulator
 from .fake_github import FakeGitHub
 from .pr_events import PR, PREVIEW, pr_event
-from .test_e2e_preview import preview_inputs, teardown_inputs
+from .test_e2e_preview import preview_inputs, previews, teardown_inputs
 from .test_e2e_zero_downtime import TEAM
 
 GH_TOKEN = "ghs_fakePullRequestToken0123456789"
@@ -99,3 +99,33 @@ def test_a_fork_is_skipped_under_every_event_with_or_without_a_token(
     assert "Nothing was sent to Codesphere" in notice
     assert "git-url" not in result.stdout
     assert all(not ws.deleted for ws in emu.workspaces(TEAM))
+
+
+# -- 2. the event's action: never a preview for a closed pull request, never a teardown of an
+# open one ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("flow", "action", "fix"),
+    [
+        ("preview", "closed", "if: github.event.action != 'closed'"),
+        ("teardown", "synchronize", "types: [closed]"),
+        ("teardown", "opened", "types: [closed]"),
+        ("teardown", "reopened", "types: [closed]"),
+    ],
+)
+def test_the_events_action_decides_and_one_line_says_what_to_change(
+    emu: Emulator, runner: Runner, github: FakeGitHub, flow: str, action: str, fix: str
+) -> None:
+    preview = emu.add_workspace(team_id=TEAM, name=PREVIEW, env=mark(flow="preview", pr=PR))
+    emu.clear_requests()
+    inputs = (preview_inputs if flow == "preview" else teardown_inputs)(
+        emu, **{"github-token": GH_TOKEN}
+    )
+    result = runner.run(inputs, extra=with_github(github, pr_event(runner, action=action)))
+    notice = assert_skipped_before_any_request(result, emu, github)
+    assert "%0A" not in notice  # one line
+    assert f"the event's action is '{action}'" in notice
+    assert fix in notice
+    assert not emu.workspace(preview).deleted
+    assert previews(emu) == [preview]  # and nothing created
