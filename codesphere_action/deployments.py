@@ -5,7 +5,8 @@ What Codesphere's own action does for previews, for every flow but teardown:
    (the pull request's head for a preview, else GITHUB_SHA) and ``environment``
    (transient for previews), then a status ``in_progress`` linking the run;
 2. after it: ``success`` with ``environment_url`` (the domain URL, else the
-   workspace URL), or ``failure``.
+   workspace URL), ``inactive`` when the run ended skipped (a preview another
+   run took over), or ``failure``.
 Teardown marks the environment's deployments ``inactive`` once the workspace
 is gone.
 
@@ -84,6 +85,10 @@ class Deployments:
             if result.status == "success":
                 url = result.outputs["domain-url"] or result.outputs["workspace-url"]
                 self._status("success", f"{done}: {url}" if url else done, url, timeout=timeout)
+            elif result.status == "skipped":
+                # Nothing this run built is live (another run took the preview over,
+                # or the pull request closed meanwhile): nothing failed either.
+                self._status("inactive", f"{what} skipped", timeout=timeout)
             else:
                 self._status("failure", f"{what} {result.status}", timeout=timeout)
             self.reporter.info(f"GitHub deployment {self.deployment_id}: {result.status}")

@@ -38,7 +38,11 @@ class PreviewComment:
         self.api = api
 
     def finish(self, result: Result) -> None:
-        """Write the comment for the run's outcome. Never raises."""
+        """Write the comment for the run's outcome. Never raises. A run that ended
+        skipped writes nothing: the preview is another run's to report (one that
+        took it over), or gone with its pull request."""
+        if result.status == "skipped":
+            return
         timeout = TIMEOUT
         try:
             existing = self._find(timeout)

@@ -10,14 +10,18 @@ deleted after the push.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from .e2e import ActionRun, Runner, mark
 from .emulator import Emulator
 from .fake_github import FakeGitHub
-from .pr_events import PR, PREVIEW, pr_event
+from .pr_events import BRANCH, HEAD, PR, PREVIEW, pr_event
 from .test_e2e_preview import preview_inputs, previews, teardown_inputs
 from .test_e2e_zero_downtime import TEAM
 
@@ -129,3 +133,97 @@ def test_the_events_action_decides_and_one_line_says_what_to_change(
     assert fix in notice
     assert not emu.workspace(preview).deleted
     assert previews(emu) == [preview]  # and nothing created
+
+
+# -- 3. two overlapping runs for one pull request end with one preview ---------------------------
+
+
+def until(predicate: Callable[[], object], what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def finish(runner: Runner, proc: subprocess.Popen[str]) -> ActionRun:
+    stdout, stderr = proc.communicate(timeout=60)
+    return runner.result(proc.returncode, stdout, stderr, 0.0)
+
+
+@pytest.mark.parametrize("ending", ["both-finish", "first-cancelled"])
+def test_two_overlapping_runs_end_with_one_preview_and_both_report_it(
+    emu: Emulator, tmp_path: Path, github: FakeGitHub, ending: str
+) -> None:
+    """Run 101's create is slow: run 102 lists the team meanwhile, finds no preview and
+    creates one, which lands first. Run 101's lands second: it finds the older preview,
+    takes it over (its mark), deletes its own, and updates the older one. Run 102's
+    work on it is cut short (101 restarts its stages) or cancelled, and its cleanup
+    never deletes what 101 took over."""
+    emu.set_branch_head(BRANCH, HEAD)
+    emu.defaults_for_new_workspaces(stages={"prepare": {"seconds": 2.0}})
+    emu.add_fault("delay", method="POST", path=r"^/workspaces$", seconds=1.5, times=1)
+    if ending == "first-cancelled":
+        # Run 101 holds on after taking the preview over, while 102 is still at work.
+        emu.add_fault("delay", method="POST", path=r"/git/pull", seconds=3.0, times=1)
+    for run in (101, 102):
+        (tmp_path / str(run)).mkdir()
+    runners = {run: Runner(tmp_path / str(run)) for run in (101, 102)}
+
+    def start(run: int) -> subprocess.Popen[str]:
+        runner = runners[run]
+        extra = {**pr_event(runner, action="synchronize"), "GITHUB_RUN_ID": str(run)}
+        return runner.start(
+            preview_inputs(emu, **{"github-token": GH_TOKEN}), with_github(github, extra)
+        )
+
+    first = start(101)
+    second: subprocess.Popen[str] | None = None
+    try:
+        until(lambda: emu.find_requests("POST", "^/workspaces$"), "run 101's create")
+        second = start(102)
+        until(lambda: len(emu.workspaces(TEAM, name=PREVIEW)) == 1, "run 102's create")
+        (older,) = emu.workspaces(TEAM, name=PREVIEW)
+        if ending == "first-cancelled":
+            until(
+                lambda: "run=101.1" in older.env.get("CODESPHERE_RELEASE", ""),
+                "run 101 taking the older preview over",
+            )
+            cancelled, _took = runners[102].cancel(second, signal.SIGINT)
+            results = {101: finish(runners[101], first), 102: cancelled}
+        else:
+            results = {101: finish(runners[101], first), 102: finish(runners[102], second)}
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+
+    assert previews(emu) == [older.id], [r.stdout for r in results.values()]
+    assert not emu.workspace(older.id).deleted
+    (twin,) = [w.id for w in emu.workspaces(TEAM, include_deleted=True) if w.id != older.id]
+    assert emu.workspace(twin).deleted  # run 101's own, made in vain
+    for run, result in results.items():
+        assert result.outputs["workspace-id"] == str(older.id), (run, result.stdout)
+        assert "Traceback" not in result.stdout + result.stderr
+        result.assert_no_token()
+    assert results[101].status == "success", results[101].stdout
+    assert results[101].returncode == 0
+    if ending == "first-cancelled":
+        assert results[102].status in ("cancelled", "skipped"), results[102].stdout
+    else:
+        assert results[102].status in ("success", "skipped"), results[102].stdout
+    assert emu.workspace(older.id).env["CODESPHERE_RELEASE"].count("run=101.1") == 1
+    run_stage = emu.stage_run(older.id, "run")
+    assert run_stage is not None and run_stage.up_at is not None
+    # One comment, by the run that holds the preview; a run that stopped because
+    # another took its preview over leaves its deployment inactive, not failed.
+    (comment,) = github.comments_of(PR)
+    assert "### ✅ Preview ready" in comment["body"]
+    assert f"`{older.id}`" in comment["body"]
+    for deployment in github.deployments.values():
+        assert deployment.states[0] == "in_progress"
+        assert deployment.states[-1] in ("success", "inactive", "failure")
+    by_run = {d.statuses[0]["log_url"].rsplit("/", 1)[-1]: d for d in github.deployments.values()}
+    assert by_run["101"].states[-1] == "success"
+    expected = {"skipped": "inactive", "success": "success", "cancelled": "failure"}
+    assert by_run["102"].states[-1] == expected[results[102].status]
