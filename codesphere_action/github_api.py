@@ -100,3 +100,19 @@ def message(payload: Any) -> str:
     if isinstance(payload, dict) and payload.get("message"):
         return str(payload["message"])[:200]
     return "no message"
+
+
+PULL_HINTS = {
+    403: "give the job `permissions: pull-requests: read` (or write)",
+    404: "the token cannot see the pull request, or the job lacks `pull-requests: read`",
+}
+
+
+def pull_request_state(api: GitHubApi, number: int) -> str:
+    """The pull request's ``state`` as GitHub says it now: ``open`` or ``closed``.
+    Raises GitHubError when GitHub cannot say."""
+    answer = api.call("GET", f"/pulls/{number}", hints=PULL_HINTS)
+    state = answer.get("state") if isinstance(answer, dict) else None
+    if state not in ("open", "closed"):
+        raise GitHubError(f"GET /pulls/{number} answered no state ({message(answer)})")
+    return str(state)

@@ -27,9 +27,10 @@ Shapes follow GitHub's REST API (version 2022-11-28) where the action reads them
   none was given), ``environment``, ``description``, ``transient_environment``,
   ``production_environment``, ``created_at``; they list newest first and filter
   by ``sha``, ``ref``, ``task`` and ``environment``;
-- ``GET /repos/{owner}/{repo}/pulls/{number}`` answers the pull requests set with
-  ``set_pull`` (``number``, ``state`` ``open``/``closed``, ``merged``, ``head``,
-  ``base``), 404 for any other.
+- ``GET /repos/{owner}/{repo}/pulls/{number}`` answers the pull request
+  (``number``, ``state`` ``open``/``closed``, ``merged``, ``head``, ``base``): every
+  number a test's event names is an open pull request until ``set_pull`` says
+  otherwise.
 """
 
 from __future__ import annotations
@@ -191,13 +192,16 @@ class FakeGitHub:
 
     def set_pull(self, number: int, *, state: str = "open", merged: bool = False) -> None:
         with self._lock:
-            self.pulls[number] = {
-                "number": number,
-                "state": state,
-                "merged": merged,
-                "head": {"ref": "feature", "repo": {"full_name": self.repository}},
-                "base": {"ref": "main", "repo": {"full_name": self.repository}},
-            }
+            self._set_pull(number, state, merged=merged)
+
+    def _set_pull(self, number: int, state: str, *, merged: bool) -> None:
+        self.pulls[number] = {
+            "number": number,
+            "state": state,
+            "merged": merged,
+            "head": {"ref": "feature", "repo": {"full_name": self.repository}},
+            "base": {"ref": "main", "repo": {"full_name": self.repository}},
+        }
 
     def _comment(self, issue: int, body: str, user: dict[str, Any]) -> dict[str, Any]:
         comment = {
@@ -266,8 +270,10 @@ class FakeGitHub:
             return 200, dict(USER), {}
         pull = re.fullmatch(rf"/repos/{re.escape(self.repository)}/pulls/(\d+)", request.path)
         if pull and request.method == "GET":
-            found = self.pulls.get(int(pull.group(1)))
-            return (200, found, {}) if found else (404, {"message": "Not Found"}, {})
+            number = int(pull.group(1))
+            if number not in self.pulls:
+                self._set_pull(number, "open", merged=False)
+            return 200, self.pulls[number], {}
         status, answer, headers = self._answer_deployments(request)
         if status:
             return status, answer, headers

@@ -227,3 +227,63 @@ def test_two_overlapping_runs_end_with_one_preview_and_both_report_it(
     assert by_run["101"].states[-1] == "success"
     expected = {"skipped": "inactive", "success": "success", "cancelled": "failure"}
     assert by_run["102"].states[-1] == expected[results[102].status]
+
+
+# -- 4. a preview whose pull request closed while its create was under way -------------------
+
+
+def test_a_preview_whose_pull_request_closed_meanwhile_is_deleted(
+    emu: Emulator, runner: Runner, github: FakeGitHub, tmp_path: Path
+) -> None:
+    """The teardown runs (outside the preview's concurrency group) while the preview's
+    create is under way: it finds nothing. The preview run asks GitHub at its end,
+    learns the pull request closed, and deletes what it made."""
+    emu.set_branch_head(BRANCH, HEAD)
+    emu.add_fault("delay", method="POST", path=r"^/workspaces$", seconds=1.5, times=1)
+    inputs = preview_inputs(emu, **{"github-token": GH_TOKEN})
+    proc = runner.start(inputs, with_github(github, pr_event(runner)))
+    try:
+        until(lambda: emu.find_requests("POST", "^/workspaces$"), "the preview's create")
+        github.set_pull(PR, state="closed")
+        (tmp_path / "teardown").mkdir()
+        closing = Runner(tmp_path / "teardown")
+        teardown = closing.run(
+            teardown_inputs(emu, **{"github-token": GH_TOKEN}),
+            extra=with_github(github, pr_event(closing, action="closed")),
+        )
+        assert teardown.status == "success", teardown.stdout
+        assert "already gone" in teardown.stdout  # the create had not landed yet
+        result = finish(runner, proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert result.returncode == 0, result.stdout
+    assert result.status == "skipped", result.stdout
+    (workspace,) = emu.workspaces(TEAM, name=PREVIEW, include_deleted=True)
+    assert workspace.deleted  # nothing keeps running for the closed pull request
+    assert previews(emu) == []
+    (notice,) = notices(result)
+    assert f"Pull request #{PR} was closed while this run worked on its preview" in notice
+    assert f"deleted workspace {workspace.id}" in notice
+    assert f"GET /repos/acme/shop/pulls/{PR}" in github.summaries()
+    assert github.comments_of(PR) == []  # no comment about a preview that is gone
+    result.assert_no_token()
+    result.assert_no_token(GH_TOKEN)
+
+
+def test_a_pull_request_github_cannot_tell_about_keeps_the_preview_with_a_warning(
+    emu: Emulator, runner: Runner, github: FakeGitHub
+) -> None:
+    emu.set_branch_head(BRANCH, HEAD)
+    github.fail("GET", rf"/pulls/{PR}$", 403)
+    result = runner.run(
+        preview_inputs(emu, prepare="false", **{"github-token": GH_TOKEN}),
+        extra=with_github(github, pr_event(runner)),
+    )
+    assert result.returncode == 0, result.stdout
+    assert result.status == "success"
+    (warning,) = [line for line in result.stdout.splitlines() if line.startswith("::warning")]
+    assert f"could not ask GitHub whether pull request #{PR} was closed" in warning
+    assert "pull-requests: read" in warning
+    assert len(previews(emu)) == 1

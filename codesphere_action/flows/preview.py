@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 from ..context import Context
 from ..errors import ActionError, ApiError, Cancelled, Skipped
+from ..github_api import GitHubApi, GitHubError, pull_request_state
 from ..models import Workspace
 from ..steps import (
     describe,
@@ -84,6 +85,7 @@ def release(ctx: Context) -> None:
     holder = _holder(ctx, state, preview)
     if holder:
         raise _superseded(ctx, preview, holder, None)
+    _delete_if_closed(ctx, state, preview)
 
 
 def _preview(ctx: Context, state: State, preview: Preview) -> None:
@@ -215,6 +217,60 @@ def _holder(ctx: Context, state: State, preview: Preview) -> str:
     except (ActionError, Cancelled) as exc:
         ctx.reporter.debug(f"reading the mark of workspace {preview.id}: {exc}")
         return ""
+
+
+def _delete_if_closed(ctx: Context, state: State, preview: Preview) -> None:
+    """With ``github-token``: ask GitHub whether the pull request closed while
+    this run worked. A teardown that ran meanwhile (outside the preview's
+    concurrency group) found no preview while the create was under way; so
+    delete the preview this run holds, under the deletion rule, and raise
+    Skipped. When GitHub cannot tell: one warning, the preview stays."""
+    config, pull = ctx.config, ctx.config.pull_request
+    assert pull is not None
+    if not config.github_token or preview.id is None:
+        return
+    api = GitHubApi(config)
+    api.seconds_left = ctx.guard.remaining
+    try:
+        github_state = pull_request_state(api, pull.number)
+    except GitHubError as exc:
+        ctx.reporter.warning(
+            f"could not ask GitHub whether pull request #{pull.number} was closed while this "
+            f"run worked: {exc}. If it was, run the teardown again or delete workspace "
+            f"{preview.id} by hand",
+            title="Pull request state",
+        )
+        return
+    finally:
+        api.close()
+    if github_state != "closed":
+        return
+    name = ctx.result.workspace_name
+    try:
+        holder = taken_by(ctx, state, preview.id)  # right before the delete
+        if holder:
+            raise _superseded(ctx, preview, holder, None)
+        kept = delete_unless_serving(ctx, preview.id)
+    except ActionError as exc:
+        if isinstance(exc, Skipped):
+            raise
+        raise ActionError(
+            f"pull request #{pull.number} was closed while this run worked on its preview, "
+            f"and deleting the preview, workspace {preview.id} ({name}), failed: {exc}. Run "
+            "the teardown again, or delete it by hand"
+        ) from None
+    if kept:
+        ctx.reporter.warning(
+            f"Pull request #{pull.number} was closed while this run worked on its preview, but "
+            f"workspace {preview.id} serves {', '.join(kept)}: kept"
+        )
+        return
+    ctx.result.set("workspace-url", "")
+    raise Skipped(
+        f"pull request #{pull.number} was closed while this run worked on its preview (a "
+        "teardown that ran meanwhile found none yet), so this run deleted workspace "
+        f"{preview.id} ({name}): nothing is left running for it"
+    )
 
 
 def _superseded(
