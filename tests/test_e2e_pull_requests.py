@@ -23,7 +23,8 @@ from .emulator import Emulator
 from .fake_github import FakeGitHub
 from .pr_events import BRANCH, HEAD, PR, PREVIEW, pr_event
 from .test_e2e_preview import preview_inputs, previews, teardown_inputs
-from .test_e2e_zero_downtime import TEAM
+from .test_e2e_rollback import live_setup, rollback_inputs, start_run_stages
+from .test_e2e_zero_downtime import DOMAIN, TEAM
 
 GH_TOKEN = "ghs_fakePullRequestToken0123456789"
 
@@ -287,3 +288,37 @@ def test_a_pull_request_github_cannot_tell_about_keeps_the_preview_with_a_warnin
     assert f"could not ask GitHub whether pull request #{PR} was closed" in warning
     assert "pull-requests: read" in warning
     assert len(previews(emu)) == 1
+
+
+# -- 5. promote or roll back to a workspace another repository released --------------------
+
+
+@pytest.mark.parametrize("flow", ["promote", "rollback"])
+@pytest.mark.parametrize("require_commit", ["false", "true"])
+def test_another_repositorys_workspace_is_named_and_refused_with_require_commit(
+    emu: Emulator, runner: Runner, flow: str, require_commit: str
+) -> None:
+    _blue, green, api = live_setup(emu)
+    foreign = emu.add_workspace(team_id=TEAM, name="app-4b825dc", env=mark(repo="other/app"))
+    start_run_stages(emu, foreign)
+    emu.clear_requests()
+    result = runner.run(
+        rollback_inputs(emu, foreign, flow=flow, **{"require-commit": require_commit})
+    )
+    assert "moved on" not in result.stdout
+    said = (
+        f"workspace {foreign} was created by codesphere-release for the repository other/app, "
+        "not for acme/shop"
+    )
+    if require_commit == "true":
+        assert result.status == "failed"
+        error = result.assert_one_error()
+        assert said in error and "require-commit is true" in error
+        assert emu.domain(TEAM, DOMAIN).workspaces == {"/": [green], "/api": [api]}
+        assert not emu.find_requests("PUT", r"/workspace-connections$")
+    else:
+        assert result.returncode == 0, result.stdout
+        (warning,) = [line for line in result.stdout.splitlines() if line.startswith("::warning")]
+        assert "W" + said[1:] in warning
+        assert emu.domain(TEAM, DOMAIN).workspaces == {"/": [foreign], "/api": [api]}
+    result.assert_no_token()
