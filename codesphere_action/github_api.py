@@ -8,9 +8,10 @@ so the token stays with ``GITHUB_API_URL``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import requests
 
@@ -58,6 +59,35 @@ class GitHubApi:
     ) -> Any:
         """One request; its decoded JSON. Raises GitHubError for anything but a
         2xx answer, and when the cancel budget has no time left for it."""
+        return self._call(method, path, body, params=params, timeout=timeout, hints=hints)[0]
+
+    def list_page(
+        self,
+        path: str,
+        params: dict[str, str],
+        *,
+        timeout: tuple[float, float] = TIMEOUT,
+        hints: dict[int, str] | None = None,
+    ) -> tuple[list[Any], dict[str, int]]:
+        """One page of a list (``page`` and ``per_page`` in ``params``): its items,
+        and the page numbers its ``Link`` header gives by rel (``next``, ``last``,
+        ...). The links' URLs are never requested (GitHub's name the repository
+        by id): callers ask for a page of ``path`` by number."""
+        items, response = self._call("GET", path, params=params, timeout=timeout, hints=hints)
+        if not isinstance(items, list):
+            raise GitHubError(f"GET {path} answered {type(items).__name__}, not a list")
+        return items, link_pages(response.headers.get("Link", ""))
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        params: dict[str, str] | None = None,
+        timeout: tuple[float, float] = TIMEOUT,
+        hints: dict[int, str] | None = None,
+    ) -> tuple[Any, requests.Response]:
         left = self.seconds_left()
         if left is not None:
             if left < 0.2:
@@ -93,7 +123,20 @@ class GitHubApi:
                 f"{method} {path} answered {response.status_code} ({message(payload)})"
                 + (f": {hint}" if hint else "")
             )
-        return payload
+        return payload, response
+
+
+LINK = re.compile(r'<([^>]*)>\s*;\s*rel="?([a-z]+)"?')
+
+
+def link_pages(header: str) -> dict[str, int]:
+    """``Link: <...?page=2>; rel="next", <...?page=7>; rel="last"`` -> {"next": 2, "last": 7}."""
+    pages = {}
+    for url, rel in LINK.findall(header):
+        page = parse_qs(urlsplit(url).query).get("page", [""])[-1]
+        if page.isdigit():
+            pages[rel] = int(page)
+    return pages
 
 
 def message(payload: Any) -> str:

@@ -322,3 +322,47 @@ def test_another_repositorys_workspace_is_named_and_refused_with_require_commit(
         assert "W" + said[1:] in warning
         assert emu.domain(TEAM, DOMAIN).workspaces == {"/": [foreign], "/api": [api]}
     result.assert_no_token()
+
+
+# -- 6. teardown marks inactive only this pull request's deployments ------------------------
+
+
+@pytest.mark.parametrize("environment", ["preview", "production"])
+def test_teardown_marks_inactive_only_its_own_pull_requests_deployments(
+    emu: Emulator, runner: Runner, github: FakeGitHub, environment: str
+) -> None:
+    emu.set_branch_head(BRANCH, HEAD)
+    shared = {"github-token": GH_TOKEN, "environment": "preview", "prepare": "false"}
+    for number in (PR, 8):  # two pull requests' previews share the environment "preview"
+        result = runner.run(
+            preview_inputs(emu, **shared),
+            extra=with_github(github, pr_event(runner, number=number)),
+        )
+        assert result.status == "success", result.stdout
+    mine, eight = github.deployments.values()
+    assert (mine.states[-1], eight.states[-1]) == ("success", "success")
+    production = github.add_deployment("production", ref="f" * 40)
+    other_app = github.add_deployment(
+        "preview", payload={"codesphere-release": {"pr": PR, "workspace": "admin-pr-5"}}
+    )
+    for _ in range(120):  # a busy environment: this pull request's deployment is on page 2
+        github.add_deployment(
+            "preview", payload={"codesphere-release": {"pr": 9, "workspace": "shop-pr-9"}}
+        )
+    before = {d.id: list(d.states) for d in github.deployments.values()}
+
+    result = runner.run(
+        teardown_inputs(emu, **{"github-token": GH_TOKEN, "environment": environment}),
+        extra=with_github(github, pr_event(runner, action="closed")),
+    )
+    assert result.status == "success", result.stdout
+    changed = {d.id for d in github.deployments.values() if d.states != before[d.id]}
+    if environment == "preview":
+        assert changed == {mine.id}
+        assert mine.states[-1] == "inactive"
+    else:
+        assert changed == set()  # never production's, never another environment's
+    assert github.deployments[production].states == []
+    assert github.deployments[other_app].states == []
+    assert "::warning" not in result.stdout
+    result.assert_no_token(GH_TOKEN)
