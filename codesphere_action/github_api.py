@@ -42,6 +42,7 @@ class GitHubApi:
         self.session = session or requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
         self._auth = BearerAuth(config.github_token)
+        self.api_url = config.github_api_url
         self.repo_url = f"{config.github_api_url}/repos/{config.repository}"
 
     def close(self) -> None:
@@ -56,10 +57,15 @@ class GitHubApi:
         params: dict[str, str] | None = None,
         timeout: tuple[float, float] = TIMEOUT,
         hints: dict[int, str] | None = None,
+        repo: bool = True,
     ) -> Any:
-        """One request; its decoded JSON. Raises GitHubError for anything but a
-        2xx answer, and when the cancel budget has no time left for it."""
-        return self._call(method, path, body, params=params, timeout=timeout, hints=hints)[0]
+        """One request; its decoded JSON. ``path`` is under ``/repos/{owner}/{repo}``
+        (``repo=False``: under the API's root, e.g. ``/user``). Raises GitHubError
+        for anything but a 2xx answer, and when the cancel budget has no time left
+        for it."""
+        return self._call(
+            method, path, body, params=params, timeout=timeout, hints=hints, repo=repo
+        )[0]
 
     def list_page(
         self,
@@ -87,6 +93,7 @@ class GitHubApi:
         params: dict[str, str] | None = None,
         timeout: tuple[float, float] = TIMEOUT,
         hints: dict[int, str] | None = None,
+        repo: bool = True,
     ) -> tuple[Any, requests.Response]:
         left = self.seconds_left()
         if left is not None:
@@ -99,7 +106,7 @@ class GitHubApi:
         try:
             response = self.session.request(
                 method,
-                self.repo_url + path,
+                (self.repo_url if repo else self.api_url) + path,
                 json=body,
                 params=params,
                 headers={

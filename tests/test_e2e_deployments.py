@@ -231,7 +231,9 @@ def test_one_preview_comment_is_kept_up_to_date_and_teardown_edits_it(
     assert first.returncode == 0, first.stdout
     (comment,) = [c for c in github.comments.values() if c["id"] != other]
     body = comment["body"]
-    assert body.startswith("<!-- codesphere-release:preview -->\n### ✅ Preview ready")
+    assert body.startswith(
+        f"<!-- codesphere-release:preview workspace={PREVIEW} -->\n### ✅ Preview ready"
+    )
     assert f"| **URL** | {first.outputs['workspace-url']} |" in body
     assert f"[`{HEAD[:7]}`](https://github.com/acme/shop/commit/{HEAD})" in body
     assert "[the run's log](https://github.com/acme/shop/actions/runs/77)" in body

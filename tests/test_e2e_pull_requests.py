@@ -20,7 +20,7 @@ import pytest
 
 from .e2e import ActionRun, Runner, mark
 from .emulator import Emulator
-from .fake_github import FakeGitHub
+from .fake_github import BOT, FakeGitHub
 from .pr_events import BRANCH, HEAD, PR, PREVIEW, pr_event
 from .test_e2e_preview import preview_inputs, previews, teardown_inputs
 from .test_e2e_rollback import live_setup, rollback_inputs, start_run_stages
@@ -366,3 +366,101 @@ def test_teardown_marks_inactive_only_its_own_pull_requests_deployments(
     assert github.deployments[other_app].states == []
     assert "::warning" not in result.stdout
     result.assert_no_token(GH_TOKEN)
+
+
+# -- 7. the comment: never a person's, one per app ------------------------------------------
+
+
+@pytest.mark.parametrize("identity", ["app", "user"], ids=["github-token", "personal-token"])
+def test_the_comment_is_never_a_persons_and_each_app_keeps_its_own(
+    emu: Emulator, runner: Runner, identity: str
+) -> None:
+    """Two apps of one repository preview pull request 5 (two workspace-names); a
+    person quotes the first app's comment, marker and all. Each app keeps editing
+    its own comment; the person's is never touched."""
+    emu.set_branch_head(BRANCH, HEAD)
+    apps = {"shop": {}, "admin": {"workspace-name": "admin-pr-5"}}
+    with FakeGitHub(token=GH_TOKEN, identity=identity) as github:
+
+        def push(app: str, sha: str) -> None:
+            inputs = preview_inputs(emu, prepare="false", **{"github-token": GH_TOKEN}, **apps[app])
+            result = runner.run(inputs, extra=with_github(github, pr_event(runner, sha=sha)))
+            assert result.status == "success", result.stdout
+            assert "::warning" not in result.stdout, result.stdout
+
+        push("shop", HEAD)
+        push("admin", HEAD)
+        shop, admin = github.comments_of(PR)
+        assert "(shop-pr-5)" in shop["body"] and "(admin-pr-5)" in admin["body"]
+        assert shop["user"] == admin["user"] == github.me
+        quoted = shop["body"].splitlines()[0] + "\nWhy does the preview say this?"
+        person = github.add_comment(PR, quoted, user="mallory")
+        other_bot = github.add_comment(PR, quoted, user="dependabot[bot]", user_type="Bot")
+
+        pushed = "d" * 40
+        emu.set_branch_head(BRANCH, pushed)
+        push("shop", pushed)
+        push("admin", pushed)
+        if identity == "user":  # the token's own identity is known: only its comments
+            assert github.comments[other_bot]["body"] == quoted
+        assert github.comments[person]["body"] == quoted
+        assert len(github.comments_of(PR)) == 4
+        edited = {c["id"]: c["body"] for c in github.comments_of(PR)}
+        assert f"`{pushed[:7]}`" in edited[shop["id"]] and "(shop-pr-5)" in edited[shop["id"]]
+        assert f"`{pushed[:7]}`" in edited[admin["id"]] and "(admin-pr-5)" in edited[admin["id"]]
+
+
+# -- 8. the comment is found whatever the number of comments --------------------------------
+
+
+@pytest.mark.parametrize("before", [0, 620], ids=["first-comment", "after-620"])
+def test_the_comment_is_found_on_a_busy_pull_request(
+    emu: Emulator, runner: Runner, github: FakeGitHub, before: int
+) -> None:
+    emu.set_branch_head(BRANCH, HEAD)
+    github.add_comments(PR, before)  # the discussion before the first preview
+    inputs = preview_inputs(emu, prepare="false", **{"github-token": GH_TOKEN})
+    first = runner.run(inputs, extra=with_github(github, pr_event(runner)))
+    assert first.status == "success", first.stdout
+    github.add_comments(PR, 640 - before)  # and after it: 641 comments in all
+    for sha in ("d" * 40, "e" * 40):
+        emu.set_branch_head(BRANCH, sha)
+        again = runner.run(inputs, extra=with_github(github, pr_event(runner, sha=sha)))
+        assert again.status == "success", again.stdout
+    ours = [c for c in github.comments_of(PR) if c["user"] == github.me]
+    assert len(ours) == 1, [c["id"] for c in ours]
+    assert "`eeeeeee`" in ours[0]["body"]
+    assert len(github.comments_of(PR)) == 641
+    teardown = runner.run(
+        teardown_inputs(emu, **{"github-token": GH_TOKEN}),
+        extra=with_github(github, pr_event(runner, action="closed")),
+    )
+    assert teardown.status == "success", teardown.stdout
+    assert "### 🗑️ Preview deleted" in github.comments[ours[0]["id"]]["body"]
+
+
+def test_a_comment_of_an_older_version_is_taken_over_by_one_app(
+    emu: Emulator, runner: Runner, github: FakeGitHub
+) -> None:
+    """Before the marker named the app it was ``<!-- codesphere-release:preview -->``:
+    the first app to find no comment of its own takes that one over, the next makes
+    its own."""
+    emu.set_branch_head(BRANCH, HEAD)
+    old = github.add_comment(
+        PR,
+        "<!-- codesphere-release:preview -->\n### ✅ Preview ready",
+        user=BOT["login"],
+        user_type="Bot",
+    )
+    for name in (PREVIEW, "admin-pr-5"):
+        result = runner.run(
+            preview_inputs(
+                emu, prepare="false", **{"github-token": GH_TOKEN, "workspace-name": name}
+            ),
+            extra=with_github(github, pr_event(runner)),
+        )
+        assert result.status == "success", result.stdout
+    taken, made = github.comments_of(PR)
+    assert taken["id"] == old
+    assert taken["body"].startswith(f"<!-- codesphere-release:preview workspace={PREVIEW} -->\n")
+    assert made["body"].startswith("<!-- codesphere-release:preview workspace=admin-pr-5 -->\n")
