@@ -24,7 +24,9 @@ from .github import Reporter, sentence
 from .github_api import TIMEOUT, GitHubApi, GitHubError
 
 LEGACY_MARKER = "<!-- codesphere-release:preview -->"  # before the marker named the app
-MAX_PAGES = 5  # 500 comments: a pull request with more is looked through no further
+# GitHub refuses new comments on a pull request past about 2,500 ("Commenting is
+# disabled on issues with more than 2500 comments"): 30 pages of 100 hold them all.
+MAX_PAGES = 30
 PAGE = 100
 ACTIONS_BOT = "github-actions[bot]"  # the author of what GITHUB_TOKEN writes
 HINTS = {
@@ -84,22 +86,37 @@ class PreviewComment:
             self._warn(f"unexpected {type(exc).__name__}: {exc}")
 
     def _find(self, timeout: tuple[float, float]) -> int | None:
-        """The id of this app's comment (see the module docstring), None if none."""
+        """The id of this app's comment (see the module docstring), None if none.
+        Whatever the number of comments: the first page (an early comment is
+        found with one request), then from the last page (the ``Link`` header)
+        backwards, newest first."""
         best: tuple[int, int] | None = None  # (rank, id): the lower the rank the better
-        for page in range(1, MAX_PAGES + 1):
+
+        def look(page: int) -> dict[str, int]:
+            nonlocal best
             comments, links = self.api.list_page(
                 f"/issues/{self.number}/comments",
                 {"per_page": str(PAGE), "page": str(page)},
                 timeout=timeout,
                 hints=HINTS,
             )
-            for comment in comments:
+            for comment in reversed(comments):
                 rank = self._rank(comment, timeout)
                 if rank is not None and (best is None or rank < best[0]):
                     best = (rank, int(comment["id"]))
+            return links
+
+        links = look(1)
+        last = links.get("last")
+        if last is None and "next" in links:  # no last page named: walk forward
+            order: range = range(2, MAX_PAGES + 1)
+        else:
+            order = range(last or 1, max(1, (last or 1) - MAX_PAGES + 1), -1)
+        for page in order:
             if best is not None and best[0] == 0:
                 break
-            if "next" not in links:
+            links = look(page)
+            if last is None and "next" not in links:
                 break
         return None if best is None else best[1]
 

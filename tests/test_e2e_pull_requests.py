@@ -423,10 +423,14 @@ def test_the_comment_is_found_on_a_busy_pull_request(
     first = runner.run(inputs, extra=with_github(github, pr_event(runner)))
     assert first.status == "success", first.stdout
     github.add_comments(PR, 640 - before)  # and after it: 641 comments in all
+    listing = f"GET /repos/acme/shop/issues/{PR}/comments"
     for sha in ("d" * 40, "e" * 40):
         emu.set_branch_head(BRANCH, sha)
+        seen = len(github.requests)
         again = runner.run(inputs, extra=with_github(github, pr_event(runner, sha=sha)))
         assert again.status == "success", again.stdout
+        # the first page, then the last (where a comment made late is): no more
+        assert [r.summary for r in github.requests[seen:]].count(listing) <= 2
     ours = [c for c in github.comments_of(PR) if c["user"] == github.me]
     assert len(ours) == 1, [c["id"] for c in ours]
     assert "`eeeeeee`" in ours[0]["body"]
