@@ -468,3 +468,38 @@ def test_a_comment_of_an_older_version_is_taken_over_by_one_app(
     assert taken["id"] == old
     assert taken["body"].startswith(f"<!-- codesphere-release:preview workspace={PREVIEW} -->\n")
     assert made["body"].startswith("<!-- codesphere-release:preview workspace=admin-pr-5 -->\n")
+
+
+# -- 9. a head branch deleted after the push -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["create-refused", "create-without-clone", "update"],
+)
+def test_a_head_branch_that_no_longer_exists_is_named(
+    emu: Emulator, runner: Runner, case: str
+) -> None:
+    """Codesphere's answer to a create on a branch that does not exist is not
+    documented: it may refuse it (400), or make a workspace without a clone. A
+    later push's pull of a branch that is gone answers 400 "git error"."""
+    gone = "gone-branch"
+    emu.set_branch_head(gone, None)
+    emu.set_variants(missing_branch="refuse" if case == "create-refused" else "no_clone")
+    existing = None
+    if case == "update":
+        existing = emu.add_workspace(
+            team_id=TEAM, name=PREVIEW, branch=gone, env=mark(flow="preview", pr=PR)
+        )
+    result = runner.run(preview_inputs(emu), extra=pr_event(runner, ref=gone, action="synchronize"))
+    assert result.status == "failed", result.stdout
+    error = result.assert_one_error()
+    assert f"pull request #{PR}'s head branch {gone} no longer exists" in error
+    assert "deleted after the push?" in error
+    assert "push the branch again" in error
+    if existing is None:
+        assert previews(emu) == []  # nothing made, or what was made deleted
+    else:
+        assert previews(emu) == [existing]  # a failed update never deletes the preview
+    assert not emu.find_requests("POST", r"/pipeline/")  # no stage ran on nothing
+    result.assert_no_token()

@@ -30,6 +30,7 @@ repairs it, closing the pull request (the teardown flow) deletes it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ..context import Context
@@ -106,7 +107,10 @@ def _preview(ctx: Context, state: State, preview: Preview) -> None:
 
     if existing is None:
         with ctx.phase("Create workspace") as phase:
-            workspace = create_workspace(ctx, state)
+            try:
+                workspace = create_workspace(ctx, state)
+            except ApiError as exc:
+                raise _branch_gone(ctx, exc) or exc from None
             preview.id, preview.held = workspace.id, True
             older = _older_preview(ctx, state, workspace)
             if older is not None:
@@ -117,6 +121,7 @@ def _preview(ctx: Context, state: State, preview: Preview) -> None:
                     f"for pull request #{pull.number}; waiting for it to run"
                 )
                 wait_until_running(ctx, workspace.id)
+                _check_clone(ctx, workspace.id)
             phase.detail = f"workspace {(existing or workspace).id}"
     if existing is not None:
         workspace = existing
@@ -131,7 +136,10 @@ def _preview(ctx: Context, state: State, preview: Preview) -> None:
                 _take_over(ctx, state, preview, workspace.id)
             if ensure_running(ctx, existing):
                 phase.detail = "woken up"
-            git_pull(ctx, workspace.id)
+            try:
+                git_pull(ctx, workspace.id)
+            except ApiError as exc:
+                raise _branch_gone(ctx, exc) or exc from None
 
     for stage in stage_plan(ctx):
         run_stage(ctx, workspace.id, stage)
@@ -142,6 +150,47 @@ def _preview(ctx: Context, state: State, preview: Preview) -> None:
     url = ctx.result.outputs["workspace-url"] or f"workspace {workspace.id}"
     verb = "updated" if existing else "created"
     ctx.result.notice = f"Preview of pull request #{pull.number} {verb}: {url}"
+
+
+def _check_clone(ctx: Context, workspace_id: int) -> None:
+    """A new workspace has a clone of the branch before any stage runs. Without
+    one (Codesphere may make the workspace all the same when the branch does not
+    exist: git calls then answer 400), a pull of the branch tells whether the
+    branch is gone (its error names it) or the clone was only late."""
+    try:
+        ctx.client.git_head(workspace_id)
+    except ApiError as exc:
+        if exc.status_code != 400:
+            raise
+        ctx.reporter.info(f"Workspace {workspace_id} has no git clone yet ({exc}): pulling")
+        try:
+            git_pull(ctx, workspace_id)
+        except ApiError as pull_error:
+            raise _branch_gone(ctx, pull_error) or pull_error from None
+
+
+def _branch_gone(ctx: Context, error: ApiError) -> ActionError | None:
+    """The error that says the branch no longer exists, when Codesphere turned a
+    create or a pull down with a message that names the branch; else None."""
+    config, pull = ctx.config, ctx.config.pull_request
+    assert pull is not None
+    branch = config.branch
+    said = f"{error.problem_title} {error.detail}"
+    if not (
+        branch and error.refused and re.search(rf"(?<![\w./-]){re.escape(branch)}(?![\w/-])", said)
+    ):
+        return None
+    whose = (
+        f"pull request #{pull.number}'s head branch {branch}"
+        if branch == pull.head_ref
+        else f"the branch {branch} (input 'branch')"
+    )
+    return ActionError(
+        f"{whose} no longer exists in {config.git_url} (deleted after the push?), so there "
+        "is nothing to preview. If the pull request is still open, push the branch again: "
+        "that runs the preview anew (GitHub closes a pull request whose branch was deleted, "
+        f"and its teardown deletes the preview). Codesphere said: {error}"
+    )
 
 
 def _take_over(ctx: Context, state: State, preview: Preview, workspace_id: int) -> None:
