@@ -303,6 +303,13 @@ def _delete_if_closed(ctx: Context, state: State, preview: Preview) -> None:
     except ActionError as exc:
         if isinstance(exc, Skipped):
             raise
+        if isinstance(exc, ApiError) and exc.status_code == 404:
+            ctx.result.set("workspace-url", "")
+            raise Skipped(
+                f"pull request #{pull.number} was closed while this run worked on its preview, "
+                f"and the preview, workspace {preview.id} ({name}), is gone already (a teardown "
+                "deleted it)"
+            ) from None
         raise ActionError(
             f"pull request #{pull.number} was closed while this run worked on its preview, "
             f"and deleting the preview, workspace {preview.id} ({name}), failed: {exc}. Run "
