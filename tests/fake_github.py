@@ -45,9 +45,10 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 REPOSITORY_ID = 424242  # GitHub's Link headers name the repository by its id
-BOT = {"login": "github-actions[bot]", "id": 41898282, "type": "Bot"}
+BOT_LOGIN = "github-actions[bot]"
+BOT: dict[str, Any] = {"login": BOT_LOGIN, "id": 41898282, "type": "Bot"}
 USER_LOGIN = "release-user"
-USER = {"login": USER_LOGIN, "id": 5551, "type": "User"}
+USER: dict[str, Any] = {"login": USER_LOGIN, "id": 5551, "type": "User"}
 MAX_PER_PAGE = 100
 
 

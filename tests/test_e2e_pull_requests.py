@@ -20,7 +20,7 @@ import pytest
 
 from .e2e import ActionRun, Runner, mark
 from .emulator import Emulator
-from .fake_github import BOT, FakeGitHub
+from .fake_github import BOT_LOGIN, FakeGitHub
 from .pr_events import BRANCH, HEAD, PR, PREVIEW, pr_event
 from .test_e2e_preview import preview_inputs, previews, teardown_inputs
 from .test_e2e_rollback import live_setup, rollback_inputs, start_run_stages
@@ -453,7 +453,7 @@ def test_a_comment_of_an_older_version_is_taken_over_by_one_app(
     old = github.add_comment(
         PR,
         "<!-- codesphere-release:preview -->\n### ✅ Preview ready",
-        user=BOT["login"],
+        user=BOT_LOGIN,
         user_type="Bot",
     )
     for name in (PREVIEW, "admin-pr-5"):
