@@ -161,8 +161,11 @@ def test_two_overlapping_runs_end_with_one_preview_and_both_report_it(
     work on it is cut short (101 restarts its stages) or cancelled, and its cleanup
     never deletes what 101 took over."""
     emu.set_branch_head(BRANCH, HEAD)
-    emu.defaults_for_new_workspaces(stages={"prepare": {"seconds": 2.0}})
-    emu.add_fault("delay", method="POST", path=r"^/workspaces$", seconds=1.5, times=1)
+    # Run 101's create commits 3 s after it arrived: run 102 (started once it arrived)
+    # has listed the team and created its own by then, even on a loaded machine.
+    # 102's prepare lasts long enough to be under way when 101 takes its preview over.
+    emu.defaults_for_new_workspaces(stages={"prepare": {"seconds": 4.0}})
+    emu.add_fault("delay", method="POST", path=r"^/workspaces$", seconds=3.0, times=1)
     if ending == "first-cancelled":
         # Run 101 holds on after taking the preview over, while 102 is still at work.
         emu.add_fault("delay", method="POST", path=r"/git/pull", seconds=3.0, times=1)
