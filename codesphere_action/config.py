@@ -59,7 +59,6 @@ class PullRequest:
     head_ref: str
     head_sha: str
     head_repository: str = ""  # owner/name of the head branch's repository, "" if unknown
-    base_repository: str = ""  # owner/name of the repository it wants to merge into
     action: str = ""  # the event's action: opened, synchronize, reopened, closed, ...
     state: str = ""  # pull_request.state when the event was sent: open or closed
 
@@ -426,9 +425,8 @@ def read_pull_request(environ: Mapping[str, str]) -> PullRequest | None:
         ref,
         sha,
         _full_name(head),
-        _full_name(pull.get("base")),
-        action if isinstance(action, str) else "",
-        state if isinstance(state, str) else "",
+        action=action if isinstance(action, str) else "",
+        state=state if isinstance(state, str) else "",
     )
 
 
@@ -441,11 +439,11 @@ def _full_name(side: object) -> str:
 
 
 def fork_source(pull: object, repository: str) -> str:
-    """ "" when the pull request's head branch lives in this repository; else what
-    it comes from ("the fork owner/name", or "a fork that was deleted"). Told from
-    the event payload alone: the head repository against the base repository
-    and GITHUB_REPOSITORY. A head repository the payload does not name counts
-    as a fork: nothing shows the branch is this repository's."""
+    """What the pull request comes from when its head branch is not this
+    repository's ("the fork owner/name", or "a fork that was deleted"); "" when
+    it is. Told from the event payload alone: the head repository against the
+    base repository and GITHUB_REPOSITORY. A head repository the payload does
+    not name counts as a fork: nothing shows the branch is this repository's."""
     head = _full_name(pull.get("head")) if isinstance(pull, dict) else ""
     base = _full_name(pull.get("base")) if isinstance(pull, dict) else ""
     if not head:
