@@ -219,15 +219,16 @@ def clean_up(ctx: Context, state: State, *, cancelled: bool) -> None:
 
 
 def taken_by(ctx: Context, state: State, workspace_id: int) -> str:
-    """ "" while the workspace's mark carries this run's ``id``; else who holds it
-    now ("run 4711.1", another run of the pull request that took the preview
-    over). Read right before it matters: a preview changes hands. Raises
-    ActionError when the mark cannot be read (404: the workspace is gone)."""
+    """Who holds the workspace now when its mark no longer carries this run's
+    ``id`` ("run 4711.1": another run of the pull request took the preview
+    over); "" while it does. Read right before it matters: a preview changes
+    hands. Raises ActionError when the mark cannot be read (404: the workspace
+    is gone)."""
     mark = read_mark(ctx, workspace_id)
     if mark is not None and mark.nonce == state.mark.nonce:
         return ""
     if mark is None:
-        return "nobody (its mark is gone)"
+        return "a run that removed its mark"
     return f"run {mark.run}"
 
 
