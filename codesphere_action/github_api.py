@@ -29,7 +29,12 @@ HINTS = {
 
 
 class GitHubError(Exception):
-    """A GitHub call failed; reported as a warning, never raised past its caller."""
+    """A GitHub call failed; reported as a warning, never raised past its caller.
+    ``status``: GitHub's answer's status, 0 when there was none."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class GitHubApi:
@@ -128,7 +133,8 @@ class GitHubApi:
             hint = {**HINTS, **(hints or {})}.get(response.status_code, "")
             raise GitHubError(
                 f"{method} {path} answered {response.status_code} ({message(payload)})"
-                + (f": {hint}" if hint else "")
+                + (f": {hint}" if hint else ""),
+                response.status_code,
             )
         return payload, response
 

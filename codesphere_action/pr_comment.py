@@ -148,11 +148,15 @@ class PreviewComment:
 
     def _identity(self, timeout: tuple[float, float]) -> str:
         """The login of the token's user (a personal token), "" for a bot's token
-        (GITHUB_TOKEN, a GitHub App's: ``GET /user`` answers 403 for those)."""
+        (GITHUB_TOKEN, a GitHub App's: ``GET /user`` answers 403 "Resource not
+        accessible by integration" for those). Any other failure raises
+        GitHubError: guessing could make a second comment."""
         if self._login is None:
             try:
                 answer = self.api.call("GET", "/user", timeout=timeout, repo=False)
-            except GitHubError:
+            except GitHubError as exc:
+                if exc.status != 403:
+                    raise
                 answer = None
             login = answer.get("login") if isinstance(answer, dict) else None
             self._login = login if isinstance(login, str) else ""

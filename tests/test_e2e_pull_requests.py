@@ -446,6 +446,21 @@ def test_the_comment_is_found_on_a_busy_pull_request(
     assert "### 🗑️ Preview deleted" in github.comments[ours[0]["id"]]["body"]
 
 
+def test_a_token_whose_identity_github_cannot_say_makes_no_second_comment(
+    emu: Emulator, runner: Runner
+) -> None:
+    emu.set_branch_head(BRANCH, HEAD)
+    with FakeGitHub(token=GH_TOKEN, identity="user") as github:
+        inputs = preview_inputs(emu, prepare="false", **{"github-token": GH_TOKEN})
+        first = runner.run(inputs, extra=with_github(github, pr_event(runner)))
+        assert first.status == "success", first.stdout
+        github.fail("GET", r"^/user$", 502)
+        again = runner.run(inputs, extra=with_github(github, pr_event(runner)))
+        assert again.status == "success", again.stdout
+        assert "::warning title=Pull request comment::" in again.stdout
+        assert len(github.comments_of(PR)) == 1
+
+
 def test_a_comment_of_an_older_version_is_taken_over_by_one_app(
     emu: Emulator, runner: Runner, github: FakeGitHub
 ) -> None:
