@@ -59,6 +59,13 @@ class PullRequest:
     head_ref: str
     head_sha: str
     head_repository: str = ""  # owner/name of the head branch's repository, "" if unknown
+    action: str = ""  # the event's action: opened, synchronize, reopened, closed, ...
+    state: str = ""  # pull_request.state when the event was sent: open or closed
+
+    @property
+    def closed(self) -> bool:
+        """Whether the event says the pull request is closed (its action or its state)."""
+        return self.action == "closed" or self.state == "closed"
 
 
 @dataclass(frozen=True)
@@ -581,9 +588,39 @@ def read_pull_request(environ: Mapping[str, str]) -> PullRequest | None:
         ) from None
     if not isinstance(sha, str) or not COMMIT_SHA.match(sha):
         raise ContextError(f"{where} has pull_request.head.sha {sha!r}: expected a commit SHA")
-    repo = head.get("repo")
-    full_name = repo.get("full_name") if isinstance(repo, dict) else None
-    return PullRequest(number, ref, sha, full_name if isinstance(full_name, str) else "")
+    action, state = payload.get("action"), pull.get("state")
+    return PullRequest(
+        number,
+        ref,
+        sha,
+        _full_name(head),
+        action=action if isinstance(action, str) else "",
+        state=state if isinstance(state, str) else "",
+    )
+
+
+def _full_name(side: object) -> str:
+    """``owner/name`` of a pull request's head or base repository; "" when the
+    payload has none (GitHub sends ``"repo": null`` once a fork is deleted)."""
+    repo = side.get("repo") if isinstance(side, dict) else None
+    name = repo.get("full_name") if isinstance(repo, dict) else None
+    return name if isinstance(name, str) else ""
+
+
+def fork_source(pull: object, repository: str) -> str:
+    """What the pull request comes from when its head branch is not this
+    repository's ("the fork owner/name", or "a fork that was deleted"); "" when
+    it is. Told from the event payload alone: the head repository against the
+    base repository and GITHUB_REPOSITORY. A head repository the payload does
+    not name counts as a fork: nothing shows the branch is this repository's."""
+    head = _full_name(pull.get("head")) if isinstance(pull, dict) else ""
+    base = _full_name(pull.get("base")) if isinstance(pull, dict) else ""
+    if not head:
+        return "a fork that was deleted (the event names no head repository)"
+    ours = [name.lower() for name in (base, repository) if name]
+    if not ours or any(head.lower() != name for name in ours):
+        return f"the fork {head}"
+    return ""
 
 
 def parse_environment(name: str, value: str) -> str:
@@ -660,9 +697,9 @@ def load_config(environ: Mapping[str, str]) -> Config:
     """Validate every input; raise ConfigError naming the first bad one."""
     inputs = _Inputs(environ)
 
+    _skip_fork(inputs, environ)
     token = inputs.raw("api-token").strip()
     if not token:
-        _skip_fork(inputs, environ)
         raise ConfigError(
             "api-token",
             "",
@@ -807,30 +844,41 @@ def _env_inputs(inputs: _Inputs) -> tuple[tuple[EnvVar, ...], tuple[EnvVar, ...]
 
 
 def _skip_fork(inputs: _Inputs, environ: Mapping[str, str]) -> None:
-    """No api-token on a pull request from a fork: GitHub gives such runs no
-    secrets, so there is nothing a preview (or its teardown) can do. Raise
-    Skipped, which ends the run as skipped, not failed."""
+    """A pull request from a fork, under any event (pull_request_target
+    included) and whether or not the api-token input is set: raise Skipped,
+    which ends the run as skipped, not failed, before any request.
+
+    A fork's branch is code from outside the repository: building it with the
+    repository's env, secret-env and API token (pull_request_target runs get
+    the secrets) would hand them to whoever wrote it, and building any other
+    branch would call the base repository's code the pull request's. So a fork
+    gets no preview, and its teardown deletes nothing."""
     flow = inputs.get("flow", "simple").lower()
-    if flow not in ("preview", "teardown") or environ.get("GITHUB_EVENT_NAME") not in (
-        PULL_REQUEST_EVENTS
-    ):
+    path = environ.get("GITHUB_EVENT_PATH", "")
+    if flow not in ("preview", "teardown") or not path:
         return
     try:
-        pull = read_pull_request(environ)
-    except ContextError:
+        payload = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return  # read_pull_request reports it
+    pull = payload.get("pull_request") if isinstance(payload, dict) else None
+    if not isinstance(pull, dict):
         return
-    repository = environ.get("GITHUB_REPOSITORY", "")
-    if (
-        pull is None
-        or not pull.head_repository
-        or pull.head_repository.lower() == repository.lower()
-    ):
+    source = fork_source(pull, environ.get("GITHUB_REPOSITORY", ""))
+    if not source:
         return
+    number = pull.get("number")
+    which = f"pull request #{number}" if isinstance(number, int) else "this pull request"
     raise Skipped(
-        f"no {flow} for pull request #{pull.number}: it comes from the fork "
-        f"{pull.head_repository}, and GitHub gives workflows of pull requests from forks no "
-        "secrets, so the api-token input is empty. Nothing was sent to Codesphere. To preview "
-        "it, push the branch to this repository"
+        f"no {flow} for {which}: it comes from {source}. A fork's pull request gets no "
+        "preview and no teardown, whatever the event (pull_request_target included), so "
+        "its code never runs with this repository's token and secrets. Nothing was sent to "
+        "Codesphere. "
+        + (
+            "To preview it, push its branch to this repository and open a pull request from there"
+            if flow == "preview"
+            else "A fork's pull request never had a preview to delete"
+        )
     )
 
 
@@ -917,8 +965,11 @@ def _need_ids(config: Config, *named: tuple[str, int | None]) -> None:
 
 def _check_pull_request(config: Config) -> None:
     """preview always, teardown without ``workspace-name``: only a pull request
-    event says which preview is meant."""
-    if config.pull_request is not None:
+    event says which preview is meant. On a pull request event, a preview of a
+    closed pull request and a teardown of an open one are skipped (Skipped)."""
+    pull = config.pull_request
+    if pull is not None:
+        _check_event_action(config, pull)
         return
     if config.flow == "teardown" and config.workspace_name:
         return
@@ -934,3 +985,28 @@ def _check_pull_request(config: Config) -> None:
         "to the preview workspace to delete"
     )
     raise ContextError(f"the {config.flow} flow works on a pull request, but {trigger}: {fix}")
+
+
+def _check_event_action(config: Config, pull: PullRequest) -> None:
+    """A workflow without its ``types:`` or ``if:`` runs the preview job when the
+    pull request closes and the teardown job on every push: the event's action
+    (and the pull request's state) says which it is. Raise Skipped, in one line
+    that names the action and the workflow change that fixes it."""
+    seen = f"the event's action is '{pull.action or 'not given'}'"
+    if pull.state:
+        seen += f" and the pull request is {pull.state}"
+    if config.flow == "preview" and pull.closed:
+        raise Skipped(
+            f"no preview for pull request #{pull.number}: {seen}, and a closed pull request "
+            "gets no preview (nothing was created or updated). In the workflow, run the "
+            "preview job only while it is open: give it `if: github.event.action != 'closed'` "
+            "(or list only `types: [opened, synchronize, reopened]`), as in examples/preview.yml"
+        )
+    if config.flow == "teardown" and not pull.closed:
+        raise Skipped(
+            f"no teardown for pull request #{pull.number}: {seen}, and the preview of a pull "
+            "request that is not closed is never deleted (nothing was deleted). In the "
+            "workflow, run the teardown job only when it closes: `on: pull_request: types: "
+            "[closed]`, or `if: github.event.action == 'closed'` on the job, as in "
+            "examples/preview.yml"
+        )

@@ -5,9 +5,14 @@ What Codesphere's own action does for previews, for every flow but teardown:
    (the pull request's head for a preview, else GITHUB_SHA) and ``environment``
    (transient for previews), then a status ``in_progress`` linking the run;
 2. after it: ``success`` with ``environment_url`` (the domain URL, else the
-   workspace URL), or ``failure``.
-Teardown marks the environment's deployments ``inactive`` once the workspace
-is gone.
+   workspace URL), ``inactive`` when the run ended skipped (a preview another
+   run took over), or ``failure``.
+Every deployment carries the payload ``{"codesphere-release": {"flow", "workspace",
+"pr"}}`` (``pr`` for a preview; ``workspace`` is the name asked for, the
+``workspace-name`` input or its default). Teardown marks ``inactive``, once the
+workspace is gone, only the deployments of ``environment`` whose payload names
+this pull request and this workspace name (or this workspace name, without a
+pull request): never another pull request's, another app's, or production's.
 
 A Deployments call that fails never fails the release: it becomes one
 ``::warning`` and the calls that depend on it are skipped.
@@ -24,7 +29,11 @@ from .github_api import TIMEOUT, GitHubApi, GitHubError, message
 from .summary import flow_words
 
 MAX_DESCRIPTION = 140  # GitHub's limit for a status description
-MAX_DEACTIVATE = 100  # one page of deployments is plenty for one preview environment
+PAGE = 100  # GitHub's largest page
+# Pages of an environment's deployments (newest first) teardown looks through for
+# its pull request's: 1000 deployments, a busy shared environment's months.
+MAX_DEPLOYMENT_PAGES = 10
+PAYLOAD_KEY = "codesphere-release"
 HINTS = {
     403: "give the job `permissions: deployments: write`",
     404: "the token cannot see the repository, or the job lacks `permissions: deployments: write`",
@@ -58,6 +67,7 @@ class Deployments:
         if preview:
             body["transient_environment"] = True
             body["production_environment"] = False
+        body["payload"] = {PAYLOAD_KEY: self._identity()}
         try:
             self.deployment_id = self._create(body)
             self._status("in_progress", f"Codesphere {config.flow} flow running")
@@ -84,6 +94,10 @@ class Deployments:
             if result.status == "success":
                 url = result.outputs["domain-url"] or result.outputs["workspace-url"]
                 self._status("success", f"{done}: {url}" if url else done, url, timeout=timeout)
+            elif result.status == "skipped":
+                # Nothing this run built is live (another run took the preview over,
+                # or the pull request closed meanwhile): nothing failed either.
+                self._status("inactive", f"{what} skipped", timeout=timeout)
             else:
                 self._status("failure", f"{what} {result.status}", timeout=timeout)
             self.reporter.info(f"GitHub deployment {self.deployment_id}: {result.status}")
@@ -114,18 +128,43 @@ class Deployments:
             body["environment_url"] = environment_url
         self._call_api("POST", f"/deployments/{self.deployment_id}/statuses", body, timeout=timeout)
 
+    def _identity(self) -> dict[str, Any]:
+        """What the payload of a deployment of this run says about it."""
+        config = self.config
+        identity: dict[str, Any] = {"flow": config.flow, "workspace": config.workspace_name}
+        if config.flow == "preview" and config.pull_request is not None:
+            identity["pr"] = config.pull_request.number
+        return identity
+
+    def _is_own(self, deployment: Any) -> bool:
+        """Whether a listed deployment is one a preview of this pull request (and
+        this workspace name) made: its payload says so."""
+        payload = deployment.get("payload") if isinstance(deployment, dict) else None
+        mark = payload.get(PAYLOAD_KEY) if isinstance(payload, dict) else None
+        if not isinstance(mark, dict) or mark.get("flow") != "preview":
+            return False
+        if mark.get("workspace") != self.config.workspace_name:
+            return False
+        pull = self.config.pull_request
+        return pull is None or mark.get("pr") == pull.number
+
     def _deactivate(self, timeout: tuple[float, float]) -> None:
         environment = self.config.environment
         if not environment:
             self.reporter.info("No environment to deactivate (no pull request, no 'environment')")
             return
-        listed = self._call_api(
-            "GET",
-            "/deployments",
-            params={"environment": environment, "per_page": str(MAX_DEACTIVATE)},
-            timeout=timeout,
-        )
-        found = [d["id"] for d in listed or [] if isinstance(d, dict) and "id" in d]
+        found: list[int] = []
+        page, last = 1, 1
+        while page <= min(last, MAX_DEPLOYMENT_PAGES):
+            listed, links = self.api.list_page(
+                "/deployments",
+                {"environment": environment, "per_page": str(PAGE), "page": str(page)},
+                timeout=timeout,
+                hints=HINTS,
+            )
+            found += [d["id"] for d in listed if self._is_own(d) and isinstance(d.get("id"), int)]
+            last = links.get("last", page if "next" not in links else page + 1)
+            page += 1
         for deployment_id in found:
             self._call_api(
                 "POST",
@@ -133,8 +172,11 @@ class Deployments:
                 {"state": "inactive", "description": "Preview workspace deleted"},
                 timeout=timeout,
             )
+        pull = self.config.pull_request
+        whose = f"pull request #{pull.number} ({self.config.workspace_name})" if pull else ""
         self.reporter.info(
-            f"GitHub environment {environment}: {len(found)} deployment(s) marked inactive"
+            f"GitHub environment {environment}: marked {len(found)} deployment(s) of "
+            f"{whose or self.config.workspace_name} inactive"
         )
 
     def _call_api(

@@ -8,9 +8,10 @@ so the token stays with ``GITHUB_API_URL``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import requests
 
@@ -28,7 +29,12 @@ HINTS = {
 
 
 class GitHubError(Exception):
-    """A GitHub call failed; reported as a warning, never raised past its caller."""
+    """A GitHub call failed; reported as a warning, never raised past its caller.
+    ``status``: GitHub's answer's status, 0 when there was none."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class GitHubApi:
@@ -41,6 +47,7 @@ class GitHubApi:
         self.session = session or requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
         self._auth = BearerAuth(config.github_token)
+        self.api_url = config.github_api_url
         self.repo_url = f"{config.github_api_url}/repos/{config.repository}"
 
     def close(self) -> None:
@@ -55,9 +62,44 @@ class GitHubApi:
         params: dict[str, str] | None = None,
         timeout: tuple[float, float] = TIMEOUT,
         hints: dict[int, str] | None = None,
+        repo: bool = True,
     ) -> Any:
-        """One request; its decoded JSON. Raises GitHubError for anything but a
-        2xx answer, and when the cancel budget has no time left for it."""
+        """One request; its decoded JSON. ``path`` is under ``/repos/{owner}/{repo}``
+        (``repo=False``: under the API's root, e.g. ``/user``). Raises GitHubError
+        for anything but a 2xx answer, and when the cancel budget has no time left
+        for it."""
+        return self._call(
+            method, path, body, params=params, timeout=timeout, hints=hints, repo=repo
+        )[0]
+
+    def list_page(
+        self,
+        path: str,
+        params: dict[str, str],
+        *,
+        timeout: tuple[float, float] = TIMEOUT,
+        hints: dict[int, str] | None = None,
+    ) -> tuple[list[Any], dict[str, int]]:
+        """One page of a list (``page`` and ``per_page`` in ``params``): its items,
+        and the page numbers its ``Link`` header gives by rel (``next``, ``last``,
+        ...). The links' URLs are never requested (GitHub's name the repository
+        by id): callers ask for a page of ``path`` by number."""
+        items, response = self._call("GET", path, params=params, timeout=timeout, hints=hints)
+        if not isinstance(items, list):
+            raise GitHubError(f"GET {path} answered {type(items).__name__}, not a list")
+        return items, link_pages(response.headers.get("Link", ""))
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        params: dict[str, str] | None = None,
+        timeout: tuple[float, float] = TIMEOUT,
+        hints: dict[int, str] | None = None,
+        repo: bool = True,
+    ) -> tuple[Any, requests.Response]:
         left = self.seconds_left()
         if left is not None:
             if left < 0.2:
@@ -69,7 +111,7 @@ class GitHubApi:
         try:
             response = self.session.request(
                 method,
-                self.repo_url + path,
+                (self.repo_url if repo else self.api_url) + path,
                 json=body,
                 params=params,
                 headers={
@@ -91,12 +133,42 @@ class GitHubApi:
             hint = {**HINTS, **(hints or {})}.get(response.status_code, "")
             raise GitHubError(
                 f"{method} {path} answered {response.status_code} ({message(payload)})"
-                + (f": {hint}" if hint else "")
+                + (f": {hint}" if hint else ""),
+                response.status_code,
             )
-        return payload
+        return payload, response
+
+
+LINK = re.compile(r'<([^>]*)>\s*;\s*rel="?([a-z]+)"?')
+
+
+def link_pages(header: str) -> dict[str, int]:
+    """``Link: <...?page=2>; rel="next", <...?page=7>; rel="last"`` -> {"next": 2, "last": 7}."""
+    pages = {}
+    for url, rel in LINK.findall(header):
+        page = parse_qs(urlsplit(url).query).get("page", [""])[-1]
+        if page.isdigit():
+            pages[rel] = int(page)
+    return pages
 
 
 def message(payload: Any) -> str:
     if isinstance(payload, dict) and payload.get("message"):
         return str(payload["message"])[:200]
     return "no message"
+
+
+PULL_HINTS = {
+    403: "give the job `permissions: pull-requests: read` (or write)",
+    404: "the token cannot see the pull request, or the job lacks `pull-requests: read`",
+}
+
+
+def pull_request_state(api: GitHubApi, number: int) -> str:
+    """The pull request's ``state`` as GitHub says it now: ``open`` or ``closed``.
+    Raises GitHubError when GitHub cannot say."""
+    answer = api.call("GET", f"/pulls/{number}", hints=PULL_HINTS)
+    state = answer.get("state") if isinstance(answer, dict) else None
+    if state not in ("open", "closed"):
+        raise GitHubError(f"GET /pulls/{number} answered no state ({message(answer)})")
+    return str(state)

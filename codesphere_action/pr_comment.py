@@ -1,11 +1,19 @@
-"""One comment per pull request with its preview: the URL, the commit, the
-status and a link to the run. With ``github-token`` (the job needs
+"""One comment per app per pull request with its preview: the URL, the
+commit, the status and a link to the run. With ``github-token`` (the job needs
 ``permissions: pull-requests: write``), for the preview and teardown flows.
 
-The comment is found again by a hidden marker and edited on every push, so a
-pull request never collects a comment per push; teardown edits it to say the
-preview is gone (and creates none when there is none to edit). Like the
-Deployments calls, a failure here is one warning and never fails the run.
+The comment is found again and edited on every push, so a pull request never
+collects a comment per push; teardown edits it to say the preview is gone
+(and creates none when there is none to edit). It is the comment that
+- begins with the marker, which names the app's workspace (``workspace-name``
+  or its default), so two apps of one repository keep a comment each;
+- was written by the token's identity: the user ``GET /user`` names (a
+  personal token), else a bot (GITHUB_TOKEN writes as ``github-actions[bot]``,
+  which is preferred to any other bot). A person's comment that quotes the
+  marker is never edited.
+A comment of an older version (the marker without the workspace) is taken
+over, by the first app that finds no comment of its own.
+Like the Deployments calls, a failure here is one warning and never fails the run.
 """
 
 from __future__ import annotations
@@ -15,8 +23,12 @@ from .context import Result
 from .github import Reporter, sentence
 from .github_api import TIMEOUT, GitHubApi, GitHubError
 
-MARKER = "<!-- codesphere-release:preview -->"
-MAX_PAGES = 5  # 500 comments: a pull request with more is looked through no further
+LEGACY_MARKER = "<!-- codesphere-release:preview -->"  # before the marker named the app
+# GitHub refuses new comments on a pull request past about 2,500 ("Commenting is
+# disabled on issues with more than 2500 comments"): 30 pages of 100 hold them all.
+MAX_PAGES = 30
+PAGE = 100
+ACTIONS_BOT = "github-actions[bot]"  # the author of what GITHUB_TOKEN writes
 HINTS = {
     403: "give the job `permissions: pull-requests: write`",
     404: "the token cannot see the pull request, or the job lacks `pull-requests: write`",
@@ -36,9 +48,15 @@ class PreviewComment:
         self.number = config.pull_request.number
         self.reporter = reporter
         self.api = api
+        self.marker = marker(config.workspace_name)
+        self._login: str | None = None  # the token's user, once asked ("" for a bot)
 
     def finish(self, result: Result) -> None:
-        """Write the comment for the run's outcome. Never raises."""
+        """Write the comment for the run's outcome. Never raises. A run that ended
+        skipped writes nothing: the preview is another run's to report (one that
+        took it over), or gone with its pull request."""
+        if result.status == "skipped":
+            return
         timeout = TIMEOUT
         try:
             existing = self._find(timeout)
@@ -68,22 +86,81 @@ class PreviewComment:
             self._warn(f"unexpected {type(exc).__name__}: {exc}")
 
     def _find(self, timeout: tuple[float, float]) -> int | None:
-        for page in range(1, MAX_PAGES + 1):
-            comments = self.api.call(
-                "GET",
+        """The id of this app's comment (see the module docstring), None if none.
+        Whatever the number of comments: the first page (an early comment is
+        found with one request), then from the last page (the ``Link`` header)
+        backwards, newest first."""
+        best: tuple[int, int] | None = None  # (rank, id): the lower the rank the better
+
+        def look(page: int) -> dict[str, int]:
+            nonlocal best
+            comments, links = self.api.list_page(
                 f"/issues/{self.number}/comments",
-                params={"per_page": "100", "page": str(page)},
+                {"per_page": str(PAGE), "page": str(page)},
                 timeout=timeout,
                 hints=HINTS,
             )
-            if not isinstance(comments, list):
-                raise GitHubError("the comments of the pull request are not a list")
-            for comment in comments:
-                if isinstance(comment, dict) and MARKER in str(comment.get("body", "")):
-                    return int(comment["id"])
-            if len(comments) < 100:
-                return None
-        return None
+            for comment in reversed(comments):
+                rank = self._rank(comment, timeout)
+                if rank is not None and (best is None or rank < best[0]):
+                    best = (rank, int(comment["id"]))
+            return links
+
+        links = look(1)
+        last = links.get("last")
+        if last is None and "next" in links:  # no last page named: walk forward
+            order: range = range(2, MAX_PAGES + 1)
+        else:
+            order = range(last or 1, max(1, (last or 1) - MAX_PAGES + 1), -1)
+        for page in order:
+            if best is not None and best[0] == 0:
+                break
+            links = look(page)
+            if last is None and "next" not in links:
+                break
+        return None if best is None else best[1]
+
+    def _rank(self, comment: object, timeout: tuple[float, float]) -> int | None:
+        """How surely the comment is this app's: 0 its marker and the token's own
+        identity, 1 its marker and some other bot (a bot token whose name is not
+        known), 2 and 3 the same with an older version's marker; None: not its."""
+        if not isinstance(comment, dict) or not isinstance(comment.get("id"), int):
+            return None
+        body = comment.get("body")
+        if not isinstance(body, str):
+            return None
+        first_line = body.split("\n", 1)[0].rstrip("\r")
+        if first_line == self.marker:
+            base = 0
+        elif first_line == LEGACY_MARKER:
+            base = 2
+        else:
+            return None
+        user = comment.get("user")
+        login = user.get("login") if isinstance(user, dict) else None
+        kind = user.get("type") if isinstance(user, dict) else None
+        me = self._identity(timeout)
+        if me:
+            return base if login == me else None
+        if kind != "Bot":
+            return None  # a person's, quoting the marker
+        return base if login == ACTIONS_BOT else base + 1
+
+    def _identity(self, timeout: tuple[float, float]) -> str:
+        """The login of the token's user (a personal token), "" for a bot's token
+        (GITHUB_TOKEN, a GitHub App's: ``GET /user`` answers 403 "Resource not
+        accessible by integration" for those). Any other failure raises
+        GitHubError: guessing could make a second comment."""
+        if self._login is None:
+            try:
+                answer = self.api.call("GET", "/user", timeout=timeout, repo=False)
+            except GitHubError as exc:
+                if exc.status != 403:
+                    raise
+                answer = None
+            login = answer.get("login") if isinstance(answer, dict) else None
+            self._login = login if isinstance(login, str) else ""
+        return self._login
 
     def render(self, result: Result) -> str:
         config, out = self.config, result.outputs
@@ -107,7 +184,7 @@ class PreviewComment:
             rows.append(("Why", _cell(sentence(result.message))[:300]))
         if config.run_url:
             rows.append(("Run", f"[the run's log]({config.run_url})"))
-        lines = [MARKER, f"### {headline} · Codesphere", "", "| | |", "|---|---|"]
+        lines = [self.marker, f"### {headline} · Codesphere", "", "| | |", "|---|---|"]
         lines += [f"| **{name}** | {value} |" for name, value in rows]
         return "\n".join(lines) + "\n"
 
@@ -117,6 +194,11 @@ class PreviewComment:
             "The release itself is not affected",
             title="Pull request comment",
         )
+
+
+def marker(workspace_name: str) -> str:
+    """The first line of an app's comment: hidden, and naming the app's workspace."""
+    return f"<!-- codesphere-release:preview workspace={workspace_name} -->"
 
 
 def _cell(text: str) -> str:

@@ -21,21 +21,29 @@ def pr_event(
     ref: str = BRANCH,
     sha: str = HEAD,
     action: str = "opened",
-    head_repository: str = "acme/shop",
+    head_repository: str | None = "acme/shop",
     event_name: str = "pull_request",
+    state: str | None = None,
+    repository: str = "acme/shop",
 ) -> dict[str, str]:
-    """Write the event payload; return the variables the runner sets for it."""
-    path = Path(runner.tmp) / f"event-{action}-{sha[:7]}.json"
+    """Write the event payload; return the variables the runner sets for it.
+
+    ``head_repository=None``: the head repository is gone (a deleted fork), which
+    GitHub sends as ``"repo": null``. ``state`` defaults to what ``action`` implies
+    (``closed`` for ``closed``, else ``open``). ``repository``: the base repository
+    (GITHUB_REPOSITORY of the run)."""
+    path = Path(runner.tmp) / f"event-{number}-{action}-{sha[:7]}.json"
+    head_repo = None if head_repository is None else {"full_name": head_repository}
     payload = {
         "action": action,
         "number": number,
         "pull_request": {
             "number": number,
-            "state": "closed" if action == "closed" else "open",
-            "head": {"ref": ref, "sha": sha, "repo": {"full_name": head_repository}},
-            "base": {"ref": "main", "sha": "b" * 40, "repo": {"full_name": "acme/shop"}},
+            "state": state or ("closed" if action == "closed" else "open"),
+            "head": {"ref": ref, "sha": sha, "repo": head_repo},
+            "base": {"ref": "main", "sha": "b" * 40, "repo": {"full_name": repository}},
         },
-        "repository": {"full_name": "acme/shop"},
+        "repository": {"full_name": repository},
     }
     path.write_text(json.dumps(payload))
     return {

@@ -13,10 +13,11 @@ from codesphere_action.config import (
     DEFAULT_GITHUB_API_URL,
     PullRequest,
     default_workspace_name,
+    fork_source,
     load_config,
     preview_workspace_name,
 )
-from codesphere_action.errors import ConfigError, ContextError
+from codesphere_action.errors import ConfigError, ContextError, Skipped
 
 TOKEN = "cs-token-7f3a9c"
 GH_TOKEN = "ghs_config-test-token"
@@ -120,6 +121,58 @@ def test_bad_event_payloads_are_named(tmp_path: Path, payload: Any, says: str) -
     with pytest.raises(ContextError) as caught:
         load_config(flow_env(tmp_path, "preview", payload))
     assert says in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("head", "base", "repository", "fork"),
+    [
+        ("acme/shop", "acme/shop", "acme/shop", ""),
+        ("ACME/Shop", "acme/shop", "acme/shop", ""),
+        ("acme/shop", None, "acme/shop", ""),  # no base in the payload: GITHUB_REPOSITORY
+        ("someone/shop", "acme/shop", "acme/shop", "the fork someone/shop"),
+        ("acme/shop", "acme/shop", "other/shop", "the fork acme/shop"),
+        ("acme/shop", None, "", "the fork acme/shop"),  # nothing to compare with
+        (None, "acme/shop", "acme/shop", "a fork that was deleted"),
+    ],
+)
+def test_a_fork_is_told_from_the_payload(
+    head: str | None, base: str | None, repository: str, fork: str
+) -> None:
+    def side(name: str | None) -> dict[str, Any]:
+        return {"repo": None if name is None else {"full_name": name}}
+
+    pull = {"head": side(head), "base": side(base)} if base else {"head": side(head)}
+    assert fork_source(pull, repository).startswith(fork)
+    assert bool(fork_source(pull, repository)) == bool(fork)
+
+
+@pytest.mark.parametrize(
+    ("flow", "action", "state", "skipped"),
+    [
+        ("preview", "opened", "open", False),
+        ("preview", "labeled", "closed", True),  # an event on a closed pull request
+        ("preview", None, None, False),
+        ("teardown", "closed", "closed", False),
+        ("teardown", "edited", "closed", False),
+        ("teardown", "synchronize", "open", True),
+        ("teardown", None, None, True),  # nothing says it closed: nothing is deleted
+    ],
+)
+def test_the_events_action_and_state_decide(
+    tmp_path: Path, flow: str, action: str | None, state: str | None, skipped: bool
+) -> None:
+    payload = pr_payload()
+    if action:
+        payload["action"] = action
+    if state:
+        payload["pull_request"]["state"] = state
+    environ = flow_env(tmp_path, flow, payload)
+    if not skipped:
+        assert load_config(environ).pull_request is not None
+        return
+    with pytest.raises(Skipped) as caught:
+        load_config(environ)
+    assert f"the event's action is '{action or 'not given'}'" in str(caught.value)
 
 
 def test_a_missing_event_file_is_named(tmp_path: Path) -> None:

@@ -59,6 +59,8 @@ def test_a_preview_creates_a_deployment_and_its_statuses(
         "description": "Codesphere preview flow",
         "transient_environment": True,
         "production_environment": False,
+        # what teardown knows its pull request's deployments by
+        "payload": {"codesphere-release": {"flow": "preview", "workspace": PREVIEW, "pr": PR}},
     }
     in_progress, success = deployment.statuses
     assert in_progress["state"] == "in_progress"
@@ -128,7 +130,8 @@ def test_teardown_marks_the_environments_deployments_inactive(
     emu: Emulator, runner: Runner, github: FakeGitHub
 ) -> None:
     emu.add_workspace(team_id=TEAM, name=PREVIEW)
-    mine = [github.add_deployment(f"preview-pr-{PR}") for _ in range(2)]
+    ours = {"codesphere-release": {"flow": "preview", "workspace": PREVIEW, "pr": PR}}
+    mine = [github.add_deployment(f"preview-pr-{PR}", payload=ours) for _ in range(2)]
     other = github.add_deployment("preview-pr-6")
     result = runner.run(
         teardown_inputs(emu, **{"github-token": GH_TOKEN}),
@@ -228,7 +231,9 @@ def test_one_preview_comment_is_kept_up_to_date_and_teardown_edits_it(
     assert first.returncode == 0, first.stdout
     (comment,) = [c for c in github.comments.values() if c["id"] != other]
     body = comment["body"]
-    assert body.startswith("<!-- codesphere-release:preview -->\n### ✅ Preview ready")
+    assert body.startswith(
+        f"<!-- codesphere-release:preview workspace={PREVIEW} -->\n### ✅ Preview ready"
+    )
     assert f"| **URL** | {first.outputs['workspace-url']} |" in body
     assert f"[`{HEAD[:7]}`](https://github.com/acme/shop/commit/{HEAD})" in body
     assert "[the run's log](https://github.com/acme/shop/actions/runs/77)" in body

@@ -478,13 +478,19 @@ def test_the_default_workspace_name_is_valid_for_any_repository_name(
 def test_a_preview_and_its_teardown_name_the_same_valid_workspace(
     emu: Emulator, runner: Runner, repository: str
 ) -> None:
-    event = {**pr_event(runner), "GITHUB_REPOSITORY": repository}
+    event = {
+        **pr_event(runner, repository=repository, head_repository=repository),
+        "GITHUB_REPOSITORY": repository,
+    }
     result = runner.run(zd_inputs(emu, flow="preview"), extra=event)
     assert result.returncode == 0, result.stdout
     (new,) = created(emu)
     name = emu.workspace(new).name
     assert WORKSPACE_NAME.fullmatch(name) and name.endswith(f"-pr-{PR}")
-    closed = {**pr_event(runner, action="closed"), "GITHUB_REPOSITORY": repository}
+    closed = {
+        **pr_event(runner, action="closed", repository=repository, head_repository=repository),
+        "GITHUB_REPOSITORY": repository,
+    }
     gone = runner.run(zd_inputs(emu, flow="teardown"), extra=closed)
     assert gone.returncode == 0, gone.stdout
     assert emu.workspace(new).deleted

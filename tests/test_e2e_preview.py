@@ -162,13 +162,15 @@ def test_a_failed_update_never_deletes_the_existing_preview(emu: Emulator, runne
     result.assert_no_token()
 
 
-def test_a_fork_is_warned_about(emu: Emulator, runner: Runner) -> None:
+def test_a_fork_is_skipped_even_with_a_token(emu: Emulator, runner: Runner) -> None:
     result = runner.run(
         preview_inputs(emu, prepare="false"),
         extra=pr_event(runner, head_repository="someone/shop"),
     )
     assert result.returncode == 0, result.stdout
+    assert result.status == "skipped"
     assert "comes from the fork someone/shop" in result.stdout
+    assert emu.requests == []
     result.assert_no_token()
 
 

@@ -272,6 +272,30 @@ def test_create_starts_later_and_duplicates_are_allowed(
     assert up.time - created.time == pytest.approx(0.15)
 
 
+@pytest.mark.parametrize("missing_branch", ["no_clone", "refuse"])
+def test_a_create_on_a_branch_that_does_not_exist(
+    emu: Emulator, http: requests.Session, missing_branch: str
+) -> None:
+    emu.set_variants(missing_branch=missing_branch)
+    emu.set_branch_head("gone", None)
+    body = {
+        "teamId": 5, "name": "pr-9", "planId": 8, "isPrivateRepo": False, "replicas": 1,
+        "gitUrl": "https://github.com/o/r.git", "initialBranch": "gone",
+    }  # fmt: skip
+    answer = http.post(f"{emu.url}/workspaces", json=body)
+    if missing_branch == "refuse":
+        assert answer.status_code == 400
+        assert answer.json()["detail"] == "branch gone not found in https://github.com/o/r.git"
+        assert emu.workspaces(5, name="pr-9") == []
+    else:
+        assert answer.status_code == 200
+        ws_id = answer.json()["id"]
+        wait_until(lambda: emu.workspace(ws_id).running)
+        head = http.get(f"{emu.url}/workspaces/{ws_id}/git/head")
+        assert (head.status_code, head.json()["title"]) == (400, "git error")
+    assert emu.response_violations == []
+
+
 def test_delete_then_404(emu: Emulator, http: requests.Session) -> None:
     ws = emu.add_workspace()
     assert http.delete(f"{emu.url}/workspaces/{ws}").status_code == 200

@@ -42,3 +42,19 @@ def test_release_workflow_can_point_action_yml_at_the_published_image() -> None:
     assert lines.count("  image: Dockerfile") == 1
     workflow = (ROOT / ".github/workflows/release.yml").read_text()
     assert "grep -q '^  image: Dockerfile$' action.yml" in workflow
+
+
+def test_the_readmes_preview_workflow_is_examples_preview_yml() -> None:
+    """One preview workflow (types:, if:, the concurrency group), shown and shipped
+    alike: the README's block is the example without its leading comment."""
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(
+        r"also in \[`examples/preview\.yml`\]\(examples/preview\.yml\):\n\n```yaml\n(.*?)```\n",
+        readme,
+        re.S,
+    )
+    assert block, "README.md shows no preview workflow"
+    lines = (ROOT / "examples/preview.yml").read_text().splitlines(keepends=True)
+    while lines and lines[0].startswith("#"):
+        lines.pop(0)
+    assert block.group(1) == "".join(lines)

@@ -216,8 +216,48 @@ def clean_up(ctx: Context, state: State, *, cancelled: bool) -> None:
     if not config.cleanup_on_failure:
         tell(f"the new workspace {created} was kept (cleanup-on-failure: false)")
         return
+    if state.mark.pr is not None:
+        # A preview: another run of its pull request may have taken it over.
+        held = _held_elsewhere(ctx, state, created)
+        if held:
+            tell(held)
+            return
     tell(_delete_created(ctx, created))
     remove_twins(ctx, state)
+
+
+def taken_by(ctx: Context, state: State, workspace_id: int) -> str:
+    """Who holds the workspace now when its mark no longer carries this run's
+    ``id`` ("run 4711.1": another run of the pull request took the preview
+    over); "" while it does. Read right before it matters: a preview changes
+    hands. Raises ActionError when the mark cannot be read (404: the workspace
+    is gone)."""
+    mark = read_mark(ctx, workspace_id)
+    if mark is not None and mark.nonce == state.mark.nonce:
+        return ""
+    if mark is None:
+        return "a run that removed its mark"
+    return f"run {mark.run}"
+
+
+def _held_elsewhere(ctx: Context, state: State, created: int) -> str:
+    """What to say when the workspace this run created must not be deleted
+    because it is not this run's any more (or that cannot be told); "" to go on."""
+    try:
+        holder = taken_by(ctx, state, created)
+    except (ActionError, Cancelled) as exc:
+        if isinstance(exc, ApiError) and exc.status_code == 404:
+            return f"the new workspace {created} is gone already"
+        return (
+            f"the new workspace {created} was kept: whether another run of the pull request "
+            f"took it over could not be checked ({exc}); delete it by hand if no run uses it"
+        )
+    if not holder:
+        return ""
+    return (
+        f"the new workspace {created} was kept: {holder} took it over (a preview run of the "
+        "same pull request), so it is that run's now"
+    )
 
 
 def _find_cut_off_create(ctx: Context, state: State) -> None:

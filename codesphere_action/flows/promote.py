@@ -20,11 +20,13 @@ from __future__ import annotations
 
 from ..context import Context
 from ..errors import ActionError, ApiError, Cancelled, Refused
+from ..github import sentence
 from ..models import Workspace
 from ..steps import describe
 from ..waiting import relevant
 from .creation import State, id_list, ids
 from .domain import check_map, describe_map, domain_label, find_domain, path_key, switch_domain
+from .ownership import is_ours, read_mark
 from .verify import check_commit, check_domain, check_health
 from .zero_downtime import delete_previous
 
@@ -60,7 +62,9 @@ def _promote(ctx: Context, state: State, targets: list[int]) -> None:
             ctx.reporter.warning(f"could not read workspace {targets[0]}'s URL or commit: {exc}")
         ctx.result.set("workspace-id", id_list(targets))  # describe() set the first's alone
         ctx.result.workspace_name = ", ".join(w.name for w in workspaces)
-        check_commit(ctx)
+        others = [t for t in targets if _another_repository(ctx, t, verb)]
+        if not others:
+            check_commit(ctx)
         current = _domain(ctx, state)
         phase.detail = f"workspace {ids(targets)} {'is' if len(targets) == 1 else 'are'} up"
     for workspace in workspaces:
@@ -135,6 +139,43 @@ def _target(ctx: Context, workspace_id: int, verb: str) -> Workspace:
             f"{workspace.team_id}, not to team {team_id} (input 'team-id'), which owns the domain"
         )
     return workspace
+
+
+def _another_repository(ctx: Context, workspace_id: int, verb: str) -> bool:
+    """Whether the action made the workspace for another repository (its mark):
+    a warning that names it, which the commit check would only blur ("branch
+    moved on"); with ``require-commit`` the flow is refused before the switch.
+    A workspace without a mark (made by hand) is not judged here."""
+    config = ctx.config
+    try:
+        mark = read_mark(ctx, workspace_id)
+    except ActionError as exc:
+        if config.require_commit:
+            raise Refused(
+                f"{verb} refused: could not read workspace {workspace_id}'s mark to check which "
+                f"repository it was released from ({exc}), and require-commit is true"
+            ) from None
+        ctx.reporter.warning(f"could not read workspace {workspace_id}'s mark: {exc}")
+        return False
+    if mark is None or is_ours(config, mark):
+        return False
+    theirs = mark.repository or "no repository (a run outside GitHub)"
+    commit = f" (commit {mark.commit})" if mark.commit else ""
+    message = (
+        f"workspace {workspace_id} was created by codesphere-release for the repository "
+        f"{theirs}, not for {config.repository or 'this repository'}: {config.domain_url} "
+        f"would serve that repository's code{commit}"
+    )
+    if config.require_commit:
+        raise Refused(
+            f"{verb} refused: {message}. require-commit is true, so the domain is left as it "
+            "is: check the input 'workspace-id'"
+        )
+    ctx.reporter.warning(
+        f"{sentence(message)}. Check the input 'workspace-id' (require-commit: true refuses this)",
+        title="Another repository's workspace",
+    )
+    return True
 
 
 def _check_up(ctx: Context, workspace_id: int, verb: str) -> None:

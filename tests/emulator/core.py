@@ -1104,6 +1104,12 @@ class Emulator:
         }  # fmt: skip
         git_url = body.get("gitUrl")
         branch = body.get("initialBranch") or "main"
+        if (
+            git_url
+            and self.branch_head(branch) is None
+            and self._variants.missing_branch == "refuse"
+        ):
+            raise Problem(400, "Bad Request", f"branch {branch} not found in {git_url}")
         ws = self._new_workspace(
             body["teamId"],
             body["name"],

@@ -19,6 +19,7 @@ DOMAIN_MATCHES = ("any_case", "exact")
 # What a status answer calls a waiting entry or step: the spec's name, or one it
 # does not list (an API newer than its published spec).
 WAITING_STATES = ("waiting", "pending")
+MISSING_BRANCHES = ("no_clone", "refuse")
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "log_end": LOG_ENDS,
@@ -29,6 +30,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "idle_steps": IDLE_STEPS,
     "domain_match": DOMAIN_MATCHES,
     "waiting_state": WAITING_STATES,
+    "missing_branch": MISSING_BRANCHES,
 }
 
 
@@ -51,6 +53,9 @@ class Variants:
     # States outside the spec's enum (its response check looks at the spec's names):
     waiting_state: str = "waiting"  # what a waiting entry or step is called
     skipped_steps: bool = False  # True: a successful entry's last step reads "skipped"
+    # POST /workspaces with an initialBranch that does not exist: the workspace is
+    # made without a clone (git calls answer 400), or the create answers 400.
+    missing_branch: str = "no_clone"
 
     def __post_init__(self) -> None:
         for name, allowed in _CHOICES.items():
