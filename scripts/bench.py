@@ -38,8 +38,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e import parse_outputs  # noqa: E402
-from tests.emulator import Emulator, Variants  # noqa: E402
+from emulator import Emulator, Variants  # noqa: E402
+from emulator.runner import parse_outputs  # noqa: E402
 
 TOKEN = "bench-token"
 TEAM = 1

@@ -2,11 +2,11 @@
 
     python scripts/demo.py [simple|zero-downtime|preview|teardown|promote|all] [--debug]
 
-Each flow gets a fresh emulator (tests/emulator) on 127.0.0.1 with stages of
+Each flow gets a fresh emulator (emulator/) on 127.0.0.1 with stages of
 about 1 s. The action runs as the runner runs it: entrypoint.py as a
 subprocess, inputs in INPUT_* variables, GITHUB_OUTPUT and GITHUB_STEP_SUMMARY
 files, the event file for pull requests, an unrelated working directory
-(tests/e2e.py's Runner prepares that environment). Its stdout and stderr are
+(emulator/runner.py's Runner prepares that environment). Its stdout and stderr are
 rendered live as the job log shows them (scripts/runner_log.py: groups,
 annotations, masks, no raw ``::`` workflow commands), then the outputs and the
 job summary (Markdown) are printed. The api-token, "demo-token", is a secret
@@ -42,10 +42,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from emulator import Emulator  # noqa: E402
+from emulator.events import BRANCH, PR, pr_event  # noqa: E402
+from emulator.runner import ENTRYPOINT, SHA, Runner, parse_outputs, start_app  # noqa: E402
 from scripts.runner_log import RunnerLog  # noqa: E402
-from tests.e2e import ENTRYPOINT, SHA, Runner, parse_outputs, start_app  # noqa: E402
-from tests.emulator import Emulator  # noqa: E402
-from tests.pr_events import BRANCH, PR, pr_event  # noqa: E402
 
 TOKEN = "demo-token"  # masked like a real one: the log shows ***
 TEAM, PLAN = 7, 21

@@ -21,8 +21,8 @@ import markdown
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e import SHA, Runner  # noqa: E402
-from tests.emulator import Emulator  # noqa: E402
+from emulator import Emulator  # noqa: E402
+from emulator.runner import SHA, Runner  # noqa: E402
 
 TOKEN = "render-token"  # the emulator accepts any token it is given
 CSS = """
@@ -60,7 +60,7 @@ def release(flow: str, fail: bool) -> str:
         else:
             inputs.update({"team-id": "1", "plan-id": "8", "domain": "shop.example.com"})
         with tempfile.TemporaryDirectory() as tmp:
-            # Runs entrypoint.py as the runner does (tests/e2e.py).
+            # Runs entrypoint.py as the runner does (emulator/runner.py).
             return Runner(Path(tmp)).run(inputs).summary
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from .e2e import TOKEN, Runner
-from .emulator import Emulator
+from emulator import Emulator
+from emulator.runner import TOKEN, Runner
 
 
 @pytest.fixture

@@ -31,8 +31,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e import parse_outputs
-from tests.emulator import Emulator
+from emulator import Emulator
+from emulator.runner import parse_outputs
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(900)]
 

@@ -19,8 +19,9 @@ from typing import Any
 
 import pytest
 
-from .e2e import SHA, TOKEN, ActionRun, Runner
-from .emulator import Emulator
+from emulator import Emulator
+from emulator.runner import SHA, TOKEN, ActionRun, Runner
+
 from .test_e2e_zero_downtime import DOMAIN, NAME, TEAM, created, live_setup, zd_inputs
 
 STAGING = "staging.example.com"

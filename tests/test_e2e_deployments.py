@@ -8,10 +8,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from .e2e import SHA, Runner
-from .emulator import Emulator
-from .fake_github import FakeGitHub
-from .pr_events import BRANCH, HEAD, PR, PREVIEW, pr_event
+from emulator import Emulator
+from emulator.events import BRANCH, HEAD, PR, PREVIEW, pr_event
+from emulator.github import FakeGitHub
+from emulator.runner import SHA, Runner
+
 from .test_e2e_preview import preview_inputs, teardown_inputs
 from .test_e2e_rollback import live_setup, rollback_inputs
 from .test_e2e_zero_downtime import DOMAIN, TEAM

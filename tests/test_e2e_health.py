@@ -9,8 +9,9 @@ import time
 
 import pytest
 
-from .e2e import SHA, TOKEN, Runner, mark
-from .emulator import Emulator
+from emulator import Emulator
+from emulator.runner import SHA, TOKEN, Runner, mark
+
 from .test_e2e_zero_downtime import DOMAIN, NAME, TEAM, created, zd_inputs
 
 HEALTH = {"health-check-path": "/healthz", "health-check-timeout": "4s"}

@@ -12,9 +12,10 @@ import re
 
 import pytest
 
-from .e2e import SHA, ActionRun, Runner, mark
-from .emulator import Emulator
-from .pr_events import PR, pr_event
+from emulator import Emulator
+from emulator.events import PR, pr_event
+from emulator.runner import SHA, ActionRun, Runner, mark
+
 from .test_e2e_rollback import rollback_inputs, start_run_stages
 from .test_e2e_simple import simple_inputs
 from .test_e2e_zero_downtime import DOMAIN, NAME, TEAM, created, live_setup, zd_inputs

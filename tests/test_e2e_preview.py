@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from .e2e import Runner, mark, without_id
-from .emulator import Emulator
-from .pr_events import BRANCH, HEAD, PR, PREVIEW, pr_event
+from emulator import Emulator
+from emulator.events import BRANCH, HEAD, PR, PREVIEW, pr_event
+from emulator.runner import Runner, mark, without_id
+
 from .test_e2e_zero_downtime import DOMAIN, PLAN, TEAM, zd_inputs
 
 

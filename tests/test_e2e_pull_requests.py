@@ -18,10 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from .e2e import ActionRun, Runner, mark
-from .emulator import Emulator
-from .fake_github import BOT_LOGIN, FakeGitHub
-from .pr_events import BRANCH, HEAD, PR, PREVIEW, pr_event
+from emulator import Emulator
+from emulator.events import BRANCH, HEAD, PR, PREVIEW, pr_event
+from emulator.github import BOT_LOGIN, FakeGitHub
+from emulator.runner import ActionRun, Runner, mark
+
 from .test_e2e_preview import preview_inputs, previews, teardown_inputs
 from .test_e2e_rollback import live_setup, rollback_inputs, start_run_stages
 from .test_e2e_zero_downtime import DOMAIN, TEAM

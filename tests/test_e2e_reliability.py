@@ -8,8 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from .e2e import TOKEN, Runner
-from .emulator import Emulator
+from emulator import Emulator
+from emulator.runner import TOKEN, Runner
+
 from .test_e2e_zero_downtime import DOMAIN, TEAM, created, live_setup, zd_inputs
 
 

@@ -7,8 +7,9 @@ import time
 import pytest
 import requests
 
-from .e2e import TOKEN, Runner
-from .emulator import IDE_SERVER, Emulator
+from emulator import IDE_SERVER, Emulator
+from emulator.runner import TOKEN, Runner
+
 from .test_e2e_zero_downtime import DOMAIN, TEAM, zd_inputs
 
 

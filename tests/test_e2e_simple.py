@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from .e2e import TOKEN, Runner, start_app
-from .emulator import Emulator
+from emulator import Emulator
+from emulator.runner import TOKEN, Runner, start_app
 
 
 def simple_inputs(emu: Emulator, workspace_id: int, **more: str) -> dict[str, str]:

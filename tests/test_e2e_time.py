@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from .e2e import Runner, start_app
-from .emulator import Emulator
+from emulator import Emulator
+from emulator.runner import Runner, start_app
+
 from .test_e2e_simple import simple_inputs
 from .test_e2e_zero_downtime import DOMAIN, created, live_setup, zd_inputs
 

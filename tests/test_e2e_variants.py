@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 import requests
 
-from .e2e import TOKEN, ActionRun, Runner
-from .emulator import IDE_SERVER, Emulator, StageRun
+from emulator import IDE_SERVER, Emulator, StageRun
+from emulator.runner import TOKEN, ActionRun, Runner
+
 from .test_e2e_zero_downtime import DOMAIN, TEAM, created, live_setup, zd_inputs
 
 STAGE_TIMEOUT = "8s"  # bounds the cases that hang today

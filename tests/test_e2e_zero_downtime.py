@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .e2e import SHA, TOKEN, Runner, mark, without_id
-from .emulator import Emulator
+from emulator import Emulator
+from emulator.runner import SHA, TOKEN, Runner, mark, without_id
 
 TEAM, PLAN = 7, 21
 DOMAIN = "shop.example.com"

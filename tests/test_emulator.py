@@ -1,4 +1,4 @@
-"""Tests of the local Codesphere API emulator itself (tests/emulator)."""
+"""Tests of the local Codesphere API emulator itself (emulator/)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.emulator import Emulator, Variants, default_branch_head, load_spec
-from tests.emulator.model import iso
+from emulator import Emulator, Variants, default_branch_head, load_spec
+from emulator.model import iso
 
 TOKEN = "tok-123"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -815,7 +815,7 @@ def test_threads_share_state_safely(emu: Emulator) -> None:
 def test_cli_prints_one_json_line_and_stops_on_sigterm() -> None:
     root = Path(__file__).resolve().parents[1]
     with subprocess.Popen(
-        [sys.executable, "-m", "tests.emulator", "--workspace", "a", "--workspace", "b"],
+        [sys.executable, "-m", "emulator", "--workspace", "a", "--workspace", "b"],
         cwd=root,
         stdout=subprocess.PIPE,
         text=True,

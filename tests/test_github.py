@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from codesphere_action.github import Reporter, escape_data, escape_property, format_output
+from emulator.runner import parse_outputs
 
-from .e2e import parse_outputs
 from .fakes import capture_reporter
 
 

@@ -9,8 +9,7 @@ import pytest
 
 from codesphere_action import main as main_module
 from codesphere_action.flows import FLOWS
-
-from .e2e import parse_outputs
+from emulator.runner import parse_outputs
 
 TOKEN = "tok-main-unit-5e6f"
 

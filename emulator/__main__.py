@@ -1,4 +1,4 @@
-"""Run the emulator by hand: ``python -m tests.emulator --workspace demo-app``.
+"""Run the emulator by hand: ``python -m emulator --workspace demo-app``.
 
 Prints one JSON line ``{"url", "second_url", "token", "team_id", "workspaces": [...],
 "domain"}`` and serves until SIGINT/SIGTERM. ``--verbose`` logs each request to stderr.
@@ -18,7 +18,7 @@ from .model import RecordedRequest
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m tests.emulator", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m emulator", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0: a free port")
     parser.add_argument("--token", default="tok-123")

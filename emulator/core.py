@@ -74,7 +74,7 @@ class Problem(Exception):
 class Emulator:
     """A local Codesphere API on ``127.0.0.1`` (random port), served from daemon threads.
 
-    Use it as a context manager (or call ``close()``). See ``tests/emulator/README.md``.
+    Use it as a context manager (or call ``close()``). See ``emulator/README.md``.
     """
 
     def __init__(

@@ -1,6 +1,6 @@
 """A local emulator of the Codesphere public API for end-to-end tests, demos and benchmarks.
 
-    from tests.emulator import Emulator
+    from emulator import Emulator
 
     with Emulator(token="tok-123") as emu:
         ws_id = emu.add_workspace(team_id=1, name="demo-app")

@@ -19,7 +19,7 @@ from urllib.parse import unquote
 
 import jsonschema
 
-SPEC_PATH = Path(__file__).resolve().parents[2] / "spec" / "codesphere-openapi.json"
+SPEC_PATH = Path(__file__).resolve().parents[1] / "spec" / "codesphere-openapi.json"
 
 _FORMATS = jsonschema.FormatChecker(formats=())
 

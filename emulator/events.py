@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .e2e import Runner
+from .runner import Runner
 
 PR = 5
 BRANCH = "feature/checkout"
