@@ -46,8 +46,8 @@ from urllib3.exceptions import (
     ReadTimeoutError,
 )
 
+from .addresses import is_loopback, token_scope
 from .clock import Clock
-from .config import is_ip_address, is_loopback
 from .errors import ActionError, ApiError, BadAnswer, RedirectRefused, TransportError
 from .github import Reporter, format_seconds
 from .models import DomainInfo, EnvVar, LogEntry, StageEntry, Workspace
@@ -108,20 +108,6 @@ def retry_after_seconds(response: requests.Response) -> float | None:
     if now is None:
         return None
     return max(0.0, (moment - now).total_seconds())
-
-
-def token_scope(api_host: str) -> tuple[str, str]:
-    """(host, domain): the token may go to ``host`` and to hosts under ``domain``
-    ("" for none). ``domain`` is the API host's registrable domain by the
-    Public Suffix List (ICANN and private sections), so ``de-fra-1.codesphere.com``
-    is in scope of ``codesphere.com``, while ``x.azurewebsites.net`` scopes only
-    itself and an IP address or a single-label host only itself."""
-    host = api_host.lower().rstrip(".")
-    if is_ip_address(host) or "." not in host:
-        return host, ""
-    from publicsuffixlist import PublicSuffixList  # noqa: PLC0415 (68 ms; only on a redirect)
-
-    return host, PublicSuffixList().privatesuffix(host) or ""
 
 
 class BearerAuth(requests.auth.AuthBase):

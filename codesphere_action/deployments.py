@@ -59,7 +59,7 @@ class Deployments:
         preview = config.flow == "preview"
         body: dict[str, Any] = {
             "ref": config.deployment_ref,
-            "environment": config.environment,
+            "environment": config.github.environment,
             "auto_merge": False,
             "required_contexts": [],
             "description": _short(f"Codesphere {config.flow} flow"),
@@ -72,10 +72,12 @@ class Deployments:
             self.deployment_id = self._create(body)
             self._status("in_progress", f"Codesphere {config.flow} flow running")
         except GitHubError as exc:
-            self._warn(f"creating a deployment for environment {config.environment}", str(exc))
+            self._warn(
+                f"creating a deployment for environment {config.github.environment}", str(exc)
+            )
             return
         self.reporter.info(
-            f"GitHub deployment {self.deployment_id} (environment {config.environment}): "
+            f"GitHub deployment {self.deployment_id} (environment {config.github.environment}): "
             "in progress"
         )
 
@@ -122,8 +124,8 @@ class Deployments:
         timeout: tuple[float, float] = TIMEOUT,
     ) -> None:
         body: dict[str, Any] = {"state": state, "description": _short(description)}
-        if self.config.run_url:
-            body["log_url"] = self.config.run_url
+        if self.config.run.url:
+            body["log_url"] = self.config.run.url
         if environment_url:
             body["environment_url"] = environment_url
         self._call_api("POST", f"/deployments/{self.deployment_id}/statuses", body, timeout=timeout)
@@ -149,7 +151,7 @@ class Deployments:
         return pull is None or mark.get("pr") == pull.number
 
     def _deactivate(self, timeout: tuple[float, float]) -> None:
-        environment = self.config.environment
+        environment = self.config.github.environment
         if not environment:
             self.reporter.info("No environment to deactivate (no pull request, no 'environment')")
             return

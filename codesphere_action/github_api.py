@@ -46,9 +46,9 @@ class GitHubApi:
         self.seconds_left: Callable[[], float | None] = lambda: None
         self.session = session or requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
-        self._auth = BearerAuth(config.github_token)
-        self.api_url = config.github_api_url
-        self.repo_url = f"{config.github_api_url}/repos/{config.repository}"
+        self._auth = BearerAuth(config.github.token)
+        self.api_url = config.github.api_url
+        self.repo_url = f"{config.github.api_url}/repos/{config.run.repository}"
 
     def close(self) -> None:
         self.session.close()

@@ -22,11 +22,11 @@ from urllib.parse import urlsplit
 
 import requests
 
+from .addresses import workspace_url
 from .client import USER_AGENT
 from .config import Config
 from .errors import ActionError, Cancelled, WaitTimeout
 from .github import Reporter, format_seconds
-from .steps import workspace_url
 from .waiting import PollPolicy, Waiter
 
 # The first request at once, then every 0.3 s for 60 s (an app that gets ready
@@ -98,18 +98,18 @@ class HealthCheck:
             url,
             token_host=None,
             where="the domain",
-            timeout=min(DOMAIN_SECONDS, config.health_timeout),
+            timeout=min(DOMAIN_SECONDS, config.health.timeout),
         )
 
     # -- the loop -----------------------------------------------------------------
     def _url(self, host: str, prefix: str = "") -> str:
-        return f"{workspace_url(host)}{prefix}{self.config.health_path}"
+        return f"{workspace_url(host)}{prefix}{self.config.health.path}"
 
     def _wait(
         self, url: str, *, token_host: str | None, where: str, timeout: float | None = None
     ) -> Outcome:
         config = self.config
-        timeout = config.health_timeout if timeout is None else timeout
+        timeout = config.health.timeout if timeout is None else timeout
         start = self.clock.now()
         deadline = start + timeout
         attempts = [0]
@@ -119,7 +119,7 @@ class HealthCheck:
         def check(_limit: float) -> Answer | None:
             attempts[0] += 1
             answer = self._get(url, token_host, deadline)
-            accepted = answer.accepted(config.health_statuses)
+            accepted = answer.accepted(config.health.statuses)
             if not accepted and answer.detail != last[0].detail:
                 self.reporter.info(f"  not yet: {answer.detail}")
             last[0] = answer
@@ -135,7 +135,7 @@ class HealthCheck:
                 within = format_seconds(timeout)
                 raise HealthCheckFailed(
                     f"the health check of {where} failed: GET {url} did not answer with "
-                    f"{_ranges(config.health_statuses)} within {within} ({attempts[0]} "
+                    f"{_ranges(config.health.statuses)} within {within} ({attempts[0]} "
                     f"attempts); the last answer: {last[0].detail}"
                 ) from None
         seconds = self.clock.now() - start
@@ -197,7 +197,7 @@ class HealthCheck:
     def _resolve(self, scheme: str, netloc: str) -> tuple[str, str]:
         """(scheme://host[:port] to connect to, Host header to send or ""): the
         test seam CODESPHERE_RELEASE_RESOLVE maps a host to a loopback port."""
-        for host, target in self.config.resolve:
+        for host, target in self.config.health.resolve:
             if netloc.lower() == host:
                 return f"http://{target}", netloc
         return f"{scheme}://{netloc}", ""

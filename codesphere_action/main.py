@@ -13,10 +13,12 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, TextIO
 
 from .clock import Clock, SystemClock
-from .config import Config, input_env_name, load_config
+from .config import Config, load_config
 from .context import Result
 from .errors import ActionError, Cancelled, Skipped
+from .flows import Flow, load
 from .github import Reporter, sentence
+from .inputs import input_env_name
 from .signals import CancelGuard
 from .summary import flow_words, render_summary
 
@@ -28,8 +30,11 @@ def main(
     environ: Mapping[str, str] | None = None,
     stream: TextIO | None = None,
     clock: Clock | None = None,
+    flows: Mapping[str, Flow] | None = None,
 ) -> int:
-    """Run one release as the runner asks (inputs in ``environ``); return the exit code."""
+    """Run one release as the runner asks (inputs in ``environ``); return the exit
+    code. ``flows``: flow name -> function, for the tests (default: the flow's
+    module, ``flows.load``)."""
     environ = os.environ if environ is None else environ
     reporter = Reporter(
         stream,
@@ -53,12 +58,13 @@ def main(
         for secret in config.secrets:
             reporter.mask(secret)
         result.flow = config.flow
-        if config.github_token:
+        if config.github.token:
             from .bookkeeping import GitHubBookkeeping  # noqa: PLC0415
 
             bookkeeping = GitHubBookkeeping(config, reporter)
             bookkeeping.begin()
-        _run(config, reporter, clock, guard, result)
+        flow = flows[config.flow] if flows and config.flow in flows else load(config.flow)
+        _run(flow, config, reporter, clock, guard, result)
         result.status = "success"
     except (Cancelled, ActionError) as exc:
         guard.quiet()
@@ -85,12 +91,16 @@ def main(
 
 
 def _run(
-    config: Config, reporter: Reporter, clock: Clock, guard: CancelGuard, result: Result
+    flow: Flow,
+    config: Config,
+    reporter: Reporter,
+    clock: Clock,
+    guard: CancelGuard,
+    result: Result,
 ) -> None:
     # Imported here: requests costs ~0.1 s, which a bad input need not pay.
     from .client import Client  # noqa: PLC0415
     from .context import Context  # noqa: PLC0415
-    from .flows import FLOWS  # noqa: PLC0415
     from .waiting import Waiter  # noqa: PLC0415
 
     client = Client(
@@ -110,7 +120,7 @@ def _run(
             guard=guard,
             result=result,
         )
-        FLOWS[config.flow](ctx)
+        flow(ctx)
     finally:
         client.close()
 

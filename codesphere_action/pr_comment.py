@@ -176,14 +176,15 @@ class PreviewComment:
                 rows.append(("URL", out["workspace-url"]))
             commit = out["deployed-commit"]
             if commit:
-                link = f"[`{commit[:7]}`]({config.server_url}/{config.repository}/commit/{commit})"
+                run = config.run
+                link = f"[`{commit[:7]}`]({run.server_url}/{run.repository}/commit/{commit})"
                 rows.append(("Commit", link))
             if out["workspace-id"]:
                 rows.append(("Workspace", f"`{out['workspace-id']}` ({result.workspace_name})"))
         if result.status not in ("success", "skipped") and result.message:
             rows.append(("Why", _cell(sentence(result.message))[:300]))
-        if config.run_url:
-            rows.append(("Run", f"[the run's log]({config.run_url})"))
+        if config.run.url:
+            rows.append(("Run", f"[the run's log]({config.run.url})"))
         lines = [self.marker, f"### {headline} · Codesphere", "", "| | |", "|---|---|"]
         lines += [f"| **{name}** | {value} |" for name, value in rows]
         return "\n".join(lines) + "\n"
@@ -208,7 +209,7 @@ def _cell(text: str) -> str:
 def is_for(config: Config) -> bool:
     """Whether this run keeps a preview comment."""
     return (
-        bool(config.github_token)
+        bool(config.github.token)
         and config.pull_request is not None
         and config.flow
         in (

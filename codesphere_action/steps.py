@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from urllib.parse import urlsplit
 
-from .config import is_loopback
+from .addresses import workspace_url
 from .context import Context
 from .cues import Cue, StepFollower
 from .errors import ActionError, ApiError, StageFailed, TransportError, WaitTimeout
@@ -408,12 +407,6 @@ def record_workspace(ctx: Context, workspace: Workspace) -> None:
     ctx.result.workspace_name = workspace.name
     if workspace.dev_domain:
         ctx.result.set("workspace-url", workspace_url(workspace.dev_domain))
-
-
-def workspace_url(dev_domain: str) -> str:
-    """``https://<devDomain>``; http for a loopback dev domain (local tests only)."""
-    host = urlsplit(f"//{dev_domain}").hostname or ""
-    return f"{'http' if is_loopback(host) else 'https'}://{dev_domain}"
 
 
 def describe(ctx: Context, workspace: Workspace) -> None:

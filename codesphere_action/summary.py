@@ -28,8 +28,8 @@ def _cell(text: str) -> str:
 
 
 def _commit_link(commit: str, config: Config | None) -> str:
-    if config is not None and config.repository:
-        return f"[`{commit[:7]}`]({config.server_url}/{config.repository}/commit/{commit})"
+    if config is not None and config.run.repository:
+        return f"[`{commit[:7]}`]({config.run.server_url}/{config.run.repository}/commit/{commit})"
     return f"`{commit[:7]}`"
 
 

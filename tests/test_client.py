@@ -17,7 +17,8 @@ from urllib3.exceptions import (
     ProtocolError,
 )
 
-from codesphere_action.client import CONNECT_BUDGET, Client, RetryPolicy, token_scope
+from codesphere_action.addresses import token_scope
+from codesphere_action.client import CONNECT_BUDGET, Client, RetryPolicy
 from codesphere_action.errors import ApiError, BadAnswer, RedirectRefused, TransportError
 
 from .fakes import FakeClock, capture_reporter

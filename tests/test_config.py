@@ -8,17 +8,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from codesphere_action.config import (
+from codesphere_action.config import load_config
+from codesphere_action.dotenv import parse_env
+from codesphere_action.errors import ConfigError, ContextError
+from codesphere_action.inputs import (
     DEFAULT_API_URL,
-    load_config,
     parse_api_url,
     parse_bool,
     parse_domain,
     parse_domain_path,
     parse_duration,
-    parse_env,
 )
-from codesphere_action.errors import ConfigError, ContextError
 
 TOKEN = "cs-token-7f3a9c"
 

@@ -9,15 +9,10 @@ from typing import Any
 
 import pytest
 
-from codesphere_action.config import (
-    DEFAULT_GITHUB_API_URL,
-    PullRequest,
-    default_workspace_name,
-    fork_source,
-    load_config,
-    preview_workspace_name,
-)
+from codesphere_action.config import default_workspace_name, load_config, preview_workspace_name
 from codesphere_action.errors import ConfigError, ContextError, Skipped
+from codesphere_action.github_context import PullRequest, fork_source
+from codesphere_action.inputs import DEFAULT_GITHUB_API_URL
 
 TOKEN = "cs-token-7f3a9c"
 GH_TOKEN = "ghs_config-test-token"
@@ -65,9 +60,9 @@ def test_preview_takes_name_branch_and_commit_from_the_pull_request(tmp_path: Pa
     assert config.branch == "feature/x"  # not GITHUB_REF_NAME, the merge ref
     assert config.deployment_ref == HEAD  # not GITHUB_SHA, the merge commit
     assert config.git_url == "https://github.com/acme/shop.git"
-    assert config.environment == "preview-pr-5"
-    assert config.github_token == ""
-    assert config.run_url == "https://github.com/acme/shop/actions/runs/99"
+    assert config.github.environment == "preview-pr-5"
+    assert config.github.token == ""
+    assert config.run.url == "https://github.com/acme/shop/actions/runs/99"
 
 
 def test_pull_request_target_is_a_pull_request_too(tmp_path: Path) -> None:
@@ -98,7 +93,7 @@ def test_teardown_by_name_needs_no_pull_request(tmp_path: Path) -> None:
     environ = flow_env(tmp_path, "teardown", workspace_name="shop-pr-3")
     environ["GITHUB_EVENT_NAME"] = "schedule"
     config = load_config(environ)
-    assert (config.workspace_name, config.pull_request, config.environment) == (
+    assert (config.workspace_name, config.pull_request, config.github.environment) == (
         "shop-pr-3",
         None,
         "",
@@ -210,7 +205,7 @@ def test_rollback_config(tmp_path: Path) -> None:
     config = load_config(
         flow_env(tmp_path, "rollback", workspace_id="42", domain="shop.example.com")
     )
-    assert (config.workspace_id, config.domain_url, config.environment) == (
+    assert (config.workspace_id, config.domain_url, config.github.environment) == (
         42,
         "https://shop.example.com/",
         "production",
@@ -219,16 +214,16 @@ def test_rollback_config(tmp_path: Path) -> None:
 
 def test_github_token_is_a_secret_and_turns_deployments_on(tmp_path: Path) -> None:
     config = load_config(flow_env(tmp_path, "preview", github_token=GH_TOKEN))
-    assert config.github_token == GH_TOKEN
+    assert config.github.token == GH_TOKEN
     assert GH_TOKEN in config.secrets
     assert GH_TOKEN not in repr(config)
-    assert config.github_api_url == DEFAULT_GITHUB_API_URL
+    assert config.github.api_url == DEFAULT_GITHUB_API_URL
 
 
 def test_github_api_url_may_be_http_only_on_loopback(tmp_path: Path) -> None:
     environ = flow_env(tmp_path, "preview", github_token=GH_TOKEN)
     environ["GITHUB_API_URL"] = "http://127.0.0.1:8123/"
-    assert load_config(environ).github_api_url == "http://127.0.0.1:8123"
+    assert load_config(environ).github.api_url == "http://127.0.0.1:8123"
     environ["GITHUB_API_URL"] = "http://ghe.example.com/api/v3"
     with pytest.raises(
         ContextError, match=re.escape("GITHUB_API_URL is 'http://ghe.example.com/api/v3'")
@@ -260,7 +255,7 @@ def test_environment_is_validated(tmp_path: Path) -> None:
         load_config(flow_env(tmp_path, "preview", environment="x" * 256))
     assert caught.value.input_name == "environment"
     config = load_config(flow_env(tmp_path, "preview", environment="review"))
-    assert config.environment == "review"
+    assert config.github.environment == "review"
 
 
 def test_the_simple_flow_expects_a_commit_only_for_the_runs_own_branch() -> None:

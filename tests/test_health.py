@@ -7,9 +7,10 @@ import pytest
 import requests
 import responses
 
-from codesphere_action.config import load_config, parse_statuses
+from codesphere_action.config import load_config
 from codesphere_action.errors import ConfigError
 from codesphere_action.health import HealthCheck, HealthCheckFailed
+from codesphere_action.inputs import parse_statuses
 from codesphere_action.waiting import Waiter
 
 from .fakes import FakeClock, capture_reporter
@@ -18,8 +19,10 @@ TOKEN = "cs-health-token-55"
 DEV = "1001-3000.dc2.codesphere.test"
 
 
-def checker(**inputs: str) -> tuple[HealthCheck, FakeClock]:
+def checker(resolve: str = "", **inputs: str) -> tuple[HealthCheck, FakeClock]:
+    """A health check as the flows make it; ``resolve``: CODESPHERE_RELEASE_RESOLVE."""
     environ = {
+        "CODESPHERE_RELEASE_RESOLVE": resolve,
         "INPUT_API-TOKEN": TOKEN,
         "INPUT_FLOW": "rollback",
         "INPUT_TEAM-ID": "7",
@@ -142,8 +145,7 @@ def test_loopback_dev_domains_use_http_and_the_resolve_seam_maps_a_domain_to_loo
     responses.get("http://127.0.0.1:4100/healthz", body="ok")
     check, _ = checker()
     assert check.workspace("127.0.0.1:4000").answer.status == 200
-    environ_check, _ = checker()
-    object.__setattr__(environ_check.config, "resolve", (("shop.example.com", "127.0.0.1:4100"),))
+    environ_check, _ = checker(resolve="shop.example.com=127.0.0.1:4100")
     assert environ_check.domain().answer.status == 200
     domain_call = responses.calls[1].request
     assert domain_call.headers["Host"] == "shop.example.com"
@@ -167,8 +169,7 @@ def test_bad_statuses_name_the_input(text: str) -> None:
 @responses.activate
 def test_the_resolve_seam_never_applies_to_a_request_with_the_token() -> None:
     responses.get(f"https://{DEV}/healthz", body="ok")
-    check, _ = checker()
-    object.__setattr__(check.config, "resolve", ((DEV, "127.0.0.1:4100"),))
+    check, _ = checker(resolve=f"{DEV}=127.0.0.1:4100")
     check.workspace(DEV)
     (call,) = responses.calls
     assert call.request.url == f"https://{DEV}/healthz"  # not sent to the loopback target

@@ -5,22 +5,16 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import pytest
-
 from codesphere_action import main as main_module
-from codesphere_action.flows import FLOWS
 from emulator.runner import parse_outputs
 
 TOKEN = "tok-main-unit-5e6f"
 
 
-def test_an_unexpected_crash_shows_a_redacted_traceback_and_one_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_unexpected_crash_shows_a_redacted_traceback_and_one_error(tmp_path: Path) -> None:
     def broken(_ctx: object) -> None:
         raise RuntimeError(f"boom while holding {TOKEN}")
 
-    monkeypatch.setitem(FLOWS, "simple", broken)
     output = tmp_path / "output"
     stream = io.StringIO()
     code = main_module.main(
@@ -31,6 +25,7 @@ def test_an_unexpected_crash_shows_a_redacted_traceback_and_one_error(
             "GITHUB_OUTPUT": str(output),
         },
         stream,
+        flows={"simple": broken},
     )
     log = stream.getvalue()
     assert code == 1

@@ -1,20 +1,26 @@
-"""The release flows, keyed by the ``flow`` input."""
+"""The release flows: one module per flow, each with a ``run(ctx)`` that reads top
+to bottom like the release it performs; ``specs.py`` is their table.
+
+Nothing is imported here: config reads ``specs`` before any request, and a
+flow's module (which pulls in the API client) is imported only when it runs.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from importlib import import_module
+from typing import TYPE_CHECKING
 
-from ..context import Context
-from . import preview, promote, simple, teardown, zero_downtime
+from .specs import SPECS
 
-Flow = Callable[[Context], None]
+if TYPE_CHECKING:
+    from ..context import Context
 
-FLOWS: dict[str, Flow] = {
-    "simple": simple.release,
-    "zero-downtime": zero_downtime.release,
-    "preview": preview.release,
-    "teardown": teardown.teardown,
-    # One operation aimed forward (a staged release) or back (the previous one).
-    "promote": promote.promote,
-    "rollback": promote.promote,
-}
+Flow = Callable[["Context"], None]
+
+
+def load(name: str) -> Flow:
+    """The ``run`` function of the flow ``name`` (a key of ``SPECS``)."""
+    module = import_module(f"{__name__}.{SPECS[name].module}")
+    run: Flow = module.run
+    return run

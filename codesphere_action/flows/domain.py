@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..config import normalise_path, parse_domain
 from ..context import Context
 from ..errors import ActionError, ApiError, ConfigError
+from ..inputs import normalise_path, parse_domain
 from ..models import DomainInfo, Workspace
 from .creation import State, id_list, ids
 

@@ -22,8 +22,9 @@ import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
-from ..config import MARK_NAME, Config
+from ..config import Config
 from ..context import Context
+from ..dotenv import MARK_NAME
 from ..errors import ActionError
 from ..models import DomainInfo, EnvVar
 
@@ -92,9 +93,9 @@ class Mark:
 def new_mark(config: Config) -> Mark:
     pull = config.pull_request
     return Mark(
-        repository=config.repository,
+        repository=config.run.repository,
         flow=config.flow,
-        run=config.run_id,
+        run=config.run.id,
         commit=config.deployment_ref[:12],
         pr=pull.number if config.flow == "preview" and pull is not None else None,
         nonce=secrets.token_hex(4),
@@ -103,7 +104,7 @@ def new_mark(config: Config) -> Mark:
 
 def is_ours(config: Config, mark: Mark | None) -> bool:
     """Made by this action for this repository."""
-    return mark is not None and mark.repository.lower() == config.repository.lower()
+    return mark is not None and mark.repository.lower() == config.run.repository.lower()
 
 
 def read_mark(ctx: Context, workspace_id: int) -> Mark | None:

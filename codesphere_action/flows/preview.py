@@ -63,7 +63,7 @@ class Preview:
     held: bool = False
 
 
-def release(ctx: Context) -> None:
+def run(ctx: Context) -> None:
     state = State.for_run(ctx)
     ctx.result.workspace_name = state.name
     preview = Preview()
@@ -276,7 +276,7 @@ def _delete_if_closed(ctx: Context, state: State, preview: Preview) -> None:
     Skipped. When GitHub cannot tell: one warning, the preview stays."""
     config, pull = ctx.config, ctx.config.pull_request
     assert pull is not None
-    if not config.github_token or preview.id is None:
+    if not config.github.token or preview.id is None:
         return
     api = GitHubApi(config)
     api.seconds_left = ctx.guard.remaining

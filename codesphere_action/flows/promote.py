@@ -31,7 +31,7 @@ from .verify import check_commit, check_domain, check_health
 from .zero_downtime import delete_previous
 
 
-def promote(ctx: Context) -> None:
+def run(ctx: Context) -> None:
     targets = list(ctx.config.workspace_ids)
     assert targets  # config guarantees it for these flows
     state = State.for_run(ctx)
@@ -163,7 +163,7 @@ def _another_repository(ctx: Context, workspace_id: int, verb: str) -> bool:
     commit = f" (commit {mark.commit})" if mark.commit else ""
     message = (
         f"workspace {workspace_id} was created by codesphere-release for the repository "
-        f"{theirs}, not for {config.repository or 'this repository'}: {config.domain_url} "
+        f"{theirs}, not for {config.run.repository or 'this repository'}: {config.domain_url} "
         f"would serve that repository's code{commit}"
     )
     if config.require_commit:

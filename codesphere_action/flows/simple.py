@@ -17,7 +17,7 @@ from ..steps import (
 from .verify import check_commit, check_health
 
 
-def release(ctx: Context) -> None:
+def run(ctx: Context) -> None:
     workspace_id = ctx.config.workspace_id
     assert workspace_id is not None  # config guarantees it for this flow
     ctx.result.set("workspace-id", workspace_id)

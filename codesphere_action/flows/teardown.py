@@ -19,7 +19,7 @@ from .creation import ids
 from .ownership import candidate_names, is_ours, read_mark, routes
 
 
-def teardown(ctx: Context) -> None:
+def run(ctx: Context) -> None:
     config = ctx.config
     assert config.team_id is not None  # config guarantees it for this flow
     name = config.workspace_name

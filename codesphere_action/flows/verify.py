@@ -35,13 +35,13 @@ def check_commit(ctx: Context) -> None:
         return
     source = "the pull request's head" if config.flow == "preview" else "GITHUB_SHA"
     why = (
-        f"branch {config.branch or config.ref_name} moved on after the run started (a newer "
+        f"branch {config.branch or config.run.ref_name} moved on after the run started (a newer "
         "run releases that commit)"
     )
-    if config.flow in ("simple", "zero-downtime") and config.branch != config.ref_name:
+    if config.flow in ("simple", "zero-downtime") and config.branch != config.run.ref_name:
         # Compared only because require-commit asks for it: another branch.
         branch = f"branch {config.branch}" if config.branch else "the workspace's current branch"
-        why = f"{branch} is not at the commit of this run (branch {config.ref_name or '?'})"
+        why = f"{branch} is not at the commit of this run (branch {config.run.ref_name or '?'})"
     message = (
         f"the workspace runs commit {deployed[:7]}, not {expected[:7]} ({source}), the commit "
         f"this run releases: {why}"
@@ -54,7 +54,7 @@ def check_commit(ctx: Context) -> None:
 
 def check_health(ctx: Context, workspace: Workspace) -> None:
     """Wait until the workspace answers on ``health-check-path`` (if set)."""
-    if not ctx.config.health_path:
+    if not ctx.config.health.path:
         return
     if not workspace.dev_domain:
         raise ActionError(
@@ -75,7 +75,7 @@ def check_domain(ctx: Context, state: State) -> None:
     """After the switch, with ``health-check-domain``: check the app through the
     custom domain; on failure point the path back and raise HealthCheckFailed."""
     config = ctx.config
-    if not (config.health_path and config.health_domain and config.domain):
+    if not (config.health.path and config.health.domain and config.domain):
         state.domain_checked = True
         return
     if config.domain_path != "/":

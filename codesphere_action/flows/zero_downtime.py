@@ -70,7 +70,7 @@ SERVING = "serve a domain"
 BY_HAND = "not created by codesphere-release"
 
 
-def release(ctx: Context) -> None:
+def run(ctx: Context) -> None:
     state = State.for_run(ctx)
     try:
         _release(ctx, state)
@@ -208,7 +208,7 @@ def _judge(ctx: Context, workspace: Workspace, serving: list[str]) -> Verdict:
         return Verdict(LIVE)
     if serving:
         return Verdict(KEEP, f"it serves {', '.join(serving)}", SERVING)
-    if mark.state == BUILDING and mark.earlier_attempt_of(config.run_id):
+    if mark.state == BUILDING and mark.earlier_attempt_of(config.run.id):
         return Verdict(LEFTOVER)
     group = "an earlier release" if mark.state == RELEASED else "in the works of another run"
     return Verdict(KEEP, _why_not_leftover(mark), group)

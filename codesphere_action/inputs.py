@@ -1,0 +1,246 @@
+"""Action inputs -> typed values.
+
+Every input arrives as a string in ``INPUT_<NAME>``; the parsers here turn one
+into the value the action uses, or raise ``ConfigError`` naming the input,
+quoting the value (never a token's or a secret's) and saying what is accepted.
+Standard library only, so a bad input fails in milliseconds.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+from .addresses import is_loopback
+from .errors import ConfigError
+
+DEFAULT_API_URL = "https://codesphere.com/api"
+DEFAULT_GITHUB_API_URL = "https://api.github.com"
+# The spec's pattern for a CI profile ({profile} of .../start/{profile}), ASCII only.
+PROFILE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+
+REMOTE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+WORKSPACE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+DOMAIN_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([hms]?)")
+
+DURATION = re.compile(r"^(?:\d+(?:\.\d+)?[hms]?)+$")
+
+UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "": 1.0}
+
+MAX_DURATION = 6 * 3600.0  # a GitHub job cannot run longer
+
+COMMIT_SHA = re.compile(r"^[0-9a-f]{40}(?:[0-9a-f]{24})?$")
+
+REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+
+MAX_ENVIRONMENT = 255  # GitHub's limit for an environment name
+
+
+def input_env_name(name: str) -> str:
+    """The variable the runner sets for an input: upper case, spaces to ``_``, hyphens kept."""
+    return "INPUT_" + name.replace(" ", "_").upper()
+
+
+class Inputs:
+    """Reads inputs the way the runner passes them, remembering what was read."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
+
+    def raw(self, name: str) -> str:
+        return self.environ.get(input_env_name(name), "")
+
+    def get(self, name: str, default: str = "") -> str:
+        value = self.raw(name).strip()
+        return value if value else default
+
+
+def parse_bool(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered == "true":
+        return True
+    if lowered == "false":
+        return False
+    raise ConfigError(name, value, "expected 'true' or 'false'")
+
+
+def parse_duration(name: str, value: str) -> float:
+    """Parse ``90``, ``90s``, ``15m``, ``1h``, ``1h30m`` into seconds (> 0, <= 6 h)."""
+    text = value.strip().lower()
+    if not DURATION.match(text):
+        raise ConfigError(
+            name, value, "expected a duration such as '90' (seconds), '90s', '15m', '1h' or '1h30m'"
+        )
+    seconds = sum(
+        float(number) * UNIT_SECONDS[unit] for number, unit in DURATION_PART.findall(text)
+    )
+    if seconds <= 0:
+        raise ConfigError(name, value, "expected a duration greater than zero")
+    if seconds > MAX_DURATION:
+        raise ConfigError(name, value, "expected at most 6h (the longest a GitHub job runs)")
+    return seconds
+
+
+def parse_id(name: str, value: str) -> int:
+    if not value.isascii() or not value.isdigit():
+        raise ConfigError(name, value, "expected a numeric id such as '12345'")
+    return int(value)
+
+
+def parse_positive_int(name: str, value: str) -> int:
+    if not value.isascii() or not value.isdigit() or int(value) < 1:
+        raise ConfigError(name, value, "expected a whole number of at least 1")
+    return int(value)
+
+
+def parse_api_url(name: str, value: str) -> str:
+    expected = (
+        "expected an https URL such as 'https://codesphere.com/api' "
+        "(http only for loopback hosts, for local testing)"
+    )
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname or ""
+        _ = parts.port  # raises ValueError for a malformed port
+    except ValueError:
+        raise ConfigError(name, value, expected) from None
+    if parts.username or parts.password:
+        raise ConfigError(
+            name, "<redacted: contains credentials>", "expected a URL without user:password@"
+        )
+    if not host or parts.query or parts.fragment or any(c.isspace() for c in value):
+        raise ConfigError(name, value, expected)
+    if parts.scheme == "https" or (parts.scheme == "http" and is_loopback(host)):
+        return value.rstrip("/")
+    raise ConfigError(name, value, expected)
+
+
+def parse_domain(name: str, value: str) -> str:
+    """A domain name, lower case, in ASCII: an internationalised one (IDN) in its
+    ``xn--`` form by IDNA 2008 (UTS #46), as DNS and Codesphere know it."""
+    domain = value.strip().rstrip(".")
+    if not domain.isascii():
+        domain = _idna(name, value, domain)
+    domain = domain.lower()
+    labels = domain.split(".")
+    if (
+        len(domain) > 253
+        or len(labels) < 2
+        or not all(DOMAIN_LABEL.match(label) for label in labels)
+        or labels[-1].isdigit()
+    ):
+        raise ConfigError(name, value, "expected a domain name such as 'app.example.com'")
+    return domain
+
+
+def _idna(name: str, value: str, domain: str) -> str:
+    # The idna package (a dependency of requests, imported only for an IDN):
+    # IDNA 2008 as registries and browsers use it. The standard library's codec
+    # is IDNA 2003, which turns "straße.de" into another domain, "strasse.de".
+    import idna  # noqa: PLC0415
+
+    try:
+        return str(idna.encode(domain, uts46=True).decode("ascii"))
+    except idna.IDNAError:
+        raise ConfigError(
+            name,
+            value,
+            "expected a domain name such as 'app.example.com' or 'bücher.example.com' "
+            "(internationalised names are converted to their xn-- form; that form works too)",
+        ) from None
+
+
+def normalise_path(path: str) -> str:
+    """A domain path the way Codesphere's proxy matches it: a trailing slash does
+    not count (``/api/`` is ``/api``); ``/`` stays ``/``. Letter case counts."""
+    return path.rstrip("/") or "/"
+
+
+def parse_domain_path(name: str, value: str) -> str:
+    if not value.startswith("/") or any(c.isspace() or c in "?#" for c in value) or "//" in value:
+        raise ConfigError(name, value, "expected a path starting with '/', such as '/' or '/api'")
+    return normalise_path(value)
+
+
+def parse_workspace_ids(name: str, value: str, flow: str, *, many: bool) -> tuple[int, ...]:
+    """One id; with ``many`` (rollback) a comma-separated list (the
+    previous-workspace-id output of a release, verbatim: the path goes back to
+    all of them)."""
+    if not many or "," not in value:
+        if "," in value:
+            raise ConfigError(name, value, f"the {flow} flow takes exactly one id")
+        return (parse_id(name, value),)
+    parts = [part.strip() for part in value.split(",")]
+    if not all(parts):
+        raise ConfigError(name, value, "expected ids separated by commas, such as '12,34'")
+    ids = tuple(parse_id(name, part) for part in parts)
+    if len(set(ids)) != len(ids):
+        raise ConfigError(name, value, "expected each id once")
+    return ids
+
+
+def parse_http_path(name: str, value: str) -> str:
+    """A URL path (and query) to GET on the workspace, e.g. ``/healthz``."""
+    if (
+        not value.startswith("/")
+        or value.startswith("//")
+        or "#" in value
+        or any(c.isspace() or ord(c) < 32 for c in value)
+    ):
+        raise ConfigError(name, value, "expected a path starting with '/', such as '/healthz'")
+    return value
+
+
+def parse_statuses(name: str, value: str) -> tuple[tuple[int, int], ...]:
+    """``200-399``, ``200,204``, ``200-299, 301``: HTTP statuses and inclusive ranges."""
+    expected = "expected HTTP statuses and ranges such as '200-399' or '200,204,301-302'"
+    ranges = []
+    for part in value.split(","):
+        low, dash, high = part.strip().partition("-")
+        high = high if dash else low
+        if not (low.strip().isdigit() and high.strip().isdigit()):
+            raise ConfigError(name, value, expected)
+        first, last = int(low), int(high)
+        if not (100 <= first <= last <= 599):
+            raise ConfigError(name, value, expected + " (100 to 599, low before high)")
+        ranges.append((first, last))
+    return tuple(ranges)
+
+
+def parse_branch(name: str, value: str) -> str:
+    # git check-ref-format's rules, the ones that matter for a URL path segment.
+    bad = (
+        value.startswith(("-", "/"))
+        or value.endswith(("/", ".", ".lock"))
+        or ".." in value
+        or "//" in value
+        or "@{" in value
+        or any(c.isspace() or ord(c) < 32 or c in "~^:?*[\\" for c in value)
+    )
+    if bad:
+        raise ConfigError(name, value, "expected a git branch name such as 'main' or 'release/1.2'")
+    return value
+
+
+def parse_git_url(name: str, value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme in ("https", "http", "ssh") and parts.hostname:
+        return value
+    if re.match(r"^[\w.-]+@[\w.-]+:[\w./~-]+$", value):  # scp-like git@host:owner/repo.git
+        return value
+    raise ConfigError(
+        name, value, "expected a repository URL such as 'https://github.com/owner/repo.git'"
+    )
+
+
+def parse_environment(name: str, value: str) -> str:
+    if len(value) > MAX_ENVIRONMENT or any(ord(c) < 32 or c == "\x7f" for c in value):
+        raise ConfigError(
+            name, value, "expected an environment name of at most 255 printable characters"
+        )
+    return value
