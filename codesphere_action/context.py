@@ -12,9 +12,10 @@ from .config import Config
 from .errors import Cancelled
 from .github import Reporter, format_seconds
 from .signals import CancelGuard
+from .timings import DEFAULT_TUNING, Deadline, Tuning
 
 if TYPE_CHECKING:  # the client pulls in requests; imported lazily by main
-    from .client import Client
+    from .api.codesphere import Codesphere
     from .waiting import Waiter
 
 # Every output the action declares, so each is written on every run.
@@ -67,15 +68,21 @@ class Result:
 @dataclass
 class Context:
     config: Config
-    client: Client
+    client: Codesphere
     reporter: Reporter
     clock: Clock
     waiter: Waiter
     guard: CancelGuard
     result: Result
+    tuning: Tuning = DEFAULT_TUNING
     # Learnt during the run: the log streams here end before their step (after
     # the last line, or cut by a proxy), so their ends cue no polls (cues.py).
     streams_end_early: bool = False
+
+    def deadline(self, seconds: float) -> Deadline:
+        """The deadline of a phase that owns ``seconds`` from now (cut by the cancel
+        budget once the runner signals)."""
+        return Deadline.after(seconds, self.clock, self.guard.budget)
 
     @contextmanager
     def phase(self, name: str) -> Iterator[Phase]:

@@ -10,10 +10,13 @@ ends leaves the wait to its schedule.
 
 Streams never hold the main thread up:
 - a stream of a step that is over (a later step runs, or the stage ended) is
-  aborted by ``want``/``stop``, which shut the socket down (no lock, no wait);
+  aborted by ``want``/``stop``, which shut its sockets down (no lock, no wait),
+  also while it is still opening (waiting for its answer);
 - each read has an idle timeout; a stream that stays silent that long is
   re-opened only while its step still runs (a long step that prints nothing);
-- the threads are daemons and own their connections: nothing ever joins them.
+- ``stop`` joins the threads it aborted, for ``FOLLOWER_JOIN_SECONDS`` at
+  most (a connect in progress ends within its own short timeout); they are
+  daemons, so one that takes longer can never keep the process alive.
 Each step's end is cued at most once, so a stream that ends early cannot cause
 a poll storm. When the poll after a cue finds the step still running, the
 status may just lag the stream's end: the next scheduled poll has the last
@@ -26,11 +29,11 @@ poll's place, so wrong cues add no polls.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
-from .client import Client, LogStream
+from .api.codesphere import Codesphere
 from .errors import TransportError
-
-LOG_IDLE_SECONDS = 10.0  # a stream silent this long is re-opened if its step still runs
+from .timings import FOLLOWER_JOIN_SECONDS, LOG_IDLE_SECONDS, Deadline
 
 
 class Cue(threading.Event):
@@ -49,7 +52,7 @@ class Cue(threading.Event):
 class StepFollower:
     def __init__(
         self,
-        client: Client,
+        client: Codesphere,
         workspace_id: int,
         stage: str,
         cue: Cue,
@@ -65,7 +68,9 @@ class StepFollower:
         self._lock = threading.Lock()
         self._wanted: int | None = None
         self._started: set[int] = set()
-        self._streams: dict[int, LogStream] = {}
+        # The abort of each step's stream (its session's), set before it is opened.
+        self._aborts: dict[int, Callable[[], None]] = {}
+        self._threads: list[threading.Thread] = []
         self._ended: set[int] = set()  # steps whose stream ended (a cue was set)
         self._rechecked: set[int] = set()  # ... whose step ran on at the poll after
         self._confirmed: set[int] = set()  # ... whose step was over at the next poll
@@ -85,17 +90,22 @@ class StepFollower:
                 else:
                     self._rechecked.add(step)  # the status may lag: the next poll decides
             self._wanted = step
-            stale = [s for k, s in self._streams.items() if k != step]
+            stale = [abort for k, abort in self._aborts.items() if k != step]
             # Once stream ends cue nothing, a stream is not worth opening.
-            start = step is not None and step not in self._started and self.cues_trusted
-            if start:
-                self._started.add(step)  # type: ignore[arg-type]
-        for stream in stale:
-            stream.abort()
-        if start:
-            threading.Thread(
-                target=self._follow, args=(step,), name=f"follow-{self.stage}-{step}", daemon=True
-            ).start()
+            thread = None
+            if step is not None and step not in self._started and self.cues_trusted:
+                self._started.add(step)
+                thread = threading.Thread(
+                    target=self._follow,
+                    args=(step,),
+                    name=f"follow-{self.stage}-{step}",
+                    daemon=True,
+                )
+                self._threads.append(thread)
+        for abort in stale:
+            abort()
+        if thread is not None:
+            thread.start()
 
     @property
     def cue_was_wrong(self) -> bool:
@@ -105,12 +115,32 @@ class StepFollower:
             return not self.cues_trusted or bool(self._rechecked - self._confirmed)
 
     def stop(self) -> None:
-        """Abort every open stream; the threads end with them. Never blocks."""
+        """Abort every stream, open or opening, and join the threads: within
+        ``FOLLOWER_JOIN_SECONDS`` in all (a connect in progress ends within its
+        own short timeout; the threads are daemons)."""
         with self._lock:
             self._stopped = True
-            streams = list(self._streams.values())
-        for stream in streams:
-            stream.abort()
+            aborts = list(self._aborts.values())
+            threads = list(self._threads)
+        for abort in aborts:
+            abort()
+        until = Deadline.after(FOLLOWER_JOIN_SECONDS, self.client.clock)
+        for thread in threads:
+            if thread.is_alive() and thread is not threading.current_thread():
+                thread.join(until.left())
+
+    def _register(self, step: int) -> Callable[[Callable[[], None]], None]:
+        """What a stream being opened hands its abort to: kept for ``want`` and
+        ``stop``, and called at once when the step is no longer wanted."""
+
+        def register(abort: Callable[[], None]) -> None:
+            with self._lock:
+                self._aborts[step] = abort
+                stopped = self._stopped or self._wanted != step
+            if stopped:
+                abort()
+
+        return register
 
     def _still_wanted(self, step: int) -> bool:
         with self._lock:
@@ -120,22 +150,17 @@ class StepFollower:
         """Read the step's stream until the server ends it (cue), it breaks (cue),
         or the step is no longer wanted; re-open it after an idle timeout."""
         while self._still_wanted(step):
-            now = self.client.clock.now()
             try:
                 stream = self.client.open_log_stream(
                     self.workspace_id,
                     self.stage,
                     step,
                     idle_timeout=self.idle_seconds,
-                    limit=now + self.idle_seconds,
+                    deadline=Deadline.after(self.idle_seconds, self.client.clock),
+                    abort=self._register(step),
                 )
             except Exception:  # noqa: BLE001 (no cue is fine: the schedule still polls)
                 break
-            with self._lock:
-                self._streams[step] = stream
-                stopped = self._stopped or self._wanted != step
-            if stopped:
-                stream.abort()
             try:
                 for _entry in stream.entries():
                     pass
@@ -146,7 +171,7 @@ class StepFollower:
                 pass
             finally:
                 with self._lock:
-                    self._streams.pop(step, None)
+                    self._aborts.pop(step, None)
                 stream.close()
             with self._lock:
                 cue = not stream.aborted and self.cues_trusted and not self._stopped

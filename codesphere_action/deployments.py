@@ -25,8 +25,8 @@ from typing import Any
 from .config import Config
 from .context import Result
 from .github import Reporter
-from .github_api import TIMEOUT, GitHubApi, GitHubError, message
-from .summary import flow_words
+from .github_api import GitHubApi, GitHubError, message
+from .timings import Deadline
 
 MAX_DESCRIPTION = 140  # GitHub's limit for a status description
 PAGE = 100  # GitHub's largest page
@@ -48,15 +48,16 @@ class Deployments:
         self.deployment_id: int | None = None
 
     # -- what main calls -----------------------------------------------------
-    def begin(self) -> None:
-        """Create the deployment and mark it ``in_progress`` (nothing for teardown)."""
+    def begin(self, deadline: Deadline) -> None:
+        """Create the deployment and mark it ``in_progress`` (not for a flow whose
+        spec deactivates instead: teardown)."""
         config = self.config
-        if config.flow == "teardown":
+        if config.spec.deployment == "deactivate":
             return
         if not config.deployment_ref:
             self._warn("creating a deployment", "no commit to deploy (GITHUB_SHA is not set)")
             return
-        preview = config.flow == "preview"
+        preview = config.spec.environment == "preview"
         body: dict[str, Any] = {
             "ref": config.deployment_ref,
             "environment": config.github.environment,
@@ -69,8 +70,8 @@ class Deployments:
             body["production_environment"] = False
         body["payload"] = {PAYLOAD_KEY: self._identity()}
         try:
-            self.deployment_id = self._create(body)
-            self._status("in_progress", f"Codesphere {config.flow} flow running")
+            self.deployment_id = self._create(body, deadline)
+            self._status("in_progress", f"Codesphere {config.flow} flow running", deadline=deadline)
         except GitHubError as exc:
             self._warn(
                 f"creating a deployment for environment {config.github.environment}", str(exc)
@@ -81,27 +82,26 @@ class Deployments:
             "in progress"
         )
 
-    def finish(self, result: Result) -> None:
+    def finish(self, result: Result, deadline: Deadline) -> None:
         """Report the run's end: ``success`` with the URL or ``failure``; for
         teardown, mark the environment's deployments ``inactive``. Never raises."""
-        timeout = TIMEOUT
         try:
-            if self.config.flow == "teardown":
+            if self.config.spec.deployment == "deactivate":
                 if result.status == "success":
-                    self._deactivate(timeout)
+                    self._deactivate(deadline)
                 return
             if self.deployment_id is None:
                 return
-            what, done = flow_words(self.config.flow)
+            what, done = self.config.spec.noun, self.config.spec.done
             if result.status == "success":
                 url = result.outputs["domain-url"] or result.outputs["workspace-url"]
-                self._status("success", f"{done}: {url}" if url else done, url, timeout=timeout)
+                self._status("success", f"{done}: {url}" if url else done, url, deadline=deadline)
             elif result.status == "skipped":
                 # Nothing this run built is live (another run took the preview over,
                 # or the pull request closed meanwhile): nothing failed either.
-                self._status("inactive", f"{what} skipped", timeout=timeout)
+                self._status("inactive", f"{what} skipped", deadline=deadline)
             else:
-                self._status("failure", f"{what} {result.status}", timeout=timeout)
+                self._status("failure", f"{what} {result.status}", deadline=deadline)
             self.reporter.info(f"GitHub deployment {self.deployment_id}: {result.status}")
         except GitHubError as exc:
             self._warn(f"updating deployment {self.deployment_id}", str(exc))
@@ -109,8 +109,8 @@ class Deployments:
             self._warn("the Deployments update", f"unexpected {type(exc).__name__}: {exc}")
 
     # -- calls ---------------------------------------------------------------
-    def _create(self, body: dict[str, Any]) -> int:
-        created = self._call_api("POST", "/deployments", body)
+    def _create(self, body: dict[str, Any], deadline: Deadline) -> int:
+        created = self._call_api("POST", "/deployments", body, deadline=deadline)
         if not isinstance(created, dict) or not isinstance(created.get("id"), int):
             raise GitHubError(f"GitHub created no deployment: {message(created)}")
         return int(created["id"])
@@ -121,20 +121,21 @@ class Deployments:
         description: str,
         environment_url: str = "",
         *,
-        timeout: tuple[float, float] = TIMEOUT,
+        deadline: Deadline,
     ) -> None:
         body: dict[str, Any] = {"state": state, "description": _short(description)}
         if self.config.run.url:
             body["log_url"] = self.config.run.url
         if environment_url:
             body["environment_url"] = environment_url
-        self._call_api("POST", f"/deployments/{self.deployment_id}/statuses", body, timeout=timeout)
+        path = f"/deployments/{self.deployment_id}/statuses"
+        self._call_api("POST", path, body, deadline=deadline)
 
     def _identity(self) -> dict[str, Any]:
         """What the payload of a deployment of this run says about it."""
         config = self.config
         identity: dict[str, Any] = {"flow": config.flow, "workspace": config.workspace_name}
-        if config.flow == "preview" and config.pull_request is not None:
+        if config.spec.creates and config.pull_request is not None:
             identity["pr"] = config.pull_request.number
         return identity
 
@@ -150,7 +151,7 @@ class Deployments:
         pull = self.config.pull_request
         return pull is None or mark.get("pr") == pull.number
 
-    def _deactivate(self, timeout: tuple[float, float]) -> None:
+    def _deactivate(self, deadline: Deadline) -> None:
         environment = self.config.github.environment
         if not environment:
             self.reporter.info("No environment to deactivate (no pull request, no 'environment')")
@@ -161,7 +162,7 @@ class Deployments:
             listed, links = self.api.list_page(
                 "/deployments",
                 {"environment": environment, "per_page": str(PAGE), "page": str(page)},
-                timeout=timeout,
+                deadline=deadline,
                 hints=HINTS,
             )
             found += [d["id"] for d in listed if self._is_own(d) and isinstance(d.get("id"), int)]
@@ -172,7 +173,7 @@ class Deployments:
                 "POST",
                 f"/deployments/{deployment_id}/statuses",
                 {"state": "inactive", "description": "Preview workspace deleted"},
-                timeout=timeout,
+                deadline=deadline,
             )
         pull = self.config.pull_request
         whose = f"pull request #{pull.number} ({self.config.workspace_name})" if pull else ""
@@ -188,9 +189,9 @@ class Deployments:
         body: dict[str, Any] | None = None,
         *,
         params: dict[str, str] | None = None,
-        timeout: tuple[float, float] = TIMEOUT,
+        deadline: Deadline,
     ) -> Any:
-        return self.api.call(method, path, body, params=params, timeout=timeout, hints=HINTS)
+        return self.api.call(method, path, body, params=params, deadline=deadline, hints=HINTS)
 
     def _warn(self, what: str, why: str) -> None:
         self.reporter.warning(

@@ -55,8 +55,12 @@ REFUSAL_STATUSES = frozenset({400, 401, 402, 403, 404, 422, 429})
 
 
 class ApiError(ActionError):
-    """Codesphere answered with an error status (problem JSON).
+    """Codesphere (or something in front of it) answered with an error status.
 
+    Build one with ``ApiError.of``, which picks the subclass that says what
+    the answer means for the request, so callers branch on the type:
+    ``Rejected`` (``NotFound``) when Codesphere turned it down and did nothing,
+    ``MayHaveLanded`` when it may have been carried out all the same.
     ``problem``: the body was a JSON object (Codesphere's problem JSON), not a
     proxy's page; ``redirected``: the answer came after a redirect."""
 
@@ -92,13 +96,60 @@ class ApiError(ActionError):
             message += f". {hint}"
         super().__init__(message)
 
+    @staticmethod
+    def of(
+        method: str,
+        path: str,
+        status_code: int,
+        problem_title: str,
+        detail: str = "",
+        trace_id: str = "",
+        hint: str = "",
+        *,
+        problem: bool = True,
+        redirected: bool = False,
+    ) -> ApiError:
+        """The error for this answer, of the subclass that says what it means:
+        Codesphere itself turning the request down (a status that says so, its
+        problem JSON, no redirect on the way) is ``Rejected`` (``NotFound`` for
+        404); anything else (a 5xx, a proxy's 408 or HTML page, a 409) may come
+        after the request was carried out: ``MayHaveLanded``."""
+        refused = status_code in REFUSAL_STATUSES and problem and not redirected
+        kind: type[ApiError] = MayHaveLanded
+        if refused:
+            kind = NotFound if status_code == 404 else Rejected
+        return kind(
+            method,
+            path,
+            status_code,
+            problem_title,
+            detail,
+            trace_id,
+            hint,
+            problem=problem,
+            redirected=redirected,
+        )
+
     @property
     def refused(self) -> bool:
-        """Codesphere itself turned the request down, so it did nothing: a status
-        that says so, its problem JSON, and no redirect on the way. Anything else
-        (a proxy's 408, a 409, an HTML page) may come after the request was
-        carried out."""
-        return self.status_code in REFUSAL_STATUSES and self.problem and not self.redirected
+        """Codesphere itself turned the request down, so it did nothing."""
+        return isinstance(self, Rejected)
+
+
+class Rejected(ApiError):
+    """Codesphere turned the request down (its problem JSON, a refusal status):
+    nothing was done, so nothing needs to be looked for or undone."""
+
+
+class NotFound(Rejected):
+    """404 from Codesphere itself: the workspace (or domain) does not exist, or
+    the token's account cannot see it."""
+
+
+class MayHaveLanded(ApiError):
+    """An error answer that may come after the request was carried out (a 5xx, a
+    gateway's timeout, a proxy's page): a caller of a non-idempotent request
+    must look at the state before repeating it."""
 
 
 class TransportError(ActionError):
@@ -138,6 +189,20 @@ class StageFailed(ActionError):
     def __init__(self, stage: str, message: str) -> None:
         self.stage = stage
         super().__init__(message)
+
+
+def outcome_unknown(error: ActionError) -> bool:
+    """Whether a request that failed this way may well have been carried out, so
+    that a caller of a non-idempotent request looks at the state (and goes on
+    with what it finds) before doing anything again: no answer after it was
+    sent, a 5xx (a gateway gave up while the backend worked), or a 2xx that is
+    not Codesphere's JSON. Any other error answer fails the request; what it
+    may have made all the same is the cleanup's to look for."""
+    if isinstance(error, TransportError):
+        return error.maybe_landed
+    if isinstance(error, MayHaveLanded):
+        return error.status_code >= 500
+    return isinstance(error, BadAnswer)
 
 
 class WaitTimeout(ActionError):

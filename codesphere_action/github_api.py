@@ -9,18 +9,18 @@ so the token stays with ``GITHUB_API_URL``.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from .client import USER_AGENT, BearerAuth
+from .api.transport import Transport
+from .clock import Clock
 from .config import Config
+from .github import Reporter
+from .timings import GITHUB_CONNECT_SECONDS, GITHUB_MIN_SECONDS, GITHUB_READ_SECONDS, Deadline
 
 API_VERSION = "2022-11-28"
-TIMEOUT = (5.0, 10.0)  # connect, read
-QUICK_TIMEOUT = (2.0, 3.0)  # after a cancellation the runner allows ~10 s in all
 HINTS = {
     401: "check the github-token input: the token is wrong or expired",
     403: "give the job the permission this needs (see the message)",
@@ -38,20 +38,33 @@ class GitHubError(Exception):
 
 
 class GitHubApi:
-    """``/repos/{owner}/{repo}`` of ``GITHUB_API_URL``, with the github-token."""
+    """``/repos/{owner}/{repo}`` of ``GITHUB_API_URL``, with the github-token: one
+    attempt per call, redirects not followed (the token stays with that host),
+    each call cut to the deadline it is given."""
 
-    def __init__(self, config: Config, session: requests.Session | None = None) -> None:
-        # What remains of the cancel budget (None: not cancelled), asked before
-        # every call: after a cancellation each one is cut to it.
-        self.seconds_left: Callable[[], float | None] = lambda: None
-        self.session = session or requests.Session()
-        self.session.headers["User-Agent"] = USER_AGENT
-        self._auth = BearerAuth(config.github.token)
-        self.api_url = config.github.api_url
-        self.repo_url = f"{config.github.api_url}/repos/{config.run.repository}"
+    def __init__(
+        self,
+        config: Config,
+        reporter: Reporter,
+        clock: Clock,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.transport = Transport(
+            config.github.api_url,
+            config.github.token,
+            reporter=reporter,
+            clock=clock,
+            service="GitHub's API",
+            input_name="GITHUB_API_URL",
+            follow_redirects=False,
+            connect_timeout=GITHUB_CONNECT_SECONDS,
+            read_timeout=GITHUB_READ_SECONDS,
+            session=session,
+        )
+        self.repo_path = f"/repos/{config.run.repository}"
 
     def close(self) -> None:
-        self.session.close()
+        self.transport.close()
 
     def call(
         self,
@@ -59,17 +72,17 @@ class GitHubApi:
         path: str,
         body: dict[str, Any] | None = None,
         *,
+        deadline: Deadline,
         params: dict[str, str] | None = None,
-        timeout: tuple[float, float] = TIMEOUT,
         hints: dict[int, str] | None = None,
         repo: bool = True,
     ) -> Any:
         """One request; its decoded JSON. ``path`` is under ``/repos/{owner}/{repo}``
         (``repo=False``: under the API's root, e.g. ``/user``). Raises GitHubError
-        for anything but a 2xx answer, and when the cancel budget has no time left
-        for it."""
+        for anything but a 2xx answer, and when ``deadline`` (which a cancel cuts
+        short) leaves no time for it."""
         return self._call(
-            method, path, body, params=params, timeout=timeout, hints=hints, repo=repo
+            method, path, body, deadline=deadline, params=params, hints=hints, repo=repo
         )[0]
 
     def list_page(
@@ -77,14 +90,14 @@ class GitHubApi:
         path: str,
         params: dict[str, str],
         *,
-        timeout: tuple[float, float] = TIMEOUT,
+        deadline: Deadline,
         hints: dict[int, str] | None = None,
     ) -> tuple[list[Any], dict[str, int]]:
         """One page of a list (``page`` and ``per_page`` in ``params``): its items,
         and the page numbers its ``Link`` header gives by rel (``next``, ``last``,
         ...). The links' URLs are never requested (GitHub's name the repository
         by id): callers ask for a page of ``path`` by number."""
-        items, response = self._call("GET", path, params=params, timeout=timeout, hints=hints)
+        items, response = self._call("GET", path, params=params, deadline=deadline, hints=hints)
         if not isinstance(items, list):
             raise GitHubError(f"GET {path} answered {type(items).__name__}, not a list")
         return items, link_pages(response.headers.get("Link", ""))
@@ -95,36 +108,29 @@ class GitHubApi:
         path: str,
         body: dict[str, Any] | None = None,
         *,
+        deadline: Deadline,
         params: dict[str, str] | None = None,
-        timeout: tuple[float, float] = TIMEOUT,
         hints: dict[int, str] | None = None,
         repo: bool = True,
     ) -> tuple[Any, requests.Response]:
-        left = self.seconds_left()
-        if left is not None:
-            if left < 0.2:
-                raise GitHubError(f"{method} {path}: no time left after the cancellation")
-            timeout = (
-                min(QUICK_TIMEOUT[0], timeout[0], left),
-                min(QUICK_TIMEOUT[1], timeout[1], left),
-            )
+        if deadline.left() < GITHUB_MIN_SECONDS:
+            why = "after the cancellation" if deadline.cancelled else "for it"
+            raise GitHubError(f"{method} {path}: no time left {why}")
+        transport = self.transport
+        transport.session.headers["X-GitHub-Api-Version"] = API_VERSION
         try:
-            response = self.session.request(
+            response = transport.send(
                 method,
-                (self.repo_url if repo else self.api_url) + path,
-                json=body,
+                (self.repo_path if repo else "") + path,
+                deadline=deadline,
+                body=body,
                 params=params,
-                headers={
-                    "Accept": "application/vnd.github+json",
-                    "X-GitHub-Api-Version": API_VERSION,
-                },
-                auth=self._auth,
-                timeout=timeout,
-                allow_redirects=False,
+                accept="application/vnd.github+json",
             )
         except requests.RequestException as exc:
-            host = urlsplit(self.repo_url).netloc
-            raise GitHubError(f"{method} {path}: {type(exc).__name__} talking to {host}") from None
+            raise GitHubError(
+                f"{method} {path}: {type(exc).__name__} talking to {transport.host}"
+            ) from None
         try:
             payload = response.json() if response.content else None
         except ValueError:
@@ -164,10 +170,10 @@ PULL_HINTS = {
 }
 
 
-def pull_request_state(api: GitHubApi, number: int) -> str:
+def pull_request_state(api: GitHubApi, number: int, deadline: Deadline) -> str:
     """The pull request's ``state`` as GitHub says it now: ``open`` or ``closed``.
     Raises GitHubError when GitHub cannot say."""
-    answer = api.call("GET", f"/pulls/{number}", hints=PULL_HINTS)
+    answer = api.call("GET", f"/pulls/{number}", deadline=deadline, hints=PULL_HINTS)
     state = answer.get("state") if isinstance(answer, dict) else None
     if state not in ("open", "closed"):
         raise GitHubError(f"GET /pulls/{number} answered no state ({message(answer)})")

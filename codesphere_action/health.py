@@ -16,27 +16,20 @@ followed. Plain http is used only for loopback hosts (local tests).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import requests
 
 from .addresses import workspace_url
-from .client import USER_AGENT
+from .api.transport import Transport
 from .config import Config
 from .errors import ActionError, Cancelled, WaitTimeout
 from .github import Reporter, format_seconds
-from .waiting import PollPolicy, Waiter
+from .timings import HEALTH_CONNECT_SECONDS, HEALTH_POLLS, HEALTH_READ_SECONDS, Deadline
+from .waiting import Waiter
 
-# The first request at once, then every 0.3 s for 60 s (an app that gets ready
-# within a minute of its servers running, a JVM's start included, is seen within
-# 0.3 s; about 200 requests to a health endpoint, which is cheap), then growing
-# to every 3 s. No jitter: one job checks its own app, no herd to spread out.
-HEALTH_POLLS = PollPolicy(first=0.3, steady=0.3, steady_until=60.0, factor=1.3, cap=3.0, jitter=0.0)
-CONNECT_SECONDS, READ_SECONDS = 3.0, 5.0
-DOMAIN_SECONDS = 60.0  # the check through the domain, after the switch
-EXCERPT = 160
+EXCERPT = 160  # characters of a failing answer's body shown in the log
 
 
 class HealthCheckFailed(ActionError):
@@ -68,75 +61,67 @@ class HealthCheck:
         config: Config,
         reporter: Reporter,
         waiter: Waiter,
-        deadline_cap: Callable[[], float | None] = lambda: None,
         session: requests.Session | None = None,
     ) -> None:
         self.config = config
         self.reporter = reporter
         self.waiter = Waiter(waiter.clock, HEALTH_POLLS, HEALTH_POLLS, waiter.rng)
         self.clock = waiter.clock
-        self.deadline_cap = deadline_cap
-        self.session = session or requests.Session()
-        self.session.headers["User-Agent"] = USER_AGENT
+        # No token of its own: the dev domain's goes in a header, to that host only.
+        self.transport = Transport(
+            "", "", reporter=reporter, clock=self.clock, follow_redirects=False, session=session
+        )
 
     def close(self) -> None:
-        self.session.close()
+        self.transport.close()
 
     # -- what the flows call ----------------------------------------------------
-    def workspace(self, dev_domain: str) -> Outcome:
-        """Wait until the workspace answers on ``health-check-path``; the token goes
-        along, to this host only."""
-        return self._wait(self._url(dev_domain), token_host=dev_domain, where="the workspace")
-
-    def domain(self) -> Outcome:
-        """Wait until the custom domain answers (after a switch); no token. The
-        app answered on its dev domain already, so only the routing can fail
-        here, and it does in production: no longer than ``DOMAIN_SECONDS``."""
-        config = self.config
-        url = self._url(config.domain)
+    def workspace(self, dev_domain: str, deadline: Deadline) -> Outcome:
+        """Wait until the workspace answers on ``health-check-path`` (the first
+        request at once), within ``deadline``; the token goes along, to this host
+        only."""
         return self._wait(
-            url,
-            token_host=None,
-            where="the domain",
-            timeout=min(DOMAIN_SECONDS, config.health.timeout),
+            self._url(dev_domain), token_host=dev_domain, where="the workspace", deadline=deadline
         )
+
+    def domain(self, deadline: Deadline) -> Outcome:
+        """Wait until the custom domain answers (after a switch), within
+        ``deadline``; no token. The app answered on its dev domain already, so
+        only the routing can fail here, and it does in production."""
+        url = self._url(self.config.domain)
+        return self._wait(url, token_host=None, where="the domain", deadline=deadline)
 
     # -- the loop -----------------------------------------------------------------
     def _url(self, host: str, prefix: str = "") -> str:
         return f"{workspace_url(host)}{prefix}{self.config.health.path}"
 
-    def _wait(
-        self, url: str, *, token_host: str | None, where: str, timeout: float | None = None
-    ) -> Outcome:
+    def _wait(self, url: str, *, token_host: str | None, where: str, deadline: Deadline) -> Outcome:
         config = self.config
-        timeout = config.health.timeout if timeout is None else timeout
         start = self.clock.now()
-        deadline = start + timeout
         attempts = [0]
         last = [Answer(None, "no answer yet")]
         self.reporter.info(f"Health check of {where}: GET {url}")
 
-        def check(_limit: float) -> Answer | None:
+        def check(limit: Deadline) -> Answer | None:
             attempts[0] += 1
-            answer = self._get(url, token_host, deadline)
+            answer = self._get(url, token_host, limit)
             accepted = answer.accepted(config.health.statuses)
             if not accepted and answer.detail != last[0].detail:
                 self.reporter.info(f"  not yet: {answer.detail}")
             last[0] = answer
             return answer if accepted else None
 
-        # The first request goes out at once: an app that is ready costs no wait.
+        # The first request goes out at once: an app that is ready costs no wait
+        # (and the first answer's time counts against the deadline).
         answer = check(deadline)
         if answer is None:
             try:
-                left = max(0.0, deadline - self.clock.now())  # the first answer's time counts
-                answer = self.waiter.poll(check, timeout=left, what=f"health check of {url}")
+                answer = self.waiter.poll(check, deadline=deadline, what=f"health check of {url}")
             except WaitTimeout:
-                within = format_seconds(timeout)
                 raise HealthCheckFailed(
                     f"the health check of {where} failed: GET {url} did not answer with "
-                    f"{_ranges(config.health.statuses)} within {within} ({attempts[0]} "
-                    f"attempts); the last answer: {last[0].detail}"
+                    f"{_ranges(config.health.statuses)} within {format_seconds(deadline.seconds)} "
+                    f"({attempts[0]} attempts); the last answer: {last[0].detail}"
                 ) from None
         seconds = self.clock.now() - start
         self.reporter.info(
@@ -145,54 +130,34 @@ class HealthCheck:
         )
         return Outcome(url, attempts[0], seconds, answer)
 
-    def _get(self, url: str, token_host: str | None, deadline: float) -> Answer:
+    def _get(self, url: str, token_host: str | None, deadline: Deadline) -> Answer:
         headers = {"Accept": "*/*"}
         target = urlsplit(url)
         if token_host is not None and target.netloc == token_host:
             headers["X-CS-Authorization"] = f"Bearer {self.config.api_token}"
-        connect, read = self._timeouts(deadline)
         resolved, host_header = f"{target.scheme}://{target.netloc}", ""
         if "X-CS-Authorization" not in headers:  # the seam never sees the token
             resolved, host_header = self._resolve(target.scheme, target.netloc)
         if host_header:
             headers["Host"] = host_header
         try:
-            response = self.session.get(
+            response = self.transport.open(
                 url.replace(f"{target.scheme}://{target.netloc}", resolved, 1),
+                deadline=deadline,
                 headers=headers,
-                timeout=(connect, read),
-                allow_redirects=False,
-                stream=True,
+                connect=HEALTH_CONNECT_SECONDS,
+                read=HEALTH_READ_SECONDS,
             )
         except Cancelled:
             raise
         except requests.RequestException as exc:
             return Answer(None, f"no answer: {type(exc).__name__}")
-        body = b""
-        stop_at = self.clock.now() + read
-        try:
-            # A few bytes of the body for the error, within the request's own time.
-            while len(body) < 4096 and self.clock.now() < stop_at:
-                chunk = response.raw.read1(4096 - len(body), decode_content=True)
-                if not chunk:
-                    break
-                body += chunk
-        except Exception:  # noqa: BLE001, S110 (the status is what counts; the body is a courtesy)
-            pass
-        finally:
-            response.close()
-        excerpt = " ".join(body.decode("utf-8", "replace").split())[:EXCERPT]
-        excerpt = self.reporter.redact(excerpt)
+        # The body's first bytes are read in the request's own time (a cancel cuts
+        # it): the last answer's excerpt is what says why the check failed.
+        body = _excerpt(response, Deadline.after(HEALTH_READ_SECONDS, self.clock, deadline.cancel))
+        excerpt = " ".join(self.reporter.redact(body).split())[:EXCERPT]  # redacted, then cut
         reason = f"{response.status_code} {response.reason or ''}".strip()
         return Answer(response.status_code, f"{reason}: {excerpt}" if excerpt else reason)
-
-    def _timeouts(self, deadline: float) -> tuple[float, float]:
-        limit = deadline
-        cap = self.deadline_cap()
-        if cap is not None:
-            limit = min(limit, cap)
-        left = max(0.05, limit - self.clock.now())
-        return min(CONNECT_SECONDS, left), min(READ_SECONDS, left)
 
     def _resolve(self, scheme: str, netloc: str) -> tuple[str, str]:
         """(scheme://host[:port] to connect to, Host header to send or ""): the
@@ -201,6 +166,22 @@ class HealthCheck:
             if netloc.lower() == host:
                 return f"http://{target}", netloc
         return f"{scheme}://{netloc}", ""
+
+
+def _excerpt(response: requests.Response, deadline: Deadline) -> str:
+    """A few bytes of the body for the log, within the request's own time."""
+    body = b""
+    try:
+        while len(body) < 4096 and not deadline.expired:
+            chunk = response.raw.read1(4096 - len(body), decode_content=True)
+            if not chunk:
+                break
+            body += chunk
+    except Exception:  # noqa: BLE001, S110 (the status is what counts; the body is a courtesy)
+        pass
+    finally:
+        response.close()
+    return body.decode("utf-8", "replace")
 
 
 def _ranges(ranges: tuple[tuple[int, int], ...]) -> str:

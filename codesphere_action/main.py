@@ -21,6 +21,7 @@ from .github import Reporter, sentence
 from .inputs import input_env_name
 from .signals import CancelGuard
 from .summary import flow_words, render_summary
+from .timings import DEFAULT_TUNING, Tuning
 
 if TYPE_CHECKING:  # requests is imported lazily, after the inputs are known to be good
     from .bookkeeping import GitHubBookkeeping
@@ -31,10 +32,12 @@ def main(
     stream: TextIO | None = None,
     clock: Clock | None = None,
     flows: Mapping[str, Flow] | None = None,
+    tuning: Tuning = DEFAULT_TUNING,
 ) -> int:
     """Run one release as the runner asks (inputs in ``environ``); return the exit
     code. ``flows``: flow name -> function, for the tests (default: the flow's
-    module, ``flows.load``)."""
+    module, ``flows.load``); ``tuning``: how it waits (the benchmark's reference
+    poller passes another)."""
     environ = os.environ if environ is None else environ
     reporter = Reporter(
         stream,
@@ -61,10 +64,10 @@ def main(
         if config.github.token:
             from .bookkeeping import GitHubBookkeeping  # noqa: PLC0415
 
-            bookkeeping = GitHubBookkeeping(config, reporter)
+            bookkeeping = GitHubBookkeeping(config, reporter, clock, guard.budget)
             bookkeeping.begin()
         flow = flows[config.flow] if flows and config.flow in flows else load(config.flow)
-        _run(flow, config, reporter, clock, guard, result)
+        _run(flow, config, reporter, clock, guard, result, tuning)
         result.status = "success"
     except (Cancelled, ActionError) as exc:
         guard.quiet()
@@ -85,7 +88,7 @@ def main(
         # only what is left of the runner's window, and may not get it.
         _finish(reporter, result, config)
         if bookkeeping is not None:
-            bookkeeping.finish(result, guard.remaining)
+            bookkeeping.finish(result)
         guard.restore()
     return 0 if result.status in ("success", "skipped") else 1
 
@@ -97,28 +100,25 @@ def _run(
     clock: Clock,
     guard: CancelGuard,
     result: Result,
+    tuning: Tuning,
 ) -> None:
     # Imported here: requests costs ~0.1 s, which a bad input need not pay.
-    from .client import Client  # noqa: PLC0415
+    from .api.codesphere import Codesphere  # noqa: PLC0415
+    from .api.transport import Transport  # noqa: PLC0415
     from .context import Context  # noqa: PLC0415
     from .waiting import Waiter  # noqa: PLC0415
 
-    client = Client(
-        config.api_url,
-        config.api_token,
-        reporter=reporter,
-        clock=clock,
-        deadline_cap=lambda: guard.deadline,
-    )
+    client = Codesphere(Transport(config.api_url, config.api_token, reporter=reporter, clock=clock))
     try:
         ctx = Context(
             config=config,
             client=client,
             reporter=reporter,
             clock=clock,
-            waiter=Waiter(clock),
+            waiter=Waiter(clock, tuning.quick, tuning.stage),
             guard=guard,
             result=result,
+            tuning=tuning,
         )
         flow(ctx)
     finally:
@@ -159,7 +159,7 @@ def _finish(reporter: Reporter, result: Result, config: Config | None) -> None:
     except OSError as exc:
         _outputs_not_written(reporter, result, exc)
     try:
-        reporter.write_summary(render_summary(result, config))
+        reporter.write_summary(render_summary(result, config, reporter.redact))
     except OSError as exc:
         # The summary is for people; later steps do not read it.
         reporter.warning(

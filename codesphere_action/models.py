@@ -8,15 +8,39 @@ that a flow could take for "nothing there". Fields the spec marks optional
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from .errors import BadAnswer
 
-# The states the spec lists. Others are taken as they come (an API newer than its
-# published spec): the waits treat them as "not finished" and say once what
-# they saw (steps.py); they never make an answer wrong.
-STATES = frozenset({"waiting", "running", "success", "failure", "aborted"})
+
+class StageState(StrEnum):
+    """A stage entry's or step's state: the spec's five, and ``UNLISTED`` for any
+    other (an API newer than its published spec, e.g. ``pending``, ``skipped``).
+    The waits treat an unlisted state as "not finished" (an entry) or "not
+    failed" (a step) and say once what they saw; it never makes an answer
+    wrong. The state as the API spelled it is kept beside it (``raw_state``)."""
+
+    WAITING = "waiting"
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILURE = "failure"
+    ABORTED = "aborted"
+    UNLISTED = "unlisted"
+
+    @classmethod
+    def of(cls, raw: str) -> StageState:
+        try:
+            state = cls(raw)
+        except ValueError:
+            return cls.UNLISTED
+        return cls.UNLISTED if state is cls.UNLISTED else state
+
+
+# The states the spec lists.
+STATES = frozenset(s for s in StageState if s is not StageState.UNLISTED)
 
 
 def _fail(what: str, expected: str, value: Any) -> BadAnswer:
@@ -80,9 +104,10 @@ class Workspace:
 
 @dataclass(frozen=True)
 class Step:
-    state: str
+    state: StageState
     started_at: str | None = None
     finished_at: str | None = None
+    raw_state: str = ""  # as the API spelled it (an unlisted state's name)
 
 
 @dataclass(frozen=True)
@@ -91,10 +116,11 @@ class StageEntry:
 
     server: str
     replica: str
-    state: str
+    state: StageState
     started_at: str | None = None
     finished_at: str | None = None
     steps: tuple[Step, ...] = ()
+    raw_state: str = ""  # as the API spelled it (an unlisted state's name)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -111,20 +137,24 @@ class StageEntry:
         steps = []
         for index, raw in enumerate(_list(f"{what}.steps", body.get("steps", []))):
             step = _obj(f"{what}.steps[{index}]", raw)
+            state = _state(f"{what}.steps[{index}].state", step.get("state"))
             steps.append(
                 Step(
-                    state=_state(f"{what}.steps[{index}].state", step.get("state")),
+                    state=StageState.of(state),
                     started_at=_time(step.get("startedAt")),
                     finished_at=_time(step.get("finishedAt")),
+                    raw_state=state,
                 )
             )
+        state = _state(f"{what}.state", body.get("state"))
         return cls(
             server=_str(f"{what}.server", body.get("server")),
             replica=str(body.get("replica", "")),
-            state=_state(f"{what}.state", body.get("state")),
+            state=StageState.of(state),
             started_at=_time(body.get("startedAt")),
             finished_at=_time(body.get("finishedAt")),
             steps=tuple(steps),
+            raw_state=state,
         )
 
     @classmethod
@@ -133,8 +163,9 @@ class StageEntry:
 
     def unlisted_states(self) -> set[tuple[str, str]]:
         """("entry" | "step", state) for each state here the spec does not list."""
-        found = {("entry", self.state)} if self.state not in STATES else set()
-        return found | {("step", step.state) for step in self.steps if step.state not in STATES}
+        unlisted = StageState.UNLISTED
+        found = {("entry", self.raw_state)} if self.state is unlisted else set()
+        return found | {("step", step.raw_state) for step in self.steps if step.state is unlisted}
 
 
 def _state(what: str, value: Any) -> str:
@@ -149,10 +180,63 @@ def _time(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+@dataclass(frozen=True, eq=False)
+class DomainMap(Mapping[str, tuple[int, ...]]):
+    """A domain's ``{path: workspace ids}``, as ``PUT .../workspace-connections``
+    takes it: whole (paths left out are gone). Changes make a new map."""
+
+    _paths: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, paths: Mapping[str, Any]) -> DomainMap:
+        return cls({path: tuple(ids) for path, ids in paths.items()})
+
+    def __getitem__(self, path: str) -> tuple[int, ...]:
+        return self._paths[path]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._paths)
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    def __eq__(self, other: object) -> bool:
+        """Same paths with the same ids (in the same order); a plain mapping of
+        lists compares too."""
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        return self._paths == {path: tuple(ids) for path, ids in other.items()}
+
+    __hash__ = None  # type: ignore[assignment]  # a mapping: not hashable
+
+    def ids(self, path: str) -> tuple[int, ...]:
+        """The workspaces of ``path``; () when it has none."""
+        return self._paths.get(path, ())
+
+    def with_path(self, path: str, ids: Any) -> DomainMap:
+        """This map with ``path`` pointing at ``ids`` (every other path as it is)."""
+        return DomainMap({**self._paths, path: tuple(ids)})
+
+    def without(self, path: str) -> DomainMap:
+        return DomainMap({p: v for p, v in self._paths.items() if p != path})
+
+    def serving(self, workspace_id: int) -> list[str]:
+        """The paths that route to ``workspace_id``."""
+        return sorted(path for path, ids in self._paths.items() if workspace_id in ids)
+
+    def to_json(self) -> dict[str, list[int]]:
+        return {path: list(ids) for path, ids in self._paths.items()}
+
+    def describe(self) -> str:
+        """``/ -> 12, /api -> 34``, for the log."""
+        parts = [f"{p} -> {', '.join(map(str, v))}" for p, v in sorted(self._paths.items())]
+        return ", ".join(parts) or "no paths connected"
+
+
 @dataclass(frozen=True)
 class DomainInfo:
     name: str
-    workspaces: dict[str, list[int]]  # path -> workspace ids
+    workspaces: DomainMap
 
     @classmethod
     def parse(cls, value: Any, what: str = "domain") -> DomainInfo:
@@ -161,18 +245,15 @@ class DomainInfo:
         # an empty map (a switch would drop every other path).
         connected = _obj(f"{what}.workspaces", body.get("workspaces"))
         paths = {
-            str(path): [_int(f"{what}.workspaces[{path!r}]", i) for i in _list(what, ids)]
+            str(path): tuple(_int(f"{what}.workspaces[{path!r}]", i) for i in _list(what, ids))
             for path, ids in connected.items()
         }
-        return cls(name=_str(f"{what}.name", body.get("name"), optional=True), workspaces=paths)
+        name = _str(f"{what}.name", body.get("name"), optional=True)
+        return cls(name=name, workspaces=DomainMap(paths))
 
     @classmethod
     def parse_list(cls, value: Any, what: str = "domains") -> list[DomainInfo]:
         return [cls.parse(item, f"{what}[{i}]") for i, item in enumerate(_list(what, value))]
-
-    def serving(self, workspace_id: int) -> list[str]:
-        """The paths of this domain that route to ``workspace_id``."""
-        return sorted(path for path, ids in self.workspaces.items() if workspace_id in ids)
 
 
 @dataclass(frozen=True)
@@ -198,3 +279,34 @@ class EnvVar:
 class LogEntry:
     kind: str  # "I" (info) or "E" (error)
     text: str
+
+
+@dataclass(frozen=True)
+class CreateWorkspace:
+    """The body of ``POST /workspaces``: the spec's required fields, then the
+    optional ones, each sent only when set."""
+
+    team_id: int
+    name: str
+    plan_id: int
+    is_private_repo: bool
+    replicas: int
+    git_url: str = ""
+    initial_branch: str = ""
+    env: tuple[EnvVar, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "teamId": self.team_id,
+            "name": self.name,
+            "planId": self.plan_id,
+            "isPrivateRepo": self.is_private_repo,
+            "replicas": self.replicas,
+        }
+        if self.git_url:
+            body["gitUrl"] = self.git_url
+        if self.initial_branch:
+            body["initialBranch"] = self.initial_branch
+        if self.env:
+            body["env"] = [{"name": v.name, "value": v.value} for v in self.env]
+        return body

@@ -21,7 +21,8 @@ from __future__ import annotations
 from .config import Config
 from .context import Result
 from .github import Reporter, sentence
-from .github_api import TIMEOUT, GitHubApi, GitHubError
+from .github_api import GitHubApi, GitHubError
+from .timings import Deadline
 
 LEGACY_MARKER = "<!-- codesphere-release:preview -->"  # before the marker named the app
 # GitHub refuses new comments on a pull request past about 2,500 ("Commenting is
@@ -51,15 +52,14 @@ class PreviewComment:
         self.marker = marker(config.workspace_name)
         self._login: str | None = None  # the token's user, once asked ("" for a bot)
 
-    def finish(self, result: Result) -> None:
+    def finish(self, result: Result, deadline: Deadline) -> None:
         """Write the comment for the run's outcome. Never raises. A run that ended
         skipped writes nothing: the preview is another run's to report (one that
         took it over), or gone with its pull request."""
         if result.status == "skipped":
             return
-        timeout = TIMEOUT
         try:
-            existing = self._find(timeout)
+            existing = self._find(deadline)
             # The message may quote a build log: secrets never reach the comment.
             body = self.reporter.redact(self.render(result))
             if existing is not None:
@@ -67,16 +67,16 @@ class PreviewComment:
                     "PATCH",
                     f"/issues/comments/{existing}",
                     {"body": body},
-                    timeout=timeout,
+                    deadline=deadline,
                     hints=HINTS,
                 )
                 self.reporter.info(f"Updated the preview comment on pull request #{self.number}")
-            elif self.config.flow == "preview":
+            elif self.config.spec.creates:  # a preview; its teardown only edits
                 self.api.call(
                     "POST",
                     f"/issues/{self.number}/comments",
                     {"body": body},
-                    timeout=timeout,
+                    deadline=deadline,
                     hints=HINTS,
                 )
                 self.reporter.info(f"Commented the preview on pull request #{self.number}")
@@ -85,7 +85,7 @@ class PreviewComment:
         except Exception as exc:  # noqa: BLE001 (never fail a release over its bookkeeping)
             self._warn(f"unexpected {type(exc).__name__}: {exc}")
 
-    def _find(self, timeout: tuple[float, float]) -> int | None:
+    def _find(self, deadline: Deadline) -> int | None:
         """The id of this app's comment (see the module docstring), None if none.
         Whatever the number of comments: the first page (an early comment is
         found with one request), then from the last page (the ``Link`` header)
@@ -97,11 +97,11 @@ class PreviewComment:
             comments, links = self.api.list_page(
                 f"/issues/{self.number}/comments",
                 {"per_page": str(PAGE), "page": str(page)},
-                timeout=timeout,
+                deadline=deadline,
                 hints=HINTS,
             )
             for comment in reversed(comments):
-                rank = self._rank(comment, timeout)
+                rank = self._rank(comment, deadline)
                 if rank is not None and (best is None or rank < best[0]):
                     best = (rank, int(comment["id"]))
             return links
@@ -120,7 +120,7 @@ class PreviewComment:
                 break
         return None if best is None else best[1]
 
-    def _rank(self, comment: object, timeout: tuple[float, float]) -> int | None:
+    def _rank(self, comment: object, deadline: Deadline) -> int | None:
         """How surely the comment is this app's: 0 its marker and the token's own
         identity, 1 its marker and some other bot (a bot token whose name is not
         known), 2 and 3 the same with an older version's marker; None: not its."""
@@ -139,21 +139,21 @@ class PreviewComment:
         user = comment.get("user")
         login = user.get("login") if isinstance(user, dict) else None
         kind = user.get("type") if isinstance(user, dict) else None
-        me = self._identity(timeout)
+        me = self._identity(deadline)
         if me:
             return base if login == me else None
         if kind != "Bot":
             return None  # a person's, quoting the marker
         return base if login == ACTIONS_BOT else base + 1
 
-    def _identity(self, timeout: tuple[float, float]) -> str:
+    def _identity(self, deadline: Deadline) -> str:
         """The login of the token's user (a personal token), "" for a bot's token
         (GITHUB_TOKEN, a GitHub App's: ``GET /user`` answers 403 "Resource not
         accessible by integration" for those). Any other failure raises
         GitHubError: guessing could make a second comment."""
         if self._login is None:
             try:
-                answer = self.api.call("GET", "/user", timeout=timeout, repo=False)
+                answer = self.api.call("GET", "/user", deadline=deadline, repo=False)
             except GitHubError as exc:
                 if exc.status != 403:
                     raise
@@ -164,12 +164,13 @@ class PreviewComment:
 
     def render(self, result: Result) -> str:
         config, out = self.config, result.outputs
-        if config.flow == "teardown":
+        deletes = config.spec.deployment == "deactivate"  # the teardown
+        if deletes:
             headline = "🗑️ Preview deleted" if result.status == "success" else "❌ Teardown failed"
         else:
             headline = HEADLINES.get(result.status, result.status)
         rows: list[tuple[str, str]] = []
-        if config.flow == "teardown" and result.status == "success":
+        if deletes and result.status == "success":
             rows.append(("Workspace", f"{result.workspace_name}: deleted with the pull request"))
         else:
             if out["workspace-url"]:
@@ -182,7 +183,8 @@ class PreviewComment:
             if out["workspace-id"]:
                 rows.append(("Workspace", f"`{out['workspace-id']}` ({result.workspace_name})"))
         if result.status not in ("success", "skipped") and result.message:
-            rows.append(("Why", _cell(sentence(result.message))[:300]))
+            # Redacted before it is cut: a cut must never leave part of a secret.
+            rows.append(("Why", _cell(sentence(self.reporter.redact(result.message)))[:300]))
         if config.run.url:
             rows.append(("Run", f"[the run's log]({config.run.url})"))
         lines = [self.marker, f"### {headline} · Codesphere", "", "| | |", "|---|---|"]
@@ -208,12 +210,4 @@ def _cell(text: str) -> str:
 
 def is_for(config: Config) -> bool:
     """Whether this run keeps a preview comment."""
-    return (
-        bool(config.github.token)
-        and config.pull_request is not None
-        and config.flow
-        in (
-            "preview",
-            "teardown",
-        )
-    )
+    return bool(config.github.token) and config.pull_request is not None and config.spec.comment

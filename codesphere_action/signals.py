@@ -21,10 +21,7 @@ from types import FrameType
 from typing import Any
 
 from .errors import Cancelled
-
-# Seconds the runner waits after each signal before it sends the next one.
-GRACE = {signal.SIGINT: 7.5, signal.SIGTERM: 2.5}
-RESERVE = 0.5  # kept for writing outputs and the summary, and exiting
+from .timings import GRACE, RESERVE
 
 
 class CancelGuard:
@@ -64,6 +61,10 @@ class CancelGuard:
     def quiet(self) -> None:
         """From now on signals only tighten the budget (the run is reporting its end)."""
         self.cancelling = True
+
+    def budget(self) -> float | None:
+        """The instant the cancel budget ends, None while no signal came."""
+        return self.deadline
 
     def remaining(self) -> float | None:
         """Seconds left in the cancel budget, None while no signal came."""

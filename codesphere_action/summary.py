@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .config import Config
 from .context import Result
+from .flows.specs import SPECS
 from .github import MAX_LINE_BYTES, bound, format_seconds, sentence
 
 HEADLINES = {
@@ -12,13 +15,6 @@ HEADLINES = {
     "timed-out": "⏱️ {what} timed out",
     "cancelled": "⚪ {what} cancelled",
     "skipped": "⏭️ {what} skipped",
-}
-# What a run of the flow is called, and what it says when it succeeded.
-WORDS = {
-    "preview": ("Preview", "Preview ready"),
-    "teardown": ("Teardown", "Torn down"),
-    "promote": ("Promotion", "Promoted"),
-    "rollback": ("Rollback", "Rolled back"),
 }
 OUTCOME_ICONS = {"success": "✅", "failed": "❌", "skipped": "⏭️", "cancelled": "⚪"}
 
@@ -29,16 +25,23 @@ def _cell(text: str) -> str:
 
 def _commit_link(commit: str, config: Config | None) -> str:
     if config is not None and config.run.repository:
-        return f"[`{commit[:7]}`]({config.run.server_url}/{config.run.repository}/commit/{commit})"
+        run = config.run
+        return f"[`{commit[:7]}`]({run.server_url}/{run.repository}/commit/{commit})"
     return f"`{commit[:7]}`"
 
 
 def flow_words(flow: str) -> tuple[str, str]:
-    """("Release", "Released") and the like, for the flow's headline and notice."""
-    return WORDS.get(flow, ("Release", "Released"))
+    """("Release", "Released") and the like, for the flow's headline and notice
+    (its spec's words; a release's for a flow input that is not one)."""
+    spec = SPECS.get(flow)
+    return (spec.noun, spec.done) if spec else ("Release", "Released")
 
 
-def render_summary(result: Result, config: Config | None) -> str:
+def render_summary(
+    result: Result, config: Config | None, redact: Callable[[str], str] = str
+) -> str:
+    """The summary's Markdown. ``redact``: the reporter's, applied before anything
+    is cut (a cut must never leave part of a secret)."""
     out = result.outputs
     what, done = flow_words(result.flow)
     done = result.done or done
@@ -46,7 +49,7 @@ def render_summary(result: Result, config: Config | None) -> str:
     lines = [f"### {headline} · Codesphere `{result.flow}` flow", ""]
     if result.message:
         # Cut before the Reporter would, so the bold still closes.
-        message = bound(_cell(sentence(result.message)), MAX_LINE_BYTES - 8)
+        message = bound(_cell(sentence(redact(result.message))), MAX_LINE_BYTES - 8)
         lines += [f"**{message}**", ""]
     rows: list[tuple[str, str]] = []
     workspace = out["workspace-id"]

@@ -23,78 +23,21 @@ from __future__ import annotations
 import random
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
 from .clock import Clock
 from .errors import ActionError, ApiError, TransportError, WaitTimeout
 from .github import format_seconds
-from .models import STATES, StageEntry
+from .models import StageEntry, StageState
+from .timings import QUICK, STAGE, Deadline, PollPolicy
 
 IDE_SERVER = "codesphere-ide"
 TERMINAL = frozenset({"success", "failure", "aborted"})
 FAILED = frozenset({"failure", "aborted"})
 T = TypeVar("T")
 Key = tuple[str, str]
-
-
-@dataclass(frozen=True)
-class PollPolicy:
-    """When to poll: ``first`` after the start; then, with ``steady``, every
-    ``steady`` seconds until ``steady_until`` seconds have passed; then each wait
-    ``factor`` times the one before, never more than ``cap``. Each wait is
-    stretched by up to ``jitter`` (a fraction) so many runners never poll in
-    lockstep; the jitter only lengthens, so it never adds polls, and no wait is
-    longer than ``cap * (1 + jitter)``."""
-
-    first: float = 0.25
-    factor: float = 1.5
-    cap: float = 2.7
-    jitter: float = 0.1
-    steady: float = 0.0
-    steady_until: float = 0.0
-
-    def __post_init__(self) -> None:
-        if not (
-            0 < self.first <= self.cap
-            and self.factor >= 1
-            and 0 <= self.jitter < 1
-            and 0 <= self.steady <= self.cap
-        ):
-            raise ValueError(f"inconsistent poll policy: {self}")
-
-    def after(self, delay: float, elapsed: float) -> float:
-        """The wait that follows a wait of ``delay``, ``elapsed`` seconds into the
-        wait (before jitter): steady while ``steady_until`` has not passed, then
-        ``factor`` times longer up to ``cap``."""
-        if self.steady and elapsed + 1e-9 < self.steady_until:
-            return self.steady
-        return min(self.cap, max(delay, self.steady) * self.factor)
-
-    def stretch(self, delay: float, rng: random.Random) -> float:
-        return delay * (1 + rng.uniform(0, self.jitter))
-
-    def delays(self, rng: random.Random) -> Iterator[float]:
-        """The waits of a wait that no cue interrupts."""
-        delay, elapsed = self.first, 0.0
-        while True:
-            waited = self.stretch(delay, rng)
-            yield waited
-            elapsed += waited
-            delay = self.after(delay, elapsed)
-
-
-# Waits with no signal of their end (a workspace starting, run servers coming
-# up): poll soon and often at first, so a short wait is noticed within a
-# fraction of a second, then settle at the cap.
-QUICK = PollPolicy(first=0.1, factor=1.2, cap=2.5)
-# Stage waits, where a step's log stream may end with the step (a cue to poll
-# at once). The polls are the safety net when no cue comes (streams that end
-# early or stay open): at 0.25 s, every 0.8 s until 3.45 s (where short stages
-# end), then every 2.9 s: 11 polls for a 20 s stage (12 with a wrong cue), and
-# never more than 3 s late.
-STAGE = PollPolicy(first=0.25, steady=0.8, steady_until=3.45, factor=4.0, cap=2.9, jitter=0.03)
 
 
 def is_active(entry: StageEntry) -> bool:
@@ -104,7 +47,7 @@ def is_active(entry: StageEntry) -> bool:
     in progress once it shows that it began."""
     if entry.state == "running":
         return True
-    if entry.state in STATES and entry.state != "waiting":
+    if entry.state not in (StageState.WAITING, StageState.UNLISTED):
         return False
     if entry.started_at is not None:
         return entry.finished_at is None
@@ -206,7 +149,7 @@ class StageTracker:
         if up == len(mine_ours):
             return Progress("success", f"{up} of {up} server replicas running", seen=True)
         detail = f"{up} of {len(mine_ours)} server replicas running"
-        unlisted = Counter(e.state for e in mine_ours if e.state not in STATES)
+        unlisted = Counter(e.raw_state for e in mine_ours if e.state is StageState.UNLISTED)
         if unlisted:  # say what the others are, should it end in a timeout
             detail += "; " + ", ".join(f"{n} {state}" for state, n in sorted(unlisted.items()))
         return Progress("running", detail, seen=True)
@@ -290,9 +233,9 @@ class Waiter:
 
     def poll(
         self,
-        check: Callable[[float], T | None],
+        check: Callable[[Deadline], T | None],
         *,
-        timeout: float,
+        deadline: Deadline,
         what: str,
         cue: threading.Event | None = None,
         stats: WaitStats | None = None,
@@ -310,14 +253,13 @@ class Waiter:
         """
         stats = stats if stats is not None else WaitStats()
         start = self.clock.now()
-        deadline = start + timeout
         last_error: ActionError | None = None
         policy = self.policy if cue is None else self.cued_policy
         nominal = policy.first
         delay = policy.stretch(nominal, self.rng)
         last_poll = float("-inf")
         while True:
-            remaining = deadline - self.clock.now()
+            remaining = deadline.left()
             if remaining <= 0:
                 break
             slept_from = self.clock.now()
@@ -346,7 +288,7 @@ class Waiter:
                 nominal = policy.after(nominal, self.clock.now() - start)
                 delay = policy.stretch(nominal, self.rng)
         state = last_state()
-        message = f"{what} did not finish within {format_seconds(timeout)}"
+        message = f"{what} did not finish within {format_seconds(deadline.seconds)}"
         if state:
             message += f" (last state: {state})"
         if last_error is not None:

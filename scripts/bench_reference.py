@@ -8,12 +8,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from codesphere_action import steps, waiting
 from codesphere_action.main import main
+from codesphere_action.timings import PollPolicy, Tuning
 
-FIXED_5S = waiting.PollPolicy(first=5.0, factor=1.0, cap=5.0, jitter=0.0)
+FIXED_5S = PollPolicy(first=5.0, factor=1.0, cap=5.0, jitter=0.0)
+REFERENCE = Tuning(quick=FIXED_5S, stage=FIXED_5S, follow_step_logs=False)
 
 if __name__ == "__main__":
-    waiting.Waiter.__init__.__defaults__ = (FIXED_5S, FIXED_5S, None)
-    steps.FOLLOW_STEP_LOGS = False
-    sys.exit(main())
+    sys.exit(main(tuning=REFERENCE))

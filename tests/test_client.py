@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import socket
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,8 +19,10 @@ from urllib3.exceptions import (
 )
 
 from codesphere_action.addresses import token_scope
-from codesphere_action.client import CONNECT_BUDGET, Client, RetryPolicy
+from codesphere_action.api.codesphere import Codesphere
+from codesphere_action.api.transport import Transport
 from codesphere_action.errors import ApiError, BadAnswer, RedirectRefused, TransportError
+from codesphere_action.timings import CONNECT_BUDGET, Deadline, RetryPolicy
 
 from .fakes import FakeClock, capture_reporter
 
@@ -27,25 +30,55 @@ API = "https://codesphere.com/api"
 TOKEN = "tok-client-secret-99"
 
 
-def make_client(api: str = API, budget: float = 60.0) -> tuple[Client, FakeClock]:
+class Body:
+    """A create body as a test writes it (a dict), as the client takes it."""
+
+    def __init__(self, value: dict[str, Any]) -> None:
+        self.value = value
+
+    def to_json(self) -> dict[str, Any]:
+        return self.value
+
+
+class Api:
+    """The client as a phase with an hour to go calls it: every method gets that
+    deadline unless the test gives one (a number: the instant it ends); a create
+    body may be a dict, ``limit`` of a log stream the instant its deadline ends."""
+
+    def __init__(self, client: Codesphere, clock: FakeClock, cap: float | None) -> None:
+        self.client, self.clock, self.cap = client, clock, cap
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.client, name)
+        if not callable(method):
+            return method
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            at = kwargs.pop("deadline", kwargs.pop("limit", self.clock.now() + 3600))
+            kwargs["deadline"] = Deadline(at, self.clock, lambda: self.cap, at - self.clock.now())
+            args = tuple(
+                Body(a) if isinstance(a, dict) and name == "create_workspace" else a for a in args
+            )
+            return method(*args, **kwargs)
+
+        return call
+
+
+def make_client(api: str = API, budget: float = 60.0) -> tuple[Api, FakeClock]:
     client, clock, _ = make_client_and_log(api, budget)
     return client, clock
 
 
 def make_client_and_log(
     api: str = API, budget: float = 60.0, cap: float | None = None
-) -> tuple[Client, FakeClock, io.StringIO]:
+) -> tuple[Api, FakeClock, io.StringIO]:
     clock = FakeClock()
     reporter, log = capture_reporter()
     reporter.mask(TOKEN)
-    client = Client(
-        api,
-        TOKEN,
-        reporter=reporter,
-        clock=clock,
-        retry=RetryPolicy(budget=budget),
-        deadline_cap=lambda: cap,
+    transport = Transport(
+        api, TOKEN, reporter=reporter, clock=clock, retry=RetryPolicy(budget=budget)
     )
+    client = Api(Codesphere(transport), clock, cap)
     return client, clock, log
 
 
@@ -659,7 +692,11 @@ def test_a_404_page_that_is_not_the_apis_says_the_api_url_looks_wrong() -> None:
     responses.get(f"{site}/workspaces/1", status=404, body=page, content_type="text/html")
     responses.delete(f"{site}/workspaces/1", status=404, body=page, content_type="text/html")
     client, _ = make_client(site)
-    for call in (lambda: client.get_workspace(1), lambda: client.delete_workspace(1)):
+    calls: list[Callable[[], Any]] = [
+        lambda: client.get_workspace(1),
+        lambda: client.delete_workspace(1),
+    ]
+    for call in calls:
         with pytest.raises(BadAnswer) as caught:
             call()
         message = str(caught.value)

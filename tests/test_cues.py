@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from codesphere_action.client import Client
+from codesphere_action.api.codesphere import Codesphere
+from codesphere_action.api.transport import Transport
 from codesphere_action.clock import SystemClock
 from codesphere_action.cues import Cue, StepFollower
 
@@ -21,7 +22,8 @@ from .fakes import capture_reporter
 class SSEServer(ThreadingHTTPServer):
     """Answers every log request with an SSE stream that does what ``mode`` says:
     "end" (one event, then the end), "silent" (headers, then nothing until
-    released), "break" (one event, then a cut connection)."""
+    released), "break" (one event, then a cut connection), "hang" (no answer at
+    all until released: a stream still opening)."""
 
     daemon_threads = True
 
@@ -46,6 +48,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.server.paths.append(self.path)
+        if self.server.mode == "hang":
+            self.server.release.wait(30)
+            return
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Transfer-Encoding", "chunked")
@@ -74,7 +79,8 @@ def server(request: pytest.FixtureRequest) -> Iterator[SSEServer]:
 
 def follower(server: SSEServer, idle: float = 10.0) -> tuple[StepFollower, Cue]:
     reporter, _ = capture_reporter()
-    client = Client(server.url, "tok-cue-1234", reporter=reporter, clock=SystemClock())
+    transport = Transport(server.url, "tok-cue-1234", reporter=reporter, clock=SystemClock())
+    client = Codesphere(transport)
     cue = Cue()
     return StepFollower(client, 3, "prepare", cue, idle_seconds=idle), cue
 
@@ -109,6 +115,21 @@ def test_stopping_a_silent_stream_never_blocks_and_cues_nothing(server: SSEServe
     steps.stop()
     assert time.monotonic() - began < 0.05
     wait_for(lambda: not [t for t in threading.enumerate() if t.name.startswith("follow-")])
+    assert not cue.is_set()
+
+
+@pytest.mark.parametrize("server", ["hang"], indirect=True)
+def test_stop_ends_and_joins_a_follower_still_waiting_for_its_answer(server: SSEServer) -> None:
+    """A stream whose answer has not come yet (headers pending) is aborted too:
+    stop() shuts its socket down and joins the thread at once."""
+    steps, cue = follower(server)
+    steps.want(0)
+    wait_for(lambda: server.paths)
+    time.sleep(0.1)  # the follower is blocked waiting for the answer's headers
+    began = time.monotonic()
+    steps.stop()
+    assert time.monotonic() - began < 0.3
+    assert not [t for t in threading.enumerate() if t.name.startswith("follow-")]
     assert not cue.is_set()
 
 

@@ -9,8 +9,9 @@ import responses
 
 from codesphere_action.config import load_config
 from codesphere_action.errors import ConfigError
-from codesphere_action.health import HealthCheck, HealthCheckFailed
+from codesphere_action.health import HealthCheck, HealthCheckFailed, Outcome
 from codesphere_action.inputs import parse_statuses
+from codesphere_action.timings import DOMAIN_CHECK_SECONDS, Deadline
 from codesphere_action.waiting import Waiter
 
 from .fakes import FakeClock, capture_reporter
@@ -19,7 +20,22 @@ TOKEN = "cs-health-token-55"
 DEV = "1001-3000.dc2.codesphere.test"
 
 
-def checker(resolve: str = "", **inputs: str) -> tuple[HealthCheck, FakeClock]:
+class Check:
+    """A HealthCheck given its deadlines as the flows give them (steps/verify.py)."""
+
+    def __init__(self, health: HealthCheck, clock: FakeClock) -> None:
+        self.health, self.clock, self.config = health, clock, health.config
+
+    def workspace(self, dev_domain: str) -> Outcome:
+        timeout = self.config.health.timeout
+        return self.health.workspace(dev_domain, Deadline.after(timeout, self.clock))
+
+    def domain(self) -> Outcome:
+        timeout = min(DOMAIN_CHECK_SECONDS, self.config.health.timeout)
+        return self.health.domain(Deadline.after(timeout, self.clock))
+
+
+def checker(resolve: str = "", **inputs: str) -> tuple[Check, FakeClock]:
     """A health check as the flows make it; ``resolve``: CODESPHERE_RELEASE_RESOLVE."""
     environ = {
         "CODESPHERE_RELEASE_RESOLVE": resolve,
@@ -35,7 +51,7 @@ def checker(resolve: str = "", **inputs: str) -> tuple[HealthCheck, FakeClock]:
     reporter, _ = capture_reporter()
     reporter.mask(TOKEN)
     clock = FakeClock()
-    return HealthCheck(config, reporter, Waiter(clock)), clock
+    return Check(HealthCheck(config, reporter, Waiter(clock)), clock), clock
 
 
 @responses.activate

@@ -10,12 +10,10 @@ import pytest
 
 from codesphere_action.cues import Cue
 from codesphere_action.errors import ApiError, TransportError, WaitTimeout
-from codesphere_action.models import StageEntry
+from codesphere_action.models import StageEntry, StageState
+from codesphere_action.timings import QUICK, STAGE, Deadline, PollPolicy
 from codesphere_action.waiting import (
-    QUICK,
-    STAGE,
     Baseline,
-    PollPolicy,
     StageTracker,
     Waiter,
     is_active,
@@ -47,6 +45,11 @@ NEW = "2026-11-26T10:05:00.000Z"
 
 
 # -- the schedule ---------------------------------------------------------------
+
+
+def within(waiter: Waiter, seconds: float) -> Deadline:
+    """The deadline of a wait of ``seconds`` from now, on the waiter's clock."""
+    return Deadline.after(seconds, waiter.clock)
 
 
 def delays(policy: PollPolicy, count: int, seed: int = 1) -> list[float]:
@@ -89,7 +92,12 @@ def test_poll_respects_the_deadline_and_reports_the_last_state() -> None:
     waiter = Waiter(clock, PollPolicy(first=0.25, factor=2, cap=4, jitter=0))
     start = clock.now()
     with pytest.raises(WaitTimeout, match=r"stage prepare did not finish within 10\.0 s"):
-        waiter.poll(lambda _d: None, timeout=10, what="stage prepare", last_state=lambda: "x")
+        waiter.poll(
+            lambda _d: None,
+            deadline=within(waiter, 10),
+            what="stage prepare",
+            last_state=lambda: "x",
+        )
     assert clock.now() - start == pytest.approx(10)  # never sleeps past the deadline
     assert clock.sleeps[:4] == [0.25, 0.5, 1.0, 2.0]
 
@@ -99,23 +107,23 @@ def test_failing_status_calls_count_against_the_deadline() -> None:
     waiter = Waiter(clock, PollPolicy(jitter=0))
     calls = []
 
-    def check(_deadline: float) -> None:
+    def check(_deadline: Deadline) -> None:
         calls.append(clock.now())
         raise TransportError("GET failed", maybe_landed=True)
 
     with pytest.raises(WaitTimeout, match="the last status request failed: GET failed"):
-        waiter.poll(check, timeout=5, what="workspace 1 starting")
+        waiter.poll(check, deadline=within(waiter, 5), what="workspace 1 starting")
     assert len(calls) > 2
 
 
 def test_non_transient_errors_end_the_wait_at_once() -> None:
     waiter = Waiter(FakeClock(), PollPolicy())
 
-    def check(_deadline: float) -> None:
+    def check(_deadline: Deadline) -> None:
         raise ApiError("GET", "/x", 404, "Not Found")
 
     with pytest.raises(ApiError):
-        waiter.poll(check, timeout=60, what="x")
+        waiter.poll(check, deadline=within(waiter, 60), what="x")
 
 
 def test_a_cue_wakes_the_wait_at_once() -> None:
@@ -124,7 +132,10 @@ def test_a_cue_wakes_the_wait_at_once() -> None:
     cue.set()
     waiter = Waiter(clock, cued_policy=PollPolicy(first=2, cap=2, jitter=0))
     results = iter([None, "done"])
-    assert waiter.poll(lambda _d: next(results), timeout=60, what="x", cue=cue) == "done"
+    assert (
+        waiter.poll(lambda _d: next(results), deadline=within(waiter, 60), what="x", cue=cue)
+        == "done"
+    )
     assert clock.sleeps == [0.0, 2.0]  # the first sleep was cut short by the cue
     assert not cue.is_set()
 
@@ -222,8 +233,10 @@ def test_waiter_uses_the_relaxed_schedule_only_with_a_cue() -> None:
         clock, policy=PollPolicy(first=0.1, jitter=0), cued_policy=PollPolicy(first=0.4, jitter=0)
     )
     results = iter([None, "done", None, "done"])
-    waiter.poll(lambda _d: next(results), timeout=5, what="x")
-    waiter.poll(lambda _d: next(results), timeout=5, what="x", cue=threading.Event())
+    waiter.poll(lambda _d: next(results), deadline=within(waiter, 5), what="x")
+    waiter.poll(
+        lambda _d: next(results), deadline=within(waiter, 5), what="x", cue=threading.Event()
+    )
     assert clock.sleeps[0] == 0.1
     assert clock.sleeps[2] == 0.4
 
@@ -328,12 +341,12 @@ def test_a_poll_a_cue_brought_forward_leaves_the_schedule_where_it_was() -> None
     waiter = Waiter(clock, cued_policy=PollPolicy(first=1, factor=2, cap=8, jitter=0))
     results = iter([None, None, None, "done"])
 
-    def check(_deadline: float) -> str | None:
+    def check(_deadline: Deadline) -> str | None:
         if len(clock.sleeps) == 1:
             cue.set()  # the first poll sees a step end: the next sleep is cut short
         return next(results)
 
-    assert waiter.poll(check, timeout=60, what="x", cue=cue) == "done"
+    assert waiter.poll(check, deadline=within(waiter, 60), what="x", cue=cue) == "done"
     assert clock.sleeps == [1.0, 0.0, 2.0, 4.0]  # the cued poll did not use up the 2 s
 
 
@@ -343,12 +356,12 @@ def test_a_wrong_cue_takes_the_place_of_a_scheduled_poll() -> None:
     waiter = Waiter(clock, cued_policy=PollPolicy(first=1, factor=2, cap=8, jitter=0))
     results = iter([None, None, None, "done"])
 
-    def check(_deadline: float) -> str | None:
+    def check(_deadline: Deadline) -> str | None:
         if len(clock.sleeps) == 1:
             cue.set()
         return next(results)
 
-    waiter.poll(check, timeout=60, what="x", cue=cue, false_cue=lambda: True)
+    waiter.poll(check, deadline=within(waiter, 60), what="x", cue=cue, false_cue=lambda: True)
     assert clock.sleeps == [1.0, 0.0, 4.0, 8.0]  # no poll more than the schedule's
 
 
@@ -383,12 +396,12 @@ def test_a_cue_set_before_the_last_poll_began_brings_no_poll() -> None:
     waiter = Waiter(clock, cued_policy=PollPolicy(first=1, factor=2, cap=8, jitter=0))
     results = iter([None, None, "done"])
 
-    def check(_deadline: float) -> str | None:
+    def check(_deadline: Deadline) -> str | None:
         if len(clock.sleeps) == 1:
             cue.fire(clock.now() - 0.5)  # a stream end the poll in progress already sees
         return next(results)
 
-    assert waiter.poll(check, timeout=60, what="x", cue=cue) == "done"
+    assert waiter.poll(check, deadline=within(waiter, 60), what="x", cue=cue) == "done"
     assert clock.sleeps == [1.0, 0.0, 2.0, 4.0]  # the stale cue was skipped, not polled
 
 
@@ -397,7 +410,8 @@ def test_a_cue_set_before_the_last_poll_began_brings_no_poll() -> None:
 
 def test_a_state_the_spec_does_not_list_is_read_and_named() -> None:
     pending = entry("web", "pending", steps=["skipped", "pending"])
-    assert pending.state == "pending"
+    assert pending.state is StageState.UNLISTED and pending.raw_state == "pending"
+    assert [step.raw_state for step in pending.steps] == ["skipped", "pending"]
     assert pending.unlisted_states() == {
         ("entry", "pending"),
         ("step", "skipped"),

@@ -19,16 +19,17 @@ by the domain check and ``delete-previous`` under the deletion rule.
 from __future__ import annotations
 
 from ..context import Context
-from ..errors import ActionError, ApiError, Cancelled, Refused
+from ..errors import ActionError, Cancelled, NotFound, Refused
 from ..github import sentence
-from ..models import Workspace
-from ..steps import describe
+from ..models import DomainMap, Workspace
+from ..steps.creation import State, id_list, ids
+from ..steps.domain import check_map, domain_label, find_domain, path_key, switch_domain
+from ..steps.ownership import is_ours, read_mark
+from ..steps.release import delete_previous
+from ..steps.verify import check_commit, check_domain, check_health
+from ..steps.workspace import describe
+from ..timings import CHECK_SECONDS, Deadline
 from ..waiting import relevant
-from .creation import State, id_list, ids
-from .domain import check_map, describe_map, domain_label, find_domain, path_key, switch_domain
-from .ownership import is_ours, read_mark
-from .verify import check_commit, check_domain, check_health
-from .zero_downtime import delete_previous
 
 
 def run(ctx: Context) -> None:
@@ -52,27 +53,28 @@ def run(ctx: Context) -> None:
 def _promote(ctx: Context, state: State, targets: list[int]) -> None:
     verb = "promote" if ctx.config.flow == "promote" else "rollback"
     with ctx.phase("Check") as phase:
-        workspaces = [_target(ctx, workspace_id, verb) for workspace_id in targets]
+        deadline = ctx.deadline(CHECK_SECONDS)
+        workspaces = [_target(ctx, workspace_id, verb, deadline) for workspace_id in targets]
         ctx.result.set("workspace-id", id_list(targets))
         for workspace_id in targets:
-            _check_up(ctx, workspace_id, verb)
+            _check_up(ctx, workspace_id, verb, deadline)
         try:
             describe(ctx, workspaces[0])  # several (a rollback): the first's URL and commit
         except ActionError as exc:  # the outputs are a courtesy: no reason to stay down
             ctx.reporter.warning(f"could not read workspace {targets[0]}'s URL or commit: {exc}")
         ctx.result.set("workspace-id", id_list(targets))  # describe() set the first's alone
         ctx.result.workspace_name = ", ".join(w.name for w in workspaces)
-        others = [t for t in targets if _another_repository(ctx, t, verb)]
+        others = [t for t in targets if _another_repository(ctx, t, verb, deadline)]
         if not others:
             check_commit(ctx)
-        current = _domain(ctx, state)
+        current = _domain(ctx, state, deadline)
         phase.detail = f"workspace {ids(targets)} {'is' if len(targets) == 1 else 'are'} up"
     for workspace in workspaces:
         check_health(ctx, workspace)
 
     config = ctx.config  # after the Check: the domain as the API spells it
     name = ctx.result.workspace_name
-    serving = current.get(path_key(ctx, current), [])
+    serving = current.ids(path_key(ctx, current))
     if sorted(serving) == sorted(targets):
         ctx.result.set("domain-url", config.domain_url)
         ctx.result.aftermath.append(
@@ -97,32 +99,30 @@ def _promote(ctx: Context, state: State, targets: list[int]) -> None:
             delete_previous(ctx, state.previous, keep=targets)
 
 
-def _domain(ctx: Context, state: State) -> dict[str, list[int]]:
+def _domain(ctx: Context, state: State, deadline: Deadline) -> DomainMap:
     """The domain's map, found among the team's domains (any letter case) and
     checked against the team's workspaces (``check_map``)."""
     team_id = ctx.config.team_id
     assert team_id is not None
     try:
-        domains = ctx.client.list_domains(team_id)
+        domains = ctx.client.list_domains(team_id, deadline=deadline)
     except ActionError as exc:
         raise ActionError(
             f"could not list the domains of team {team_id} (input 'team-id') to find "
             f"{domain_label(ctx)} (input 'domain'): {exc}"
         ) from None
     domain = find_domain(ctx, domains)
-    ctx.reporter.info(f"Domain {domain_label(ctx)}: {describe_map(domain.workspaces)}")
-    check_map(ctx, state, domain, ctx.client.list_team_workspaces(team_id))
+    ctx.reporter.info(f"Domain {domain_label(ctx)}: {domain.workspaces.describe()}")
+    check_map(ctx, state, domain, ctx.client.list_team_workspaces(team_id, deadline=deadline))
     return domain.workspaces
 
 
-def _target(ctx: Context, workspace_id: int, verb: str) -> Workspace:
+def _target(ctx: Context, workspace_id: int, verb: str, deadline: Deadline) -> Workspace:
     """The workspace to point at; Refused when it is gone or another team's."""
     team_id = ctx.config.team_id
     try:
-        workspace = ctx.client.get_workspace(workspace_id)
-    except ApiError as exc:
-        if exc.status_code != 404:
-            raise
+        workspace = ctx.client.get_workspace(workspace_id, deadline=deadline)
+    except NotFound as exc:
         hint = (
             "the previous-workspace-id output of the release to undo"
             if verb == "rollback"
@@ -141,14 +141,14 @@ def _target(ctx: Context, workspace_id: int, verb: str) -> Workspace:
     return workspace
 
 
-def _another_repository(ctx: Context, workspace_id: int, verb: str) -> bool:
+def _another_repository(ctx: Context, workspace_id: int, verb: str, deadline: Deadline) -> bool:
     """Whether the action made the workspace for another repository (its mark):
     a warning that names it, which the commit check would only blur ("branch
     moved on"); with ``require-commit`` the flow is refused before the switch.
     A workspace without a mark (made by hand) is not judged here."""
     config = ctx.config
     try:
-        mark = read_mark(ctx, workspace_id)
+        mark = read_mark(ctx, workspace_id, deadline)
     except ActionError as exc:
         if config.require_commit:
             raise Refused(
@@ -178,7 +178,7 @@ def _another_repository(ctx: Context, workspace_id: int, verb: str) -> bool:
     return True
 
 
-def _check_up(ctx: Context, workspace_id: int, verb: str) -> None:
+def _check_up(ctx: Context, workspace_id: int, verb: str, deadline: Deadline) -> None:
     """Refused unless the workspace runs and every customer server of its run
     stage is ``running``: the domain must never point at a workspace that
     cannot answer."""
@@ -186,12 +186,12 @@ def _check_up(ctx: Context, workspace_id: int, verb: str) -> None:
         f"Start it first (e.g. the simple flow with workspace-id {workspace_id}), "
         f"then run the {verb} again"
     )
-    if not ctx.client.is_running(workspace_id):
+    if not ctx.client.is_running(workspace_id, deadline=deadline):
         raise Refused(
             f"{verb} refused: workspace {workspace_id} is not running (an on-demand workspace "
             f"that sleeps?). {fix}"
         )
-    entries = relevant("run", ctx.client.stage_status(workspace_id, "run"))
+    entries = relevant("run", ctx.client.stage_status(workspace_id, "run", deadline=deadline))
     down = [e for e in entries if e.state != "running"]
     if not entries or down:
         states = ", ".join(f"{e.server}/{e.replica}: {e.state}" for e in down)

@@ -1,37 +1,38 @@
 """The simple flow: release into the live workspace (pull, rebuild, restart).
 
-The app is down while its run stage restarts; ``zero-downtime`` avoids that.
+The app is down while its run stage restarts (the stop, the landscape
+deploy, the start, until its servers run again); ``zero-downtime`` avoids
+that. A failure after the pull leaves the workspace at the new commit with
+whatever stage failed not rebuilt: the app keeps running the old build until
+the run stage restarts, and the next release (or a re-run) rebuilds it.
 """
 
 from __future__ import annotations
 
 from ..context import Context
-from ..steps import (
-    ensure_running,
-    get_workspace,
-    git_pull,
-    record_workspace,
-    run_stage,
-    stage_plan,
-)
-from .verify import check_commit, check_health
+from ..steps.stages import run_stage, stage_plan
+from ..steps.verify import check_commit, check_health
+from ..steps.workspace import ensure_running, get_workspace, git_pull, record_workspace
+from ..timings import CHECK_SECONDS
 
 
 def run(ctx: Context) -> None:
-    workspace_id = ctx.config.workspace_id
-    assert workspace_id is not None  # config guarantees it for this flow
+    config = ctx.config
+    workspace_id = config.workspace_id
+    assert workspace_id is not None  # its spec needs it
     ctx.result.set("workspace-id", workspace_id)
 
     with ctx.phase("Workspace") as phase:
-        workspace = get_workspace(ctx, workspace_id, "workspace-id")
+        workspace = get_workspace(ctx, workspace_id, "workspace-id", ctx.deadline(CHECK_SECONDS))
         record_workspace(ctx, workspace)
         ctx.reporter.info(f"Releasing into workspace {workspace_id} ({ctx.result.workspace_name})")
-        if ensure_running(ctx, workspace):
+        if ensure_running(ctx, workspace, ctx.deadline(config.workspace_timeout)):
             phase.detail = "woken up"
 
     with ctx.phase("Git pull") as phase:
-        git_pull(ctx, workspace_id)
-        head = ctx.client.git_head(workspace_id)
+        deadline = ctx.deadline(config.stage_timeout)  # a large repository's pull takes a while
+        git_pull(ctx, workspace_id, deadline)
+        head = ctx.client.git_head(workspace_id, deadline=deadline)
         ctx.result.set("deployed-commit", head)
         phase.detail = f"at {head[:7]}"
         # Before anything is rebuilt: with require-commit the running app stays as it was.

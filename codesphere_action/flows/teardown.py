@@ -15,8 +15,9 @@ from __future__ import annotations
 from ..context import Context
 from ..errors import ActionError, Refused
 from ..models import Workspace
-from .creation import ids
-from .ownership import candidate_names, is_ours, read_mark, routes
+from ..steps.creation import ids
+from ..steps.ownership import candidate_names, is_ours, read_mark, routes
+from ..timings import CHECK_SECONDS, CLEANUP_SECONDS, Deadline
 
 
 def run(ctx: Context) -> None:
@@ -25,11 +26,12 @@ def run(ctx: Context) -> None:
     name = config.workspace_name
     ctx.result.workspace_name = name
     with ctx.phase("Check") as phase:
-        named, found = _previews(ctx, name)
+        deadline = ctx.deadline(CHECK_SECONDS)
+        named, found = _previews(ctx, name, deadline)
         if named:
             # Any workspace of that name that a domain routes to refuses the whole
             # teardown, the action's or not: the name is probably a mistake.
-            _refuse_if_served(ctx, named)
+            _refuse_if_served(ctx, named, deadline)
         phase.detail = f"found {ids([w.id for w in found])}" if found else "already gone"
     if not found:
         ctx.reporter.info(f"No preview workspace named {name} in team {config.team_id}")
@@ -41,8 +43,9 @@ def run(ctx: Context) -> None:
 
     ctx.result.set("workspace-id", ",".join(str(w.id) for w in found))
     with ctx.phase("Delete workspace") as phase:
+        deadline = ctx.deadline(CLEANUP_SECONDS)
         for workspace in found:
-            if ctx.client.delete_workspace(workspace.id):
+            if ctx.client.delete_workspace(workspace.id, deadline=deadline):
                 ctx.reporter.info(f"Deleted workspace {workspace.id} ({workspace.name})")
             else:
                 ctx.reporter.info(
@@ -53,7 +56,9 @@ def run(ctx: Context) -> None:
     ctx.result.notice = f"Deleted preview workspace {ids([w.id for w in found])} ({names})"
 
 
-def _previews(ctx: Context, name: str) -> tuple[list[Workspace], list[Workspace]]:
+def _previews(
+    ctx: Context, name: str, deadline: Deadline
+) -> tuple[list[Workspace], list[Workspace]]:
     """(the workspaces to check before deleting: those named ``name`` and the
     previews; the previews: those named ``name`` or ``name-<n>`` this action made
     as the preview)."""
@@ -61,13 +66,17 @@ def _previews(ctx: Context, name: str) -> tuple[list[Workspace], list[Workspace]
     assert config.team_id is not None
     names = set(candidate_names(name))
     named = sorted(
-        (w for w in ctx.client.list_team_workspaces(config.team_id) if w.name in names),
+        (
+            w
+            for w in ctx.client.list_team_workspaces(config.team_id, deadline=deadline)
+            if w.name in names
+        ),
         key=lambda w: w.id,
     )
     wanted_pr = config.pull_request.number if config.pull_request else None
     found = []
     for workspace in named:
-        mark = read_mark(ctx, workspace.id)
+        mark = read_mark(ctx, workspace.id, deadline)
         if is_ours(config, mark) and mark is not None and wanted_pr in (None, mark.pr):
             found.append(workspace)
         elif workspace.name == name:
@@ -79,11 +88,11 @@ def _previews(ctx: Context, name: str) -> tuple[list[Workspace], list[Workspace]
     return [w for w in named if w.name == name or w in found], found
 
 
-def _refuse_if_served(ctx: Context, found: list[Workspace]) -> None:
+def _refuse_if_served(ctx: Context, found: list[Workspace], deadline: Deadline) -> None:
     team_id = ctx.config.team_id
     assert team_id is not None
     try:
-        serving = routes(ctx.client.list_domains(team_id))
+        serving = routes(ctx.client.list_domains(team_id, deadline=deadline))
     except ActionError as exc:
         raise ActionError(
             f"could not list the domains of team {team_id} (input 'team-id') to make sure no "

@@ -34,16 +34,14 @@ are judged:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection
 from dataclasses import dataclass
 
 from ..context import Context
-from ..errors import ActionError, ApiError, Cancelled
+from ..errors import ActionError, Cancelled
 from ..models import Workspace
-from ..steps import describe, run_stage, stage_plan, wait_until_running
-from .creation import State, clean_up, create_workspace, ids, remove_twins
-from .domain import check_map, describe_map, domain_label, find_domain, switch_domain
-from .ownership import (
+from ..steps.creation import State, clean_up, create_workspace, ids, remove_twins
+from ..steps.domain import check_map, domain_label, find_domain, switch_domain
+from ..steps.ownership import (
     BUILDING,
     RELEASED,
     Mark,
@@ -53,7 +51,10 @@ from .ownership import (
     read_mark,
     routes,
 )
-from .verify import check_commit, check_domain, check_health
+from ..steps.release import build, delete_previous, mark_released
+from ..steps.verify import check_domain
+from ..steps.workspace import describe, wait_until_running
+from ..timings import CHECK_SECONDS, Deadline
 
 LIVE, LEFTOVER, KEEP = "live", "leftover", "keep"
 
@@ -89,22 +90,19 @@ def _release(ctx: Context, state: State) -> None:
         return
 
     with ctx.phase("Create workspace") as phase:
-        workspace = create_workspace(ctx, state)
+        # One deadline for the create and the boot: workspace-timeout bounds both.
+        deadline = ctx.deadline(config.workspace_timeout)
+        workspace = create_workspace(ctx, state, deadline)
         ctx.reporter.info(f"Created workspace {workspace.id} ({state.name}); waiting for it to run")
-        wait_until_running(ctx, workspace.id)
+        wait_until_running(ctx, workspace.id, deadline)
         phase.detail = f"workspace {workspace.id}"
 
-    for stage in stage_plan(ctx):
-        run_stage(ctx, workspace.id, stage)
-    run_stage(ctx, workspace.id, "run")
-    describe(ctx, workspace)
-    check_commit(ctx)
-    check_health(ctx, workspace)
+    build(ctx, workspace)
 
     if not config.domain or not config.switch:
         why = "switch: false" if config.domain else "no domain given"
         ctx.reporter.info(f"Not switching any domain ({why}): workspace {workspace.id} is staged")
-        _mark_released(ctx, state, workspace.id)
+        mark_released(ctx, state, workspace.id)
         if config.domain:
             ctx.result.done = "Staged"
             ctx.result.notice = (
@@ -116,7 +114,7 @@ def _release(ctx: Context, state: State) -> None:
     with ctx.phase("Switch domain"):
         switch_domain(ctx, state, [workspace.id])
     check_domain(ctx, state)
-    _mark_released(ctx, state, workspace.id)
+    mark_released(ctx, state, workspace.id)
     if config.delete_previous:
         with ctx.phase("Delete previous"):
             delete_previous(ctx, state.previous)
@@ -131,17 +129,18 @@ def _settle_name(ctx: Context, state: State) -> Workspace | None:
     this release already live, if any. Sets ``state.name``."""
     config, client = ctx.config, ctx.client
     assert config.team_id is not None
-    domains = client.list_domains(config.team_id)
-    team = client.list_team_workspaces(config.team_id)
+    deadline = ctx.deadline(CHECK_SECONDS)
+    domains = client.list_domains(config.team_id, deadline=deadline)
+    team = client.list_team_workspaces(config.team_id, deadline=deadline)
     if config.domain:
         domain = find_domain(ctx, domains)
-        ctx.reporter.info(f"Domain {domain_label(ctx)}: {describe_map(domain.workspaces)}")
+        ctx.reporter.info(f"Domain {domain_label(ctx)}: {domain.workspaces.describe()}")
         check_map(ctx, state, domain, team)
     serving = routes(domains)
     taken: list[Verdict] = []  # one per workspace left alone, for the summary
     for count, name in enumerate(candidate_names(state.name)):
         same = [w for w in team if w.name == name]
-        verdicts = [(w, _judge(ctx, w, serving.get(w.id, []))) for w in same]
+        verdicts = [(w, _judge(ctx, w, serving.get(w.id, []), deadline)) for w in same]
         for workspace, verdict in verdicts:
             if verdict.kind == LIVE:
                 state.name = name
@@ -154,7 +153,7 @@ def _settle_name(ctx: Context, state: State) -> Workspace | None:
                     f"Deleting workspace {workspace.id} ({name}), left over from an earlier "
                     "attempt of this run; it serves nothing"
                 )
-                delete_unless_serving(ctx, workspace.id)
+                delete_unless_serving(ctx, workspace.id, deadline)
             _say_taken(ctx, count, taken, f"this release goes into {name}")
             state.name = name
             ctx.result.workspace_name = name
@@ -188,9 +187,9 @@ def _reasons(taken: list[Verdict]) -> str:
     return ", ".join(f"{n} {group}" for group, n in counts.most_common())
 
 
-def _judge(ctx: Context, workspace: Workspace, serving: list[str]) -> Verdict:
+def _judge(ctx: Context, workspace: Workspace, serving: list[str], deadline: Deadline) -> Verdict:
     config = ctx.config
-    mark = read_mark(ctx, workspace.id)
+    mark = read_mark(ctx, workspace.id, deadline)
     if not is_ours(config, mark) or mark is None:
         group = SERVING if serving else BY_HAND
         if mark is None:
@@ -239,50 +238,3 @@ def _report_already_live(ctx: Context, workspace: Workspace) -> None:
         "live, nothing was changed"
     )
     ctx.result.notice = f"{workspace.name} already serves {where}; nothing to release"
-
-
-def _mark_released(ctx: Context, state: State, workspace_id: int) -> None:
-    """Record in the mark that this release succeeded: a re-run of it then
-    reports it live instead of taking it for a leftover."""
-    try:
-        ctx.client.set_env_vars(workspace_id, [state.mark.released().as_env()])
-    except ActionError as exc:
-        ctx.reporter.warning(
-            f"could not mark workspace {workspace_id} as released ({exc}); a re-run of this "
-            "job may release the commit again"
-        )
-
-
-def delete_previous(ctx: Context, previous: list[int], keep: Collection[int] = ()) -> None:
-    """Delete the workspaces that served the path before, under the deletion rule:
-    never one that still serves any domain of the team, never one this action did
-    not create for this repository. One that is gone already is passed over."""
-    for workspace_id in previous:
-        if workspace_id in keep:
-            continue
-        try:
-            mark = read_mark(ctx, workspace_id)
-        except ApiError as exc:
-            if exc.status_code != 404:
-                raise
-            ctx.reporter.info(f"Previous workspace {workspace_id} is gone already")
-            continue
-        if not is_ours(ctx.config, mark):
-            ctx.reporter.notice(
-                f"Kept workspace {workspace_id}: it was not created by codesphere-release for "
-                "this repository, so it is not deleted automatically. Delete it by hand if it "
-                "is no longer needed",
-                title="Previous workspace kept",
-            )
-            continue
-        try:
-            kept = delete_unless_serving(ctx, workspace_id)
-        except ActionError as exc:
-            raise ActionError(
-                f"the domain now points at the new workspace, but deleting the previous "
-                f"workspace {workspace_id} failed: {exc}. Delete it by hand"
-            ) from None
-        if kept:
-            ctx.reporter.info(f"Keeping workspace {workspace_id}: it serves {', '.join(kept)}")
-        else:
-            ctx.reporter.info(f"Deleted previous workspace {workspace_id}")

@@ -21,15 +21,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..context import Context
-from ..errors import ActionError, ApiError, ConfigError
+from ..errors import ActionError, ConfigError, Rejected
 from ..inputs import normalise_path, parse_domain
-from ..models import DomainInfo, Workspace
+from ..models import DomainInfo, DomainMap, Workspace
+from ..timings import SWITCH_READ_SECONDS, SWITCH_SECONDS, Deadline
 from .creation import State, id_list, ids
-
-SWITCH_SECONDS = 60.0  # the switch's requests, retries included, end within this
-# An answer in flight when the runner cancels still leaves time to check the
-# map and report within SIGINT's 7.5 s.
-SWITCH_READ_SECONDS = 3.0
 
 
 def find_domain(ctx: Context, domains: list[DomainInfo]) -> DomainInfo:
@@ -67,7 +63,7 @@ def domain_label(ctx: Context) -> str:
     return f"{config.domain} (input 'domain': {given})"
 
 
-def path_key(ctx: Context, mapping: dict[str, list[int]]) -> str:
+def path_key(ctx: Context, mapping: DomainMap) -> str:
     """The key of the domain's map that ``domain-path`` means: the one equal to it
     once a trailing slash is ignored (as Codesphere's proxy matches paths), else
     ``domain-path`` itself (a path the map does not have yet). Raises
@@ -128,9 +124,7 @@ def check_map(ctx: Context, state: State, domain: DomainInfo, team: list[Workspa
         )
 
 
-def domain_map(
-    ctx: Context, *, deadline: float | None = None, read_timeout: float | None = None
-) -> dict[str, list[int]]:
+def domain_map(ctx: Context, deadline: Deadline, *, read_timeout: float | None = None) -> DomainMap:
     """The domain's ``{path: [workspace ids]}``; an error naming the inputs when
     it cannot be read."""
     config = ctx.config
@@ -147,10 +141,6 @@ def domain_map(
     return domain.workspaces
 
 
-def describe_map(mapping: dict[str, list[int]]) -> str:
-    return ", ".join(f"{p} -> {ids(v)}" for p, v in sorted(mapping.items())) or "no paths connected"
-
-
 def switch_domain(ctx: Context, state: State, targets: list[int]) -> None:
     """Point ``domain-path`` at ``targets`` (the path's existing key, see
     ``path_key``), every other path as it was; record the ids that served it
@@ -158,13 +148,13 @@ def switch_domain(ctx: Context, state: State, targets: list[int]) -> None:
     that no longer exist left out: ``state.stale``), and set ``domain-url``."""
     config = ctx.config
     with ctx.guard.shield():
-        deadline = ctx.clock.now() + SWITCH_SECONDS
-        current = domain_map(ctx, deadline=deadline, read_timeout=SWITCH_READ_SECONDS)
+        deadline = ctx.deadline(SWITCH_SECONDS)
+        current = domain_map(ctx, deadline, read_timeout=SWITCH_READ_SECONDS)
         key = path_key(ctx, current)
         state.path, state.targets = key, list(targets)
-        before = current.get(key, [])
+        before = current.ids(key)
         state.previous = [i for i in before if i not in targets and i not in state.stale]
-        wanted = {**current, key: list(targets)}
+        wanted = current.with_path(key, targets)
         ctx.reporter.info(
             f"Pointing {config.domain_url} at workspace {ids(targets)} "
             f"(was {ids(state.previous) or 'nothing'})"
@@ -172,9 +162,9 @@ def switch_domain(ctx: Context, state: State, targets: list[int]) -> None:
         try:
             now = write_map(ctx, wanted, deadline, key)
         except ActionError as exc:
-            # A refusal (4xx) is definite; anything else may still land.
-            state.switch_unknown = not (isinstance(exc, ApiError) and exc.status_code < 500)
-            if isinstance(exc, ApiError) and exc.refused:
+            # A refusal is definite; anything else may still land.
+            state.switch_unknown = not isinstance(exc, Rejected)
+            if isinstance(exc, Rejected):
                 stale = _stale_elsewhere(ctx, state, wanted, key, deadline)
                 if stale:
                     raise ActionError(
@@ -190,13 +180,13 @@ def switch_domain(ctx: Context, state: State, targets: list[int]) -> None:
         ctx.result.set("domain-url", config.domain_url)
     if now != wanted:
         ctx.reporter.warning(
-            f"The domain's map after the switch differs from the one written: {now} "
+            f"The domain's map after the switch differs from the one written: {now.describe()} "
             "(another change at the same moment?)"
         )
 
 
 def _stale_elsewhere(
-    ctx: Context, state: State, wanted: dict[str, list[int]], key: str, deadline: float
+    ctx: Context, state: State, wanted: DomainMap, key: str, deadline: Deadline
 ) -> str:
     """ "path /api lists workspace 12" for the ids on paths other than ``key`` that
     no longer exist ("" for none): as the Check phase found them, else as the
@@ -219,9 +209,7 @@ def _stale_elsewhere(
     return "; ".join(found)
 
 
-def write_map(
-    ctx: Context, wanted: dict[str, list[int]], deadline: float, key: str
-) -> dict[str, list[int]]:
+def write_map(ctx: Context, wanted: DomainMap, deadline: Deadline, key: str) -> DomainMap:
     """PUT the map; return the map as it is afterwards. When the answer is lost,
     the map read back says whether the path ``key`` was written."""
     config = ctx.config
@@ -230,15 +218,15 @@ def write_map(
         return ctx.client.set_domain_connections(
             config.team_id,
             config.domain,
-            wanted,
+            wanted.to_json(),
             deadline=deadline,
             read_timeout=SWITCH_READ_SECONDS,
         ).workspaces
     except ActionError as exc:
         try:
-            now = domain_map(ctx, deadline=deadline, read_timeout=SWITCH_READ_SECONDS)
+            now = domain_map(ctx, deadline, read_timeout=SWITCH_READ_SECONDS)
         except ActionError:
             raise exc from None
-        if now.get(key) != wanted.get(key):
+        if now.ids(key) != wanted.ids(key):
             raise
         return now

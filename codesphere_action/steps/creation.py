@@ -19,17 +19,14 @@ really happened: a delete that failed is checked before it is reported so.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from ..context import Context
-from ..errors import ActionError, ApiError, BadAnswer, Cancelled, TransportError, WaitTimeout
-from ..models import Workspace
+from ..errors import ActionError, Cancelled, NotFound, Rejected, WaitTimeout, outcome_unknown
+from ..models import CreateWorkspace, Workspace
+from ..timings import CLEANUP_SECONDS, CREATE_SETTLE_SECONDS, DELETE_RESERVE, Deadline
 from .ownership import Mark, delete_unless_serving, exists, is_ours, new_mark, read_mark
-
-CREATE_READ_SECONDS = 60.0
-CREATE_SETTLE_SECONDS = 30.0
-DELETE_RESERVE = 2.0  # of the cancel budget, kept to delete what a lookup finds
 
 
 @dataclass
@@ -60,35 +57,34 @@ class State:
         return cls(name=ctx.config.workspace_name, mark=new_mark(ctx.config))
 
 
-def create_body(ctx: Context, state: State) -> dict[str, Any]:
+def create_body(ctx: Context, state: State) -> CreateWorkspace:
     config = ctx.config
-    body: dict[str, Any] = {
-        "teamId": config.team_id,
-        "name": state.name,
-        "planId": config.plan_id,
-        "isPrivateRepo": config.private_repo,
-        "replicas": config.replicas,
-        "gitUrl": config.git_url,
-        "initialBranch": config.branch,
-        "env": [{"name": v.name, "value": v.value} for v in (*config.env, state.mark.as_env())],
-    }
-    return body
+    assert config.team_id is not None and config.plan_id is not None  # the spec needs them
+    return CreateWorkspace(
+        team_id=config.team_id,
+        name=state.name,
+        plan_id=config.plan_id,
+        is_private_repo=config.private_repo,
+        replicas=config.replicas,
+        git_url=config.git_url,
+        initial_branch=config.branch,
+        env=(*config.env, state.mark.as_env()),
+    )
 
 
-def create_workspace(ctx: Context, state: State) -> Workspace:
+def create_workspace(ctx: Context, state: State, deadline: Deadline) -> Workspace:
     """Create the workspace named ``state.name`` once, even when the create's
-    answer is lost; set ``workspace-id``. The caller made sure the name is free."""
-    client, config = ctx.client, ctx.config
+    answer is lost; set ``workspace-id``. The caller made sure the name is free.
+    ``deadline``: the phase's (``workspace-timeout``), which the wait for the
+    workspace to run that follows shares."""
+    client = ctx.client
     body = create_body(ctx, state)
-    deadline = ctx.clock.now() + config.workspace_timeout
     state.creating = True
     try:
-        workspace = client.create_workspace(
-            body, deadline=deadline, read_timeout=CREATE_READ_SECONDS
-        )
+        workspace = client.create_workspace(body, deadline=deadline)
     except ActionError as exc:
-        if not _may_have_landed(exc):
-            if isinstance(exc, ApiError) and exc.refused:
+        if not outcome_unknown(exc):
+            if isinstance(exc, Rejected):
                 state.creating = False  # turned down (e.g. 402): nothing to look for
             # Otherwise (a proxy's 4xx, a TLS error, a refused redirect) it may have
             # been made all the same: the cleanup looks for it (this run's mark).
@@ -101,25 +97,15 @@ def create_workspace(ctx: Context, state: State) -> Workspace:
         else:
             ctx.reporter.info(f"No workspace {state.name} appeared: creating it again")
             state.created_twice = True
-            workspace = client.create_workspace(
-                body, deadline=deadline, read_timeout=CREATE_READ_SECONDS
-            )
+            workspace = client.create_workspace(body, deadline=deadline)
     state.created_id = workspace.id
     state.creating = False
     ctx.result.set("workspace-id", workspace.id)
     return workspace
 
 
-def _may_have_landed(error: ActionError) -> bool:
-    if isinstance(error, TransportError):
-        return error.maybe_landed
-    if isinstance(error, ApiError):
-        return error.status_code >= 500
-    return isinstance(error, BadAnswer)
-
-
 def _explained(ctx: Context, error: ActionError) -> ActionError:
-    if isinstance(error, ApiError) and error.status_code == 402:
+    if isinstance(error, Rejected) and error.status_code == 402:
         return ActionError(
             f"Codesphere refused to create a workspace in team {ctx.config.team_id} (input "
             f"'team-id'): {error}. The team has no billing information: add a payment method "
@@ -128,29 +114,30 @@ def _explained(ctx: Context, error: ActionError) -> ActionError:
     return error
 
 
-def own_workspaces(ctx: Context, state: State) -> list[Workspace]:
+def own_workspaces(ctx: Context, state: State, deadline: Deadline) -> list[Workspace]:
     """Workspaces of the team named ``state.name`` that this run of the action
     made (its mark's ``id``)."""
     team_id = ctx.config.team_id
     assert team_id is not None
     found = []
-    for workspace in ctx.client.list_team_workspaces(team_id):
+    for workspace in ctx.client.list_team_workspaces(team_id, deadline=deadline):
         if workspace.name != state.name:
             continue
-        mark = read_mark(ctx, workspace.id)
+        mark = read_mark(ctx, workspace.id, deadline)
         if is_ours(ctx.config, mark) and mark is not None and mark.nonce == state.mark.nonce:
             found.append(workspace)
     return sorted(found, key=lambda w: w.id)
 
 
-def _wait_for_own(ctx: Context, state: State, deadline: float) -> Workspace | None:
-    def check(_limit: float) -> Workspace | None:
-        found = own_workspaces(ctx, state)
+def _wait_for_own(ctx: Context, state: State, deadline: Deadline) -> Workspace | None:
+    def check(limit: Deadline) -> Workspace | None:
+        found = own_workspaces(ctx, state, limit)
         return found[0] if found else None
 
-    timeout = max(0.0, min(CREATE_SETTLE_SECONDS, deadline - ctx.clock.now()))
     try:
-        return ctx.waiter.poll(check, timeout=timeout, what=f"looking up {state.name}")
+        return ctx.waiter.poll(
+            check, deadline=deadline.within(CREATE_SETTLE_SECONDS), what=f"looking up {state.name}"
+        )
     except WaitTimeout:
         return None
 
@@ -159,11 +146,12 @@ def remove_twins(ctx: Context, state: State) -> None:
     """After a second create: delete a late first one (same name, same run)."""
     if not state.created_twice or state.created_id is None:
         return
+    deadline = ctx.deadline(CLEANUP_SECONDS)
     try:
-        for twin in own_workspaces(ctx, state):
+        for twin in own_workspaces(ctx, state, deadline):
             if twin.id == state.created_id:
                 continue
-            kept = delete_unless_serving(ctx, twin.id)
+            kept = delete_unless_serving(ctx, twin.id, deadline)
             if kept:
                 ctx.reporter.warning(f"Workspace {twin.id}, a twin, serves {', '.join(kept)}")
             else:
@@ -182,6 +170,7 @@ def clean_up(ctx: Context, state: State, *, cancelled: bool) -> None:
     config = ctx.config
     if state.created_id is None and state.creating:
         _find_cut_off_create(ctx, state)
+    deadline = ctx.deadline(CLEANUP_SECONDS)  # cut to the cancel budget after a signal
     created = state.created_id
     untouched = f"the domain {config.domain} is untouched" if config.domain else ""
     if state.switched_back:
@@ -216,23 +205,17 @@ def clean_up(ctx: Context, state: State, *, cancelled: bool) -> None:
     if not config.cleanup_on_failure:
         tell(f"the new workspace {created} was kept (cleanup-on-failure: false)")
         return
-    if state.mark.pr is not None:
-        # A preview: another run of its pull request may have taken it over.
-        held = _held_elsewhere(ctx, state, created)
-        if held:
-            tell(held)
-            return
-    tell(_delete_created(ctx, created))
+    tell(_delete_created(ctx, state, created, deadline))
     remove_twins(ctx, state)
 
 
-def taken_by(ctx: Context, state: State, workspace_id: int) -> str:
+def taken_by(ctx: Context, state: State, workspace_id: int, deadline: Deadline) -> str:
     """Who holds the workspace now when its mark no longer carries this run's
     ``id`` ("run 4711.1": another run of the pull request took the preview
     over); "" while it does. Read right before it matters: a preview changes
     hands. Raises ActionError when the mark cannot be read (404: the workspace
     is gone)."""
-    mark = read_mark(ctx, workspace_id)
+    mark = read_mark(ctx, workspace_id, deadline)
     if mark is not None and mark.nonce == state.mark.nonce:
         return ""
     if mark is None:
@@ -240,13 +223,13 @@ def taken_by(ctx: Context, state: State, workspace_id: int) -> str:
     return f"run {mark.run}"
 
 
-def _held_elsewhere(ctx: Context, state: State, created: int) -> str:
+def _held_elsewhere(ctx: Context, state: State, created: int, deadline: Deadline) -> str:
     """What to say when the workspace this run created must not be deleted
     because it is not this run's any more (or that cannot be told); "" to go on."""
     try:
-        holder = taken_by(ctx, state, created)
-    except (ActionError, Cancelled) as exc:
-        if isinstance(exc, ApiError) and exc.status_code == 404:
+        holder = taken_by(ctx, state, created, deadline)
+    except ActionError as exc:
+        if isinstance(exc, NotFound):
             return f"the new workspace {created} is gone already"
         return (
             f"the new workspace {created} was kept: whether another run of the pull request "
@@ -264,16 +247,19 @@ def _find_cut_off_create(ctx: Context, state: State) -> None:
     """A create was under way when the run ended: its workspace may show up a
     moment later. Look for it (this run's mark) for as long as the cancel budget
     allows, keeping ``DELETE_RESERVE`` seconds to delete it."""
+    deadline = ctx.deadline(CREATE_SETTLE_SECONDS)
     left = ctx.guard.remaining()
-    timeout = CREATE_SETTLE_SECONDS if left is None else max(0.0, left - DELETE_RESERVE)
+    if left is not None:
+        deadline = deadline.within(max(0.0, left - DELETE_RESERVE))
+    timeout = deadline.left()
 
-    def check(_limit: float) -> Workspace | None:
-        found = own_workspaces(ctx, state)
+    def check(limit: Deadline) -> Workspace | None:
+        found = own_workspaces(ctx, state, limit)
         return found[0] if found else None
 
     try:
-        found = check(0.0) or ctx.waiter.poll(
-            check, timeout=timeout, what=f"looking up {state.name}"
+        found = check(deadline) or ctx.waiter.poll(
+            check, deadline=deadline, what=f"looking up {state.name}"
         )
     except (ActionError, Cancelled):
         found = None
@@ -287,12 +273,22 @@ def _find_cut_off_create(ctx: Context, state: State) -> None:
     )
 
 
-def _delete_created(ctx: Context, created: int) -> str:
+def _delete_created(ctx: Context, state: State, created: int, deadline: Deadline) -> str:
+    """Delete the workspace this run created unless it serves a domain, or (a
+    preview) another run of its pull request took it over: its mark is read
+    last, right before the DELETE. Return what happened, as a sentence."""
+    held: list[str] = []
+
+    def kept_by(limit: Deadline) -> str:
+        held.append(_held_elsewhere(ctx, state, created, limit))
+        return held[-1]
+
+    preview = state.mark.pr is not None
     try:
-        kept = delete_unless_serving(ctx, created)
+        kept = delete_unless_serving(ctx, created, deadline, kept_by=kept_by if preview else None)
     except (ActionError, Cancelled) as exc:
         # The delete may have landed although its answer did not: ask before telling.
-        still = exists(ctx, created)
+        still = exists(ctx, created, ctx.deadline(CLEANUP_SECONDS))
         if still is False:
             return f"the new workspace {created} was deleted"
         if still is None:
@@ -304,15 +300,17 @@ def _delete_created(ctx: Context, created: int) -> str:
             f"deleting the new workspace {created} failed ({exc}) and it still exists: "
             "delete it by hand"
         )
+    if held and held[-1]:
+        return held[-1]
     if kept:
         return f"the new workspace {created} was kept: it serves {', '.join(kept)}"
     return f"the new workspace {created} was deleted"
 
 
-def ids(values: list[int]) -> str:
+def ids(values: Iterable[int]) -> str:
     return ", ".join(str(i) for i in values)
 
 
-def id_list(values: list[int]) -> str:
+def id_list(values: Iterable[int]) -> str:
     """Ids as the outputs give them and the workspace-id input of rollback takes them."""
     return ",".join(str(i) for i in values)

@@ -19,7 +19,7 @@ per run of the action (two jobs of one workflow run share the run).
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 from ..config import Config
@@ -27,6 +27,7 @@ from ..context import Context
 from ..dotenv import MARK_NAME
 from ..errors import ActionError
 from ..models import DomainInfo, EnvVar
+from ..timings import Deadline
 
 MAX_NAME = 63
 BUILDING, RELEASED = "building", "released"
@@ -97,7 +98,7 @@ def new_mark(config: Config) -> Mark:
         flow=config.flow,
         run=config.run.id,
         commit=config.deployment_ref[:12],
-        pr=pull.number if config.flow == "preview" and pull is not None else None,
+        pr=pull.number if config.spec.creates and pull is not None else None,
         nonce=secrets.token_hex(4),
     )
 
@@ -107,9 +108,9 @@ def is_ours(config: Config, mark: Mark | None) -> bool:
     return mark is not None and mark.repository.lower() == config.run.repository.lower()
 
 
-def read_mark(ctx: Context, workspace_id: int) -> Mark | None:
+def read_mark(ctx: Context, workspace_id: int, deadline: Deadline) -> Mark | None:
     """The workspace's mark, None when it has none (made by hand or another tool)."""
-    for var in ctx.client.list_env_vars(workspace_id):
+    for var in ctx.client.list_env_vars(workspace_id, deadline=deadline):
         if var.name == MARK_NAME:
             return Mark.parse(var.value)
     return None
@@ -125,26 +126,38 @@ def routes(domains: list[DomainInfo]) -> dict[int, list[str]]:
     return {k: sorted(v) for k, v in out.items()}
 
 
-def team_routes(ctx: Context) -> dict[int, list[str]]:
+def team_routes(ctx: Context, deadline: Deadline) -> dict[int, list[str]]:
     team_id = ctx.config.team_id
     assert team_id is not None  # every flow that deletes needs team-id
-    return routes(ctx.client.list_domains(team_id))
+    return routes(ctx.client.list_domains(team_id, deadline=deadline))
 
 
-def delete_unless_serving(ctx: Context, workspace_id: int) -> list[str]:
+def delete_unless_serving(
+    ctx: Context,
+    workspace_id: int,
+    deadline: Deadline,
+    *,
+    kept_by: Callable[[Deadline], str] | None = None,
+) -> list[str]:
     """Delete the workspace unless a domain of the team routes to it, as the
     domains are right now. Return the routes that kept it ([] when deleted or
-    gone already)."""
-    serving = team_routes(ctx).get(workspace_id, [])
-    if not serving:
-        ctx.client.delete_workspace(workspace_id)
-    return serving
+    gone already). ``kept_by``: asked last, right before the DELETE (after the
+    domains were listed); a non-empty answer keeps the workspace and is
+    returned as the reason (a preview another run took over)."""
+    serving = team_routes(ctx, deadline).get(workspace_id, [])
+    if serving:
+        return serving
+    held = kept_by(deadline) if kept_by is not None else ""
+    if held:
+        return [held]
+    ctx.client.delete_workspace(workspace_id, deadline=deadline)
+    return []
 
 
-def exists(ctx: Context, workspace_id: int) -> bool | None:
+def exists(ctx: Context, workspace_id: int, deadline: Deadline) -> bool | None:
     """Whether the workspace still exists; None when the API could not tell."""
     try:
-        return ctx.client.exists(workspace_id)
+        return ctx.client.exists(workspace_id, deadline=deadline)
     except ActionError:
         return None
 

@@ -16,29 +16,35 @@ from __future__ import annotations
 from ..context import Context
 from ..errors import ActionError
 from ..health import HealthCheck, HealthCheckFailed
-from ..models import Workspace
+from ..models import DomainMap, Workspace
+from ..timings import DOMAIN_CHECK_SECONDS, SWITCH_READ_SECONDS, SWITCH_SECONDS
 from .creation import State, ids
-from .domain import SWITCH_READ_SECONDS, SWITCH_SECONDS, describe_map, domain_map, write_map
+from .domain import domain_map, write_map
 
 
 def health_check(ctx: Context) -> HealthCheck:
-    return HealthCheck(
-        ctx.config, ctx.reporter, ctx.waiter, deadline_cap=lambda: ctx.guard.deadline
-    )
+    return HealthCheck(ctx.config, ctx.reporter, ctx.waiter)
 
 
 def check_commit(ctx: Context) -> None:
     """Compare ``deployed-commit`` with the commit this run releases."""
     config = ctx.config
     expected, deployed = config.expected_commit, ctx.result.outputs["deployed-commit"]
+    if expected and not deployed and config.require_commit:
+        raise ActionError(
+            f"the commit the workspace runs could not be read, so it could not be compared "
+            f"with {expected[:7]}, the commit this run releases. require-commit is true, so "
+            "the release stops here"
+        )
     if not expected or not deployed or deployed == expected:
         return
-    source = "the pull request's head" if config.flow == "preview" else "GITHUB_SHA"
+    commit = config.spec.commit
+    source = "the pull request's head" if commit == "pull-request" else "GITHUB_SHA"
     why = (
         f"branch {config.branch or config.run.ref_name} moved on after the run started (a newer "
         "run releases that commit)"
     )
-    if config.flow in ("simple", "zero-downtime") and config.branch != config.run.ref_name:
+    if commit == "own-branch" and config.branch != config.run.ref_name:
         # Compared only because require-commit asks for it: another branch.
         branch = f"branch {config.branch}" if config.branch else "the workspace's current branch"
         why = f"{branch} is not at the commit of this run (branch {config.run.ref_name or '?'})"
@@ -64,7 +70,9 @@ def check_health(ctx: Context, workspace: Workspace) -> None:
     with ctx.phase("Health check") as phase:
         checker = health_check(ctx)
         try:
-            outcome = checker.workspace(workspace.dev_domain)
+            outcome = checker.workspace(
+                workspace.dev_domain, ctx.deadline(ctx.config.health.timeout)
+            )
         finally:
             checker.close()
         ctx.result.health.append(f"{outcome.answer.status} from {outcome.url}")
@@ -90,12 +98,12 @@ def check_domain(ctx: Context, state: State) -> None:
     with ctx.phase("Domain check") as phase:
         checker = health_check(ctx)
         try:
-            outcome = checker.domain()
+            outcome = checker.domain(ctx.deadline(min(DOMAIN_CHECK_SECONDS, config.health.timeout)))
         except HealthCheckFailed as exc:
             restored = switch_back(ctx, state)
             raise HealthCheckFailed(
                 f"{exc}. The switch was undone: {config.domain_url} points at "
-                f"{ids(state.previous) or 'nothing'} again ({describe_map(restored)})"
+                f"{ids(state.previous) or 'nothing'} again ({restored.describe()})"
             ) from None
         finally:
             checker.close()
@@ -104,7 +112,7 @@ def check_domain(ctx: Context, state: State) -> None:
         state.domain_checked = True
 
 
-def switch_back(ctx: Context, state: State) -> dict[str, list[int]]:
+def switch_back(ctx: Context, state: State) -> DomainMap:
     """Point the path the switch changed (``state.path``) back at the workspaces
     that served it before (remove the path if none did), every other path as it
     is now; unless the path no longer points at ``state.targets`` alone (another
@@ -120,22 +128,22 @@ def switch_back(ctx: Context, state: State) -> dict[str, list[int]]:
         )
 
     with ctx.guard.shield():
-        deadline = ctx.clock.now() + SWITCH_SECONDS
+        deadline = ctx.deadline(SWITCH_SECONDS)
         try:
-            current = domain_map(ctx, deadline=deadline, read_timeout=SWITCH_READ_SECONDS)
+            current = domain_map(ctx, deadline, read_timeout=SWITCH_READ_SECONDS)
         except ActionError as exc:
             raise stuck(exc) from None
-        if current.get(key) != targets:
+        if list(current.ids(key)) != targets:
             state.switched = False  # the path is no longer ours: what serves it stands
             state.domain_note = f"the domain {config.domain} was left as another change set it"
             raise ActionError(
                 f"the app failed its check through {config.domain_url}, and the path no "
-                f"longer points at workspace {ids(targets)} alone ({describe_map(current)}): "
+                f"longer points at workspace {ids(targets)} alone ({current.describe()}): "
                 "another change came in meanwhile, so it was left as it is"
             )
-        wanted = {p: v for p, v in current.items() if p != key}
+        wanted = current.without(key)
         if state.previous:
-            wanted[key] = list(state.previous)
+            wanted = wanted.with_path(key, state.previous)
         try:
             now = write_map(ctx, wanted, deadline, key)  # a lost answer: the map read back decides
         except ActionError as exc:
@@ -143,5 +151,5 @@ def switch_back(ctx: Context, state: State) -> dict[str, list[int]]:
         state.switched = False
         state.switched_back = True
         ctx.result.set("domain-url", "")
-    ctx.reporter.warning(f"Switched {config.domain_url} back: {describe_map(now)}")
+    ctx.reporter.warning(f"Switched {config.domain_url} back: {now.describe()}")
     return now

@@ -1,0 +1,85 @@
+"""The release's tail, shared by the flows that build a workspace, and what a
+successful switch does next.
+
+- ``build``: once the workspace holds the new code, the stages (prepare, test
+  as asked), the run stage, the outputs it tells (URL, deployed commit), the
+  commit check and the health check; zero-downtime and preview end with it,
+  the simple flow checks the commit right after its pull instead;
+- ``mark_released``: the mark says the release succeeded (a re-run then finds
+  it live);
+- ``delete_previous``: the workspaces that served the path before, under the
+  deletion rule (``steps/ownership.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from ..context import Context
+from ..errors import ActionError, NotFound
+from ..models import Workspace
+from ..timings import CHECK_SECONDS, CLEANUP_SECONDS
+from .creation import State
+from .ownership import delete_unless_serving, is_ours, read_mark
+from .stages import run_stage, stage_plan
+from .verify import check_commit, check_health
+from .workspace import describe
+
+
+def build(ctx: Context, workspace: Workspace) -> None:
+    """prepare / test (as the inputs ask) and run on ``workspace``, then its
+    outputs, the commit check and the health check."""
+    for stage in stage_plan(ctx):
+        run_stage(ctx, workspace.id, stage)
+    run_stage(ctx, workspace.id, "run")
+    describe(ctx, workspace)
+    check_commit(ctx)
+    check_health(ctx, workspace)
+
+
+def mark_released(ctx: Context, state: State, workspace_id: int) -> None:
+    """Record in the mark that this release succeeded: a re-run of it then
+    reports it live instead of taking it for a leftover."""
+    try:
+        ctx.client.set_env_vars(
+            workspace_id, [state.mark.released().as_env()], deadline=ctx.deadline(CHECK_SECONDS)
+        )
+    except ActionError as exc:
+        ctx.reporter.warning(
+            f"could not mark workspace {workspace_id} as released ({exc}); a re-run of this "
+            "job may release the commit again"
+        )
+
+
+def delete_previous(ctx: Context, previous: list[int], keep: Collection[int] = ()) -> None:
+    """Delete the workspaces that served the path before, under the deletion rule:
+    never one that still serves any domain of the team, never one this action did
+    not create for this repository. One that is gone already is passed over."""
+    deadline = ctx.deadline(CLEANUP_SECONDS)
+    for workspace_id in previous:
+        if workspace_id in keep:
+            continue
+        try:
+            mark = read_mark(ctx, workspace_id, deadline)
+        except NotFound:
+            ctx.reporter.info(f"Previous workspace {workspace_id} is gone already")
+            continue
+        if not is_ours(ctx.config, mark):
+            ctx.reporter.notice(
+                f"Kept workspace {workspace_id}: it was not created by codesphere-release for "
+                "this repository, so it is not deleted automatically. Delete it by hand if it "
+                "is no longer needed",
+                title="Previous workspace kept",
+            )
+            continue
+        try:
+            kept = delete_unless_serving(ctx, workspace_id, deadline)
+        except ActionError as exc:
+            raise ActionError(
+                f"the domain now points at the new workspace, but deleting the previous "
+                f"workspace {workspace_id} failed: {exc}. Delete it by hand"
+            ) from None
+        if kept:
+            ctx.reporter.info(f"Keeping workspace {workspace_id}: it serves {', '.join(kept)}")
+        else:
+            ctx.reporter.info(f"Deleted previous workspace {workspace_id}")

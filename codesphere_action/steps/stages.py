@@ -1,0 +1,312 @@
+"""Running a pipeline stage and waiting until the run this release started ends.
+
+``run_stage`` owns the stage's time (``stage-timeout``): one deadline for the
+status reads, the stop of a run in progress, the landscape deploy, the start
+and the wait. Which status entries are the run it started, and whether it is
+done, is ``waiting.StageTracker``'s; the end cues from the running step's log
+stream are ``cues.StepFollower``'s.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..context import Context
+from ..cues import Cue, StepFollower
+from ..errors import ActionError, ApiError, StageFailed, WaitTimeout, outcome_unknown
+from ..models import StageEntry
+from ..timings import (
+    CONFIRM_SECONDS,
+    NO_SERVER_SECONDS,
+    NO_SIGN_SECONDS,
+    START_CONFIRM_SECONDS,
+    STOP_SETTLE_SECONDS,
+    Deadline,
+)
+from ..waiting import (
+    IDE_SERVER,
+    Baseline,
+    Progress,
+    StageTracker,
+    WaitStats,
+    is_active,
+    relevant,
+    running_step,
+)
+from .logs import read_step_log
+
+SINGLE_SERVER = re.compile(r"multi.?server", re.IGNORECASE)
+
+
+def stage_plan(ctx: Context) -> list[str]:
+    """The stages a release runs before ``run``, as the inputs ask."""
+    return [
+        stage
+        for stage, wanted in (("prepare", ctx.config.prepare), ("test", ctx.config.test))
+        if wanted
+    ]
+
+
+def run_stage(ctx: Context, workspace_id: int, stage: str) -> None:
+    """Start ``stage`` (with the profile) and wait until it succeeds (prepare, test)
+    or its servers run (run). A run of the stage that is still in progress is
+    stopped first; the run stage gets its landscape deployed first.
+
+    Raises StageFailed with the failing step's log shown, or when the run never
+    shows or the run stage starts no server; WaitTimeout after ``stage-timeout``.
+    """
+    client, config = ctx.client, ctx.config
+    with ctx.phase(f"Stage {stage}") as phase:
+        if config.profile:
+            phase.detail = f"profile {config.profile}"
+        deadline = ctx.deadline(config.stage_timeout)
+        before = client.stage_status(workspace_id, stage, deadline=deadline)
+        if any(is_active(e) for e in relevant(stage, before)):
+            before = _stop_and_settle(ctx, workspace_id, stage, deadline)
+        landscape = stage == "run" and sync_landscape(ctx, workspace_id, deadline)
+        if landscape:
+            before = client.stage_status(workspace_id, stage, deadline=deadline)
+        tracker = StageTracker(stage, Baseline.of(before))
+        profile_note = f" (profile {config.profile})" if config.profile else ""
+        ctx.reporter.info(f"Starting {stage}{profile_note}")
+        _start(ctx, workspace_id, stage, tracker, deadline)
+        outcome = _wait(ctx, workspace_id, stage, tracker, deadline, confirm=landscape)
+        if outcome.state == "failed":
+            phase.outcome = "failed"
+            raise StageFailed(stage, _failure_message(ctx, workspace_id, stage, outcome))
+
+
+class _Watch:
+    """One stage wait's view across polls: the last progress, since when a
+    multi-server run has looked up, the unlisted states said already."""
+
+    def __init__(
+        self, ctx: Context, workspace_id: int, stage: str, tracker: StageTracker, confirm: bool
+    ) -> None:
+        self.ctx, self.workspace_id, self.stage, self.tracker = ctx, workspace_id, stage, tracker
+        self.confirm = confirm  # a landscape's servers may appear one after another
+        self.started = ctx.clock.now()
+        self.last = Progress("pending", "started")
+        self.up_since: tuple[float, frozenset[tuple[str, str]]] | None = None
+        self.unlisted: set[tuple[str, str]] = set()
+        self.follower: StepFollower | None = None
+
+    def check(self, limit: Deadline) -> Progress | None:
+        ctx, stage = self.ctx, self.stage
+        entries = ctx.client.stage_status(self.workspace_id, stage, deadline=limit)
+        _say_unlisted(ctx, stage, entries, self.unlisted)
+        progress = self.tracker.evaluate(entries)
+        if progress.detail != self.last.detail:
+            ctx.reporter.info(f"{stage}: {progress.detail}")
+        self.last = progress
+        if progress.state == "success" and self.confirm and not self._held(entries):
+            return None  # servers may still be appearing: look again
+        if progress.state in ("success", "failed"):
+            return progress
+        if self.follower is not None:
+            self.follower.want(_running_step(stage, self.tracker, entries))
+        self.no_sign(ctx.clock.now() - self.started, fail_at=True)
+        return None
+
+    def _held(self, entries: list[StageEntry]) -> bool:
+        """Whether "up" held for ``CONFIRM_SECONDS`` with the same servers."""
+        now, keys = self.ctx.clock.now(), frozenset(e.key for e in entries)
+        if self.up_since is None or self.up_since[1] != keys:
+            self.up_since = (now, keys)
+        return now - self.up_since[0] >= CONFIRM_SECONDS
+
+    def no_sign(self, elapsed: float, *, fail_at: bool) -> None:
+        """StageFailed when the run stage lists no server, or the run never showed:
+        once that lasted its bound (``fail_at``), or at the end of the wait."""
+        no_server = self.stage == "run" and not self.last.servers
+        if no_server and (not fail_at or elapsed > NO_SERVER_SECONDS):
+            raise StageFailed(self.stage, _no_server_message(elapsed))
+        if not self.last.seen and (not fail_at or elapsed > NO_SIGN_SECONDS):
+            raise StageFailed(self.stage, _no_sign_message(self.stage, elapsed))
+
+
+def _wait(
+    ctx: Context,
+    workspace_id: int,
+    stage: str,
+    tracker: StageTracker,
+    deadline: Deadline,
+    *,
+    confirm: bool = False,
+) -> Progress:
+    """Poll until the run we started succeeds or fails; see ``run_stage``.
+    ``confirm``: a multi-server landscape, whose servers may appear one after
+    another: "up" counts once it held, with the same servers, for
+    ``CONFIRM_SECONDS``."""
+    watch = _Watch(ctx, workspace_id, stage, tracker, confirm)
+    # prepare and test end, and their steps' log streams may end with them. The
+    # run stage does not end, so its wait polls on the quick schedule instead.
+    cue = Cue() if ctx.tuning.follow_step_logs and stage != "run" else None
+    if cue is not None:
+        trusted = not ctx.streams_end_early
+        watch.follower = StepFollower(ctx.client, workspace_id, stage, cue, trusted=trusted)
+    follower = watch.follower
+    stats = WaitStats()
+    try:
+        return ctx.waiter.poll(
+            watch.check,
+            deadline=deadline,
+            what=f"stage {stage}",
+            cue=cue,
+            stats=stats,
+            last_state=lambda: watch.last.detail,
+            false_cue=lambda: follower is not None and follower.cue_was_wrong,
+        )
+    except WaitTimeout:
+        watch.no_sign(ctx.clock.now() - watch.started, fail_at=False)
+        raise
+    finally:
+        if follower is not None:
+            follower.stop()
+            ctx.streams_end_early = ctx.streams_end_early or not follower.cues_trusted
+        ctx.reporter.debug(f"stage {stage}: {stats.polls} status polls")
+
+
+def _say_unlisted(
+    ctx: Context, stage: str, entries: list[StageEntry], said: set[tuple[str, str]]
+) -> None:
+    """Say once per stage wait which states the spec does not list came up, and
+    what the wait makes of them (an entry: not finished; a step: not failed)."""
+    new = sorted(set().union(*(e.unlisted_states() for e in entries)) - said)
+    if not new:
+        return
+    said.update(new)
+    where: dict[str, list[str]] = {}
+    for kind, state in new:
+        where.setdefault(state, []).append("entries" if kind == "entry" else "steps")
+    seen = ", ".join(f"'{state}' ({' and '.join(kinds)})" for state, kinds in where.items())
+    ctx.reporter.info(
+        f"{stage}: the status shows {seen}, a state the API spec does not list: an entry in "
+        "it counts as not finished (the stage-timeout still holds), a step as not failed"
+    )
+
+
+def _running_step(stage: str, tracker: StageTracker, entries: list[StageEntry]) -> int | None:
+    ours = [e for e in relevant(stage, entries) if e.key in tracker.ours]
+    return running_step(ours[0]) if ours else None
+
+
+def _no_sign_message(stage: str, elapsed: float) -> str:
+    return (
+        f"stage {stage} was started, but {elapsed:.0f} s later its status still shows no sign "
+        "of the new run (the same entries as before the start). Codesphere may not have "
+        "started it: look at the workspace's pipeline in Codesphere and re-run the job"
+    )
+
+
+def _no_server_message(elapsed: float) -> str:
+    return (
+        f"the run stage started no server within {elapsed:.0f} s: the status lists no server "
+        "but codesphere-ide. Check the run section of ci.yml (for the profile in use): it must "
+        "define at least one server (a service with its steps)"
+    )
+
+
+def sync_landscape(ctx: Context, workspace_id: int, deadline: Deadline) -> bool:
+    """Deploy the landscape (ci.yml's run section, same profile) as the official
+    flows do before the run stage: it allocates the servers of a multi-server
+    workspace and applies a changed ci.yml. Return False on a single-server
+    workspace (the API answers 400 "does not support Multi Server Deployments");
+    any other error fails the release with the API's message."""
+    profile = ctx.config.profile
+    where = f"ci.{profile}.yml" if profile else "ci.yml"
+    try:
+        ctx.client.deploy_landscape(workspace_id, profile, deadline=deadline)
+    except ApiError as exc:
+        if exc.status_code == 400 and SINGLE_SERVER.search(f"{exc.problem_title} {exc.detail}"):
+            ctx.reporter.info(
+                "Landscape: nothing to deploy, this is not a multi-server workspace "
+                f"(the API said: {exc.problem_title})"
+            )
+            return False
+        hint = f". Check the run section of {where}" if exc.status_code < 500 else ""
+        raise ActionError(
+            f"deploying the landscape of workspace {workspace_id} from {where} failed: {exc}{hint}"
+        ) from None
+    ctx.reporter.info(f"Landscape deployed from {where}")
+    return True
+
+
+def _stop_and_settle(
+    ctx: Context, workspace_id: int, stage: str, deadline: Deadline
+) -> list[StageEntry]:
+    """Stop the run in progress and wait until the status shows it ended, so the
+    next start can be told apart from it. Return that status."""
+    ctx.reporter.info(f"Stopping the {stage} run in progress")
+    try:
+        ctx.client.stop_stage(workspace_id, stage, deadline=deadline)
+    except ApiError as exc:
+        # Nothing to stop answers 400 on some installations; a real problem
+        # (workspace down) shows at the start that follows.
+        if exc.status_code != 400:
+            raise
+        ctx.reporter.debug(f"stop {stage}: {exc}")
+
+    def check(limit: Deadline) -> list[StageEntry] | None:
+        entries = ctx.client.stage_status(workspace_id, stage, deadline=limit)
+        return None if any(is_active(e) for e in relevant(stage, entries)) else entries
+
+    try:
+        return ctx.waiter.poll(
+            check, deadline=deadline.within(STOP_SETTLE_SECONDS), what=f"stopping {stage}"
+        )
+    except WaitTimeout:
+        # Starting now could take the old run's progress for the new run's.
+        raise StageFailed(
+            stage,
+            f"the {stage} run in progress did not stop: it still shows as running "
+            f"{STOP_SETTLE_SECONDS:.0f} s after the stop. Stop it in Codesphere, then re-run",
+        ) from None
+
+
+def _start(
+    ctx: Context, workspace_id: int, stage: str, tracker: StageTracker, deadline: Deadline
+) -> None:
+    try:
+        ctx.client.start_stage(workspace_id, stage, ctx.config.profile, deadline=deadline)
+    except ActionError as exc:
+        if not outcome_unknown(exc):
+            raise
+        # The start may have landed: look for our run before starting again,
+        # so one release never starts a stage twice.
+        ctx.reporter.warning(f"starting {stage} may have failed ({exc}); checking its status")
+        if not _run_appeared(ctx, workspace_id, stage, tracker, deadline):
+            ctx.reporter.info(f"{stage} did not start: starting it again")
+            ctx.client.start_stage(workspace_id, stage, ctx.config.profile, deadline=deadline)
+
+
+def _run_appeared(
+    ctx: Context, workspace_id: int, stage: str, tracker: StageTracker, deadline: Deadline
+) -> bool:
+    def check(limit: Deadline) -> bool | None:
+        entries = ctx.client.stage_status(workspace_id, stage, deadline=limit)
+        return True if tracker.evaluate(entries).seen else None
+
+    try:
+        return ctx.waiter.poll(
+            check, deadline=deadline.within(START_CONFIRM_SECONDS), what=f"{stage} start"
+        )
+    except WaitTimeout:
+        return False
+
+
+def _failure_message(ctx: Context, workspace_id: int, stage: str, outcome: Progress) -> str:
+    step = outcome.failed_step
+    message = f"stage {stage} {outcome.detail}"
+    if step is None:
+        return message
+    server = outcome.failed_server if outcome.failed_server != IDE_SERVER else ""
+    lines = read_step_log(ctx, workspace_id, stage, step, server)
+    if not lines:
+        return message
+    title = f"Log of {stage} step {step + 1} (last {len(lines)} lines)"
+    with ctx.reporter.group(title):
+        ctx.reporter.untrusted(text for _, text in lines)
+    errors = [text for kind, text in lines if kind == "E" and text.strip()]
+    last = (errors or [text for _, text in lines if text.strip()] or [""])[-1]
+    return f"{message}: {last.strip()}" if last.strip() else message
