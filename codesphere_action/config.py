@@ -9,7 +9,6 @@ defaults come from its ``FlowSpec`` (``flows/specs.py``).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -19,7 +18,6 @@ from .errors import ConfigError, ContextError
 from .flows.specs import FLOW_NAMES, SPECS, FlowSpec
 from .github_context import (
     PullRequest,
-    check_event_action,
     read_github_api_url,
     read_pull_request,
     read_run_id,
@@ -34,6 +32,7 @@ from .inputs import (
     REPOSITORY,
     WORKSPACE_NAME,
     Inputs,
+    default_workspace_name,
     parse_api_url,
     parse_bool,
     parse_branch,
@@ -47,8 +46,10 @@ from .inputs import (
     parse_positive_int,
     parse_statuses,
     parse_workspace_ids,
+    preview_workspace_name,
 )
 from .models import EnvVar
+from .needs import check_needs
 
 
 @dataclass(frozen=True)
@@ -188,31 +189,6 @@ class Config:
         return self.run.sha
 
 
-def default_workspace_name(repository: str, sha: str) -> str:
-    """``<repository name>-<first 7 characters of the commit>``, valid for any
-    repository name (see ``_name_start``)."""
-    suffix = f"-{sha[:7]}"
-    return f"{_name_start(repository, 63 - len(suffix))}{suffix}" if repository and sha else ""
-
-
-def preview_workspace_name(repository: str, number: int) -> str:
-    """``<repository name>-pr-<number>``, the repository name shortened to fit 63
-    characters and made valid (see ``_name_start``)."""
-    suffix = f"-pr-{number}"
-    return f"{_name_start(repository, 63 - len(suffix))}{suffix}" if repository else ""
-
-
-def _name_start(repository: str, room: int) -> str:
-    """The repository's name as the start of a workspace name, at most ``room``
-    characters: a character the name pattern refuses becomes '-', and one it may
-    not start with is dropped from the front (``.github`` -> ``github``,
-    ``_internal`` -> ``internal``); ``workspace`` when nothing is left. A name
-    that was valid stays as it was (previews made before are found again)."""
-    repo = re.sub(r"[^A-Za-z0-9_.-]", "-", repository.rsplit("/", 1)[-1])
-    repo = re.sub(r"^[^A-Za-z0-9]+", "", repo)
-    return (repo or "workspace")[:room]
-
-
 def _github_settings(
     inputs: Inputs, environ: Mapping[str, str], spec: FlowSpec, pull: PullRequest | None
 ) -> GitHubSettings:
@@ -317,13 +293,9 @@ def load_config(environ: Mapping[str, str]) -> Config:
         debug=environ.get("RUNNER_DEBUG") == "1",
         # Masked everywhere: the tokens and secret-env's values. Plain env values
         # are not secrets (PORT=3000 must not turn every "3000" into "***").
-        secrets=(
-            token,
-            *((github.token,) if github.token else ()),
-            *(var.value for var in secret_env if var.value),
-        ),
+        secrets=tuple(v for v in (token, github.token, *(v.value for v in secret_env)) if v),
     )
-    _check_flow_requirements(config)
+    check_needs(config)
     return config
 
 
@@ -400,95 +372,3 @@ def _health(inputs: Inputs, environ: Mapping[str, str]) -> HealthSettings:
         domain=parse_bool("health-check-domain", inputs.get("health-check-domain", "true")),
         resolve=parse_resolve(environ.get("CODESPHERE_RELEASE_RESOLVE", "")),
     )
-
-
-# What an input the flow needs is for, when its spec gives no words of its own.
-NEEDED = {
-    "git-url": "set it, or run in a workflow where GITHUB_REPOSITORY is set",
-    "branch": "set it, or run where GITHUB_REF_NAME (the triggering branch) is set",
-}
-
-
-def _check_flow_requirements(config: Config) -> None:
-    """The inputs the flow's spec needs, in its order; the pull request it works
-    on; the commit require-commit compares with."""
-    spec = config.spec
-    _check_require_commit(config)
-    if spec.pull_request:
-        _check_pull_request(config)
-    for name, words in spec.needs.items():
-        if _given(config, name):
-            continue
-        if words:
-            raise ConfigError(name, "", f"the {spec.name} flow needs {words}")
-        if name == "workspace-name":
-            context = "GITHUB_SHA" if spec.default_name == "commit" else "the pull request event"
-            raise ConfigError(
-                name, "", f"set it, or run where GITHUB_REPOSITORY and {context} are set"
-            )
-        raise ConfigError(
-            name, "", NEEDED.get(name, f"the {spec.name} flow needs it (a numeric id)")
-        )
-
-
-def _given(config: Config, name: str) -> bool:
-    value = {
-        "workspace-id": config.workspace_id,
-        "team-id": config.team_id,
-        "plan-id": config.plan_id,
-        "git-url": config.git_url or None,
-        "workspace-name": config.workspace_name or None,
-        "branch": config.branch or None,
-        "domain": config.domain or None,
-    }[name]
-    return value is not None
-
-
-def _check_require_commit(config: Config) -> None:
-    """require-commit: true needs a commit to compare with; where none can be
-    known it is an input error, before any request (never a check that
-    silently does nothing)."""
-    commit = config.spec.commit
-    if not config.require_commit or commit in ("pull-request", ""):
-        return  # preview: the pull request's head; teardown deploys nothing
-    if commit == "back":
-        raise ConfigError(
-            "require-commit",
-            "true",
-            "a rollback goes back to an earlier release on purpose, so there is no commit it "
-            "must run: remove the input (or set it to false) for flow: rollback",
-        )
-    if not config.expected_commit:
-        shown = f"'{config.run.sha}'" if config.run.sha else "not set"
-        raise ConfigError(
-            "require-commit",
-            "true",
-            f"it compares the deployed commit with GITHUB_SHA, which is {shown}: run in a "
-            "GitHub workflow (the runner sets GITHUB_SHA), or set require-commit to false",
-        )
-
-
-def _check_pull_request(config: Config) -> None:
-    """A flow that creates from a pull request (preview) needs its event; one that
-    does not (teardown) may be given ``workspace-name`` instead: only a pull
-    request event or that name says which preview is meant. On a pull request
-    event, a preview of a closed pull request and a teardown of an open one are
-    skipped (Skipped)."""
-    pull = config.pull_request
-    if pull is not None:
-        check_event_action(config.flow, pull)
-        return
-    if not config.spec.creates and config.workspace_name:
-        return
-    trigger = (
-        f"this run was triggered by '{config.run.event_name}' (GITHUB_EVENT_NAME)"
-        if config.run.event_name
-        else "GITHUB_EVENT_NAME is not set"
-    )
-    fix = (
-        "run it on: pull_request, as in examples/preview.yml"
-        if config.spec.pull_request == "open"
-        else "run it on: pull_request (types: [closed]), or set the input 'workspace-name' "
-        "to the preview workspace to delete"
-    )
-    raise ContextError(f"the {config.flow} flow works on a pull request, but {trigger}: {fix}")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import secrets as _random
 import sys
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -76,6 +77,9 @@ class Reporter:
         self.output_path = output_path
         self.summary_path = summary_path
         self._secrets: list[str] = []
+        # The log follower threads may write (debug lines) while the main thread
+        # does: one line at a time, a mask never half added.
+        self._lock = threading.RLock()
 
     # -- secrets -------------------------------------------------------------
     def mask(self, value: str) -> None:
@@ -85,14 +89,14 @@ class Reporter:
         would print its other lines as plain log lines."""
         lines = [line.strip() for line in value.splitlines()]
         whole = value.strip()
-        for part in dict.fromkeys([*lines, whole]):
-            if len(part) < 3 or part in self._secrets:
-                continue  # masking 1-2 characters would shred the log
-            self._secrets.append(part)
-            self._secrets.sort(key=len, reverse=True)  # longest first: no partial leaks
-            if "\n" not in part and "\r" not in part:
-                self.stream.write(f"::add-mask::{part}\n")
-        self.stream.flush()
+        with self._lock:
+            for part in dict.fromkeys([*lines, whole]):
+                if len(part) < 3 or part in self._secrets:
+                    continue  # masking 1-2 characters would shred the log
+                self._secrets = sorted([*self._secrets, part], key=len, reverse=True)
+                if "\n" not in part and "\r" not in part:
+                    self.stream.write(f"::add-mask::{part}\n")
+            self.stream.flush()
 
     def redact(self, text: str) -> str:
         for secret in self._secrets:
@@ -102,8 +106,9 @@ class Reporter:
     # -- log -----------------------------------------------------------------
     def _emit(self, line: str) -> None:
         lines = NEWLINES.split(self.redact(line))
-        self.stream.write("\n".join(map(bound, lines)) + "\n")
-        self.stream.flush()
+        with self._lock:
+            self.stream.write("\n".join(map(bound, lines)) + "\n")
+            self.stream.flush()
 
     def info(self, message: str) -> None:
         self._emit(message)
@@ -137,12 +142,13 @@ class Reporter:
         """Print text that came from elsewhere (build logs) with workflow commands
         switched off, so a log line can never set an output or a mask."""
         token = _random.token_hex(16)
-        self._emit(f"::stop-commands::{token}")
-        try:
-            for line in lines:
-                self._emit(line)
-        finally:
-            self._emit(f"::{token}::")
+        with self._lock:  # no other thread's line inside the block
+            self._emit(f"::stop-commands::{token}")
+            try:
+                for line in lines:
+                    self._emit(line)
+            finally:
+                self._emit(f"::{token}::")
 
     # -- outputs and summary -------------------------------------------------
     def write_outputs(self, outputs: dict[str, str]) -> None:

@@ -244,3 +244,28 @@ def parse_environment(name: str, value: str) -> str:
             name, value, "expected an environment name of at most 255 printable characters"
         )
     return value
+
+
+def default_workspace_name(repository: str, sha: str) -> str:
+    """``<repository name>-<first 7 characters of the commit>``, valid for any
+    repository name (see ``_name_start``)."""
+    suffix = f"-{sha[:7]}"
+    return f"{_name_start(repository, 63 - len(suffix))}{suffix}" if repository and sha else ""
+
+
+def preview_workspace_name(repository: str, number: int) -> str:
+    """``<repository name>-pr-<number>``, the repository name shortened to fit 63
+    characters and made valid (see ``_name_start``)."""
+    suffix = f"-pr-{number}"
+    return f"{_name_start(repository, 63 - len(suffix))}{suffix}" if repository else ""
+
+
+def _name_start(repository: str, room: int) -> str:
+    """The repository's name as the start of a workspace name, at most ``room``
+    characters: a character the name pattern refuses becomes '-', and one it may
+    not start with is dropped from the front (``.github`` -> ``github``,
+    ``_internal`` -> ``internal``); ``workspace`` when nothing is left. A name
+    that was valid stays as it was (previews made before are found again)."""
+    repo = re.sub(r"[^A-Za-z0-9_.-]", "-", repository.rsplit("/", 1)[-1])
+    repo = re.sub(r"^[^A-Za-z0-9]+", "", repo)
+    return (repo or "workspace")[:room]

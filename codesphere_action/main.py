@@ -39,17 +39,7 @@ def main(
     module, ``flows.load``); ``tuning``: how it waits (the benchmark's reference
     poller passes another)."""
     environ = os.environ if environ is None else environ
-    reporter = Reporter(
-        stream,
-        debug=environ.get("RUNNER_DEBUG") == "1",
-        output_path=environ.get("GITHUB_OUTPUT", ""),
-        summary_path=environ.get("GITHUB_STEP_SUMMARY", ""),
-    )
-    # Mask the tokens before anything else can print them.
-    for name in ("api-token", "github-token"):
-        token = environ.get(input_env_name(name), "").strip()
-        if token:
-            reporter.mask(token)
+    reporter = _reporter(environ, stream)
     clock = clock or SystemClock()
     guard = CancelGuard(clock.now)
     guard.install()
@@ -74,14 +64,7 @@ def main(
         _expected_end(reporter, result, exc)
     except Exception as exc:  # noqa: BLE001 (a bug: say so, with the traceback)
         guard.quiet()
-        result.status = "failed"
-        reporter.info(reporter.redact("".join(traceback.format_exc())))
-        result.message = _with_aftermath(
-            f"unexpected {type(exc).__name__}: {exc}. This is a bug in codesphere-release; "
-            "please report it with this log",
-            result,
-        )
-        reporter.error(result.message, title="Internal error")
+        _bug(reporter, result, exc)
     finally:
         guard.quiet()
         # Outputs and summary first: after a cancellation the GitHub calls get
@@ -91,6 +74,34 @@ def main(
             bookkeeping.finish(result)
         guard.restore()
     return 0 if result.status in ("success", "skipped") else 1
+
+
+def _reporter(environ: Mapping[str, str], stream: TextIO | None) -> Reporter:
+    """The reporter of this run, with the tokens masked before anything else can
+    print them."""
+    reporter = Reporter(
+        stream,
+        debug=environ.get("RUNNER_DEBUG") == "1",
+        output_path=environ.get("GITHUB_OUTPUT", ""),
+        summary_path=environ.get("GITHUB_STEP_SUMMARY", ""),
+    )
+    for name in ("api-token", "github-token"):
+        token = environ.get(input_env_name(name), "").strip()
+        if token:
+            reporter.mask(token)
+    return reporter
+
+
+def _bug(reporter: Reporter, result: Result, exc: Exception) -> None:
+    """An unexpected error: the traceback (redacted) and one ::error saying so."""
+    result.status = "failed"
+    reporter.info(reporter.redact("".join(traceback.format_exc())))
+    result.message = _with_aftermath(
+        f"unexpected {type(exc).__name__}: {exc}. This is a bug in codesphere-release; "
+        "please report it with this log",
+        result,
+    )
+    reporter.error(result.message, title="Internal error")
 
 
 def _run(

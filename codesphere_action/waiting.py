@@ -272,15 +272,8 @@ class Waiter:
                     continue
             last_poll = self.clock.now()
             stats.polls += 1
-            try:
-                result = check(deadline)
-            except ActionError as exc:
-                if not is_transient(exc):
-                    raise
-                last_error = exc
-                result = None
-            finally:
-                stats.seconds = self.clock.now() - start
+            result, last_error = _attempt(check, deadline, last_error)
+            stats.seconds = self.clock.now() - start
             if result is not None:
                 return result
             if not cued or false_cue():
@@ -294,3 +287,16 @@ class Waiter:
         if last_error is not None:
             message += f"; the last status request failed: {last_error}"
         raise WaitTimeout(message)
+
+
+def _attempt(
+    check: Callable[[Deadline], T | None], deadline: Deadline, last_error: ActionError | None
+) -> tuple[T | None, ActionError | None]:
+    """One poll: its result, and the last transient error (a poll that failed
+    this way may succeed next time; any other error propagates)."""
+    try:
+        return check(deadline), last_error
+    except ActionError as exc:
+        if not is_transient(exc):
+            raise
+        return None, exc

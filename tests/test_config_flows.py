@@ -9,10 +9,14 @@ from typing import Any
 
 import pytest
 
-from codesphere_action.config import default_workspace_name, load_config, preview_workspace_name
+from codesphere_action.config import load_config
 from codesphere_action.errors import ConfigError, ContextError, Skipped
 from codesphere_action.github_context import PullRequest, fork_source
-from codesphere_action.inputs import DEFAULT_GITHUB_API_URL
+from codesphere_action.inputs import (
+    DEFAULT_GITHUB_API_URL,
+    default_workspace_name,
+    preview_workspace_name,
+)
 
 TOKEN = "cs-token-7f3a9c"
 GH_TOKEN = "ghs_config-test-token"

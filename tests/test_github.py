@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import re
+import threading
+import time
 from pathlib import Path
 
 from hypothesis import given
@@ -147,3 +149,42 @@ def test_the_summary_is_cut_well_under_1_mib(tmp_path: Path) -> None:
     assert text.startswith("# head\n| row | yyy")
     assert all(len(line.encode()) <= 4096 for line in text.splitlines())
     assert "*(The summary was cut here:" in text.splitlines()[-1]
+
+
+class SlowStream:
+    """A stream whose every write lands in two halves, with a thread switch
+    between them: lines from two threads interleave unless the writer holds a
+    lock across a whole line."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def write(self, text: str) -> int:
+        half = len(text) // 2
+        self.parts.append(text[:half])
+        time.sleep(0.0001)
+        self.parts.append(text[half:])
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_the_reporter_writes_whole_lines_from_two_threads() -> None:
+    stream = SlowStream()
+    reporter = Reporter(stream)  # type: ignore[arg-type]
+
+    def write(name: str) -> None:
+        for number in range(200):
+            reporter.info(f"{name} line {number} " + name * 20)
+
+    threads = [threading.Thread(target=write, args=(name,)) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    lines = "".join(stream.parts).splitlines()
+    assert len(lines) == 400
+    for line in lines:
+        name = line[0]
+        assert line == f"{name} line {line.split()[2]} " + name * 20, line

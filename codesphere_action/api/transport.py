@@ -218,14 +218,30 @@ class Transport:
                 if answer is not None:
                     return answer  # the caller says what the last answer means
                 raise error from None
-            if not told and self.clock.now() - start + delay > RETRY_NOTICE_SECONDS:
-                told = True
-                self.reporter.info(
-                    f"{self.service}: {method} {path} failed ({_short(last)}); retrying for up "
-                    f"to {format_seconds(until.left())}"
-                )
-            self.reporter.debug(f"retrying {method} {path} in {delay:.2f} s: {last}")
+            told = self._say_retry(method, path, last, delay, start, until, told=told)
             self.clock.sleep(delay)
+
+    def _say_retry(
+        self,
+        method: str,
+        path: str,
+        last: str,
+        delay: float,
+        start: float,
+        until: Deadline,
+        *,
+        told: bool,
+    ) -> bool:
+        """Say in the log, once, that a call retries (when that takes a while);
+        return whether it was said."""
+        if not told and self.clock.now() - start + delay > RETRY_NOTICE_SECONDS:
+            told = True
+            self.reporter.info(
+                f"{self.service}: {method} {path} failed ({_short(last)}); retrying for up "
+                f"to {format_seconds(until.left())}"
+            )
+        self.reporter.debug(f"retrying {method} {path} in {delay:.2f} s: {last}")
+        return told
 
     # -- one attempt ----------------------------------------------------------------
     def send(
@@ -271,30 +287,38 @@ class Transport:
                 self.reporter.debug(
                     f"{method} {urlsplit(url).path} -> {response.status_code} ({elapsed_ms:.0f} ms)"
                 )
-            location = response.headers.get("Location")
-            if (
-                not self.follow_redirects
-                or response.status_code not in REDIRECT_STATUSES
-                or not location
-            ):
+            target = self._redirect(method, path, url, response)
+            if target is None:
                 response.history = history  # the redirects followed, as requests does
                 return response
-            response.close()
-            if response.status_code == 303 and method not in ("GET", "HEAD"):
-                # See Other: the request was carried out and its result is elsewhere.
-                # Sending it again there could do it twice; the caller checks.
-                raise TransportError(
-                    f"{method} {path}: the API answered 303 See Other (to {location}): it "
-                    "was carried out, with its result elsewhere",
-                    maybe_landed=True,
-                )
             history.append(response)
-            url = urljoin(url, location)
-            self._check_redirect(url)
-            timeout = self.timeouts(deadline, read_timeout)
+            url, timeout = target, self.timeouts(deadline, read_timeout)
         raise TransportError(
             f"{method} {path}: more than {MAX_REDIRECTS} redirects", maybe_landed=False
         )
+
+    def _redirect(
+        self, method: str, path: str, url: str, response: requests.Response
+    ) -> str | None:
+        """Where a redirect sends the request (checked against the token's scope),
+        or None when ``response`` is the answer."""
+        location = response.headers.get("Location")
+        if not self.follow_redirects or response.status_code not in REDIRECT_STATUSES:
+            return None
+        if not location:
+            return None
+        response.close()
+        if response.status_code == 303 and method not in ("GET", "HEAD"):
+            # See Other: the request was carried out and its result is elsewhere.
+            # Sending it again there could do it twice; the caller checks.
+            raise TransportError(
+                f"{method} {path}: the API answered 303 See Other (to {location}): it "
+                "was carried out, with its result elsewhere",
+                maybe_landed=True,
+            )
+        target = urljoin(url, location)
+        self._check_redirect(target)
+        return target
 
     def open(
         self,

@@ -185,22 +185,7 @@ def delete_if_closed(ctx: Context, state: State, preview: Preview) -> None:
     Skipped. When GitHub cannot tell: one warning, the preview stays."""
     config, pull = ctx.config, ctx.config.pull_request
     assert pull is not None
-    if not config.github.token or preview.id is None:
-        return
-    api = GitHubApi(config, ctx.reporter, ctx.clock)
-    try:
-        github_state = pull_request_state(api, pull.number, ctx.deadline(GITHUB_SECONDS))
-    except GitHubError as exc:
-        ctx.reporter.warning(
-            f"could not ask GitHub whether pull request #{pull.number} was closed while this "
-            f"run worked: {exc}. If it was, run the teardown again or delete workspace "
-            f"{preview.id} by hand",
-            title="Pull request state",
-        )
-        return
-    finally:
-        api.close()
-    if github_state != "closed":
+    if not config.github.token or preview.id is None or not _closed(ctx, preview.id):
         return
     name = ctx.result.workspace_name
     deadline = ctx.deadline(CLEANUP_SECONDS)
@@ -241,6 +226,26 @@ def delete_if_closed(ctx: Context, state: State, preview: Preview) -> None:
         "teardown that ran meanwhile found none yet), so this run deleted workspace "
         f"{preview.id} ({name}): nothing is left running for it"
     )
+
+
+def _closed(ctx: Context, workspace_id: int) -> bool:
+    """Whether GitHub says the pull request is closed now; False, with a warning,
+    when it cannot say."""
+    pull = ctx.config.pull_request
+    assert pull is not None
+    api = GitHubApi(ctx.config, ctx.reporter, ctx.clock)
+    try:
+        return pull_request_state(api, pull.number, ctx.deadline(GITHUB_SECONDS)) == "closed"
+    except GitHubError as exc:
+        ctx.reporter.warning(
+            f"could not ask GitHub whether pull request #{pull.number} was closed while this "
+            f"run worked: {exc}. If it was, run the teardown again or delete workspace "
+            f"{workspace_id} by hand",
+            title="Pull request state",
+        )
+        return False
+    finally:
+        api.close()
 
 
 def superseded(ctx: Context, preview: Preview, holder: str, error: BaseException | None) -> Skipped:
