@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from .addresses import parse_resolve
 from .dotenv import env_and_secrets
@@ -146,6 +147,8 @@ class Config:
     run: RunContext = field(default_factory=RunContext)
     debug: bool = False
     secrets: tuple[str, ...] = field(default=(), repr=False)
+    # The names secret-env sets: the log counts them, never lists them.
+    secret_names: frozenset[str] = field(default=frozenset(), repr=False)
 
     @property
     def spec(self) -> FlowSpec:
@@ -256,6 +259,7 @@ def load_config(environ: Mapping[str, str]) -> Config:
     domain_text = inputs.get("domain")
     env, secret_env = env_and_secrets(inputs.raw("env"), inputs.raw("secret-env"))
     github = _github_settings(inputs, environ, spec, pull)
+    git_url = _git_url(inputs, run)
     config = Config(
         api_token=token,
         api_url=parse_api_url("api-url", inputs.get("api-url", DEFAULT_API_URL)),
@@ -273,7 +277,7 @@ def load_config(environ: Mapping[str, str]) -> Config:
         branch=_branch(inputs, environ, spec, pull),
         team_id=_optional_id(inputs, "team-id"),
         plan_id=_optional_id(inputs, "plan-id"),
-        git_url=_git_url(inputs, run),
+        git_url=git_url,
         private_repo=parse_bool("private-repo", inputs.get("private-repo", "false")),
         replicas=parse_positive_int("replicas", inputs.get("replicas", "1")),
         workspace_name=_workspace_name(inputs, spec, pull, run.repository, run.sha),
@@ -291,12 +295,22 @@ def load_config(environ: Mapping[str, str]) -> Config:
         github=github,
         run=run,
         debug=environ.get("RUNNER_DEBUG") == "1",
-        # Masked everywhere: the tokens and secret-env's values. Plain env values
-        # are not secrets (PORT=3000 must not turn every "3000" into "***").
-        secrets=tuple(v for v in (token, github.token, *(v.value for v in secret_env)) if v),
+        secrets=_secrets(token, github, git_url, secret_env),
+        secret_names=frozenset(var.name for var in secret_env),
     )
     check_needs(config)
     return config
+
+
+def _secrets(
+    token: str, github: GitHubSettings, git_url: str, secret_env: tuple[EnvVar, ...]
+) -> tuple[str, ...]:
+    """What is masked everywhere: the tokens, a git-url's ``user:token@`` (the user
+    part may be a token too) and secret-env's values. Plain env values are not
+    secrets (PORT=3000 must not turn every "3000" into "***")."""
+    url = urlsplit(git_url)
+    values = (token, github.token, url.password, url.username, *(v.value for v in secret_env))
+    return tuple(value for value in values if value)
 
 
 def _api_token(inputs: Inputs) -> str:

@@ -167,6 +167,7 @@ def env_and_secrets(
     """The ``env`` and ``secret-env`` inputs, with no name in both."""
     env = env_lines("env", env_text)
     secret_env = env_lines("secret-env", secret_text)
+    _refuse_empty_secrets(secret_env)
     plain = {var.name: number for number, var in env}
     for number, var in secret_env:
         if var.name in plain:
@@ -177,3 +178,31 @@ def env_and_secrets(
                 f"{NOT_SHOWN}: set each variable in one of them",
             )
     return tuple(var for _, var in env), tuple(var for _, var in secret_env)
+
+
+def _refuse_empty_secrets(lines: list[tuple[int, EnvVar]]) -> None:
+    """A secret with no value is no secret: the line is more likely part of one,
+    wrapped onto a line of its own (a base64 value's ``=`` padding), or a name
+    whose value went onto the next line, which then reads as a "name". Refuse
+    it, naming only the line number (the later line of such a pair)."""
+    empty = [number for number, var in lines if not var.value]
+    if not empty:
+        return
+    numbers = [number for number, _ in lines]
+    first = empty[0]
+    after = numbers[numbers.index(first) + 1] if first != numbers[-1] else None
+    if after in empty:
+        raise ConfigError(
+            "secret-env",
+            f"line {after}",
+            f"it follows line {first}, which sets a secret to nothing, and has no value itself: "
+            f"it looks like line {first}'s value, wrapped onto a line of its own {NOT_SHOWN}. "
+            "Put the value on the line of its name, or: " + MULTI_LINE_HINT,
+        )
+    raise ConfigError(
+        "secret-env",
+        f"line {first}",
+        f"it sets a secret to nothing, so it looks like the end of a value wrapped onto a line "
+        f"of its own {NOT_SHOWN}. Put the whole value on the line of its name, or: "
+        + MULTI_LINE_HINT,
+    )

@@ -142,7 +142,9 @@ def skip_fork(flow: str, environ: Mapping[str, str]) -> None:
         + (
             "To preview it, push its branch to this repository and open a pull request from there"
             if flow == "preview"
-            else "A fork's pull request never had a preview to delete"
+            else "Should an earlier version of codesphere-release have made a preview for it "
+            "(before forks were refused), its workspace is named after the pull request's "
+            "number: delete it by hand, or let a scheduled flow: prune clear it"
         )
     )
 

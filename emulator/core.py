@@ -118,6 +118,7 @@ class Emulator:
         self._closing = threading.Event()
         self._closed = False
         self._next_id = first_workspace_id
+        self._processing = threading.local()  # what the request this thread processes reserved
         self._workspaces: dict[int, Workspace] = {}
         self._domains: dict[tuple[int, str], Domain] = {}
         self._branch_heads: dict[str, str | None] = {}
@@ -397,9 +398,15 @@ class Emulator:
             rule.remove()
 
     # ------------------------------------------------------------------ workspaces ---------
+    def _take_id(self) -> int:
+        with self._lock:
+            ws_id = self._next_id
+            self._next_id += 1
+            return ws_id
+
     def _new_workspace(self, team_id: int, name: str, via: str, **fields: Any) -> Workspace:
-        ws_id = self._next_id
-        self._next_id += 1
+        reserved = getattr(self._processing, "reserved_id", None)
+        ws_id = reserved if reserved is not None and via == "api" else self._take_id()
         defaults = self._defaults
         template = fields.pop("dev_domain_template", None) or defaults["dev_domain_template"]
         dev_domain = fields.pop("dev_domain", None) or template.format(
@@ -765,6 +772,12 @@ class Emulator:
     def _answer(
         self, handler: Handler, rec: RecordedRequest, path: str, parse_error: str | None
     ) -> None:
+        if (
+            self._variants.id_order == "arrival"
+            and rec.method == "POST"
+            and rec.path == "/workspaces"
+        ):
+            rec.reserved_id = self._take_id()  # handed out now, used when it commits
         rule = self._faults.pick(rec.method, rec.path, rec.listener)
         if rule is not None:
             rec.fault = rule.kind
@@ -891,6 +904,7 @@ class Emulator:
             self._violations.append(message)
 
     def _process(self, rec: RecordedRequest, path: str, parse_error: str | None) -> Reply:
+        self._processing.reserved_id = rec.reserved_id  # this thread's create, if any
         if not (path == "/api" or path.startswith("/api/")):
             if self.website is not None:
                 return self._website_reply(rec)

@@ -66,6 +66,7 @@ class RecordedRequest:
     listener: str  # "primary" | "second" | "foreign"
     status: int | None = None  # None when the connection was dropped or is still being handled
     fault: str | None = None
+    reserved_id: int | None = None  # variant id_order="arrival": the id a create got on arrival
     route: str | None = None  # spec path template, e.g. "/workspaces/{workspaceId}"
     operation_id: str | None = None
     trace_id: str | None = None  # of the problem answer, if any

@@ -20,6 +20,11 @@ DOMAIN_MATCHES = ("any_case", "exact")
 # does not list (an API newer than its published spec).
 WAITING_STATES = ("waiting", "pending")
 MISSING_BRANCHES = ("no_clone", "refuse")
+# When a created workspace gets its id: when the create is processed (the
+# workspace shows up at once), or when it arrives (a sequence hands the id out
+# at the transaction's start; a slow create then shows up after a faster one
+# that got a higher id).
+ID_ORDERS = ("commit", "arrival")
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "log_end": LOG_ENDS,
@@ -31,6 +36,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "domain_match": DOMAIN_MATCHES,
     "waiting_state": WAITING_STATES,
     "missing_branch": MISSING_BRANCHES,
+    "id_order": ID_ORDERS,
 }
 
 
@@ -56,6 +62,7 @@ class Variants:
     # POST /workspaces with an initialBranch that does not exist: the workspace is
     # made without a clone (git calls answer 400), or the create answers 400.
     missing_branch: str = "no_clone"
+    id_order: str = "commit"  # a create's id: handed out when it is processed, or on arrival
 
     def __post_init__(self) -> None:
         for name, allowed in _CHOICES.items():

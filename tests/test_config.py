@@ -400,3 +400,18 @@ def test_a_line_without_equals_sign_is_never_echoed(name: str) -> None:
 def test_the_resolve_seam_only_ever_points_at_a_loopback_port(value: str) -> None:
     with pytest.raises(ContextError, match="only ever points at loopback"):
         load_config({**zd_env(), "CODESPHERE_RELEASE_RESOLVE": value})
+
+
+def test_the_credentials_of_a_git_url_are_secrets() -> None:
+    """A git-url with ``user:token@`` is masked like the tokens (it is sent to
+    Codesphere as it is, and may show in an error about the branch)."""
+    config = load_config(
+        env(
+            flow="zero-downtime",
+            team_id="1",
+            plan_id="2",
+            git_url="https://x-access:ghp_s3cr3t0123@github.com/acme/shop.git",
+        )
+        | {"GITHUB_REPOSITORY": "acme/shop", "GITHUB_SHA": "a" * 40, "GITHUB_REF_NAME": "main"}
+    )
+    assert "ghp_s3cr3t0123" in config.secrets and "x-access" in config.secrets

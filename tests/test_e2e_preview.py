@@ -88,8 +88,10 @@ def test_second_push_updates_the_same_workspace(emu: Emulator, runner: Runner) -
         f"POST /workspaces/{ws}/pipeline/prepare/start",
         f"POST /workspaces/{ws}/pipeline/run/stop",
         f"POST /workspaces/{ws}/pipeline/run/start",
+        f"PUT /workspaces/{ws}/env-vars",  # at the end: the mark says released
     ]
     assert [c for c in calls if c in order] == order
+    assert "state=released" in emu.workspace(ws).env["CODESPHERE_RELEASE"]
     assert emu.workspace(ws).env["FEATURE"] == "on"
     assert second.outputs["workspace-id"] == str(ws)
     assert second.outputs["deployed-commit"] == pushed

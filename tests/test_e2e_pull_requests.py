@@ -160,7 +160,8 @@ def test_two_overlapping_runs_end_with_one_preview_and_both_report_it(
     creates one, which lands first. Run 101's lands second: it finds the older preview,
     takes it over (its mark), deletes its own, and updates the older one. Run 102's
     work on it is cut short (101 restarts its stages) or cancelled, and its cleanup
-    never deletes what 101 took over."""
+    never deletes what 101 took over. (Ids handed out on arrival, where the slow
+    create has the lower id: test_e2e_review.py.)"""
     emu.set_branch_head(BRANCH, HEAD)
     # Run 101's create commits 3 s after it arrived: run 102 (started once it arrived)
     # has listed the team and created its own by then, even on a loaded machine.

@@ -36,7 +36,7 @@ from ..steps.previews import (
     take_over,
     take_over_older,
 )
-from ..steps.release import build
+from ..steps.release import build, mark_released
 from ..steps.workspace import ensure_running, git_pull, wait_until_running
 from ..timings import CHECK_SECONDS
 
@@ -68,12 +68,14 @@ def run(ctx: Context) -> None:
 def _end(ctx: Context, state: State, preview: Preview) -> None:
     """The run's end: a late twin of its own create goes; another run may hold
     the preview now (Skipped), or the pull request closed meanwhile (the
-    preview is deleted: Skipped)."""
+    preview is deleted: Skipped); else the mark says the preview is released."""
     remove_twins(ctx, state)
     held = holder(ctx, state, preview, ended=True)
     if held:
         raise superseded(ctx, preview, held, None)
     delete_if_closed(ctx, state, preview)
+    if preview.id is not None:  # reported now: a rival run yields to it (steps/previews.py)
+        mark_released(ctx, state, preview.id)
 
 
 def _preview(ctx: Context, state: State, preview: Preview) -> None:

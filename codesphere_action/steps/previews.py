@@ -27,7 +27,7 @@ from ..github_api import GitHubApi, GitHubError, pull_request_state
 from ..models import Workspace
 from ..timings import CHECK_SECONDS, CLEANUP_SECONDS, GITHUB_SECONDS, Deadline
 from .creation import State, ids, taken_by
-from .ownership import Mark, candidate_names, delete_unless_serving, is_ours, read_mark
+from .ownership import RELEASED, Mark, candidate_names, delete_unless_serving, is_ours, read_mark
 from .workspace import git_pull
 
 MAX_REASON = 300  # of the error quoted when another run took the preview over
@@ -94,28 +94,38 @@ def take_over(
     ctx.client.set_env_vars(workspace_id, [*config.env, state.mark.as_env()], deadline=deadline)
     preview.held = True
     if config.env:
-        ctx.reporter.info("Environment variables set: " + ", ".join(v.name for v in config.env))
+        plain = [v.name for v in config.env if v.name not in config.secret_names]
+        secret = len(config.env) - len(plain)
+        said = [", ".join(plain)] if plain else []
+        said += [f"{secret} from secret-env"] if secret else []
+        ctx.reporter.info("Environment variables set: " + "; ".join(said))
     ctx.reporter.debug(f"workspace {workspace_id}: mark {state.mark.render()}")
 
 
 def older_preview(
     ctx: Context, state: State, own: Workspace, deadline: Deadline
 ) -> Workspace | None:
-    """Right after this run's create: the pull request's oldest preview when
-    another run made one before (a lower id: ids grow with every create), else
-    None. A run that listed the team while another's create was under way made
-    a second preview; the older one wins."""
+    """Another preview of the pull request that wins over ``own``, the one this
+    run created, else None. Right after the create, and again at the run's end
+    (a create answered late shows up only then): the oldest wins (the lowest
+    id, as ids grow with the creates), and so does one another run finished
+    already (released: it was reported to the pull request). Ids may be handed
+    out when a create arrives while its workspace shows up when it is done, so
+    the older one can appear last: by then its rival is released, and this run
+    yields to that one instead."""
     config = ctx.config
     assert config.team_id is not None
     names = set(candidate_names(config.workspace_name))
     team = ctx.client.list_team_workspaces(config.team_id, deadline=deadline)
     for workspace in sorted((w for w in team if w.name in names), key=lambda w: w.id):
-        if workspace.id >= own.id:
-            break
+        if workspace.id == own.id:
+            continue
         mark = read_mark(ctx, workspace.id, deadline)
         # This run's own twins (a create repeated after a lost answer) are
         # remove_twins's to delete.
-        if is_preview(ctx, mark) and mark is not None and mark.nonce != state.mark.nonce:
+        if not is_preview(ctx, mark) or mark is None or mark.nonce == state.mark.nonce:
+            continue
+        if workspace.id < own.id or mark.state == RELEASED:
             return workspace
     return None
 
