@@ -272,6 +272,27 @@ def test_create_starts_later_and_duplicates_are_allowed(
     assert up.time - created.time == pytest.approx(0.15)
 
 
+@pytest.mark.parametrize(("id_order", "slow_first"), [("commit", False), ("arrival", True)])
+def test_id_order_hands_the_id_out_when_the_create_is_processed_or_arrives(
+    emu: Emulator, id_order: str, slow_first: bool
+) -> None:
+    """A slow create that arrived first: with ``id_order="commit"`` it gets the
+    higher id (it is processed last); with ``"arrival"`` the lower one, though it
+    shows up last."""
+    emu.set_variants(id_order=id_order)
+    emu.add_fault("delay", method="POST", path=r"^/workspaces$", seconds=0.5, times=1)
+    body = {"teamId": 5, "name": "p", "planId": 8, "isPrivateRepo": False, "replicas": 1}
+    headers = {"Authorization": f"Bearer {emu.token}"}
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        slow = pool.submit(requests.post, f"{emu.url}/workspaces", json=body, headers=headers)
+        wait_until(lambda: emu.find_requests("POST", "/workspaces"))
+        fast = pool.submit(requests.post, f"{emu.url}/workspaces", json=body, headers=headers)
+        slow_id, fast_id = slow.result().json()["id"], fast.result().json()["id"]
+    assert (slow_id < fast_id) is slow_first
+    shown = [e.details["workspace_id"] for e in emu.events_of("workspace_created")]
+    assert shown == [fast_id, slow_id]  # the slow one shows up last either way
+
+
 @pytest.mark.parametrize("missing_branch", ["no_clone", "refuse"])
 def test_a_create_on_a_branch_that_does_not_exist(
     emu: Emulator, http: requests.Session, missing_branch: str
