@@ -14,6 +14,7 @@ from .clock import Clock
 from .config import Config
 from .context import Result
 from .deployments import Deployments
+from .errors import Cancelled
 from .github import Reporter
 from .github_api import GitHubApi
 from .pr_comment import PreviewComment, is_for
@@ -28,7 +29,7 @@ class GitHubBookkeeping:
         clock: Clock,
         cancel: Callable[[], float | None],
     ) -> None:
-        self.clock, self.cancel = clock, cancel
+        self.clock, self.cancel, self.reporter = clock, cancel, reporter
         self.api = GitHubApi(config, reporter, clock)
         self.deployments = Deployments(config, reporter, self.api)
         self.comment = PreviewComment(config, reporter, self.api) if is_for(config) else None
@@ -40,10 +41,19 @@ class GitHubBookkeeping:
         self.deployments.begin(self._deadline())
 
     def finish(self, result: Result) -> None:
+        """Update the deployment and the comment. A cancel that comes meanwhile
+        cuts the call in flight (main lets it raise here): one warning, and the
+        run ends as it would have."""
         deadline = self._deadline()
         try:
             self.deployments.finish(result, deadline)
             if self.comment is not None:
                 self.comment.finish(result, deadline)
+        except Cancelled as exc:
+            self.reporter.warning(
+                f"GitHub was not told how the run ended: {exc} while its calls were under "
+                "way. The release itself is not affected",
+                title="GitHub bookkeeping",
+            )
         finally:
             self.api.close()

@@ -111,13 +111,17 @@ class ApiError(ActionError):
     ) -> ApiError:
         """The error for this answer, of the subclass that says what it means:
         Codesphere itself turning the request down (a status that says so, its
-        problem JSON, no redirect on the way) is ``Rejected`` (``NotFound`` for
-        404); anything else (a 5xx, a proxy's 408 or HTML page, a 409) may come
+        problem JSON, no redirect on the way) is ``Rejected``; its 404 is
+        ``NotFound`` (after a redirect within the token's scope too); anything
+        else (a 5xx, a proxy's 408 or HTML page, a 409) may come
         after the request was carried out: ``MayHaveLanded``."""
-        refused = status_code in REFUSAL_STATUSES and problem and not redirected
         kind: type[ApiError] = MayHaveLanded
-        if refused:
-            kind = NotFound if status_code == 404 else Rejected
+        if status_code == 404 and problem:
+            # Codesphere's own 404, also behind a redirect to another data center
+            # (redirects are followed only within the token's scope): not there.
+            kind = NotFound
+        elif status_code in REFUSAL_STATUSES and problem and not redirected:
+            kind = Rejected
         return kind(
             method,
             path,

@@ -152,9 +152,7 @@ class HealthCheck:
             raise
         except requests.RequestException as exc:
             return Answer(None, f"no answer: {type(exc).__name__}")
-        # The body's first bytes are read in the request's own time (a cancel cuts
-        # it): the last answer's excerpt is what says why the check failed.
-        body = _excerpt(response, Deadline.after(HEALTH_READ_SECONDS, self.clock, deadline.cancel))
+        body = _excerpt(response, deadline.within(HEALTH_READ_SECONDS))
         excerpt = " ".join(self.reporter.redact(body).split())[:EXCERPT]  # redacted, then cut
         reason = f"{response.status_code} {response.reason or ''}".strip()
         return Answer(response.status_code, f"{reason}: {excerpt}" if excerpt else reason)
@@ -169,12 +167,16 @@ class HealthCheck:
 
 
 def _excerpt(response: requests.Response, deadline: Deadline) -> str:
-    """A few bytes of the body for the log, within the request's own time."""
+    """A few bytes of the body for the log (the placeholder's words, a failing
+    answer's reason), within the check's deadline: the first read is bounded by
+    the socket's timeout, cut to it when the request was sent; no read starts
+    once it passed."""
     body = b""
     try:
-        while len(body) < 4096 and not deadline.expired:
+        while len(body) < 4096:
             chunk = response.raw.read1(4096 - len(body), decode_content=True)
-            if not chunk:
+            if not chunk or deadline.expired:
+                body += chunk
                 break
             body += chunk
     except Exception:  # noqa: BLE001, S110 (the status is what counts; the body is a courtesy)

@@ -71,7 +71,8 @@ def main(
         # only what is left of the runner's window, and may not get it.
         _finish(reporter, result, config)
         if bookkeeping is not None:
-            bookkeeping.finish(result)
+            with guard.interruptible():
+                bookkeeping.finish(result)
         guard.restore()
     return 0 if result.status in ("success", "skipped") else 1
 

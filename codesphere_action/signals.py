@@ -62,6 +62,21 @@ class CancelGuard:
         """From now on signals only tighten the budget (the run is reporting its end)."""
         self.cancelling = True
 
+    @contextmanager
+    def interruptible(self) -> Iterator[None]:
+        """Within, after ``quiet``: a first signal raises Cancelled again, so a
+        call in flight (the GitHub calls at the run's end) is cut at once
+        rather than left to its read timeout. When a signal came already, its
+        budget cuts every call, and nothing changes."""
+        if self.deadline is not None:
+            yield
+            return
+        self.cancelling = False
+        try:
+            yield
+        finally:
+            self.cancelling = True
+
     def budget(self) -> float | None:
         """The instant the cancel budget ends, None while no signal came."""
         return self.deadline

@@ -51,6 +51,15 @@ class Deadline:
             return self
         return replace(self, at=now + seconds, seconds=seconds)
 
+    def grace(self, seconds: float) -> Deadline:
+        """For looking at what a request whose outcome is unknown did: this
+        deadline while time is left, else ``seconds`` more (its answer may have
+        come too late to be read). The one way to go past a deadline, and never
+        past the cancel budget."""
+        if not self.expired:
+            return self
+        return replace(self, at=self.clock.now() + seconds, seconds=seconds)
+
     @property
     def limit(self) -> float:
         """The instant it ends: ``at``, or the cancel budget if that comes first."""
@@ -169,7 +178,9 @@ RETRY_NOTICE_SECONDS = 3.0  # a retry loop longer than this says so in the log
 CHECK_SECONDS = 300.0  # a Check phase's reads (team, domains, marks) end within this
 PULL_READ_SECONDS = 120.0  # a git pull answers when it is done: a large repository's takes long
 CREATE_READ_SECONDS = 60.0  # a create is awaited this long, never sent twice while it may run
+START_READ_SECONDS = 60.0  # a stage start too: a busy platform may answer late
 CREATE_SETTLE_SECONDS = 30.0  # a create whose answer was lost is looked for this long
+OUTCOME_GRACE_SECONDS = 5.0  # a request answered too late: this long to look at what it did
 DELETE_RESERVE = 2.0  # of the cancel budget, kept to delete what a cut-off create made
 CLEANUP_SECONDS = 60.0  # deleting what a failed run made, outside a cancel
 SWITCH_SECONDS = 60.0  # a domain switch (read, write, read back) ends within this
@@ -189,7 +200,6 @@ QUICK = PollPolicy(first=0.1, factor=1.2, cap=2.5)
 # never more than 3 s late.
 STAGE = PollPolicy(first=0.25, steady=0.8, steady_until=3.45, factor=4.0, cap=2.9, jitter=0.03)
 DEFAULT_TUNING = Tuning(quick=QUICK, stage=STAGE)
-START_CONFIRM_SECONDS = 5.0  # a start whose answer was lost: look this long for its run
 STOP_SETTLE_SECONDS = 60.0  # after a stop, wait this long at most for the old run to end
 # A start whose run never shows (the status stays as it was), or a run stage
 # that starts no customer server, fails after this long instead of waiting out

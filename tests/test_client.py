@@ -22,6 +22,7 @@ from codesphere_action.addresses import token_scope
 from codesphere_action.api.codesphere import Codesphere
 from codesphere_action.api.transport import Transport
 from codesphere_action.errors import ApiError, BadAnswer, RedirectRefused, TransportError
+from codesphere_action.models import DomainMap
 from codesphere_action.timings import CONNECT_BUDGET, Deadline, RetryPolicy
 
 from .fakes import FakeClock, capture_reporter
@@ -272,7 +273,7 @@ def test_redirect_to_a_data_center_keeps_method_body_and_token() -> None:
     )
     responses.put("https://de-fra-1.codesphere.com/api/domains/x", json={"workspaces": {}})
     client, _ = make_client()
-    client.set_domain_connections(1, "a.example.com", {"/": [3]})
+    client.set_domain_connections(1, "a.example.com", DomainMap.of({"/": [3]}))
     followed = responses.calls[1].request
     assert followed.method == "PUT"
     assert json.loads(followed.body or b"") == {"/": [3]}

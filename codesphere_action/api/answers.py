@@ -83,7 +83,7 @@ def error_of(
         reporter.redact(title),
         detail,
         trace_id,
-        HINTS.get(response.status_code, ""),
+        HINTS.get(response.status_code, "") if isinstance(problem, dict) else "",
         # An empty 404 is the API's own (a deleted workspace's DELETE), never a page.
         problem=isinstance(problem, dict) or (response.status_code == 404 and not response.content),
         redirected=bool(response.history),

@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 from ..errors import BadAnswer, NotFound
-from ..models import CreateWorkspace, DomainInfo, EnvVar, StageEntry, Workspace
-from ..timings import CREATE_READ_SECONDS, PULL_READ_SECONDS, Deadline
+from ..models import CreateWorkspace, DomainInfo, DomainMap, EnvVar, StageEntry, Workspace
+from ..timings import CREATE_READ_SECONDS, PULL_READ_SECONDS, START_READ_SECONDS, Deadline
 from .answers import Expect, decode, error_of
 from .logstream import LogStream, open_stream
 from .transport import Transport
@@ -177,7 +177,15 @@ class Codesphere:
         path = f"/workspaces/{workspace_id}/pipeline/{stage}/start"
         if profile:
             path += f"/{quote(profile, safe='')}"
-        self._request("POST", path, idempotent=False, expect="none", deadline=deadline)
+        # Awaited rather than repeated: a start sent twice replaces the first run.
+        self._request(
+            "POST",
+            path,
+            idempotent=False,
+            expect="none",
+            deadline=deadline,
+            read_timeout=START_READ_SECONDS,
+        )
 
     def stop_stage(self, workspace_id: int, stage: str, *, deadline: Deadline) -> None:
         # Stopping twice leaves the same state: safe to repeat.
@@ -239,7 +247,7 @@ class Codesphere:
         self,
         team_id: int,
         domain: str,
-        connections: dict[str, list[int]],
+        connections: DomainMap,
         *,
         deadline: Deadline,
         read_timeout: float | None = None,
@@ -249,7 +257,7 @@ class Codesphere:
         answer = self._request(
             "PUT",
             path,
-            body=connections,
+            body=connections.to_json(),
             idempotent=True,
             deadline=deadline,
             read_timeout=read_timeout,

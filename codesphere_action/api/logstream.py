@@ -1,11 +1,12 @@
 """Reading a stage log's server-sent events (SSE), from any thread, abortably.
 
 Each stream has a session of its own, so a follower thread can read it while
-the main thread makes other calls. Every socket that session opens is kept
-(``AbortableSession``), so ``abort()`` from another thread shuts it down at
-once, whether the stream is still waiting for its answer's headers or
-reading: the blocked ``recv`` returns and the reader ends. Nothing waits for
-a lock; a connect in progress ends within its (short) connect timeout.
+the main thread makes other calls. Every connection that session opens is
+kept (``AbortableSession``), so ``abort()`` from another thread shuts its
+socket down at once (the TLS socket over https), whether the stream is still
+waiting for its answer's headers or reading: the blocked ``recv`` returns and
+the reader ends. Nothing waits for a lock; a connect or TLS handshake in
+progress ends within its (short) connect timeout.
 
 SSE is UTF-8 whatever the Content-Type says; lines end in CR, LF or CRLF
 (sseclient-py splits the bytes, then decodes). ``data`` and ``message``
@@ -37,7 +38,7 @@ from .transport import USER_AGENT, Transport
 
 
 class AbortableSession(requests.Session):
-    """A session whose sockets ``abort()`` shuts down from any thread."""
+    """A session whose connections ``abort()`` shuts down from any thread."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -45,36 +46,41 @@ class AbortableSession(requests.Session):
         # Bytes as they come: a compressed stream would be read undecoded.
         self.headers["Accept-Encoding"] = "identity"
         self._lock = threading.Lock()
-        self._sockets: list[socket.socket] = []
+        self._connections: list[HTTPConnection] = []
         self.aborted = False
         adapter = _Adapter(self._register)
         self.mount("http://", adapter)
         self.mount("https://", adapter)
 
-    def _register(self, sock: socket.socket) -> None:
+    def _register(self, connection: HTTPConnection) -> None:
         with self._lock:
-            self._sockets.append(sock)
+            self._connections.append(connection)
             aborted = self.aborted
         if aborted:
-            _shut(sock)
+            _shut(connection)
 
     def abort(self) -> None:
         with self._lock:
             self.aborted = True
-            sockets = list(self._sockets)
-        for sock in sockets:
-            _shut(sock)
+            connections = list(self._connections)
+        for connection in connections:
+            _shut(connection)
 
 
-def _shut(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError, ValueError):
-        sock.shutdown(socket.SHUT_RDWR)
+def _shut(connection: HTTPConnection) -> None:
+    """Shut the connection's socket down as it is now: over https the TLS
+    socket, which wraps (and detaches) the plain one the connect made."""
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError, ValueError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 class _Adapter(HTTPAdapter):
-    """Pools whose connections hand every socket they open to ``register``."""
+    """Pools whose connections hand themselves to ``register`` once connected
+    (over https: once the TLS handshake wrapped the socket)."""
 
-    def __init__(self, register: Callable[[socket.socket], None]) -> None:
+    def __init__(self, register: Callable[[HTTPConnection], None]) -> None:
         self._register = register
         super().__init__()
 
@@ -83,16 +89,14 @@ class _Adapter(HTTPAdapter):
         register = self._register
 
         class Plain(HTTPConnection):
-            def _new_conn(self) -> socket.socket:
-                sock = super()._new_conn()
-                register(sock)
-                return sock
+            def connect(self) -> None:
+                super().connect()
+                register(self)
 
         class Secure(HTTPSConnection):
-            def _new_conn(self) -> socket.socket:
-                sock = super()._new_conn()
-                register(sock)
-                return sock
+            def connect(self) -> None:
+                super().connect()
+                register(self)
 
         class PlainPool(HTTPConnectionPool):
             ConnectionCls = Plain

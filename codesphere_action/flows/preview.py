@@ -26,6 +26,7 @@ from ..models import Workspace
 from ..steps.creation import State, clean_up, create_workspace, remove_twins
 from ..steps.previews import (
     Preview,
+    PreviewGone,
     branch_gone,
     check_clone,
     delete_if_closed,
@@ -70,7 +71,11 @@ def _end(ctx: Context, state: State, preview: Preview) -> None:
     the preview now (Skipped), or the pull request closed meanwhile (the
     preview is deleted: Skipped); else the mark says the preview is released."""
     remove_twins(ctx, state)
-    held = holder(ctx, state, preview, ended=True)
+    try:
+        held = holder(ctx, state, preview, ended=True)
+    except PreviewGone:
+        delete_if_closed(ctx, state, preview)  # closed: a teardown deleted it (Skipped)
+        raise
     if held:
         raise superseded(ctx, preview, held, None)
     delete_if_closed(ctx, state, preview)

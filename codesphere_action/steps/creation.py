@@ -24,8 +24,15 @@ from dataclasses import dataclass, field
 
 from ..context import Context
 from ..errors import ActionError, Cancelled, NotFound, Rejected, WaitTimeout, outcome_unknown
+from ..github import format_seconds
 from ..models import CreateWorkspace, Workspace
-from ..timings import CLEANUP_SECONDS, CREATE_SETTLE_SECONDS, DELETE_RESERVE, Deadline
+from ..timings import (
+    CLEANUP_SECONDS,
+    CREATE_SETTLE_SECONDS,
+    DELETE_RESERVE,
+    OUTCOME_GRACE_SECONDS,
+    Deadline,
+)
 from .ownership import Mark, delete_unless_serving, exists, is_ours, new_mark, read_mark
 
 
@@ -90,10 +97,15 @@ def create_workspace(ctx: Context, state: State, deadline: Deadline) -> Workspac
             # been made all the same: the cleanup looks for it (this run's mark).
             raise _explained(ctx, exc) from None
         ctx.reporter.warning(f"Creating {state.name} may have failed ({exc}); looking it up")
-        found = _wait_for_own(ctx, state, deadline)
+        found = _wait_for_own(ctx, state, deadline.grace(OUTCOME_GRACE_SECONDS))
         if found is not None:
             workspace = found
             ctx.reporter.info(f"The create had landed: workspace {workspace.id}")
+        elif deadline.expired:
+            raise WaitTimeout(
+                f"creating workspace {state.name} did not finish within "
+                f"{format_seconds(deadline.seconds)} (input 'workspace-timeout'): {exc}"
+            ) from None
         else:
             ctx.reporter.info(f"No workspace {state.name} appeared: creating it again")
             state.created_twice = True
@@ -284,11 +296,20 @@ def _delete_created(ctx: Context, state: State, created: int, deadline: Deadline
         return held[-1]
 
     preview = state.mark.pr is not None
+
+    def delete() -> list[str]:
+        return delete_unless_serving(ctx, created, deadline, kept_by=kept_by if preview else None)
+
     try:
-        kept = delete_unless_serving(ctx, created, deadline, kept_by=kept_by if preview else None)
+        try:
+            kept = delete()
+        except Cancelled:
+            # The runner's first signal cut the request in flight: the cancel budget
+            # (every request is cut to it now) still has time to finish the job.
+            kept = delete()
     except (ActionError, Cancelled) as exc:
         # The delete may have landed although its answer did not: ask before telling.
-        still = exists(ctx, created, ctx.deadline(CLEANUP_SECONDS))
+        still = exists(ctx, created, deadline)
         if still is False:
             return f"the new workspace {created} was deleted"
         if still is None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..context import Context
-from ..errors import ActionError, ConfigError, Rejected
+from ..errors import ActionError, ConfigError, Rejected, outcome_unknown
 from ..inputs import normalise_path, parse_domain
 from ..models import DomainInfo, DomainMap, Workspace
 from ..timings import SWITCH_READ_SECONDS, SWITCH_SECONDS, Deadline
@@ -162,8 +162,10 @@ def switch_domain(ctx: Context, state: State, targets: list[int]) -> None:
         try:
             now = write_map(ctx, wanted, deadline, key)
         except ActionError as exc:
-            # A refusal is definite; anything else may still land.
-            state.switch_unknown = not isinstance(exc, Rejected)
+            # A lost answer, a gateway's 5xx or an unreadable answer may still land
+            # (the map read back, write_map, showed it had not yet); any other
+            # error answer turned the switch down.
+            state.switch_unknown = outcome_unknown(exc)
             if isinstance(exc, Rejected):
                 stale = _stale_elsewhere(ctx, state, wanted, key, deadline)
                 if stale:
@@ -218,7 +220,7 @@ def write_map(ctx: Context, wanted: DomainMap, deadline: Deadline, key: str) -> 
         return ctx.client.set_domain_connections(
             config.team_id,
             config.domain,
-            wanted.to_json(),
+            wanted,
             deadline=deadline,
             read_timeout=SWITCH_READ_SECONDS,
         ).workspaces

@@ -33,6 +33,10 @@ from .workspace import git_pull
 MAX_REASON = 300  # of the error quoted when another run took the preview over
 
 
+class PreviewGone(ActionError):
+    """The preview this run worked on was deleted meanwhile (a teardown, by hand)."""
+
+
 @dataclass
 class Preview:
     """The pull request's preview workspace this run works on."""
@@ -177,7 +181,7 @@ def holder(ctx: Context, state: State, preview: Preview, *, ended: bool = False)
     except NotFound:
         if not ended:
             return ""
-        raise ActionError(
+        raise PreviewGone(
             f"the preview, workspace {preview.id} ({ctx.result.workspace_name}), was deleted "
             "while this run worked on it (a teardown of the pull request, or by hand), so "
             "there is no preview to report. Push again to make a new one"

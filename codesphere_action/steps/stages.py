@@ -19,7 +19,6 @@ from ..timings import (
     CONFIRM_SECONDS,
     NO_SERVER_SECONDS,
     NO_SIGN_SECONDS,
-    START_CONFIRM_SECONDS,
     STOP_SETTLE_SECONDS,
     Deadline,
 )
@@ -251,33 +250,41 @@ def _stop_and_settle(
         entries = ctx.client.stage_status(workspace_id, stage, deadline=limit)
         return None if any(is_active(e) for e in relevant(stage, entries)) else entries
 
+    settle = deadline.within(STOP_SETTLE_SECONDS)
     try:
-        return ctx.waiter.poll(
-            check, deadline=deadline.within(STOP_SETTLE_SECONDS), what=f"stopping {stage}"
-        )
+        return ctx.waiter.poll(check, deadline=settle, what=f"stopping {stage}")
     except WaitTimeout:
         # Starting now could take the old run's progress for the new run's.
         raise StageFailed(
             stage,
             f"the {stage} run in progress did not stop: it still shows as running "
-            f"{STOP_SETTLE_SECONDS:.0f} s after the stop. Stop it in Codesphere, then re-run",
+            f"{settle.seconds:.0f} s after the stop. Stop it in Codesphere, then re-run",
         ) from None
 
 
 def _start(
     ctx: Context, workspace_id: int, stage: str, tracker: StageTracker, deadline: Deadline
 ) -> None:
+    """Start the stage once. A start whose outcome is unknown (its answer lost, a
+    gateway's 5xx) is never sent again, since it may still land and a second
+    start would replace the first run: its run is looked for, as long as a
+    run's first sign may take (``NO_SIGN_SECONDS``)."""
     try:
         ctx.client.start_stage(workspace_id, stage, ctx.config.profile, deadline=deadline)
     except ActionError as exc:
         if not outcome_unknown(exc):
             raise
-        # The start may have landed: look for our run before starting again,
-        # so one release never starts a stage twice.
-        ctx.reporter.warning(f"starting {stage} may have failed ({exc}); checking its status")
+        ctx.reporter.warning(
+            f"starting {stage} may have failed ({exc}); looking for its run (it is not sent "
+            "again while it may still land)"
+        )
         if not _run_appeared(ctx, workspace_id, stage, tracker, deadline):
-            ctx.reporter.info(f"{stage} did not start: starting it again")
-            ctx.client.start_stage(workspace_id, stage, ctx.config.profile, deadline=deadline)
+            raise StageFailed(
+                stage,
+                f"the start of {stage} got no usable answer ({exc}), and no run of it showed "
+                f"within {NO_SIGN_SECONDS:.0f} s. It was not sent again, as it may still land: "
+                "look at the workspace's pipeline in Codesphere and re-run the job",
+            ) from None
 
 
 def _run_appeared(
@@ -289,7 +296,7 @@ def _run_appeared(
 
     try:
         return ctx.waiter.poll(
-            check, deadline=deadline.within(START_CONFIRM_SECONDS), what=f"{stage} start"
+            check, deadline=deadline.within(NO_SIGN_SECONDS), what=f"{stage} start"
         )
     except WaitTimeout:
         return False

@@ -133,7 +133,7 @@ def switch_back(ctx: Context, state: State) -> DomainMap:
             current = domain_map(ctx, deadline, read_timeout=SWITCH_READ_SECONDS)
         except ActionError as exc:
             raise stuck(exc) from None
-        if list(current.ids(key)) != targets:
+        if sorted(current.ids(key)) != sorted(targets):  # the API may list them in any order
             state.switched = False  # the path is no longer ours: what serves it stands
             state.domain_note = f"the domain {config.domain} was left as another change set it"
             raise ActionError(

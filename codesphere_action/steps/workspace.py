@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from ..addresses import workspace_url
 from ..context import Context
-from ..errors import ActionError, NotFound, WaitTimeout, outcome_unknown
+from ..errors import ActionError, ApiError, NotFound, WaitTimeout, outcome_unknown
 from ..models import Workspace
-from ..timings import CHECK_SECONDS, PULL_READ_SECONDS, Deadline
+from ..timings import CHECK_SECONDS, OUTCOME_GRACE_SECONDS, PULL_READ_SECONDS, Deadline
 
 
 def get_workspace(
@@ -67,14 +67,17 @@ def git_pull(ctx: Context, workspace_id: int, deadline: Deadline) -> None:
         if not outcome_unknown(exc):
             raise
         expected = ctx.config.expected_commit
-        if expected and _head_reaches(ctx, workspace_id, expected, deadline):
+        if expected and _head_reaches(
+            ctx, workspace_id, expected, deadline.grace(OUTCOME_GRACE_SECONDS)
+        ):
             ctx.reporter.warning(
                 f"git pull's answer was lost ({exc}), but the workspace is at {expected[:7]}, "
                 "the commit this run releases: the pull landed"
             )
             return
+        got = f"answered {exc.status_code}" if isinstance(exc, ApiError) else "got no answer"
         raise ActionError(
-            f"git pull {target} in workspace {workspace_id} got no answer ({exc}). It may "
+            f"git pull {target} in workspace {workspace_id} {got} ({exc}). It may "
             "still be running in the workspace, so it was not sent again"
             + (
                 f", and the workspace did not reach {expected[:7]} (the commit this run releases)"
