@@ -831,7 +831,19 @@ class Emulator:
         if rule is not None and rule.kind == "slow_answer" and self._closing.wait(rule.seconds):
             handler.drop()
             return
+        if rule is not None and rule.kind == "hold" and not self._held(rule):
+            handler.drop()
+            return
         self._send(handler, rec, reply)
+
+    def _held(self, rule: FaultRule) -> bool:
+        """hold: wait until the test releases the rule (True), or the emulator closes
+        or ``hold_seconds`` pass (False: the connection is dropped)."""
+        until = time.monotonic() + rule.hold_seconds
+        while not rule.released.wait(0.02):
+            if self._closing.is_set() or time.monotonic() >= until:
+                return False
+        return True
 
     def _fault_reply(self, rec: RecordedRequest, rule: FaultRule) -> Reply:
         """The answer a status-like fault sends: its raw ``body`` or a problem."""

@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -1314,6 +1315,35 @@ def test_fault_slow_answer_commits_at_once(emu: Emulator, http: requests.Session
     began = time.monotonic()
     assert http.post(f"{emu.url}/workspaces", json=create_body("late")).status_code == 200
     assert time.monotonic() - began >= 0.3
+
+
+def test_fault_hold_commits_at_once_and_answers_when_released(
+    emu: Emulator, http: requests.Session
+) -> None:
+    rule = emu.add_fault("hold", method="POST", path=r"^/workspaces$")
+    answers: list[int] = []
+    sender = threading.Thread(
+        target=lambda: answers.append(
+            http.post(f"{emu.url}/workspaces", json=create_body("held"), timeout=5).status_code
+        )
+    )
+    sender.start()
+    wait_until(lambda: emu.workspaces(1, name="held"), timeout=2)  # committed already
+    time.sleep(0.2)
+    assert answers == []  # still held
+    rule.release()
+    sender.join(timeout=2)
+    assert answers == [200]
+    assert emu.requests[0].fault == "hold"
+
+
+def test_fault_hold_drops_the_connection_after_its_seconds(
+    emu: Emulator, http: requests.Session
+) -> None:
+    emu.add_fault("hold", method="POST", path=r"^/workspaces$", seconds=0.2)
+    with pytest.raises(requests.ConnectionError):
+        http.post(f"{emu.url}/workspaces", json=create_body("dropped"), timeout=2)
+    assert [w.name for w in emu.workspaces(1)] == ["dropped"]
 
 
 def test_fault_slow_answer_on_domain_switch_and_delete(
