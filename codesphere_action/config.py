@@ -66,9 +66,14 @@ class RunContext:
     pull_request: PullRequest | None = None
     url: str = ""  # the run's page
     id: str = ""  # GITHUB_RUN_ID.GITHUB_RUN_ATTEMPT: this run, in the mark (ownership.py)
+    # When this run of the action started: UTC with milliseconds
+    # (2026-12-03T17:04:05.123Z), taken once by main; in the mark (ownership.py).
+    started: str = ""
 
     @classmethod
-    def read(cls, environ: Mapping[str, str], pull: PullRequest | None) -> RunContext:
+    def read(
+        cls, environ: Mapping[str, str], pull: PullRequest | None, started: str = ""
+    ) -> RunContext:
         repository = environ.get("GITHUB_REPOSITORY", "")
         server_url = environ.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/")
         run = environ.get("GITHUB_RUN_ID", "")
@@ -81,6 +86,7 @@ class RunContext:
             pull_request=pull,
             url=f"{server_url}/{repository}/actions/runs/{run}" if repository and run else "",
             id=read_run_id(environ),
+            started=started,
         )
 
 
@@ -242,9 +248,10 @@ def _workspace_name(
     return name
 
 
-def load_config(environ: Mapping[str, str]) -> Config:
+def load_config(environ: Mapping[str, str], started: str = "") -> Config:
     """Validate every input; raise ConfigError naming the first bad one (and
-    Skipped or ContextError for a workflow context that does not suit them)."""
+    Skipped or ContextError for a workflow context that does not suit them).
+    ``started``: when this run of the action started (``clock.utc_stamp``)."""
     inputs = Inputs(environ)
     flow = inputs.get("flow", "simple").lower()
     if flow in SPECS and SPECS[flow].pull_request:
@@ -254,7 +261,7 @@ def load_config(environ: Mapping[str, str]) -> Config:
         raise ConfigError("flow", inputs.get("flow"), "expected one of " + ", ".join(FLOW_NAMES))
     spec = SPECS[flow]
     pull = read_pull_request(environ) if spec.pull_request else None
-    run = RunContext.read(environ, pull)
+    run = RunContext.read(environ, pull, started)
     workspace_ids = _workspace_ids(inputs, spec)
     domain_text = inputs.get("domain")
     env, secret_env = env_and_secrets(inputs.raw("env"), inputs.raw("secret-env"))

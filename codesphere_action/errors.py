@@ -43,6 +43,19 @@ class Skipped(ActionError):
     title = "Skipped"
 
 
+class Superseded(Skipped):
+    """A newer release of the same repository serves the path already: this run
+    changed nothing (``steps/superseded.py``). No failure: a notice, status
+    ``superseded``, exit code 0."""
+
+    status = "superseded"
+    title = "Superseded"
+
+
+# The statuses a run ends with and still passes (exit code 0).
+PASSING = frozenset({"success", "skipped", "superseded"})
+
+
 class Refused(ActionError):
     """A check before a change failed, so nothing was changed (a rollback to a
     workspace that is not up, a teardown of a workspace a domain serves)."""

@@ -175,7 +175,7 @@ def test_the_superseded_run_says_which_newer_release_won(emu: Emulator, tmp_path
     assert result.outputs["previous-workspace-id"] == ""
     assert "### ⏭️ Release superseded" in result.summary
     assert f"| **Workspace** | `{newer}` (shop-bbbbbbb) |" in result.summary
-    assert "superseded by run 202.1" in result.summary.lower()
+    assert "| **Superseded by** | run 202.1, commit bbbbbbbbbbbb, started 20" in result.summary
 
 
 def test_a_release_that_started_before_the_live_one_stops_before_creating(

@@ -14,6 +14,11 @@ must be quick and sure, and a stage that has to start first is neither. The
 switch is the one zero-downtime uses (read the map, replace only
 ``domain-path``, write the whole map back, cancellation held back), followed
 by the domain check and ``delete-previous`` under the deletion rule.
+
+A promote never replaces a newer release (``steps/superseded.py``): when the
+release serving the path started after the promoted workspace's, it changes
+nothing and ends ``superseded``. A rollback goes back on purpose and is
+exempt.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from ..steps.creation import State, id_list, ids
 from ..steps.domain import check_map, domain_label, find_domain, path_key, switch_domain
 from ..steps.ownership import is_ours, read_mark
 from ..steps.release import delete_previous
+from ..steps.superseded import find_newer, release_start, superseded
 from ..steps.verify import check_commit, check_domain, check_health
 from ..steps.workspace import describe
 from ..timings import CHECK_SECONDS, Deadline
@@ -68,6 +74,9 @@ def _promote(ctx: Context, state: State, targets: list[int]) -> None:
         if not others:
             check_commit(ctx)
         current = _domain(ctx, state, deadline)
+        # promote takes exactly one id; rollback is exempt (release_start says so).
+        started = release_start(ctx, targets[0], deadline)
+        _not_superseded(ctx, state, current, targets, started, deadline)
         phase.detail = f"workspace {ids(targets)} {'is' if len(targets) == 1 else 'are'} up"
     for workspace in workspaces:
         check_health(ctx, workspace)
@@ -84,7 +93,7 @@ def _promote(ctx: Context, state: State, targets: list[int]) -> None:
         ctx.result.notice = f"{config.domain_url} already served by workspace {ids(targets)}"
         return
     with ctx.phase("Switch domain"):
-        switch_domain(ctx, state, targets)
+        switch_domain(ctx, state, targets, started=started, own=_own(ctx, targets))
     check_domain(ctx, state)
     moved = (
         f"Promoted {config.domain_url} to"
@@ -96,7 +105,28 @@ def _promote(ctx: Context, state: State, targets: list[int]) -> None:
     )
     if config.delete_previous:
         with ctx.phase("Delete previous"):
-            delete_previous(ctx, state.previous, keep=targets)
+            delete_previous(ctx, state.previous, keep=targets, started=started)
+
+
+def _not_superseded(
+    ctx: Context,
+    state: State,
+    current: DomainMap,
+    targets: list[int],
+    started: str | None,
+    deadline: Deadline,
+) -> None:
+    """Superseded, before anything changes, when a newer release of this
+    repository serves the path already (``steps/superseded.py``)."""
+    key = path_key(ctx, current)
+    newer = find_newer(ctx, current, key, started, deadline, skip={*targets, *state.stale})
+    if newer is not None:
+        assert started is not None
+        raise superseded(ctx, newer, started, _own(ctx, targets))
+
+
+def _own(ctx: Context, targets: list[int]) -> str:
+    return f"workspace {ids(targets)} ({ctx.result.workspace_name}), the release promoted"
 
 
 def _domain(ctx: Context, state: State, deadline: Deadline) -> DomainMap:

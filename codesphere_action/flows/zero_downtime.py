@@ -11,6 +11,12 @@
 5. Mark the workspace released; ``delete-previous``: delete the workspaces that
    served the path before, under the deletion rule (``ownership.py``).
 
+A release never replaces a newer one (``steps/superseded.py``): when a
+workspace serving the path holds a release of this repository that started
+after this run, in the Check phase or in the switch's read-check-write, the
+run builds or switches nothing, deletes what it created and ends
+``superseded``.
+
 Before the switch a failure leaves the domain untouched and (with
 ``cleanup-on-failure``) deletes the new workspace. After the switch nothing
 is undone; the error says what state things are in.
@@ -40,7 +46,7 @@ from ..context import Context
 from ..errors import ActionError, Cancelled
 from ..models import Workspace
 from ..steps.creation import State, clean_up, create_workspace, ids, remove_twins
-from ..steps.domain import check_map, domain_label, find_domain, switch_domain
+from ..steps.domain import check_map, domain_label, find_domain, path_key, switch_domain
 from ..steps.ownership import (
     BUILDING,
     RELEASED,
@@ -52,6 +58,7 @@ from ..steps.ownership import (
     routes,
 )
 from ..steps.release import build, delete_previous, mark_released
+from ..steps.superseded import find_newer, superseded
 from ..steps.verify import check_domain
 from ..steps.workspace import describe, wait_until_running
 from ..timings import CHECK_SECONDS, Deadline
@@ -112,12 +119,12 @@ def _release(ctx: Context, state: State) -> None:
             )
         return
     with ctx.phase("Switch domain"):
-        switch_domain(ctx, state, [workspace.id])
+        switch_domain(ctx, state, [workspace.id], started=state.mark.started, own=_own(state))
     check_domain(ctx, state)
     mark_released(ctx, state, workspace.id)
     if config.delete_previous:
         with ctx.phase("Delete previous"):
-            delete_previous(ctx, state.previous)
+            delete_previous(ctx, state.previous, started=state.mark.started)
     elif state.previous:
         ctx.reporter.info(
             f"Previous workspace(s) {ids(state.previous)} kept (delete-previous: false)"
@@ -136,6 +143,11 @@ def _settle_name(ctx: Context, state: State) -> Workspace | None:
         domain = find_domain(ctx, domains)
         ctx.reporter.info(f"Domain {domain_label(ctx)}: {domain.workspaces.describe()}")
         check_map(ctx, state, domain, team)
+        if config.switch:  # a newer release serves the path already: build nothing
+            key, started = path_key(ctx, domain.workspaces), state.mark.started
+            newer = find_newer(ctx, domain.workspaces, key, started, deadline, skip=state.stale)
+            if newer is not None:
+                raise superseded(ctx, newer, started, _own(state))
     serving = routes(domains)
     taken: list[Verdict] = []  # one per workspace left alone, for the summary
     for count, name in enumerate(candidate_names(state.name)):
@@ -170,6 +182,12 @@ def _settle_name(ctx: Context, state: State) -> Workspace | None:
         f"({_reasons(taken)}; the log lists each). Set the input 'workspace-name', or delete "
         "the workspaces of those names that are no longer needed"
     )
+
+
+def _own(state: State) -> str:
+    """This release, as the superseded rule names it."""
+    commit = f", commit {state.mark.commit}" if state.mark.commit else ""
+    return f"this release ({state.name}{commit}, run {state.mark.run})"
 
 
 def _say_taken(ctx: Context, names: int, taken: list[Verdict], then: str) -> None:

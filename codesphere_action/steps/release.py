@@ -51,10 +51,14 @@ def mark_released(ctx: Context, state: State, workspace_id: int) -> None:
         )
 
 
-def delete_previous(ctx: Context, previous: list[int], keep: Collection[int] = ()) -> None:
+def delete_previous(
+    ctx: Context, previous: list[int], keep: Collection[int] = (), *, started: str | None
+) -> None:
     """Delete the workspaces that served the path before, under the deletion rule:
     never one that still serves any domain of the team, never one this action did
-    not create for this repository. One that is gone already is passed over."""
+    not create for this repository, never a release that started after
+    ``started`` (the release just switched in; None: a rollback, which goes back
+    on purpose). One that is gone already is passed over."""
     deadline = ctx.deadline(CLEANUP_SECONDS)
     for workspace_id in previous:
         if workspace_id in keep:
@@ -63,6 +67,13 @@ def delete_previous(ctx: Context, previous: list[int], keep: Collection[int] = (
             mark = read_mark(ctx, workspace_id, deadline)
         except NotFound:
             ctx.reporter.info(f"Previous workspace {workspace_id} is gone already")
+            continue
+        if started is not None and mark is not None and mark.started_after(started):
+            ctx.reporter.notice(
+                f"Kept workspace {workspace_id}: it holds a newer release (run {mark.run}, "
+                f"started {mark.started}) than the one just switched in",
+                title="Previous workspace kept",
+            )
             continue
         if not is_ours(ctx.config, mark):
             ctx.reporter.notice(
