@@ -7,6 +7,12 @@
    nothing, deletes its own workspace and ends ``superseded``. Two runs racing
    one domain (a create answered late) end on the newer, in both orders; the
    same rule protects promote; rollback goes back on purpose and is exempt.
+2. ``dry-run: true``: every flow reads what it needs, validates what it can,
+   prints the plan (the workspace it would create or pull into, the stages,
+   the domain's map before and after, what it would delete and keep, and why)
+   and stops: never a POST, PUT, PATCH or DELETE, to Codesphere or GitHub;
+   status ``planned``, exit code 0, the plan in the job summary. The plan is
+   what the real run then does.
 """
 
 from __future__ import annotations
@@ -21,10 +27,16 @@ from pathlib import Path
 import pytest
 
 from emulator import Emulator
-from emulator.runner import ActionRun, Runner, mark, stamp
+from emulator.events import BRANCH, HEAD, PR, PREVIEW, pr_event
+from emulator.github import FakeGitHub
+from emulator.runner import SHA, ActionRun, Runner, mark, stamp
 
+from .test_e2e_preview import preview_inputs, teardown_inputs
+from .test_e2e_rollback import live_setup as rollback_setup
 from .test_e2e_rollback import rollback_inputs, start_run_stages
-from .test_e2e_zero_downtime import DOMAIN, TEAM, created, zd_inputs
+from .test_e2e_zero_downtime import DOMAIN, NAME, PLAN, TEAM, created, zd_inputs
+
+GH_TOKEN = "ghs_fakeDryRunToken0123456789abcdef"
 
 OLDER, NEWER = "a" * 40, "b" * 40  # the commits of run A and of run B, which starts later
 STARTED = re.compile(r" started=(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) ")
@@ -268,3 +280,183 @@ def test_rollback_goes_back_on_purpose_and_says_the_rule_does_not_apply(
     assert emu.domain(TEAM, DOMAIN).workspaces == {"/": [staged]}
     assert "A rollback goes back on purpose" in result.stdout
     assert "the rule that a release never replaces a newer one does not apply" in result.stdout
+
+
+# -- 2. dry-run: the plan, and never a write -----------------------------------------------
+
+
+def writes(emu: Emulator) -> list[str]:
+    return [f"{r.method} {r.path}" for r in emu.requests if r.method not in ("GET", "HEAD")]
+
+
+def assert_planned(result: ActionRun, emu: Emulator, github: FakeGitHub | None = None) -> str:
+    """A dry run that would go ahead: exit 0, status planned, one notice, not one
+    write; returns the log's plan group."""
+    assert result.returncode == 0, result.stdout
+    assert result.status == "planned", result.stdout
+    assert writes(emu) == []
+    if github is not None:
+        assert [r.summary for r in github.requests if r.method != "GET"] == []
+    assert "::error" not in result.stdout
+    (notice,) = notices(result)
+    assert notice.startswith("::notice title=Dry run::"), notice
+    assert "nothing was changed" in notice
+    assert "planned (dry run)" in result.summary
+    result.assert_no_token()
+    plan = re.search(
+        r"::group::Plan \(dry run: nothing is changed\)\n(.*?)::endgroup::", result.stdout, re.S
+    )
+    assert plan, result.stdout
+    return plan.group(1)
+
+
+def test_a_zero_downtime_dry_run_shows_the_plan_the_real_run_then_carries_out(
+    emu: Emulator, runner: Runner
+) -> None:
+    """A leftover of an earlier attempt, an earlier release and a workspace made by
+    hand on the path: the plan names what it would create, the stages, the map
+    before and after, what it deletes and keeps; nothing is written. The real run
+    that follows does exactly that."""
+    old = emu.add_workspace(
+        team_id=TEAM, name="shop-old", env=mark(domain=DOMAIN, started=stamp(3600))
+    )
+    hand = emu.add_workspace(team_id=TEAM, name="hand-made")
+    api = emu.add_workspace(team_id=TEAM, name="shop-api")
+    leftover = emu.add_workspace(team_id=TEAM, name=NAME, env=mark(state="building"))
+    emu.add_domain(TEAM, DOMAIN, {"/": [old, hand], "/api": [api]})
+    inputs = zd_inputs(
+        emu,
+        domain=DOMAIN,
+        test="true",
+        env="FEATURE_X=value-never-shown",
+        **{
+            "secret-env": "DATABASE_URL=postgres://never-shown@db/shop",
+            "delete-previous": "true",
+            "health-check-path": "/healthz",
+            "dry-run": "true",
+        },
+    )
+    attempt = {"GITHUB_RUN_ATTEMPT": "2"}  # the leftover is attempt 1's
+    result = runner.run(inputs, extra=attempt)
+    plan = assert_planned(result, emu)
+    assert f"Create workspace {NAME} in team {TEAM}: plan {PLAN}, 1 replica, branch main" in plan
+    assert "env FEATURE_X and 1 from secret-env" in plan
+    assert "never-shown" not in result.stdout + result.summary
+    assert "Stages: prepare, test, run" in plan
+    assert "Health check: GET /healthz" in plan
+    assert f"Point https://{DOMAIN}/ at the new workspace ({NAME})" in plan
+    assert f"Map of {DOMAIN} before: / -> {old}, {hand}; /api -> {api}" in plan
+    assert f"Map of {DOMAIN} after: / -> the new workspace ({NAME}); /api -> {api}" in plan
+    assert f"Delete workspace {leftover} ({NAME}): left over from an earlier attempt" in plan
+    assert f"Delete workspace {old} (shop-old): it served / before" in plan
+    assert f"Keep workspace {hand} (hand-made): it was not created by codesphere-release" in plan
+    summary = result.summary
+    assert "#### Plan (dry run)" in summary
+    assert f"| {old} (shop-old) | delete |" in summary
+    assert f"| {hand} (hand-made) | keep |" in summary
+    assert f"after: / -> the new workspace ({NAME}); /api -> {api}" in summary
+    assert all(not emu.workspace(w).deleted for w in (old, hand, api, leftover))
+
+    emu.clear_requests()
+    real = runner.run({**inputs, "dry-run": "false"}, extra=attempt)
+    assert real.status == "success", real.stdout
+    (new,) = [w.id for w in emu.workspaces(TEAM, name=NAME)]
+    assert emu.domain(TEAM, DOMAIN).workspaces == {"/": [new], "/api": [api]}
+    assert sorted(r.path for r in emu.find_requests("DELETE")) == sorted(
+        [f"/workspaces/{leftover}", f"/workspaces/{old}"]
+    )
+    assert not emu.workspace(hand).deleted
+
+
+def test_a_simple_dry_run_neither_wakes_nor_pulls(emu: Emulator, runner: Runner) -> None:
+    ws = emu.add_workspace(team_id=TEAM, name="shop-live", running=False)
+    result = runner.run(
+        {**zd_inputs(emu, flow="simple"), "workspace-id": str(ws), "dry-run": "true"}
+    )
+    plan = assert_planned(result, emu)
+    assert f"Wake workspace {ws} (shop-live): it is not running" in plan
+    assert f"git pull origin (the current branch) in workspace {ws} (shop-live)" in plan
+    assert "Stages: prepare, run" in plan
+    assert not emu.workspace(ws).running
+    assert result.outputs["workspace-id"] == str(ws)
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["first-push", "later-push"])
+def test_a_preview_dry_run_reads_the_pull_request_and_writes_nothing(
+    emu: Emulator, runner: Runner, existing: bool
+) -> None:
+    emu.set_branch_head(BRANCH, HEAD)
+    ws = (
+        emu.add_workspace(team_id=TEAM, name=PREVIEW, env=mark(flow="preview", pr=PR))
+        if existing
+        else None
+    )
+    with FakeGitHub(token=GH_TOKEN) as github:
+        github.set_pull(PR)
+        result = runner.run(
+            preview_inputs(emu, **{"github-token": GH_TOKEN, "dry-run": "true"}),
+            extra={**pr_event(runner, action="synchronize"), "GITHUB_API_URL": github.url},
+        )
+        plan = assert_planned(result, emu, github)
+        assert github.summaries() == [f"GET /repos/acme/shop/pulls/{PR}"]
+        assert github.deployments == {} and github.comments == {}
+    assert f"GitHub says pull request #{PR} is open" in plan
+    if ws is None:
+        assert f"Create workspace {PREVIEW} in team {TEAM}: plan {PLAN}" in plan
+        assert f"branch {BRANCH}" in plan
+        assert emu.workspaces(TEAM) == []
+    else:
+        assert f"Update preview workspace {ws} ({PREVIEW}) of pull request #{PR}" in plan
+        assert f"git pull origin/{BRANCH} in workspace {ws} ({PREVIEW})" in plan
+        assert "run=1.1" in emu.workspace(ws).env["CODESPHERE_RELEASE"]  # the mark as it was
+
+
+def test_a_teardown_dry_run_lists_what_it_would_delete(emu: Emulator, runner: Runner) -> None:
+    ws = emu.add_workspace(team_id=TEAM, name=PREVIEW, env=mark(flow="preview", pr=PR))
+    namesake = emu.add_workspace(team_id=TEAM, name=PREVIEW)
+    result = runner.run(
+        teardown_inputs(emu, **{"dry-run": "true"}), extra=pr_event(runner, action="closed")
+    )
+    plan = assert_planned(result, emu)
+    assert f"Delete workspace {ws} ({PREVIEW}): the preview of pull request #{PR}" in plan
+    assert (
+        f"Keep workspace {namesake} ({PREVIEW}): it was not created by codesphere-release" in plan
+    )
+    assert not emu.workspace(ws).deleted
+
+
+@pytest.mark.parametrize("flow", ["promote", "rollback"])
+def test_a_promote_or_rollback_dry_run_checks_the_workspace_and_names_the_map_after(
+    emu: Emulator, runner: Runner, flow: str
+) -> None:
+    blue, green, api = rollback_setup(emu)
+    result = runner.run(
+        rollback_inputs(emu, blue, flow=flow, **{"delete-previous": "true", "dry-run": "true"})
+    )
+    plan = assert_planned(result, emu)
+    assert f"Point https://{DOMAIN}/ at workspace {blue} (shop-blue)" in plan
+    assert f"Map of {DOMAIN} before: / -> {green}; /api -> {api}" in plan
+    assert f"Map of {DOMAIN} after: / -> {blue}; /api -> {api}" in plan
+    # shop-green was made by hand: delete-previous keeps it, and says so.
+    assert f"Keep workspace {green} (shop-green): it was not created by codesphere-release" in plan
+    assert emu.domain(TEAM, DOMAIN).workspaces == {"/": [green], "/api": [api]}
+
+
+def test_a_dry_run_that_would_fail_fails_the_same_way(emu: Emulator, runner: Runner) -> None:
+    emu.add_domain(TEAM, DOMAIN, {})
+    result = runner.run(zd_inputs(emu, domain="nope.example.com", **{"dry-run": "true"}))
+    assert result.status == "failed"
+    assert "is not a domain of team 7" in result.assert_one_error()
+    assert writes(emu) == []
+
+
+def test_a_dry_run_sends_no_commit_status_or_deployment(emu: Emulator, runner: Runner) -> None:
+    """With github-token a real run records a GitHub deployment; a dry run does not."""
+    with FakeGitHub(token=GH_TOKEN) as github:
+        result = runner.run(
+            zd_inputs(emu, **{"github-token": GH_TOKEN, "dry-run": "true"}),
+            extra={"GITHUB_API_URL": github.url},
+        )
+        assert_planned(result, emu, github)
+        assert github.requests == []
+    assert SHA[:7] in result.stdout  # the name it would create: shop-<sha7>
