@@ -152,6 +152,8 @@ class Config:
     github: GitHubSettings = field(default_factory=GitHubSettings)
     run: RunContext = field(default_factory=RunContext)
     debug: bool = False
+    # dry-run: read and validate, print the plan, write nothing (steps/dry_run.py).
+    dry_run: bool = False
     secrets: tuple[str, ...] = field(default=(), repr=False)
     # The names secret-env sets: the log counts them, never lists them.
     secret_names: frozenset[str] = field(default=frozenset(), repr=False)
@@ -302,6 +304,7 @@ def load_config(environ: Mapping[str, str], started: str = "") -> Config:
         github=github,
         run=run,
         debug=environ.get("RUNNER_DEBUG") == "1",
+        dry_run=parse_bool("dry-run", inputs.get("dry-run", "false")),
         secrets=_secrets(token, github, git_url, secret_env),
         secret_names=frozenset(var.name for var in secret_env),
     )

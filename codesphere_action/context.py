@@ -11,6 +11,7 @@ from .clock import Clock
 from .config import Config
 from .errors import Cancelled, Skipped
 from .github import Reporter, format_seconds
+from .plan import Plan
 from .signals import CancelGuard
 from .timings import DEFAULT_TUNING, Deadline, Tuning
 
@@ -60,6 +61,8 @@ class Result:
     commit_expected: str = ""
     # A superseded run: the newer release that serves the path ("run 4711.1, ...").
     superseded_by: str = ""
+    # What a dry run would do, or what prune did: a section of the summary.
+    plan: Plan | None = None
 
     def set(self, name: str, value: str | int | None) -> None:
         if name not in self.outputs:

@@ -52,8 +52,22 @@ class Superseded(Skipped):
     title = "Superseded"
 
 
+class Planned(Skipped):
+    """A dry run went as far as it may: the plan is printed, nothing was changed
+    (``steps/dry_run.py``). A notice, status ``planned``, exit code 0."""
+
+    status = "planned"
+    title = "Dry run"
+
+
+class WriteInDryRun(RuntimeError):
+    """A POST, PUT, PATCH or DELETE was about to be sent in a dry run: a bug in
+    the flow, refused by the transport before anything is sent. Not an
+    ActionError, so the run ends as an internal error, loudly."""
+
+
 # The statuses a run ends with and still passes (exit code 0).
-PASSING = frozenset({"success", "skipped", "superseded"})
+PASSING = frozenset({"success", "skipped", "superseded", "planned"})
 
 
 class Refused(ActionError):

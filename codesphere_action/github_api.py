@@ -60,6 +60,7 @@ class GitHubApi:
             connect_timeout=GITHUB_CONNECT_SECONDS,
             read_timeout=GITHUB_READ_SECONDS,
             session=session,
+            read_only=config.dry_run,
         )
         self.repo_path = f"/repos/{config.run.repository}"
 

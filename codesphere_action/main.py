@@ -55,7 +55,7 @@ def main(
         for secret in config.secrets:
             reporter.mask(secret)
         result.flow = config.flow
-        if config.github.token:
+        if config.github.token and not config.dry_run:  # a dry run records nothing
             from .bookkeeping import GitHubBookkeeping  # noqa: PLC0415
 
             bookkeeping = GitHubBookkeeping(config, reporter, clock, guard.budget)
@@ -123,7 +123,10 @@ def _run(
     from .context import Context  # noqa: PLC0415
     from .waiting import Waiter  # noqa: PLC0415
 
-    client = Codesphere(Transport(config.api_url, config.api_token, reporter=reporter, clock=clock))
+    transport = Transport(
+        config.api_url, config.api_token, reporter=reporter, clock=clock, read_only=config.dry_run
+    )
+    client = Codesphere(transport)
     try:
         ctx = Context(
             config=config,

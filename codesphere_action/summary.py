@@ -16,12 +16,14 @@ HEADLINES = {
     "cancelled": "⚪ {what} cancelled",
     "skipped": "⏭️ {what} skipped",
     "superseded": "⏭️ {what} superseded",
+    "planned": "📝 {what} planned (dry run)",
 }
 OUTCOME_ICONS = {
     "success": "✅",
     "failed": "❌",
     "skipped": "⏭️",
     "superseded": "⏭️",
+    "planned": "📝",
     "cancelled": "⚪",
 }
 
@@ -72,6 +74,8 @@ def render_summary(
             )
         total = sum(p.seconds for p in result.phases)
         lines += [f"| **Total** | | **{format_seconds(total)}** | |", ""]
+    if result.plan is not None:
+        lines += result.plan.markdown(_cell)
     if result.status == "success":
         lines += [f"> {sentence(s)}" for s in result.aftermath]
     lines.append("")

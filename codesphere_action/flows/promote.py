@@ -27,9 +27,18 @@ from ..context import Context
 from ..errors import ActionError, Cancelled, NotFound, Refused
 from ..github import sentence
 from ..models import DomainMap, Workspace
+from ..plan import Plan
 from ..steps.creation import State, id_list, ids
-from ..steps.domain import check_map, domain_label, find_domain, path_key, switch_domain
-from ..steps.ownership import is_ours, read_mark
+from ..steps.domain import (
+    check_map,
+    domain_label,
+    find_domain,
+    path_key,
+    previous_of,
+    switch_domain,
+)
+from ..steps.dry_run import label, previous_rows, stop_if_dry_run, switch_plan
+from ..steps.ownership import is_ours, read_mark, routes
 from ..steps.release import delete_previous
 from ..steps.superseded import find_newer, release_start, superseded
 from ..steps.verify import check_commit, check_domain, check_health
@@ -91,7 +100,9 @@ def _promote(ctx: Context, state: State, targets: list[int]) -> None:
             "nothing was changed"
         )
         ctx.result.notice = f"{config.domain_url} already served by workspace {ids(targets)}"
+        stop_if_dry_run(ctx, lambda: _nothing_to_do(ctx))
         return
+    stop_if_dry_run(ctx, lambda: _plan(ctx, state, current, workspaces, started))
     with ctx.phase("Switch domain"):
         switch_domain(ctx, state, targets, started=started, own=_own(ctx, targets))
     check_domain(ctx, state)
@@ -106,6 +117,32 @@ def _promote(ctx: Context, state: State, targets: list[int]) -> None:
     if config.delete_previous:
         with ctx.phase("Delete previous"):
             delete_previous(ctx, state.previous, keep=targets, started=started)
+
+
+def _nothing_to_do(ctx: Context) -> Plan:
+    plan = Plan(headline="change nothing")
+    plan.steps.append(f"Nothing to do: {ctx.result.aftermath[-1]}")
+    return plan
+
+
+def _plan(
+    ctx: Context,
+    state: State,
+    current: DomainMap,
+    workspaces: list[Workspace],
+    started: str | None,
+) -> Plan:
+    """The dry run's plan: the switch, and what delete-previous would do."""
+    config, targets = ctx.config, [w.id for w in workspaces]
+    key = path_key(ctx, current)
+    what = f"workspace {', '.join(label(w) for w in workspaces)}"
+    plan = Plan(headline=f"point {config.domain_url} at {what}")
+    switch_plan(ctx, plan, current, key, list(targets), what)
+    assert config.team_id is not None
+    domains = ctx.client.list_domains(config.team_id, deadline=ctx.deadline(CHECK_SECONDS))
+    previous = previous_of(current, key, targets, state.stale)
+    previous_rows(ctx, plan, previous, key, started=started, serving=routes(domains))
+    return plan
 
 
 def _not_superseded(

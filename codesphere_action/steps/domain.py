@@ -22,6 +22,7 @@ goes past the cancel budget. Its outputs are set inside the shielded block.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import replace
 
 from ..context import Context
@@ -187,8 +188,7 @@ def _write(
     """The switch's write (see ``switch_domain``); the map as it is afterwards."""
     config = ctx.config
     state.path, state.targets = key, list(targets)
-    before = current.ids(key)
-    state.previous = [i for i in before if i not in targets and i not in state.stale]
+    state.previous = previous_of(current, key, targets, state.stale)
     wanted = current.with_path(key, targets)
     ctx.reporter.info(
         f"Pointing {config.domain_url} at workspace {ids(targets)} "
@@ -214,6 +214,14 @@ def _write(
     ctx.result.set("previous-workspace-id", id_list(state.previous))
     ctx.result.set("domain-url", config.domain_url)
     return now
+
+
+def previous_of(
+    mapping: DomainMap, key: str, targets: Collection[int], stale: Collection[int]
+) -> list[int]:
+    """The workspaces a switch of the path ``key`` to ``targets`` replaces: those
+    that served it, but the targets and ids that no longer exist."""
+    return [i for i in mapping.ids(key) if i not in targets and i not in stale]
 
 
 def _stale_elsewhere(
