@@ -415,3 +415,10 @@ def test_the_credentials_of_a_git_url_are_secrets() -> None:
         | {"GITHUB_REPOSITORY": "acme/shop", "GITHUB_SHA": "a" * 40, "GITHUB_REF_NAME": "main"}
     )
     assert "ghp_s3cr3t0123" in config.secrets and "x-access" in config.secrets
+
+
+def test_dry_run_is_off_by_default_and_a_strict_boolean() -> None:
+    assert load_config(env()).dry_run is False
+    assert load_config(env(dry_run="TRUE")).dry_run is True
+    with pytest.raises(ConfigError, match="input 'dry-run' is 'yes': expected 'true' or 'false'"):
+        load_config(env(dry_run="yes"))
