@@ -53,7 +53,7 @@ class Deployments:
         """Create the deployment and mark it ``in_progress`` (not for a flow whose
         spec deactivates instead: teardown)."""
         config = self.config
-        if config.spec.deployment == "deactivate":
+        if config.spec.deployment in ("deactivate", "none"):
             return
         if not config.deployment_ref:
             self._warn("creating a deployment", "no commit to deploy (GITHUB_SHA is not set)")

@@ -59,7 +59,6 @@ class Team:
 
     def __init__(self, emu: Emulator, github: FakeGitHub | None) -> None:
         add = emu.add_workspace
-        route = {"domain": DOMAIN}
         self.hand = add(team_id=TEAM, name="hand-made", age=90 * DAY)
         self.other_repo = add(
             team_id=TEAM,
@@ -68,19 +67,27 @@ class Team:
             env=mark(repo="acme/other", flow="preview", pr=1, started=stamp(60 * DAY)),
         )
         self.live = add(
-            team_id=TEAM, name="shop-live", env=mark(run="300.1", started=stamp(DAY), **route)
+            team_id=TEAM, name="shop-live", env=mark(run="300.1", started=stamp(DAY), domain=DOMAIN)
         )
         self.rollback = add(
-            team_id=TEAM, name="shop-prev", env=mark(run="290.1", started=stamp(2 * DAY), **route)
+            team_id=TEAM,
+            name="shop-prev",
+            env=mark(run="290.1", started=stamp(2 * DAY), domain=DOMAIN),
         )
         self.ancient = add(
-            team_id=TEAM, name="shop-old", env=mark(run="280.1", started=stamp(3 * DAY), **route)
+            team_id=TEAM,
+            name="shop-old",
+            env=mark(run="280.1", started=stamp(3 * DAY), domain=DOMAIN),
         )
         self.ancient2 = add(
-            team_id=TEAM, name="shop-older", env=mark(run="270.1", started=stamp(4 * DAY), **route)
+            team_id=TEAM,
+            name="shop-older",
+            env=mark(run="270.1", started=stamp(4 * DAY), domain=DOMAIN),
         )
         self.staged = add(
-            team_id=TEAM, name="shop-staged", env=mark(run="310.1", started=stamp(HOUR), **route)
+            team_id=TEAM,
+            name="shop-staged",
+            env=mark(run="310.1", started=stamp(HOUR), domain=DOMAIN),
         )
         self.api_live = add(
             team_id=TEAM,
@@ -97,6 +104,9 @@ class Team:
         )
         self.bare_old = add(
             team_id=TEAM, name="shop-bare-old", env=mark(run="220.1", started=stamp(5 * DAY))
+        )
+        self.bare_oldest = add(
+            team_id=TEAM, name="shop-bare-oldest", env=mark(run="210.1", started=stamp(6 * DAY))
         )
         self.legacy = add(team_id=TEAM, name="shop-legacy", age=40 * DAY, env=mark(run="200.1"))
         self.closed_preview = add(
@@ -152,7 +162,7 @@ class Team:
         return {
             self.ancient,
             self.ancient2,
-            self.bare_old,
+            self.bare_oldest,
             self.closed_preview,
             self.stale_preview,
             self.fork_preview,
@@ -189,7 +199,9 @@ def test_prune_deletes_exactly_what_this_repository_left_behind(
     )
     assert f"newer than the release that serves {DOMAIN}/" in row(result, team.staged, "kept")
     assert "kept to roll back to (keep: 1)" in row(result, team.api_prev, "kept")
-    assert "without a domain" in row(result, team.bare_old, "deleted")
+    assert "the newest release without a domain" in row(result, team.bare_new, "kept")
+    assert "kept to roll back to (keep: 1)" in row(result, team.bare_old, "kept")
+    assert "without a domain beyond the newest 1" in row(result, team.bare_oldest, "deleted")
     assert "earlier version of codesphere-release" in row(result, team.legacy, "kept")
     assert "pull request #11 is closed" in row(result, team.closed_preview, "deleted")
     assert "pull request #12 is open" in row(result, team.open_preview, "kept")
@@ -235,9 +247,18 @@ def test_keep_is_how_many_earlier_releases_stay_per_domain_path(
         extra={"GITHUB_API_URL": github.url},
     )
     assert result.status == "success", result.stdout
-    releases = {team.rollback, team.ancient, team.ancient2, team.api_prev, team.bare_old}
+    releases = {
+        team.rollback,
+        team.ancient,
+        team.ancient2,
+        team.api_prev,
+        team.bare_old,
+        team.bare_oldest,
+    }
     gone = deleted(emu) & releases
-    if keep == 0:  # only what serves (and the staged release newer than it) stays
+    # keep: 0 leaves what serves, the staged release newer than it, and the newest
+    # release without a domain (nothing serves that group: it is the current one).
+    if keep == 0:
         assert gone == releases
     else:
         assert gone == {team.ancient2}
@@ -257,7 +278,7 @@ def test_without_github_token_prune_goes_by_max_age(emu: Emulator, runner: Runne
         team.leftover_old,
         team.ancient,
         team.ancient2,
-        team.bare_old,
+        team.bare_oldest,
     }
     assert deleted(emu) == by_age
     assert "max-age 2 days" in row(result, team.closed_preview, "kept")
@@ -320,7 +341,9 @@ def test_a_delete_that_fails_fails_the_prune_after_the_others(
     emu: Emulator, runner: Runner, github: FakeGitHub
 ) -> None:
     team = Team(emu, github)
-    emu.add_fault("status", method="DELETE", path=rf"^/workspaces/{team.ancient}$", times=None)
+    emu.add_fault(
+        "status", method="DELETE", path=rf"^/workspaces/{team.ancient}$", status=403, times=None
+    )
     result = runner.run(
         prune_inputs(emu, **{"github-token": GH_TOKEN}), extra={"GITHUB_API_URL": github.url}
     )

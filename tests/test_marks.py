@@ -11,6 +11,7 @@ from codesphere_action import main as main_module
 from codesphere_action.clock import utc_stamp
 from codesphere_action.context import Context
 from codesphere_action.steps.ownership import Mark
+from codesphere_action.steps.pruning import format_age
 from emulator.runner import parse_outputs
 
 
@@ -83,3 +84,15 @@ def test_main_reads_the_start_once_and_it_can_be_injected(tmp_path: Path) -> Non
     assert code == 0
     assert seen == ["2026-12-03T17:04:05.123Z"]
     assert parse_outputs(output.read_text())["status"] == "success"
+
+
+def test_prune_words_an_age_in_its_largest_sensible_unit() -> None:
+    assert [format_age(s) for s in (30, 600, 5400, 7200, 86400, 2 * 86400, 10 * 86400)] == [
+        "less than a minute",
+        "10 min",
+        "90 min",
+        "2 h",
+        "24 h",
+        "2 days",
+        "10 days",
+    ]
