@@ -116,7 +116,7 @@ def _promote(ctx: Context, state: State, targets: list[int]) -> None:
     )
     if config.delete_previous:
         with ctx.phase("Delete previous"):
-            delete_previous(ctx, state.previous, keep=targets, started=started)
+            delete_previous(ctx, state.previous, keep=targets, started=started, path=state.path)
 
 
 def _nothing_to_do(ctx: Context) -> Plan:
