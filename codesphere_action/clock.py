@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Protocol
 
 
@@ -32,3 +33,11 @@ class SystemClock:
             time.sleep(seconds)
             return False
         return wake.wait(seconds)
+
+
+def utc_stamp(moment: datetime | None = None) -> str:
+    """``moment`` (default: now) as UTC with milliseconds, ``2026-12-03T17:04:05.123Z``:
+    the text sorts as the time does. The one wall-clock reading of a run (main
+    takes it once, at the start; every other wait uses the monotonic clock)."""
+    moment = (moment or datetime.now(UTC)).astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

@@ -34,9 +34,11 @@ from .inputs import (
     WORKSPACE_NAME,
     Inputs,
     default_workspace_name,
+    parse_age,
     parse_api_url,
     parse_bool,
     parse_branch,
+    parse_count,
     parse_domain,
     parse_domain_path,
     parse_duration,
@@ -66,9 +68,14 @@ class RunContext:
     pull_request: PullRequest | None = None
     url: str = ""  # the run's page
     id: str = ""  # GITHUB_RUN_ID.GITHUB_RUN_ATTEMPT: this run, in the mark (ownership.py)
+    # When this run of the action started: UTC with milliseconds
+    # (2026-12-03T17:04:05.123Z), taken once by main; in the mark (ownership.py).
+    started: str = ""
 
     @classmethod
-    def read(cls, environ: Mapping[str, str], pull: PullRequest | None) -> RunContext:
+    def read(
+        cls, environ: Mapping[str, str], pull: PullRequest | None, started: str = ""
+    ) -> RunContext:
         repository = environ.get("GITHUB_REPOSITORY", "")
         server_url = environ.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/")
         run = environ.get("GITHUB_RUN_ID", "")
@@ -81,6 +88,7 @@ class RunContext:
             pull_request=pull,
             url=f"{server_url}/{repository}/actions/runs/{run}" if repository and run else "",
             id=read_run_id(environ),
+            started=started,
         )
 
 
@@ -146,6 +154,12 @@ class Config:
     github: GitHubSettings = field(default_factory=GitHubSettings)
     run: RunContext = field(default_factory=RunContext)
     debug: bool = False
+    # dry-run: read and validate, print the plan, write nothing (steps/dry_run.py).
+    dry_run: bool = False
+    # prune: the earlier releases kept per domain path, and the age (seconds) past
+    # which a preview or a leftover goes (steps/pruning.py).
+    keep: int = 1
+    max_age: float = 7 * 86400.0
     secrets: tuple[str, ...] = field(default=(), repr=False)
     # The names secret-env sets: the log counts them, never lists them.
     secret_names: frozenset[str] = field(default=frozenset(), repr=False)
@@ -242,9 +256,10 @@ def _workspace_name(
     return name
 
 
-def load_config(environ: Mapping[str, str]) -> Config:
+def load_config(environ: Mapping[str, str], started: str = "") -> Config:
     """Validate every input; raise ConfigError naming the first bad one (and
-    Skipped or ContextError for a workflow context that does not suit them)."""
+    Skipped or ContextError for a workflow context that does not suit them).
+    ``started``: when this run of the action started (``clock.utc_stamp``)."""
     inputs = Inputs(environ)
     flow = inputs.get("flow", "simple").lower()
     if flow in SPECS and SPECS[flow].pull_request:
@@ -254,7 +269,7 @@ def load_config(environ: Mapping[str, str]) -> Config:
         raise ConfigError("flow", inputs.get("flow"), "expected one of " + ", ".join(FLOW_NAMES))
     spec = SPECS[flow]
     pull = read_pull_request(environ) if spec.pull_request else None
-    run = RunContext.read(environ, pull)
+    run = RunContext.read(environ, pull, started)
     workspace_ids = _workspace_ids(inputs, spec)
     domain_text = inputs.get("domain")
     env, secret_env = env_and_secrets(inputs.raw("env"), inputs.raw("secret-env"))
@@ -265,12 +280,10 @@ def load_config(environ: Mapping[str, str]) -> Config:
         api_url=parse_api_url("api-url", inputs.get("api-url", DEFAULT_API_URL)),
         flow=flow,
         profile=_profile(inputs),
-        prepare=parse_bool("prepare", inputs.get("prepare", "true")),
-        test=parse_bool("test", inputs.get("test", "false")),
-        stage_timeout=parse_duration("stage-timeout", inputs.get("stage-timeout", "30m")),
-        workspace_timeout=parse_duration(
-            "workspace-timeout", inputs.get("workspace-timeout", "10m")
-        ),
+        prepare=_bool(inputs, "prepare", "true"),
+        test=_bool(inputs, "test", "false"),
+        stage_timeout=_duration(inputs, "stage-timeout", "30m"),
+        workspace_timeout=_duration(inputs, "workspace-timeout", "10m"),
         workspace_id=workspace_ids[0] if workspace_ids else None,
         workspace_ids=workspace_ids,
         remote=_remote(inputs),
@@ -278,28 +291,37 @@ def load_config(environ: Mapping[str, str]) -> Config:
         team_id=_optional_id(inputs, "team-id"),
         plan_id=_optional_id(inputs, "plan-id"),
         git_url=git_url,
-        private_repo=parse_bool("private-repo", inputs.get("private-repo", "false")),
+        private_repo=_bool(inputs, "private-repo", "false"),
         replicas=parse_positive_int("replicas", inputs.get("replicas", "1")),
         workspace_name=_workspace_name(inputs, spec, pull, run.repository, run.sha),
         env=env + secret_env,
         domain=parse_domain("domain", domain_text) if domain_text else "",
         domain_input=domain_text,
         domain_path=parse_domain_path("domain-path", inputs.get("domain-path", "/")),
-        delete_previous=parse_bool("delete-previous", inputs.get("delete-previous", "false")),
-        cleanup_on_failure=parse_bool(
-            "cleanup-on-failure", inputs.get("cleanup-on-failure", "true")
-        ),
-        switch=parse_bool("switch", inputs.get("switch", "true")),
+        delete_previous=_bool(inputs, "delete-previous", "false"),
+        cleanup_on_failure=_bool(inputs, "cleanup-on-failure", "true"),
+        switch=_bool(inputs, "switch", "true"),
         health=_health(inputs, environ),
-        require_commit=parse_bool("require-commit", inputs.get("require-commit", "false")),
+        require_commit=_bool(inputs, "require-commit", "false"),
         github=github,
         run=run,
         debug=environ.get("RUNNER_DEBUG") == "1",
+        dry_run=_bool(inputs, "dry-run", "false"),
+        keep=parse_count("keep", inputs.get("keep", "1")),
+        max_age=parse_age("max-age", inputs.get("max-age", "7d")),
         secrets=_secrets(token, github, git_url, secret_env),
         secret_names=frozenset(var.name for var in secret_env),
     )
     check_needs(config)
     return config
+
+
+def _bool(inputs: Inputs, name: str, default: str) -> bool:
+    return parse_bool(name, inputs.get(name, default))
+
+
+def _duration(inputs: Inputs, name: str, default: str) -> float:
+    return parse_duration(name, inputs.get(name, default))
 
 
 def _secrets(

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING
 
 from .clock import Clock
 from .config import Config
-from .errors import Cancelled
+from .errors import Cancelled, Skipped
 from .github import Reporter, format_seconds
+from .plan import Plan
 from .signals import CancelGuard
 from .timings import DEFAULT_TUNING, Deadline, Tuning
 
@@ -58,6 +59,10 @@ class Result:
     # commit the run meant to release when another one was deployed.
     health: list[str] = field(default_factory=list)
     commit_expected: str = ""
+    # A superseded run: the newer release that serves the path ("run 4711.1, ...").
+    superseded_by: str = ""
+    # What a dry run would do, or what prune did: a section of the summary.
+    plan: Plan | None = None
 
     def set(self, name: str, value: str | int | None) -> None:
         if name not in self.outputs:
@@ -94,7 +99,13 @@ class Context:
                 yield phase
             except BaseException as exc:
                 if phase.outcome == "success":
-                    phase.outcome = "cancelled" if isinstance(exc, Cancelled) else "failed"
+                    phase.outcome = (
+                        "cancelled"
+                        if isinstance(exc, Cancelled)
+                        else exc.status
+                        if isinstance(exc, Skipped)  # superseded, planned: no failure
+                        else "failed"
+                    )
                 raise
             finally:
                 phase.seconds = self.clock.now() - start

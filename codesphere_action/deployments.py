@@ -6,7 +6,8 @@ What Codesphere's own action does for previews, for every flow but teardown:
    (transient for previews), then a status ``in_progress`` linking the run;
 2. after it: ``success`` with ``environment_url`` (the domain URL, else the
    workspace URL), ``inactive`` when the run ended skipped (a preview another
-   run took over), or ``failure``.
+   run took over) or superseded (a newer release serves the domain), or
+   ``failure``.
 Every deployment carries the payload ``{"codesphere-release": {"flow", "workspace",
 "pr"}}`` (``pr`` for a preview; ``workspace`` is the name asked for, the
 ``workspace-name`` input or its default). Teardown marks ``inactive``, once the
@@ -52,7 +53,7 @@ class Deployments:
         """Create the deployment and mark it ``in_progress`` (not for a flow whose
         spec deactivates instead: teardown)."""
         config = self.config
-        if config.spec.deployment == "deactivate":
+        if config.spec.deployment in ("deactivate", "none"):
             return
         if not config.deployment_ref:
             self._warn("creating a deployment", "no commit to deploy (GITHUB_SHA is not set)")
@@ -96,10 +97,11 @@ class Deployments:
             if result.status == "success":
                 url = result.outputs["domain-url"] or result.outputs["workspace-url"]
                 self._status("success", f"{done}: {url}" if url else done, url, deadline=deadline)
-            elif result.status == "skipped":
+            elif result.status in ("skipped", "superseded"):
                 # Nothing this run built is live (another run took the preview over,
-                # or the pull request closed meanwhile): nothing failed either.
-                self._status("inactive", f"{what} skipped", deadline=deadline)
+                # the pull request closed meanwhile, a newer release serves the
+                # domain): nothing failed either.
+                self._status("inactive", f"{what} {result.status}", deadline=deadline)
             else:
                 self._status("failure", f"{what} {result.status}", deadline=deadline)
             self.reporter.info(f"GitHub deployment {self.deployment_id}: {result.status}")

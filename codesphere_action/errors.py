@@ -43,6 +43,33 @@ class Skipped(ActionError):
     title = "Skipped"
 
 
+class Superseded(Skipped):
+    """A newer release of the same repository serves the path already: this run
+    changed nothing (``steps/superseded.py``). No failure: a notice, status
+    ``superseded``, exit code 0."""
+
+    status = "superseded"
+    title = "Superseded"
+
+
+class Planned(Skipped):
+    """A dry run went as far as it may: the plan is printed, nothing was changed
+    (``steps/dry_run.py``). A notice, status ``planned``, exit code 0."""
+
+    status = "planned"
+    title = "Dry run"
+
+
+class WriteInDryRun(RuntimeError):
+    """A POST, PUT, PATCH or DELETE was about to be sent in a dry run: a bug in
+    the flow, refused by the transport before anything is sent. Not an
+    ActionError, so the run ends as an internal error, loudly."""
+
+
+# The statuses a run ends with and still passes (exit code 0).
+PASSING = frozenset({"success", "skipped", "superseded", "planned"})
+
+
 class Refused(ActionError):
     """A check before a change failed, so nothing was changed (a rollback to a
     workspace that is not up, a teardown of a workspace a domain serves)."""

@@ -60,6 +60,7 @@ class GitHubApi:
             connect_timeout=GITHUB_CONNECT_SECONDS,
             read_timeout=GITHUB_READ_SECONDS,
             session=session,
+            read_only=config.dry_run,
         )
         self.repo_path = f"/repos/{config.run.repository}"
 
@@ -178,3 +179,23 @@ def pull_request_state(api: GitHubApi, number: int, deadline: Deadline) -> str:
     if state not in ("open", "closed"):
         raise GitHubError(f"GET /pulls/{number} answered no state ({message(answer)})")
     return str(state)
+
+
+RUN_HINTS = {
+    403: "give the job `permissions: actions: read`",
+    404: "the token cannot see the workflow run, or the job lacks `actions: read`",
+}
+
+
+def run_attempt_state(api: GitHubApi, run_id: str, attempt: str, deadline: Deadline) -> str:
+    """A workflow run's attempt as GitHub says it now: its ``status`` (``queued``,
+    ``in_progress``, ``completed``, ...), with the ``conclusion`` of a completed
+    one after a colon (``completed:failure``). Raises GitHubError when GitHub
+    cannot say (a run it does not know answers 404)."""
+    path = f"/actions/runs/{run_id}/attempts/{attempt}"
+    answer = api.call("GET", path, deadline=deadline, hints=RUN_HINTS)
+    status = answer.get("status") if isinstance(answer, dict) else None
+    if not isinstance(status, str) or not status:
+        raise GitHubError(f"GET {path} answered no status ({message(answer)})")
+    conclusion = answer.get("conclusion")
+    return f"{status}:{conclusion}" if status == "completed" and conclusion else status

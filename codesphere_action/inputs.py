@@ -86,6 +86,34 @@ def parse_duration(name: str, value: str) -> float:
     return seconds
 
 
+AGE = re.compile(r"^(?:\d+(?:\.\d+)?[dhms]?)+$")
+AGE_UNITS = {"d": 86400.0, **UNIT_SECONDS}
+MAX_AGE = 3650 * 86400.0  # ten years: anything longer is a typo
+
+
+def parse_age(name: str, value: str) -> float:
+    """An age such as ``7d``, ``36h``, ``1d12h`` or ``90m`` (seconds without a unit),
+    in seconds: more than zero, at most ten years."""
+    text = value.strip().lower()
+    expected = "expected an age such as '7d', '36h', '1d12h' or '90m'"
+    if not AGE.match(text):
+        raise ConfigError(name, value, expected)
+    seconds = sum(
+        float(number) * AGE_UNITS[unit]
+        for number, unit in re.findall(r"(\d+(?:\.\d+)?)([dhms]?)", text)
+    )
+    if not 0 < seconds <= MAX_AGE:
+        raise ConfigError(name, value, expected + " (more than zero, at most 3650d)")
+    return seconds
+
+
+def parse_count(name: str, value: str) -> int:
+    """A whole number, zero included (``keep: 0``)."""
+    if not value.isascii() or not value.isdigit() or int(value) > 1000:
+        raise ConfigError(name, value, "expected a whole number from 0 to 1000, such as '1'")
+    return int(value)
+
+
 def parse_id(name: str, value: str) -> int:
     if not value.isascii() or not value.isdigit():
         raise ConfigError(name, value, "expected a numeric id such as '12345'")

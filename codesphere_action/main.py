@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 import traceback
 from collections.abc import Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, TextIO
 
-from .clock import Clock, SystemClock
+from .clock import Clock, SystemClock, utc_stamp
 from .config import Config, load_config
 from .context import Result
-from .errors import ActionError, Cancelled, Skipped
+from .errors import PASSING, ActionError, Cancelled, Skipped, Superseded
 from .flows import Flow, load
 from .github import Reporter, sentence
 from .inputs import input_env_name
@@ -33,11 +34,14 @@ def main(
     clock: Clock | None = None,
     flows: Mapping[str, Flow] | None = None,
     tuning: Tuning = DEFAULT_TUNING,
+    started: datetime | None = None,
 ) -> int:
     """Run one release as the runner asks (inputs in ``environ``); return the exit
     code. ``flows``: flow name -> function, for the tests (default: the flow's
     module, ``flows.load``); ``tuning``: how it waits (the benchmark's reference
-    poller passes another)."""
+    poller passes another); ``started``: when the run started (default: now, read
+    once here; the mark records it, ``steps/superseded.py`` compares it)."""
+    stamp = utc_stamp(started)
     environ = os.environ if environ is None else environ
     reporter = _reporter(environ, stream)
     clock = clock or SystemClock()
@@ -47,11 +51,11 @@ def main(
     config: Config | None = None
     bookkeeping: GitHubBookkeeping | None = None
     try:
-        config = load_config(environ)
+        config = load_config(environ, stamp)
         for secret in config.secrets:
             reporter.mask(secret)
         result.flow = config.flow
-        if config.github.token:
+        if config.github.token and not config.dry_run:  # a dry run records nothing
             from .bookkeeping import GitHubBookkeeping  # noqa: PLC0415
 
             bookkeeping = GitHubBookkeeping(config, reporter, clock, guard.budget)
@@ -74,7 +78,7 @@ def main(
             with guard.interruptible():
                 bookkeeping.finish(result)
         guard.restore()
-    return 0 if result.status in ("success", "skipped") else 1
+    return 0 if result.status in PASSING else 1
 
 
 def _reporter(environ: Mapping[str, str], stream: TextIO | None) -> Reporter:
@@ -120,7 +124,10 @@ def _run(
     from .context import Context  # noqa: PLC0415
     from .waiting import Waiter  # noqa: PLC0415
 
-    client = Codesphere(Transport(config.api_url, config.api_token, reporter=reporter, clock=clock))
+    transport = Transport(
+        config.api_url, config.api_token, reporter=reporter, clock=clock, read_only=config.dry_run
+    )
+    client = Codesphere(transport)
     try:
         ctx = Context(
             config=config,
@@ -140,8 +147,10 @@ def _run(
 def _expected_end(reporter: Reporter, result: Result, exc: Cancelled | ActionError) -> None:
     """An expected end: a notice when skipped, else one ::error with the aftermath."""
     result.status = exc.status
-    if isinstance(exc, Skipped):
-        result.message = str(exc)
+    if isinstance(exc, Skipped):  # superseded too: nothing went wrong
+        # A superseded run says what it left (its own workspace deleted).
+        superseded = isinstance(exc, Superseded)
+        result.message = _with_aftermath(str(exc), result) if superseded else str(exc)
         reporter.notice(sentence(result.message), title=exc.title)
         return
     result.message = _with_aftermath(str(exc), result)

@@ -83,6 +83,9 @@ class Workspace:
     team_id: int | None
     dev_domain: str  # "" when the API reports none
     replicas: int
+    # When it was made, as the API says it (an ISO 8601 date-time; "" when it says
+    # none): prune's age of a workspace whose mark does not say when it started.
+    created_at: str = ""
 
     @classmethod
     def parse(cls, value: Any, what: str = "workspace") -> Workspace:
@@ -95,6 +98,7 @@ class Workspace:
             team_id=None if team is None else _int(f"{what}.teamId", team),
             dev_domain=_str(f"{what}.devDomain", body.get("devDomain"), optional=True),
             replicas=0 if replicas is None else _int(f"{what}.replicas", replicas),
+            created_at=_time(body.get("createdAt")) or "",
         )
 
     @classmethod

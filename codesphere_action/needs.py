@@ -23,6 +23,12 @@ def check_needs(config: Config) -> None:
     """The inputs the flow's spec needs, in its order; the pull request it works
     on; the commit require-commit compares with."""
     spec = config.spec
+    if spec.repository and not config.run.repository:
+        raise ContextError(
+            f"the {spec.name} flow deletes what codesphere-release made for this repository, "
+            "which it tells by GITHUB_REPOSITORY, and that is not set: run it in a GitHub "
+            "workflow (the runner sets it), or set it to owner/name for a local run"
+        )
     _check_require_commit(config)
     if spec.pull_request:
         _check_pull_request(config)

@@ -15,8 +15,17 @@ HEADLINES = {
     "timed-out": "⏱️ {what} timed out",
     "cancelled": "⚪ {what} cancelled",
     "skipped": "⏭️ {what} skipped",
+    "superseded": "⏭️ {what} superseded",
+    "planned": "📝 {what} planned (dry run)",
 }
-OUTCOME_ICONS = {"success": "✅", "failed": "❌", "skipped": "⏭️", "cancelled": "⚪"}
+OUTCOME_ICONS = {
+    "success": "✅",
+    "failed": "❌",
+    "skipped": "⏭️",
+    "superseded": "⏭️",
+    "planned": "📝",
+    "cancelled": "⚪",
+}
 
 
 def _cell(text: str) -> str:
@@ -42,7 +51,6 @@ def render_summary(
 ) -> str:
     """The summary's Markdown. ``redact``: the reporter's, applied before anything
     is cut (a cut must never leave part of a secret)."""
-    out = result.outputs
     what, done = flow_words(result.flow)
     done = result.done or done
     headline = HEADLINES.get(result.status, result.status).format(what=what, done=done)
@@ -51,25 +59,7 @@ def render_summary(
         # Cut before the Reporter would, so the bold still closes.
         message = bound(_cell(sentence(redact(result.message))), MAX_LINE_BYTES - 8)
         lines += [f"**{message}**", ""]
-    rows: list[tuple[str, str]] = []
-    workspace = out["workspace-id"]
-    if workspace:
-        name = f" ({_cell(result.workspace_name)})" if result.workspace_name else ""
-        rows.append(("Workspace", f"`{workspace}`{name}"))
-    if out["workspace-url"]:
-        rows.append(("Workspace URL", f"<{out['workspace-url']}>"))
-    if out["domain-url"]:
-        rows.append(("Domain", f"<{out['domain-url']}>"))
-    if out["previous-workspace-id"]:
-        rows.append(("Previous workspace", f"`{out['previous-workspace-id']}`"))
-    commit = out["deployed-commit"]
-    if commit:
-        link = _commit_link(commit, config)
-        if result.commit_expected:
-            link += f" ⚠️ not {_commit_link(result.commit_expected, config)}, the commit of this run"
-        rows.append(("Commit", link))
-    if result.health:
-        rows.append(("Health check", _cell("; ".join(result.health))))
+    rows = _rows(result, config)
     if rows:
         # The first row is the header: GitHub renders an empty header as a blank bar.
         lines += [f"| **{k}** | {v} |" for k, v in rows[:1]]
@@ -84,7 +74,36 @@ def render_summary(
             )
         total = sum(p.seconds for p in result.phases)
         lines += [f"| **Total** | | **{format_seconds(total)}** | |", ""]
+    if result.plan is not None:
+        lines += result.plan.markdown(_cell)
     if result.status == "success":
         lines += [f"> {sentence(s)}" for s in result.aftermath]
     lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def _rows(result: Result, config: Config | None) -> list[tuple[str, str]]:
+    """The summary's key/value table: what the run released, where, which commit."""
+    out = result.outputs
+    rows: list[tuple[str, str]] = []
+    workspace = out["workspace-id"]
+    if workspace:
+        name = f" ({_cell(result.workspace_name)})" if result.workspace_name else ""
+        rows.append(("Workspace", f"`{workspace}`{name}"))
+    if out["workspace-url"]:
+        rows.append(("Workspace URL", f"<{out['workspace-url']}>"))
+    if out["domain-url"]:
+        rows.append(("Domain", f"<{out['domain-url']}>"))
+    if result.superseded_by:
+        rows.append(("Superseded by", _cell(result.superseded_by)))
+    if out["previous-workspace-id"]:
+        rows.append(("Previous workspace", f"`{out['previous-workspace-id']}`"))
+    commit = out["deployed-commit"]
+    if commit:
+        link = _commit_link(commit, config)
+        if result.commit_expected:
+            link += f" ⚠️ not {_commit_link(result.commit_expected, config)}, the commit of this run"
+        rows.append(("Commit", link))
+    if result.health:
+        rows.append(("Health check", _cell("; ".join(result.health))))
+    return rows

@@ -492,6 +492,7 @@ class Emulator:
         landscape: str | None = None,
         ci_servers: Iterable[str] | None = None,
         landscape_deployed: bool = True,
+        age: float = 0.0,
     ) -> int:
         """Create a workspace directly (no request recorded) and return its id.
 
@@ -499,7 +500,8 @@ class Emulator:
         ``replicas`` (or ``wake()``) starts it. ``profiles``: the CI profiles that exist
         (``None``: any). ``landscape``: "single" (default), "multi" or "run_on_ide"; a
         multi-server one has its ``ci_servers`` (default: ``servers``) allocated already
-        unless ``landscape_deployed=False``.
+        unless ``landscape_deployed=False``. ``age``: its ``createdAt`` says it was made
+        that many seconds ago.
         """
         with self._lock:
             head = self.branch_head(branch) if git_url else None
@@ -522,6 +524,7 @@ class Emulator:
                 landscape=landscape,
                 ci_servers=list(ci_servers) if ci_servers is not None else None,
                 landscape_deployed=landscape_deployed,
+                age=age,
             )
             if running:
                 ws.running_since = ws.created_at
@@ -831,7 +834,19 @@ class Emulator:
         if rule is not None and rule.kind == "slow_answer" and self._closing.wait(rule.seconds):
             handler.drop()
             return
+        if rule is not None and rule.kind == "hold" and not self._held(rule):
+            handler.drop()
+            return
         self._send(handler, rec, reply)
+
+    def _held(self, rule: FaultRule) -> bool:
+        """hold: wait until the test releases the rule (True), or the emulator closes
+        or ``hold_seconds`` pass (False: the connection is dropped)."""
+        until = time.monotonic() + rule.hold_seconds
+        while not rule.released.wait(0.02):
+            if self._closing.is_set() or time.monotonic() >= until:
+                return False
+        return True
 
     def _fault_reply(self, rec: RecordedRequest, rule: FaultRule) -> Reply:
         """The answer a status-like fault sends: its raw ``body`` or a problem."""

@@ -17,9 +17,12 @@ KINDS = (
     "status_after",  # process and commit, answer status (default 502) instead ("5xx after commit")
     "slow_answer",  # process and commit at once, send the real answer seconds later
     "late_commit",  # answer status (default 504) at once, process and commit seconds later
+    "hold",  # process and commit at once, send the real answer once release() is called
 )
 # Kinds whose request is processed (committed) although the client may not learn of it.
-COMMITTING = frozenset({"drop_after", "delay", "status_after", "slow_answer", "late_commit"})
+COMMITTING = frozenset(
+    {"drop_after", "delay", "status_after", "slow_answer", "late_commit", "hold"}
+)
 _DEFAULT_STATUS = {"status": 503, "status_after": 502, "late_commit": 504, "redirect": 307}
 _ALIASES = {"rate_limit": "429", "drop": "drop_before"}
 
@@ -39,7 +42,7 @@ class FaultRule:
     # status, status_after, late_commit: the HTTP status; redirect: 301/302/303/307/308
     status: int | None = None
     retry_after: float | int | str = 1
-    seconds: float = 0.0  # delay, slow_answer, late_commit
+    seconds: float = 0.0  # delay, slow_answer, late_commit; hold: the longest it holds (0: 60 s)
     target: str = "second"  # redirect: "second" | "foreign" | "primary" | a base URL
     location: str | None = None  # redirect: full Location, overrides target
     body: str | bytes | None = None  # status/429/status_after/late_commit: raw body
@@ -49,6 +52,8 @@ class FaultRule:
     seen: int = 0
     removed: bool = False
     _regex: re.Pattern[str] | None = field(default=None, repr=False)
+    # hold: set by release(); the held answers go out then.
+    released: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def __post_init__(self) -> None:
         self.kind = _ALIASES.get(self.kind, self.kind)
@@ -70,6 +75,14 @@ class FaultRule:
     def remove(self) -> None:
         """Stop injecting this fault."""
         self.removed = True
+
+    def release(self) -> None:
+        """hold: send the answers held so far, and those of later hits at once."""
+        self.released.set()
+
+    @property
+    def hold_seconds(self) -> float:
+        return self.seconds or 60.0
 
     def matches(self, method: str, path: str, listener: str) -> bool:
         if self.exhausted:

@@ -30,7 +30,12 @@ Shapes follow GitHub's REST API (version 2022-11-28) where the action reads them
 - ``GET /repos/{owner}/{repo}/pulls/{number}`` answers the pull request
   (``number``, ``state`` ``open``/``closed``, ``merged``, ``head``, ``base``): every
   number a test's event names is an open pull request until ``set_pull`` says
-  otherwise.
+  otherwise;
+- ``GET /repos/{owner}/{repo}/actions/runs/{run_id}/attempts/{attempt}`` answers
+  a workflow run's attempt (``id``, ``run_attempt``, ``status``: ``queued``,
+  ``in_progress``, ``completed``, ...; ``conclusion``: ``success``, ``failure``,
+  ``cancelled``, ... or null while it runs) as ``set_run`` left it; a run it was
+  not told of is 404 "Not Found", as GitHub answers for a run it does not know.
 """
 
 from __future__ import annotations
@@ -117,6 +122,7 @@ class FakeGitHub:
         # id -> {"id", "issue", "body", "user", "created_at", "updated_at"}
         self.comments: dict[int, dict[str, Any]] = {}
         self.pulls: dict[int, dict[str, Any]] = {}
+        self.runs: dict[tuple[int, int], dict[str, Any]] = {}  # (run id, attempt) -> run
         self._next_comment = 9001
         self.failures: list[tuple[str, re.Pattern[str], int]] = []
         self.delay = 0.0  # seconds every answer is held back
@@ -191,18 +197,46 @@ class FakeGitHub:
     def comments_of(self, issue: int) -> list[dict[str, Any]]:
         return [c for c in self.comments.values() if c["issue"] == issue]
 
-    def set_pull(self, number: int, *, state: str = "open", merged: bool = False) -> None:
+    def set_pull(
+        self,
+        number: int,
+        *,
+        state: str = "open",
+        merged: bool = False,
+        head_repository: str | None = None,
+    ) -> None:
+        """``head_repository``: where its branch lives (default: this repository;
+        another for a fork's pull request)."""
         with self._lock:
-            self._set_pull(number, state, merged=merged)
+            self._set_pull(number, state, merged=merged, head=head_repository)
 
-    def _set_pull(self, number: int, state: str, *, merged: bool) -> None:
+    def _set_pull(self, number: int, state: str, *, merged: bool, head: str | None = None) -> None:
         self.pulls[number] = {
             "number": number,
             "state": state,
             "merged": merged,
-            "head": {"ref": "feature", "repo": {"full_name": self.repository}},
+            "head": {"ref": "feature", "repo": {"full_name": head or self.repository}},
             "base": {"ref": "main", "repo": {"full_name": self.repository}},
         }
+
+    def set_run(
+        self,
+        run_id: int,
+        *,
+        attempt: int = 1,
+        status: str = "completed",
+        conclusion: str | None = "success",
+    ) -> None:
+        """A workflow run's attempt as ``GET .../actions/runs/{id}/attempts/{n}``
+        answers it (``conclusion`` None while it is not completed)."""
+        with self._lock:
+            self.runs[(run_id, attempt)] = {
+                "id": run_id,
+                "run_attempt": attempt,
+                "status": status,
+                "conclusion": conclusion if status == "completed" else None,
+                "html_url": f"https://github.com/{self.repository}/actions/runs/{run_id}",
+            }
 
     def _comment(self, issue: int, body: str, user: dict[str, Any]) -> dict[str, Any]:
         comment = {
@@ -275,6 +309,14 @@ class FakeGitHub:
             if number not in self.pulls:
                 self._set_pull(number, "open", merged=False)
             return 200, self.pulls[number], {}
+        run = re.fullmatch(
+            rf"/repos/{re.escape(self.repository)}/actions/runs/(\d+)/attempts/(\d+)", request.path
+        )
+        if run and request.method == "GET":
+            found = self.runs.get((int(run.group(1)), int(run.group(2))))
+            if found is None:
+                return 404, {"message": "Not Found"}, {}
+            return 200, dict(found), {}
         status, answer, headers = self._answer_deployments(request)
         if status:
             return status, answer, headers

@@ -444,6 +444,9 @@ class Workspace:
     pods: dict[tuple[str, int], str] = field(default_factory=dict)  # replica_ids="pod"
     _now: Clock = field(repr=False, default=lambda: 0.0)
     _wall_offset: float = field(repr=False, default=0.0)
+    # Seconds before it was added that its createdAt says it was made (a workspace
+    # an earlier release or version left behind weeks ago); 0 for the API's.
+    age: float = 0.0
 
     @property
     def servers(self) -> list[str]:
@@ -513,7 +516,7 @@ class Workspace:
             "collectTraces": False,
             "persistentLogs": False,
             "devDomain": self.dev_domain,
-            "createdAt": iso(self._wall_offset + self.created_at),
+            "createdAt": iso(self._wall_offset + self.created_at - self.age),
         }
 
 

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -170,12 +171,28 @@ def mark(
     state: str = "released",
     pr: int | None = None,
     commit: str = SHA[:12],
+    domain: str | None = None,
+    path: str = "/",
+    started: str | None = None,
 ) -> dict[str, str]:
     """The env of a workspace the action created (its ``CODESPHERE_RELEASE`` mark),
-    for ``Emulator.add_workspace(env=...)``. The runner's run is ``1.1``."""
+    for ``Emulator.add_workspace(env=...)``. The runner's run is ``1.1``.
+    ``domain`` (and ``path``): the route a release was made for; ``started``: when
+    the release started (``stamp()``), None for a mark of an older version of the
+    action, which recorded neither."""
     value = f"repo={repo} flow={flow} run={run} commit={commit}"
     value += f" pr={pr}" if pr is not None else ""
-    return {"CODESPHERE_RELEASE": f"{value} state={state}"}
+    value += f" domain={domain} path={path}" if domain is not None else ""
+    value += f" state={state}"
+    value += f" started={started}" if started is not None else ""
+    return {"CODESPHERE_RELEASE": value}
+
+
+def stamp(seconds_ago: float = 0.0) -> str:
+    """A mark's ``started``: UTC with milliseconds, ``seconds_ago`` before now
+    (negative: in the future, a release that starts after this test's runs)."""
+    moment = datetime.now(UTC) - timedelta(seconds=seconds_ago)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def start_app(emu: Emulator, workspace_id: int, token: str = TOKEN) -> None:
@@ -194,12 +211,14 @@ def start_app(emu: Emulator, workspace_id: int, token: str = TOKEN) -> None:
     emu.clear_requests()
 
 
-MARK_ID = re.compile(r" id=[0-9a-f]{8}$")
+STARTED = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
+MARK_ID = re.compile(rf" started={STARTED} id=[0-9a-f]{{8}}$")
 
 
 def without_id(body: Any) -> Any:
-    """``body`` (a create body, an env mapping) with the mark's per-run ``id`` taken
-    out, after checking it is there: the rest of the mark can then be compared."""
+    """``body`` (a create body, an env mapping) with the mark's per-run values, its
+    ``started`` and ``id``, taken out, after checking they are there: the rest of
+    the mark can then be compared."""
     if isinstance(body, dict) and "env" in body:
         return {**body, "env": [without_id(item) for item in body["env"]]}
     if isinstance(body, dict) and body.get("name") == "CODESPHERE_RELEASE":

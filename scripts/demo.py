@@ -44,7 +44,15 @@ sys.path.insert(0, str(ROOT))
 
 from emulator import Emulator  # noqa: E402
 from emulator.events import BRANCH, PR, pr_event  # noqa: E402
-from emulator.runner import ENTRYPOINT, SHA, Runner, parse_outputs, start_app  # noqa: E402
+from emulator.runner import (  # noqa: E402
+    ENTRYPOINT,
+    SHA,
+    Runner,
+    mark,
+    parse_outputs,
+    stamp,
+    start_app,
+)
 from scripts.runner_log import RunnerLog  # noqa: E402
 
 TOKEN = "demo-token"  # masked like a real one: the log shows ***
@@ -53,6 +61,7 @@ DOMAIN = "shop.example.com"
 ACTION = "OWNER/codesphere-release@v1"
 STAGE_SECONDS = {"prepare": 1.0, "test": 1.0, "run": 1.0}
 PR_HEAD = "9fceb02d0ae598e95dc970b74767f19372d61af8"  # the pull request's head commit
+DAY = 86400
 
 HEADINGS = {
     "simple": "simple: release the commit into the live workspace "
@@ -65,6 +74,8 @@ HEADINGS = {
     "(the preview is made first)",
     "promote": "promote: stage a release (switch: false), promote it to the domain, "
     "then roll back to the workspace before",
+    "prune": "prune: delete what earlier releases and previews left behind "
+    "(never what serves a domain, never what the action did not make)",
 }
 FLOWS = tuple(HEADINGS)
 
@@ -301,12 +312,39 @@ def demo_promote(demo: Demo) -> None:
         )
 
 
+def demo_prune(demo: Demo) -> None:
+    with demo.part("prune") as (emu, runner):
+        live = emu.add_workspace(
+            team_id=TEAM, name="shop-live", env=mark(run="30.1", domain=DOMAIN, started=stamp(DAY))
+        )
+        for run, name, days in (("29.1", "shop-before", 2), ("28.1", "shop-long-ago", 9)):
+            env = mark(run=run, domain=DOMAIN, started=stamp(days * DAY))
+            emu.add_workspace(team_id=TEAM, name=name, env=env)
+        emu.add_workspace(
+            team_id=TEAM,
+            name="shop-failed",
+            env=mark(run="27.1", state="building", started=stamp(12 * DAY)),
+        )
+        emu.add_workspace(
+            team_id=TEAM, name="shop-pr-3", env=mark(flow="preview", pr=3, started=stamp(20 * DAY))
+        )
+        emu.add_workspace(team_id=TEAM, name="made-by-hand")
+        emu.add_domain(TEAM, DOMAIN, {"/": [live]})
+        demo.say(
+            f"Emulator at {emu.url}: {DOMAIN}/ is served by workspace {live}; two earlier "
+            "releases, a failed one, a stale preview and one made by hand are there too",
+            "dim",
+        )
+        demo.run(runner, "flow: prune (keep: 1, max-age: 7d)", inputs_for(emu, "prune"))
+
+
 PARTS: dict[str, Callable[[Demo], None]] = {
     "simple": demo_simple,
     "zero-downtime": demo_zero_downtime,
     "preview": demo_preview,
     "teardown": demo_teardown,
     "promote": demo_promote,
+    "prune": demo_prune,
 }
 
 

@@ -415,3 +415,43 @@ def test_the_credentials_of_a_git_url_are_secrets() -> None:
         | {"GITHUB_REPOSITORY": "acme/shop", "GITHUB_SHA": "a" * 40, "GITHUB_REF_NAME": "main"}
     )
     assert "ghp_s3cr3t0123" in config.secrets and "x-access" in config.secrets
+
+
+def test_dry_run_is_off_by_default_and_a_strict_boolean() -> None:
+    assert load_config(env()).dry_run is False
+    assert load_config(env(dry_run="TRUE")).dry_run is True
+    with pytest.raises(ConfigError, match="input 'dry-run' is 'yes': expected 'true' or 'false'"):
+        load_config(env(dry_run="yes"))
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("7d", 7 * 86400.0), ("36h", 36 * 3600.0), ("1d12h", 36 * 3600.0), ("90m", 5400.0)],
+)
+def test_max_age_takes_days(text: str, seconds: float) -> None:
+    environ = {**env(flow="prune", team_id="7"), "GITHUB_REPOSITORY": "acme/shop"}
+    environ["INPUT_MAX-AGE"] = text
+    assert load_config(environ).max_age == seconds
+
+
+@pytest.mark.parametrize("text", ["0d", "a week", "-1d", "3651d", "7 d"])
+def test_max_age_refuses_what_is_no_age(text: str) -> None:
+    environ = {**env(flow="prune", team_id="7"), "GITHUB_REPOSITORY": "acme/shop"}
+    environ["INPUT_MAX-AGE"] = text
+    with pytest.raises(ConfigError, match=f"input 'max-age' is '{re.escape(text)}'"):
+        load_config(environ)
+
+
+def test_keep_is_a_whole_number_from_zero() -> None:
+    environ = {**env(flow="prune", team_id="7"), "GITHUB_REPOSITORY": "acme/shop"}
+    assert (load_config(environ).keep, load_config(environ).max_age) == (1, 7 * 86400.0)
+    assert load_config({**environ, "INPUT_KEEP": "0"}).keep == 0
+    with pytest.raises(ConfigError, match="input 'keep' is '-1': expected a whole number"):
+        load_config({**environ, "INPUT_KEEP": "-1"})
+
+
+def test_prune_needs_the_team_and_the_repository_it_prunes_for() -> None:
+    with pytest.raises(ConfigError, match="input 'team-id' is empty"):
+        load_config({**env(flow="prune"), "GITHUB_REPOSITORY": "acme/shop"})
+    with pytest.raises(ContextError, match="GITHUB_REPOSITORY, and that is not set"):
+        load_config(env(flow="prune", team_id="7"))

@@ -215,15 +215,18 @@ def test_demo_without_arguments_runs_simple_and_names_the_others() -> None:
     result = run_demo(timeout=60)
     check_demo_output(result, ["simple"])
     assert "1 run(s) succeeded" in result.stdout
-    assert "More: scripts/demo zero-downtime, preview, teardown, promote or all" in result.stdout
+    assert (
+        "More: scripts/demo zero-downtime, preview, teardown, promote, prune or all"
+        in result.stdout
+    )
 
 
 @pytest.mark.slow
 def test_demo_all_runs_every_flow() -> None:
     result = run_demo("all", timeout=110)
     check_demo_output(result, list(HEADINGS))
-    assert "8 run(s) succeeded" in result.stdout
-    assert len(re.findall(r"^  status=success$", result.stdout, re.M)) == 8
+    assert "9 run(s) succeeded" in result.stdout
+    assert len(re.findall(r"^  status=success$", result.stdout, re.M)) == 9
 
 
 def test_demo_refuses_an_unknown_flow() -> None:

@@ -59,7 +59,7 @@ def test_happy_path_creates_tests_runs_then_switches(emu: Emulator, runner: Runn
             {"name": "FEATURE_X", "value": "on"},
             {
                 "name": "CODESPHERE_RELEASE",
-                "value": mark(state="building")["CODESPHERE_RELEASE"],
+                "value": mark(state="building", domain=DOMAIN)["CODESPHERE_RELEASE"],
             },
         ],
     }
@@ -79,7 +79,7 @@ def test_happy_path_creates_tests_runs_then_switches(emu: Emulator, runner: Runn
         "DATABASE_URL": "postgres://db/shop",
         "FEATURE_X": "on",
         # The action's mark, set to released once the switch is done.
-        **mark(state="released"),
+        **mark(state="released", domain=DOMAIN),
     }
     assert result.outputs == {
         "status": "success",

@@ -9,8 +9,10 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ import pytest
 import requests
 
 from emulator import Emulator, Variants, default_branch_head, load_spec
+from emulator.github import FakeGitHub
 from emulator.model import iso
 
 TOKEN = "tok-123"
@@ -1316,6 +1319,35 @@ def test_fault_slow_answer_commits_at_once(emu: Emulator, http: requests.Session
     assert time.monotonic() - began >= 0.3
 
 
+def test_fault_hold_commits_at_once_and_answers_when_released(
+    emu: Emulator, http: requests.Session
+) -> None:
+    rule = emu.add_fault("hold", method="POST", path=r"^/workspaces$")
+    answers: list[int] = []
+    sender = threading.Thread(
+        target=lambda: answers.append(
+            http.post(f"{emu.url}/workspaces", json=create_body("held"), timeout=5).status_code
+        )
+    )
+    sender.start()
+    wait_until(lambda: emu.workspaces(1, name="held"), timeout=2)  # committed already
+    time.sleep(0.2)
+    assert answers == []  # still held
+    rule.release()
+    sender.join(timeout=2)
+    assert answers == [200]
+    assert emu.requests[0].fault == "hold"
+
+
+def test_fault_hold_drops_the_connection_after_its_seconds(
+    emu: Emulator, http: requests.Session
+) -> None:
+    emu.add_fault("hold", method="POST", path=r"^/workspaces$", seconds=0.2)
+    with pytest.raises(requests.ConnectionError):
+        http.post(f"{emu.url}/workspaces", json=create_body("dropped"), timeout=2)
+    assert [w.name for w in emu.workspaces(1)] == ["dropped"]
+
+
 def test_fault_slow_answer_on_domain_switch_and_delete(
     emu: Emulator, http: requests.Session
 ) -> None:
@@ -1379,3 +1411,32 @@ def test_fault_html_200_on_any_route(emu: Emulator, http: requests.Session, path
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "text/html"
     assert response.text == body
+
+
+def test_a_workspace_added_with_an_age_was_created_that_long_ago(
+    emu: Emulator, http: requests.Session
+) -> None:
+    old = emu.add_workspace(name="old", age=30 * 86400)
+    new = emu.add_workspace(name="new")
+    answer = {w["id"]: w for w in http.get(f"{emu.url}/workspaces/team/1").json()}
+
+    def created(ws: int) -> float:
+        text = answer[ws]["createdAt"].replace("Z", "+00:00")
+        return datetime.fromisoformat(text).timestamp()
+
+    assert 30 * 86400 - 5 < created(new) - created(old) < 30 * 86400 + 5
+    assert abs(created(new) - time.time()) < 5
+
+
+def test_the_fake_github_answers_a_workflow_runs_attempt_as_set() -> None:
+    with FakeGitHub(token="ghs-runs") as github:
+        github.set_run(77, attempt=2, status="in_progress")
+        github.set_run(78)
+        headers = {"Authorization": "Bearer ghs-runs", "Accept": "application/vnd.github+json"}
+        base = f"{github.url}/repos/acme/shop/actions/runs"
+        running = requests.get(f"{base}/77/attempts/2", headers=headers, timeout=5).json()
+        assert (running["status"], running["conclusion"]) == ("in_progress", None)
+        done = requests.get(f"{base}/78/attempts/1", headers=headers, timeout=5).json()
+        assert (done["status"], done["conclusion"]) == ("completed", "success")
+        unknown = requests.get(f"{base}/77/attempts/1", headers=headers, timeout=5)
+        assert unknown.status_code == 404

@@ -58,3 +58,49 @@ def test_the_readmes_preview_workflow_is_examples_preview_yml() -> None:
     while lines and lines[0].startswith("#"):
         lines.pop(0)
     assert block.group(1) == "".join(lines)
+
+
+PRODUCTION_GROUP = "codesphere-release-production"
+# The flows that never touch the production domain: previews have a group per
+# pull request; prune deletes only what serves nothing, and never waits in the
+# release group (a pending run there would replace a pending release).
+OWN_GROUPS = {"preview", "teardown", "prune"}
+
+
+def _flows(workflow: dict[str, object]) -> set[str]:
+    """The flows a workflow runs (a step's flow input; an expression counts as
+    the flows it names)."""
+    found = set()
+    jobs = workflow.get("jobs")
+    for job in (jobs or {}).values() if isinstance(jobs, dict) else ():
+        for step in job.get("steps", []):
+            inputs = step.get("with") or {}
+            if "codesphere-release" not in str(step.get("uses", "")):
+                continue
+            flow = str(inputs.get("flow", "simple"))
+            names = re.findall(r"[a-z-]+", flow) if "${{" in flow else [flow]
+            found |= {name for name in names if name not in ("inputs", "flow")} or {"simple"}
+    return found
+
+
+def test_every_workflow_that_touches_production_shares_one_concurrency_group() -> None:
+    """Releases, promotes and rollbacks of one app queue in one group, whichever
+    workflow starts them (issue 21): examples/*.yml and the README's snippets."""
+    workflows = {
+        str(path.relative_to(ROOT)): yaml.safe_load(path.read_text())
+        for path in sorted((ROOT / "examples").glob("*.yml"))
+    }
+    readme = (ROOT / "README.md").read_text()
+    for number, block in enumerate(re.findall(r"```yaml\n(.*?)```\n", readme, re.S)):
+        parsed = yaml.safe_load(block)
+        if isinstance(parsed, dict) and "jobs" in parsed and "concurrency" in parsed:
+            workflows[f"README.md yaml block {number + 1}"] = parsed
+    checked = 0
+    for where, workflow in workflows.items():
+        flows = _flows(workflow)
+        if not flows or flows <= OWN_GROUPS:
+            continue
+        checked += 1
+        group = (workflow.get("concurrency") or {}).get("group")
+        assert group == PRODUCTION_GROUP, f"{where}: concurrency group {group!r}"
+    assert checked >= 6  # release, zero-downtime, staged, rollback; the README's two

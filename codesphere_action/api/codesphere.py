@@ -134,8 +134,14 @@ class Codesphere:
             return False
         return True
 
-    def list_env_vars(self, workspace_id: int, *, deadline: Deadline) -> list[EnvVar]:
-        return self._get(f"/workspaces/{workspace_id}/env-vars", EnvVar.parse_list, deadline)
+    def list_env_vars(
+        self, workspace_id: int, *, deadline: Deadline, read_timeout: float | None = None
+    ) -> list[EnvVar]:
+        path = f"/workspaces/{workspace_id}/env-vars"
+        answer = self._request(
+            "GET", path, idempotent=True, deadline=deadline, read_timeout=read_timeout
+        )
+        return self._parse("GET", path, EnvVar.parse_list, answer)
 
     def set_env_vars(
         self, workspace_id: int, variables: list[EnvVar], *, deadline: Deadline

@@ -37,7 +37,7 @@ from urllib3.exceptions import MaxRetryError, NameResolutionError, NewConnection
 
 from ..addresses import is_loopback, token_scope
 from ..clock import Clock
-from ..errors import RedirectRefused, TransportError
+from ..errors import RedirectRefused, TransportError, WriteInDryRun
 from ..github import Reporter, format_seconds
 from ..timings import (
     CONNECT_BUDGET,
@@ -53,6 +53,7 @@ USER_AGENT = "codesphere-release/1 (+https://github.com/features/actions)"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})  # 500: idempotent calls only
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
+READS = frozenset({"GET", "HEAD"})  # what a read-only (dry-run) transport sends
 
 
 def retry_after_seconds(response: requests.Response) -> float | None:
@@ -138,6 +139,7 @@ class Transport:
         read_timeout: float = READ_SECONDS,
         session: requests.Session | None = None,
         rng: random.Random | None = None,
+        read_only: bool = False,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         base = urlsplit(self.base_url)
@@ -155,6 +157,8 @@ class Transport:
         self.read_timeout = read_timeout
         self.session = session or new_session()
         self.rng = rng or random.Random()
+        # A dry run: any method but GET and HEAD is refused before it is sent.
+        self.read_only = read_only
 
     def close(self) -> None:
         self.session.close()
@@ -261,7 +265,13 @@ class Transport:
         redirects followed by hand when ``follow_redirects``: same method and
         body, the token only within its scope, over https (http on loopback).
         Raises requests' exceptions for no answer, TransportError for a 303 to
-        a POST (carried out, its result elsewhere) or too many redirects."""
+        a POST (carried out, its result elsewhere) or too many redirects, and
+        WriteInDryRun for a write on a read-only transport (a bug: nothing sent)."""
+        if self.read_only and method not in READS:
+            raise WriteInDryRun(
+                f"{method} {path} in a dry run: a dry run never writes, so the flow should "
+                f"have stopped before this {self.service} call; nothing was sent"
+            )
         timeout = self.timeouts(deadline, read_timeout)
         url = self.base_url + path
         data = None if body is None else json.dumps(body).encode()

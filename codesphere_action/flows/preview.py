@@ -23,7 +23,9 @@ from __future__ import annotations
 from ..context import Context
 from ..errors import ApiError, Cancelled, Skipped
 from ..models import Workspace
+from ..plan import Plan
 from ..steps.creation import State, clean_up, create_workspace, remove_twins
+from ..steps.dry_run import create_step, label, stage_steps, stop_if_dry_run
 from ..steps.previews import (
     Preview,
     PreviewGone,
@@ -33,12 +35,13 @@ from ..steps.previews import (
     existing_preview,
     holder,
     older_preview,
+    pull_request_closed,
     superseded,
     take_over,
     take_over_older,
 )
 from ..steps.release import build, mark_released
-from ..steps.workspace import ensure_running, git_pull, wait_until_running
+from ..steps.workspace import ensure_running, git_pull, pull_target, wait_until_running
 from ..timings import CHECK_SECONDS
 
 
@@ -97,6 +100,7 @@ def _preview(ctx: Context, state: State, preview: Preview) -> None:
                 else f"no preview yet; creating {state.name}"
             )
         )
+    stop_if_dry_run(ctx, lambda: _plan(ctx, state, existing))
     workspace = existing or _create(ctx, state, preview)
     if preview.reused or existing is not None:  # found, or another run's taken over
         workspace = _update(ctx, state, preview, workspace)
@@ -161,3 +165,34 @@ def _update(ctx: Context, state: State, preview: Preview, existing: Workspace) -
         except ApiError as exc:
             raise branch_gone(ctx, exc) or exc from None
     return existing
+
+
+def _plan(ctx: Context, state: State, existing: Workspace | None) -> Plan:
+    """The dry run's plan: create the preview, or update the one there is; the
+    stages; with github-token, what GitHub says of the pull request."""
+    config, pull = ctx.config, ctx.config.pull_request
+    assert pull is not None
+    plan = Plan()
+    if config.github.token:
+        closed = pull_request_closed(ctx, existing.id if existing else None)
+        plan.steps.append(
+            f"GitHub says pull request #{pull.number} is {'closed' if closed else 'open'}"
+            + (": the run would delete the preview at its end and end skipped" if closed else "")
+        )
+    if existing is None:
+        plan.headline = f"create the preview {state.name} for pull request #{pull.number}"
+        plan.steps.append(create_step(ctx, state))
+    else:
+        shown = label(existing)
+        plan.headline = f"update the preview {shown} of pull request #{pull.number}"
+        names = ", ".join(v.name for v in config.env if v.name not in config.secret_names)
+        plan.steps.append(
+            f"Update preview workspace {shown} of pull request #{pull.number}: its env "
+            f"({names or 'no plain variables'}; secret-env too) and its mark, which names "
+            "this run from now on, are written again"
+        )
+        if not ctx.client.is_running(existing.id, deadline=ctx.deadline(CHECK_SECONDS)):
+            plan.steps.append(f"Wake workspace {shown}: it is not running")
+        plan.steps.append(f"git pull {pull_target(ctx)} in workspace {shown}")
+    plan.steps += stage_steps(ctx)
+    return plan

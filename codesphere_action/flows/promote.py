@@ -14,6 +14,11 @@ must be quick and sure, and a stage that has to start first is neither. The
 switch is the one zero-downtime uses (read the map, replace only
 ``domain-path``, write the whole map back, cancellation held back), followed
 by the domain check and ``delete-previous`` under the deletion rule.
+
+A promote never replaces a newer release (``steps/superseded.py``): when the
+release serving the path started after the promoted workspace's, it changes
+nothing and ends ``superseded``. A rollback goes back on purpose and is
+exempt.
 """
 
 from __future__ import annotations
@@ -22,10 +27,20 @@ from ..context import Context
 from ..errors import ActionError, Cancelled, NotFound, Refused
 from ..github import sentence
 from ..models import DomainMap, Workspace
+from ..plan import Plan
 from ..steps.creation import State, id_list, ids
-from ..steps.domain import check_map, domain_label, find_domain, path_key, switch_domain
-from ..steps.ownership import is_ours, read_mark
+from ..steps.domain import (
+    check_map,
+    domain_label,
+    find_domain,
+    path_key,
+    previous_of,
+    switch_domain,
+)
+from ..steps.dry_run import label, previous_rows, stop_if_dry_run, switch_plan
+from ..steps.ownership import is_ours, read_mark, routes
 from ..steps.release import delete_previous
+from ..steps.superseded import find_newer, release_start, superseded
 from ..steps.verify import check_commit, check_domain, check_health
 from ..steps.workspace import describe
 from ..timings import CHECK_SECONDS, Deadline
@@ -68,6 +83,9 @@ def _promote(ctx: Context, state: State, targets: list[int]) -> None:
         if not others:
             check_commit(ctx)
         current = _domain(ctx, state, deadline)
+        # promote takes exactly one id; rollback is exempt (release_start says so).
+        started = release_start(ctx, targets[0], deadline)
+        _not_superseded(ctx, state, current, targets, started, deadline)
         phase.detail = f"workspace {ids(targets)} {'is' if len(targets) == 1 else 'are'} up"
     for workspace in workspaces:
         check_health(ctx, workspace)
@@ -82,9 +100,11 @@ def _promote(ctx: Context, state: State, targets: list[int]) -> None:
             "nothing was changed"
         )
         ctx.result.notice = f"{config.domain_url} already served by workspace {ids(targets)}"
+        stop_if_dry_run(ctx, lambda: _nothing_to_do(ctx))
         return
+    stop_if_dry_run(ctx, lambda: _plan(ctx, state, current, workspaces, started))
     with ctx.phase("Switch domain"):
-        switch_domain(ctx, state, targets)
+        switch_domain(ctx, state, targets, started=started, own=_own(ctx, targets))
     check_domain(ctx, state)
     moved = (
         f"Promoted {config.domain_url} to"
@@ -96,7 +116,54 @@ def _promote(ctx: Context, state: State, targets: list[int]) -> None:
     )
     if config.delete_previous:
         with ctx.phase("Delete previous"):
-            delete_previous(ctx, state.previous, keep=targets)
+            delete_previous(ctx, state.previous, keep=targets, started=started, path=state.path)
+
+
+def _nothing_to_do(ctx: Context) -> Plan:
+    plan = Plan(headline="change nothing")
+    plan.steps.append(f"Nothing to do: {ctx.result.aftermath[-1]}")
+    return plan
+
+
+def _plan(
+    ctx: Context,
+    state: State,
+    current: DomainMap,
+    workspaces: list[Workspace],
+    started: str | None,
+) -> Plan:
+    """The dry run's plan: the switch, and what delete-previous would do."""
+    config, targets = ctx.config, [w.id for w in workspaces]
+    key = path_key(ctx, current)
+    what = f"workspace {', '.join(label(w) for w in workspaces)}"
+    plan = Plan(headline=f"point {config.domain_url} at {what}")
+    switch_plan(ctx, plan, current, key, list(targets), what)
+    assert config.team_id is not None
+    domains = ctx.client.list_domains(config.team_id, deadline=ctx.deadline(CHECK_SECONDS))
+    previous = previous_of(current, key, targets, state.stale)
+    previous_rows(ctx, plan, previous, key, started=started, serving=routes(domains))
+    return plan
+
+
+def _not_superseded(
+    ctx: Context,
+    state: State,
+    current: DomainMap,
+    targets: list[int],
+    started: str | None,
+    deadline: Deadline,
+) -> None:
+    """Superseded, before anything changes, when a newer release of this
+    repository serves the path already (``steps/superseded.py``)."""
+    key = path_key(ctx, current)
+    newer = find_newer(ctx, current, key, started, deadline, skip={*targets, *state.stale})
+    if newer is not None:
+        assert started is not None
+        raise superseded(ctx, newer, started, _own(ctx, targets))
+
+
+def _own(ctx: Context, targets: list[int]) -> str:
+    return f"workspace {ids(targets)} ({ctx.result.workspace_name}), the release promoted"
 
 
 def _domain(ctx: Context, state: State, deadline: Deadline) -> DomainMap:

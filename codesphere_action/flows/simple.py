@@ -10,9 +10,19 @@ the run stage restarts, and the next release (or a re-run) rebuilds it.
 from __future__ import annotations
 
 from ..context import Context
+from ..github import format_seconds
+from ..models import Workspace
+from ..plan import Plan
+from ..steps.dry_run import label, stage_steps, stop_if_dry_run
 from ..steps.stages import run_stage, stage_plan
 from ..steps.verify import check_commit, check_health
-from ..steps.workspace import ensure_running, get_workspace, git_pull, record_workspace
+from ..steps.workspace import (
+    ensure_running,
+    get_workspace,
+    git_pull,
+    pull_target,
+    record_workspace,
+)
 from ..timings import CHECK_SECONDS
 
 
@@ -26,6 +36,7 @@ def run(ctx: Context) -> None:
         workspace = get_workspace(ctx, workspace_id, "workspace-id", ctx.deadline(CHECK_SECONDS))
         record_workspace(ctx, workspace)
         ctx.reporter.info(f"Releasing into workspace {workspace_id} ({ctx.result.workspace_name})")
+        stop_if_dry_run(ctx, lambda: _plan(ctx, workspace))
         if ensure_running(ctx, workspace, ctx.deadline(config.workspace_timeout)):
             phase.detail = "woken up"
 
@@ -44,3 +55,23 @@ def run(ctx: Context) -> None:
 
     record_workspace(ctx, workspace)  # deployed-commit was read after the pull
     check_health(ctx, workspace)
+
+
+def _plan(ctx: Context, workspace: Workspace) -> Plan:
+    """The dry run's plan: wake (when it sleeps), pull, the stages."""
+    shown = label(workspace)
+    plan = Plan(headline=f"pull {pull_target(ctx)} into workspace {shown} and rebuild it")
+    deadline = ctx.deadline(CHECK_SECONDS)
+    now = ""
+    if not ctx.client.is_running(workspace.id, deadline=deadline):
+        replicas = max(1, workspace.replicas)
+        plan.steps.append(
+            f"Wake workspace {shown}: it is not running ({replicas} replica(s), within "
+            f"{format_seconds(ctx.config.workspace_timeout)})"
+        )
+    else:
+        now = f", now at {ctx.client.git_head(workspace.id, deadline=deadline)[:7]}"
+    plan.steps.append(f"git pull {pull_target(ctx)} in workspace {shown}{now}")
+    plan.steps += stage_steps(ctx)
+    plan.steps.append("Restart the run stage: the app is down until its servers run again")
+    return plan

@@ -46,9 +46,12 @@ class FlowSpec:
     # GitHub bookkeeping (github-token): a deployment tracked through the run, or
     # the pull request's deployments marked inactive (teardown); its default
     # environment; whether the pull request's preview comment is kept.
-    deployment: Literal["track", "deactivate"] = "track"
+    deployment: Literal["track", "deactivate", "none"] = "track"
     environment: Literal["production", "preview"] = "production"
     comment: bool = False
+    # It judges workspaces by this repository's mark alone: GITHUB_REPOSITORY must
+    # name it (prune), or nothing it may delete can be told apart.
+    repository: bool = False
     # Its words: what a run is called, and the headline of a success.
     noun: str = "Release"
     done: str = "Released"
@@ -123,6 +126,16 @@ SPECS: dict[str, FlowSpec] = {
             commit="back",
             noun="Rollback",
             done="Rolled back",
+        ),
+        FlowSpec(
+            "prune",
+            "prune",
+            needs={"team-id": ""},
+            commit="",
+            deployment="none",
+            repository=True,
+            noun="Prune",
+            done="Pruned",
         ),
     )
 }

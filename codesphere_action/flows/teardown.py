@@ -15,7 +15,9 @@ from __future__ import annotations
 from ..context import Context
 from ..errors import ActionError, Refused
 from ..models import Workspace
+from ..plan import Plan
 from ..steps.creation import ids
+from ..steps.dry_run import label, stop_if_dry_run
 from ..steps.ownership import candidate_names, is_ours, read_mark, routes
 from ..timings import CHECK_SECONDS, CLEANUP_SECONDS, Deadline
 
@@ -33,6 +35,7 @@ def run(ctx: Context) -> None:
             # teardown, the action's or not: the name is probably a mistake.
             _refuse_if_served(ctx, named, deadline)
         phase.detail = f"found {ids([w.id for w in found])}" if found else "already gone"
+    stop_if_dry_run(ctx, lambda: _plan(ctx, named, found))
     if not found:
         ctx.reporter.info(f"No preview workspace named {name} in team {config.team_id}")
         ctx.result.aftermath.append(
@@ -106,3 +109,23 @@ def _refuse_if_served(ctx: Context, found: list[Workspace], deadline: Deadline) 
             f"{', '.join(served)}: teardown never deletes a workspace a domain routes to, so "
             "nothing was deleted. Check the input 'workspace-name', or disconnect the domain first"
         )
+
+
+def _plan(ctx: Context, named: list[Workspace], found: list[Workspace]) -> Plan:
+    """The dry run's plan: the previews it would delete, the namesakes it keeps."""
+    pull = ctx.config.pull_request
+    which = f"the preview of pull request #{pull.number}" if pull else "a preview"
+    plan = Plan(headline=f"delete {ids([w.id for w in found])}" if found else "delete nothing")
+    if not found:
+        plan.steps.append(
+            f"Nothing to delete: no preview workspace named {ctx.config.workspace_name}"
+        )
+    for workspace in found:
+        plan.delete(label(workspace), f"{which}, made by codesphere-release for this repository")
+    for workspace in named:
+        if workspace not in found:
+            plan.keep(
+                label(workspace),
+                "it was not created by codesphere-release as this preview: left alone",
+            )
+    return plan

@@ -11,6 +11,12 @@
 5. Mark the workspace released; ``delete-previous``: delete the workspaces that
    served the path before, under the deletion rule (``ownership.py``).
 
+A release never replaces a newer one (``steps/superseded.py``): when a
+workspace serving the path holds a release of this repository that started
+after this run, in the Check phase or in the switch's read-check-write, the
+run builds or switches nothing, deletes what it created and ends
+``superseded``.
+
 Before the switch a failure leaves the domain untouched and (with
 ``cleanup-on-failure``) deletes the new workspace. After the switch nothing
 is undone; the error says what state things are in.
@@ -34,13 +40,29 @@ are judged:
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..context import Context
 from ..errors import ActionError, Cancelled
-from ..models import Workspace
+from ..models import DomainInfo, Workspace
+from ..plan import Plan
 from ..steps.creation import State, clean_up, create_workspace, ids, remove_twins
-from ..steps.domain import check_map, domain_label, find_domain, switch_domain
+from ..steps.domain import (
+    check_map,
+    domain_label,
+    find_domain,
+    path_key,
+    previous_of,
+    switch_domain,
+)
+from ..steps.dry_run import (
+    create_step,
+    label,
+    previous_rows,
+    stage_steps,
+    stop_if_dry_run,
+    switch_plan,
+)
 from ..steps.ownership import (
     BUILDING,
     RELEASED,
@@ -52,11 +74,13 @@ from ..steps.ownership import (
     routes,
 )
 from ..steps.release import build, delete_previous, mark_released
+from ..steps.superseded import find_newer, superseded
 from ..steps.verify import check_domain
 from ..steps.workspace import describe, wait_until_running
 from ..timings import CHECK_SECONDS, Deadline
 
 LIVE, LEFTOVER, KEEP = "live", "leftover", "keep"
+LEFTOVER_WHY = "left over from an earlier attempt of this run; it serves nothing"
 
 
 @dataclass(frozen=True)
@@ -71,6 +95,17 @@ SERVING = "serve a domain"
 BY_HAND = "not created by codesphere-release"
 
 
+@dataclass
+class Found:
+    """What the Check phase decided, which the plan (dry-run) and the run share."""
+
+    domain: DomainInfo | None = None  # the domain to switch, as the team lists it
+    serving: dict[int, list[str]] = field(default_factory=dict)  # routes per workspace
+    live: Workspace | None = None  # this release, live already: nothing to do
+    leftovers: list[Workspace] = field(default_factory=list)  # of earlier attempts: deleted
+    kept: list[tuple[Workspace, str]] = field(default_factory=list)  # names passed over
+
+
 def run(ctx: Context) -> None:
     state = State.for_run(ctx)
     try:
@@ -83,11 +118,14 @@ def run(ctx: Context) -> None:
 
 def _release(ctx: Context, state: State) -> None:
     with ctx.phase("Check"):
-        live = _settle_name(ctx, state)
+        found = _check(ctx, state)
     config = ctx.config  # after the Check: the domain as the API spells it
-    if live is not None:
-        _report_already_live(ctx, live)
+    if found.live is not None:
+        _report_already_live(ctx, found.live)
+    stop_if_dry_run(ctx, lambda: _plan(ctx, state, found))
+    if found.live is not None:
         return
+    _delete_leftovers(ctx, found.leftovers)
 
     with ctx.phase("Create workspace") as phase:
         # One deadline for the create and the boot: workspace-timeout bounds both.
@@ -100,8 +138,9 @@ def _release(ctx: Context, state: State) -> None:
     build(ctx, workspace)
 
     if not config.domain or not config.switch:
-        why = "switch: false" if config.domain else "no domain given"
-        ctx.reporter.info(f"Not switching any domain ({why}): workspace {workspace.id} is staged")
+        ctx.reporter.info(
+            f"Not switching any domain ({_why_no_switch(ctx)}): workspace {workspace.id} is staged"
+        )
         mark_released(ctx, state, workspace.id)
         if config.domain:
             ctx.result.done = "Staged"
@@ -112,64 +151,119 @@ def _release(ctx: Context, state: State) -> None:
             )
         return
     with ctx.phase("Switch domain"):
-        switch_domain(ctx, state, [workspace.id])
+        switch_domain(ctx, state, [workspace.id], started=state.mark.started, own=_own(state))
     check_domain(ctx, state)
     mark_released(ctx, state, workspace.id)
     if config.delete_previous:
         with ctx.phase("Delete previous"):
-            delete_previous(ctx, state.previous)
+            delete_previous(ctx, state.previous, started=state.mark.started, path=state.path)
     elif state.previous:
         ctx.reporter.info(
             f"Previous workspace(s) {ids(state.previous)} kept (delete-previous: false)"
         )
 
 
-def _settle_name(ctx: Context, state: State) -> Workspace | None:
-    """Apply the naming rules (module docstring); return the workspace that is
-    this release already live, if any. Sets ``state.name``."""
+def _why_no_switch(ctx: Context) -> str:
+    return "switch: false" if ctx.config.domain else "no domain given"
+
+
+def _check(ctx: Context, state: State) -> Found:
+    """The team's domains and workspaces: the domain (its map checked, the
+    superseded rule applied) and the name (``_settle_name``)."""
     config, client = ctx.config, ctx.client
     assert config.team_id is not None
     deadline = ctx.deadline(CHECK_SECONDS)
     domains = client.list_domains(config.team_id, deadline=deadline)
     team = client.list_team_workspaces(config.team_id, deadline=deadline)
+    found = Found(serving=routes(domains))
     if config.domain:
-        domain = find_domain(ctx, domains)
+        found.domain = domain = find_domain(ctx, domains)
         ctx.reporter.info(f"Domain {domain_label(ctx)}: {domain.workspaces.describe()}")
         check_map(ctx, state, domain, team)
-    serving = routes(domains)
+        if config.switch:  # a newer release serves the path already: build nothing
+            key, started = path_key(ctx, domain.workspaces), state.mark.started
+            newer = find_newer(ctx, domain.workspaces, key, started, deadline, skip=state.stale)
+            if newer is not None:
+                raise superseded(ctx, newer, started, _own(state))
+    _settle_name(ctx, state, team, found, deadline)
+    return found
+
+
+def _settle_name(
+    ctx: Context, state: State, team: list[Workspace], found: Found, deadline: Deadline
+) -> None:
+    """Apply the naming rules (module docstring) to the team's workspaces: set
+    ``state.name``, and in ``found`` the workspace that is this release already
+    live, the leftovers to delete and the workspaces passed over."""
     taken: list[Verdict] = []  # one per workspace left alone, for the summary
     for count, name in enumerate(candidate_names(state.name)):
         same = [w for w in team if w.name == name]
-        verdicts = [(w, _judge(ctx, w, serving.get(w.id, []), deadline)) for w in same]
+        verdicts = [(w, _judge(ctx, w, found.serving.get(w.id, []), deadline)) for w in same]
         for workspace, verdict in verdicts:
             if verdict.kind == LIVE:
                 state.name = name
                 _say_taken(ctx, count, taken, f"this commit is live in {name}")
-                return workspace
+                found.live = workspace
+                return
         kept = [(w, v) for w, v in verdicts if v.kind == KEEP]
         if not kept:
-            for workspace, _verdict in verdicts:
-                ctx.reporter.info(
-                    f"Deleting workspace {workspace.id} ({name}), left over from an earlier "
-                    "attempt of this run; it serves nothing"
-                )
-                delete_unless_serving(ctx, workspace.id, deadline)
+            found.leftovers = [w for w, _verdict in verdicts]
             _say_taken(ctx, count, taken, f"this release goes into {name}")
             state.name = name
             ctx.result.workspace_name = name
-            return None
+            return
         for workspace, verdict in kept:
             # The details go to the log; one warning sums them up (GitHub shows
             # ten annotations per step).
             ctx.reporter.info(
                 f"A workspace named {name} ({workspace.id}) is left alone: {verdict.why}"
             )
+            found.kept.append((workspace, verdict.why))
             taken.append(verdict)
     raise ActionError(
         f"no free workspace name from {state.name} to {state.name}-99: all 99 names are taken "
         f"({_reasons(taken)}; the log lists each). Set the input 'workspace-name', or delete "
         "the workspaces of those names that are no longer needed"
     )
+
+
+def _delete_leftovers(ctx: Context, leftovers: list[Workspace]) -> None:
+    deadline = ctx.deadline(CHECK_SECONDS)
+    for workspace in leftovers:
+        ctx.reporter.info(f"Deleting workspace {workspace.id} ({workspace.name}), {LEFTOVER_WHY}")
+        delete_unless_serving(ctx, workspace.id, deadline)
+
+
+def _plan(ctx: Context, state: State, found: Found) -> Plan:
+    """The dry run's plan, from the Check's decisions (``Found``)."""
+    config, plan = ctx.config, Plan()
+    if found.live is not None:
+        plan.headline = "change nothing: this commit is live already"
+        plan.steps.append(f"Nothing to release: {ctx.result.aftermath[-1]}")
+        return plan
+    for workspace in found.leftovers:
+        plan.delete(label(workspace), LEFTOVER_WHY)
+    for workspace, why in found.kept:
+        plan.keep(label(workspace), f"{why}; the release goes into {state.name}")
+    plan.steps += [create_step(ctx, state), *stage_steps(ctx)]
+    plan.headline = f"create {state.name}"
+    if found.domain is None or not config.switch:
+        plan.steps.append(f"Not switching any domain ({_why_no_switch(ctx)})")
+        return plan
+    current = found.domain.workspaces
+    key = path_key(ctx, current)
+    new = f"the new workspace ({state.name})"
+    switch_plan(ctx, plan, current, key, [new], new)
+    plan.headline += f" and point {config.domain_url} at it"
+    previous = previous_of(current, key, [], state.stale)
+    previous_rows(ctx, plan, previous, key, started=state.mark.started, serving=found.serving)
+    return plan
+
+
+def _own(state: State) -> str:
+    """This release, as the superseded rule names it."""
+    commit = f", commit {state.mark.commit}" if state.mark.commit else ""
+    return f"this release ({state.name}{commit}, run {state.mark.run})"
 
 
 def _say_taken(ctx: Context, names: int, taken: list[Verdict], then: str) -> None:

@@ -10,6 +10,10 @@ trailing slash is ignored (a key that differs only in letter case is refused,
 never doubled). The Check phase compares the map with the team's workspaces:
 ids that no longer exist are never previous, and on other paths a warning.
 
+Between the read and the write the switch applies the superseded rule
+(``steps/superseded.py``): a newer release of this repository on the path
+makes it write nothing.
+
 Cancellation is held back during the switch, so it is never cut in half, and
 the switch fits the runner's cancel budget: each of its requests waits at
 most ``SWITCH_READ_SECONDS`` for an answer, and once a signal came, no retry
@@ -18,6 +22,7 @@ goes past the cancel budget. Its outputs are set inside the shielded block.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import replace
 
 from ..context import Context
@@ -26,6 +31,7 @@ from ..inputs import normalise_path, parse_domain
 from ..models import DomainInfo, DomainMap, Workspace
 from ..timings import SWITCH_READ_SECONDS, SWITCH_SECONDS, Deadline
 from .creation import State, id_list, ids
+from .superseded import find_newer, superseded
 
 
 def find_domain(ctx: Context, domains: list[DomainInfo]) -> DomainInfo:
@@ -141,50 +147,83 @@ def domain_map(ctx: Context, deadline: Deadline, *, read_timeout: float | None =
     return domain.workspaces
 
 
-def switch_domain(ctx: Context, state: State, targets: list[int]) -> None:
+def switch_domain(
+    ctx: Context, state: State, targets: list[int], *, started: str | None, own: str = ""
+) -> None:
     """Point ``domain-path`` at ``targets`` (the path's existing key, see
     ``path_key``), every other path as it was; record the ids that served it
     before in ``state.previous`` and the ``previous-workspace-id`` output (ids
-    that no longer exist left out: ``state.stale``), and set ``domain-url``."""
-    config = ctx.config
+    that no longer exist left out: ``state.stale``), and set ``domain-url``.
+    Between the read and the write, the superseded rule (``steps/superseded.py``):
+    a workspace on the path with this repository's mark that started after
+    ``started`` (None: the rule does not apply) makes the switch write nothing
+    and raise Superseded, naming it against ``own`` (what is being released)."""
     with ctx.guard.shield():
         deadline = ctx.deadline(SWITCH_SECONDS)
         current = domain_map(ctx, deadline, read_timeout=SWITCH_READ_SECONDS)
         key = path_key(ctx, current)
-        state.path, state.targets = key, list(targets)
-        before = current.ids(key)
-        state.previous = [i for i in before if i not in targets and i not in state.stale]
-        wanted = current.with_path(key, targets)
-        ctx.reporter.info(
-            f"Pointing {config.domain_url} at workspace {ids(targets)} "
-            f"(was {ids(state.previous) or 'nothing'})"
+        skip = {*targets, *state.stale}
+        newer = find_newer(
+            ctx, current, key, started, deadline, skip=skip, read_timeout=SWITCH_READ_SECONDS
         )
-        try:
-            now = write_map(ctx, wanted, deadline, key)
-        except ActionError as exc:
-            # A lost answer, a gateway's 5xx or an unreadable answer may still land
-            # (the map read back, write_map, showed it had not yet); any other
-            # error answer turned the switch down.
-            state.switch_unknown = outcome_unknown(exc)
-            if isinstance(exc, Rejected):
-                stale = _stale_elsewhere(ctx, state, wanted, key, deadline)
-                if stale:
-                    raise ActionError(
-                        f"Codesphere refused the new map of the domain {config.domain}: {stale}, "
-                        "which no longer exists. That path is not this release's to change: "
-                        "remove it from the domain in Codesphere, then re-run. "
-                        f"The API said: {exc}"
-                    ) from None
-            raise
-        state.switched = True
-        state.switch_unknown = False
-        ctx.result.set("previous-workspace-id", id_list(state.previous))
-        ctx.result.set("domain-url", config.domain_url)
-    if now != wanted:
+        now = None if newer else _write(ctx, state, current, key, targets, deadline)
+    if newer is not None:
+        assert started is not None  # find_newer finds none without it
+        raise superseded(ctx, newer, started, own or "this release")
+    if now is not None and now != current.with_path(key, targets):
         ctx.reporter.warning(
             f"The domain's map after the switch differs from the one written: {now.describe()} "
             "(another change at the same moment?)"
         )
+
+
+def _write(
+    ctx: Context,
+    state: State,
+    current: DomainMap,
+    key: str,
+    targets: list[int],
+    deadline: Deadline,
+) -> DomainMap:
+    """The switch's write (see ``switch_domain``); the map as it is afterwards."""
+    config = ctx.config
+    state.path, state.targets = key, list(targets)
+    state.previous = previous_of(current, key, targets, state.stale)
+    wanted = current.with_path(key, targets)
+    ctx.reporter.info(
+        f"Pointing {config.domain_url} at workspace {ids(targets)} "
+        f"(was {ids(state.previous) or 'nothing'})"
+    )
+    try:
+        now = write_map(ctx, wanted, deadline, key)
+    except ActionError as exc:
+        # A lost answer, a gateway's 5xx or an unreadable answer may still land
+        # (the map read back, write_map, showed it had not yet); any other
+        # error answer turned the switch down.
+        state.switch_unknown = outcome_unknown(exc)
+        if isinstance(exc, Rejected):
+            stale = _stale_elsewhere(ctx, state, wanted, key, deadline)
+            if stale:
+                raise ActionError(
+                    f"Codesphere refused the new map of the domain {config.domain}: {stale}, "
+                    "which no longer exists. That path is not this release's to change: "
+                    "remove it from the domain in Codesphere, then re-run. "
+                    f"The API said: {exc}"
+                ) from None
+        raise
+    state.switched = True
+    state.switch_unknown = False
+    ctx.result.set("previous-workspace-id", id_list(state.previous))
+    ctx.result.set("domain-url", config.domain_url)
+    return now
+
+
+def previous_of(
+    mapping: DomainMap, key: str, targets: Collection[int], stale: Collection[int]
+) -> list[int]:
+    """The workspaces a switch of the path ``key`` to ``targets`` replaces: those
+    that served it, but the targets and ids that no longer exist."""
+    return [i for i in mapping.ids(key) if i not in targets and i not in stale]
 
 
 def _stale_elsewhere(

@@ -9,15 +9,23 @@ it serves nothing.
 
 The mark: every workspace the action creates carries the environment variable
 ``CODESPHERE_RELEASE`` (the apps see it too), e.g.
-``repo=acme/shop flow=zero-downtime run=4711.1 commit=4b825dc state=building``:
-the repository, the flow, the run (``GITHUB_RUN_ID.GITHUB_RUN_ATTEMPT``), the
-commit released (GITHUB_SHA, a preview's head; 12 characters), for a preview
-``pr=<number>``, ``state=released`` once a release succeeded, and ``id``, one
-per run of the action (two jobs of one workflow run share the run).
+``repo=acme/shop flow=zero-downtime run=4711.1 commit=4b825dc642cb
+domain=shop.example.com path=/ state=building started=2026-12-03T17:04:05.123Z
+id=9f86d081``: the repository, the flow, the run
+(``GITHUB_RUN_ID.GITHUB_RUN_ATTEMPT``), the commit released (GITHUB_SHA, a
+preview's head; 12 characters), for a preview ``pr=<number>``, for a release
+with a domain the route it is for (``domain``, ``path``), ``state=released``
+once a release succeeded, ``started`` (when the run of the action that made
+it, or took a preview over, started: UTC with milliseconds; it orders
+releases across workflows, see ``steps/superseded.py``), and ``id``, one per
+run of the action (two jobs of one workflow run share the run). Marks made by
+earlier versions lack the route and ``started``: they count as older than any
+mark that has it.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -31,6 +39,8 @@ from ..timings import Deadline
 
 MAX_NAME = 63
 BUILDING, RELEASED = "building", "released"
+# A mark's started: UTC with milliseconds, so that the text sorts as the time does.
+STARTED = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
 @dataclass(frozen=True)
@@ -44,6 +54,13 @@ class Mark:
     # One per run of the action: two jobs of one workflow run (a matrix) share
     # the run and the attempt, never this.
     nonce: str = ""
+    # When the run of the action that wrote it started ("" for an earlier
+    # version's mark, which counts as older than any that has it).
+    started: str = ""
+    # The route a release is for ("" for a preview, a release without a domain,
+    # or an earlier version's mark): the domain as given (lower case) and path.
+    domain: str = ""
+    path: str = ""
 
     def render(self) -> str:
         parts = [f"repo={self.repository or '-'}", f"flow={self.flow}", f"run={self.run}"]
@@ -51,7 +68,11 @@ class Mark:
             parts.append(f"commit={self.commit}")
         if self.pr is not None:
             parts.append(f"pr={self.pr}")
+        if self.domain:
+            parts += [f"domain={self.domain}", f"path={self.path or '/'}"]
         parts.append(f"state={self.state}")
+        if self.started:
+            parts.append(f"started={self.started}")
         if self.nonce:
             parts.append(f"id={self.nonce}")
         return " ".join(parts)
@@ -62,6 +83,7 @@ class Mark:
         if not {"repo", "flow", "run"} <= fields.keys():
             return None
         pr = fields.get("pr", "")
+        started = fields.get("started", "")
         return cls(
             repository="" if fields["repo"] == "-" else fields["repo"],
             flow=fields["flow"],
@@ -70,7 +92,20 @@ class Mark:
             state=fields.get("state", BUILDING),
             pr=int(pr) if pr.isdigit() else None,
             nonce=fields.get("id", ""),
+            started=started if STARTED.match(started) else "",
+            domain=fields.get("domain", "").lower(),
+            path=fields.get("path", "/") if fields.get("domain") else "",
         )
+
+    @property
+    def route(self) -> str:
+        """``domain/path`` as the mark names it ("" without a domain)."""
+        return f"{self.domain}{self.path}" if self.domain else ""
+
+    def started_after(self, started: str) -> bool:
+        """Whether this mark's run started after ``started`` (a mark's, "" for
+        one without: older than any that has it)."""
+        return bool(self.started) and (not started or self.started > started)
 
     def earlier_attempt_of(self, run: str) -> bool:
         """Whether this mark was made by an earlier attempt of ``run`` (a re-run of
@@ -93,13 +128,18 @@ class Mark:
 
 def new_mark(config: Config) -> Mark:
     pull = config.pull_request
+    pr = pull.number if config.spec.creates and pull is not None else None
+    routed = pr is None and bool(config.domain)
     return Mark(
         repository=config.run.repository,
         flow=config.flow,
         run=config.run.id,
         commit=config.deployment_ref[:12],
-        pr=pull.number if config.spec.creates and pull is not None else None,
+        pr=pr,
         nonce=secrets.token_hex(4),
+        started=config.run.started,
+        domain=config.domain if routed else "",
+        path=config.domain_path if routed else "",
     )
 
 
@@ -108,9 +148,12 @@ def is_ours(config: Config, mark: Mark | None) -> bool:
     return mark is not None and mark.repository.lower() == config.run.repository.lower()
 
 
-def read_mark(ctx: Context, workspace_id: int, deadline: Deadline) -> Mark | None:
+def read_mark(
+    ctx: Context, workspace_id: int, deadline: Deadline, *, read_timeout: float | None = None
+) -> Mark | None:
     """The workspace's mark, None when it has none (made by hand or another tool)."""
-    for var in ctx.client.list_env_vars(workspace_id, deadline=deadline):
+    variables = ctx.client.list_env_vars(workspace_id, deadline=deadline, read_timeout=read_timeout)
+    for var in variables:
         if var.name == MARK_NAME:
             return Mark.parse(var.value)
     return None

@@ -199,7 +199,7 @@ def delete_if_closed(ctx: Context, state: State, preview: Preview) -> None:
     Skipped. When GitHub cannot tell: one warning, the preview stays."""
     config, pull = ctx.config, ctx.config.pull_request
     assert pull is not None
-    if not config.github.token or preview.id is None or not _closed(ctx, preview.id):
+    if not config.github.token or preview.id is None or not pull_request_closed(ctx, preview.id):
         return
     name = ctx.result.workspace_name
     deadline = ctx.deadline(CLEANUP_SECONDS)
@@ -242,19 +242,23 @@ def delete_if_closed(ctx: Context, state: State, preview: Preview) -> None:
     )
 
 
-def _closed(ctx: Context, workspace_id: int) -> bool:
+def pull_request_closed(ctx: Context, workspace_id: int | None) -> bool:
     """Whether GitHub says the pull request is closed now; False, with a warning,
-    when it cannot say."""
+    when it cannot say (``workspace_id``: the preview that would then stay)."""
     pull = ctx.config.pull_request
     assert pull is not None
     api = GitHubApi(ctx.config, ctx.reporter, ctx.clock)
     try:
         return pull_request_state(api, pull.number, ctx.deadline(GITHUB_SECONDS)) == "closed"
     except GitHubError as exc:
+        then = (
+            f"If it was, run the teardown again or delete workspace {workspace_id} by hand"
+            if workspace_id is not None
+            else "A real run asks again at its end"
+        )
         ctx.reporter.warning(
             f"could not ask GitHub whether pull request #{pull.number} was closed while this "
-            f"run worked: {exc}. If it was, run the teardown again or delete workspace "
-            f"{workspace_id} by hand",
+            f"run worked: {exc}. {then}",
             title="Pull request state",
         )
         return False

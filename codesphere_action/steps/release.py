@@ -20,7 +20,7 @@ from ..errors import ActionError, NotFound
 from ..models import Workspace
 from ..timings import CHECK_SECONDS, CLEANUP_SECONDS
 from .creation import State
-from .ownership import delete_unless_serving, is_ours, read_mark
+from .ownership import Mark, delete_unless_serving, is_ours, read_mark
 from .stages import run_stage, stage_plan
 from .verify import check_commit, check_health
 from .workspace import describe
@@ -51,10 +51,43 @@ def mark_released(ctx: Context, state: State, workspace_id: int) -> None:
         )
 
 
-def delete_previous(ctx: Context, previous: list[int], keep: Collection[int] = ()) -> None:
-    """Delete the workspaces that served the path before, under the deletion rule:
-    never one that still serves any domain of the team, never one this action did
-    not create for this repository. One that is gone already is passed over."""
+DELETE, KEEP = "delete", "keep"
+
+
+def previous_verdict(
+    ctx: Context, mark: Mark | None, *, started: str | None, serving: list[str], path: str
+) -> tuple[str, str]:
+    """(DELETE or KEEP, why) for a workspace that served ``path`` before the
+    switch, under the deletion rule: never a newer release than the one switched
+    in (``started``; None: a rollback, which goes back on purpose), never one
+    this action did not create for this repository, never one that still serves
+    a route (``serving``). The real delete asks the team's domains once more,
+    right before it (``delete_unless_serving``)."""
+    if started is not None and mark is not None and mark.started_after(started):
+        return KEEP, (
+            f"it holds a newer release (run {mark.run}, started {mark.started}) than the one "
+            "switched in"
+        )
+    if not is_ours(ctx.config, mark):
+        return KEEP, (
+            "it was not created by codesphere-release for this repository, so it is not "
+            "deleted automatically. Delete it by hand if it is no longer needed"
+        )
+    if serving:
+        return KEEP, f"it still serves {', '.join(serving)}"
+    return DELETE, f"it served {path} before, and codesphere-release made it for this repository"
+
+
+def delete_previous(
+    ctx: Context,
+    previous: list[int],
+    keep: Collection[int] = (),
+    *,
+    started: str | None,
+    path: str = "",
+) -> None:
+    """Delete the workspaces that served the path before, under the deletion rule
+    (``previous_verdict``). One that is gone already is passed over."""
     deadline = ctx.deadline(CLEANUP_SECONDS)
     for workspace_id in previous:
         if workspace_id in keep:
@@ -64,12 +97,10 @@ def delete_previous(ctx: Context, previous: list[int], keep: Collection[int] = (
         except NotFound:
             ctx.reporter.info(f"Previous workspace {workspace_id} is gone already")
             continue
-        if not is_ours(ctx.config, mark):
+        verdict, why = previous_verdict(ctx, mark, started=started, serving=[], path=path)
+        if verdict == KEEP:
             ctx.reporter.notice(
-                f"Kept workspace {workspace_id}: it was not created by codesphere-release for "
-                "this repository, so it is not deleted automatically. Delete it by hand if it "
-                "is no longer needed",
-                title="Previous workspace kept",
+                f"Kept workspace {workspace_id}: {why}", title="Previous workspace kept"
             )
             continue
         try:

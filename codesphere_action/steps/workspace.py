@@ -59,7 +59,7 @@ def git_pull(ctx: Context, workspace_id: int, deadline: Deadline) -> None:
     commit this run releases is known, the workspace's head says whether the
     pull got there; otherwise the release stops, saying so."""
     remote, branch = ctx.config.remote, ctx.config.branch
-    target = f"{remote}/{branch}" if branch else f"{remote} (current branch)"
+    target = pull_target(ctx)
     ctx.reporter.info(f"git pull {target}")
     try:
         ctx.client.git_pull(workspace_id, remote, branch, deadline=deadline)
@@ -86,6 +86,12 @@ def git_pull(ctx: Context, workspace_id: int, deadline: Deadline) -> None:
             )
             + ": re-run the job once the workspace is idle"
         ) from None
+
+
+def pull_target(ctx: Context) -> str:
+    """What ``git_pull`` pulls: ``origin/main``, or ``origin (the current branch)``."""
+    remote, branch = ctx.config.remote, ctx.config.branch
+    return f"{remote}/{branch}" if branch else f"{remote} (the current branch)"
 
 
 def _head_reaches(ctx: Context, workspace_id: int, commit: str, deadline: Deadline) -> bool:

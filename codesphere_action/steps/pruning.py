@@ -1,0 +1,322 @@
+"""What ``flow: prune`` deletes and keeps, and why.
+
+Prune judges every workspace of the team by its mark (``steps/ownership.py``)
+and by the team's domains:
+
+- never one without this repository's mark (made by hand, by another tool,
+  for another repository), never one that serves any path of any domain;
+- a preview (``pr=`` in its mark) goes when its pull request is closed (with
+  ``github-token``: ``GET /repos/{owner}/{repo}/pulls/{number}``) or when it was
+  not updated for ``max-age``;
+- a leftover (``state=building``, no pull request: a release that failed or
+  was cancelled and kept, or whose cleanup was cut off) goes when its run is
+  over: with ``github-token`` as GitHub says (``GET .../actions/runs/{id}/
+  attempts/{n}``), else when it started longer than ``max-age`` ago. A run
+  GitHub says is still going keeps it;
+- an earlier release (``state=released``) goes when it is older than the
+  newest ``keep`` per domain path (its mark's ``domain`` and ``path``; the
+  releases made without a domain are a group of their own). Releases newer
+  than the one that serves their path (staged, not promoted yet) do not count
+  and stay; in a group nothing of this repository serves, the newest one is
+  the current release and stays too. A release an earlier version made (no
+  route in its mark) is kept: nothing says which path it was for.
+
+The age of a preview or a leftover is the time since its mark's ``started``
+(the last run that made or updated it), or, for an earlier version's mark,
+since the workspace's ``createdAt``. Whatever GitHub cannot tell (no token, an
+error, a run it does not know) falls back to the age, with one warning per
+kind of question. The flow re-reads the domains and the mark right before each
+delete (``delete_unless_serving``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from ..context import Context
+from ..github_api import GitHubApi, GitHubError, pull_request_state, run_attempt_state
+from ..models import Workspace
+from ..timings import CHECK_SECONDS, Deadline
+from .ownership import BUILDING, RELEASED, Mark, is_ours
+
+DAY = 86400.0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One workspace of the team: to be deleted or kept, and why."""
+
+    workspace: Workspace
+    mark: Mark | None
+    delete: bool
+    why: str
+
+
+def format_age(seconds: float) -> str:
+    """``10 min``, ``5 h``, ``1 day``, ``10 days``: an age in its largest sensible unit."""
+    if seconds < 60:
+        return "less than a minute"
+    if seconds < 2 * 3600:
+        return f"{round(seconds / 60)} min"
+    if seconds < 2 * DAY:
+        return f"{round(seconds / 3600)} h"
+    days = round(seconds / DAY)
+    return f"{days} day{'s' if days != 1 else ''}"
+
+
+def moment(text: str) -> datetime | None:
+    """A mark's ``started`` or an answer's ``createdAt`` as a UTC time; None when
+    it is none."""
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class GitHubAnswers:
+    """What GitHub says of pull requests and workflow runs (with github-token),
+    each asked once, all within one deadline; None where it cannot say, with one
+    warning per kind of question."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        token = ctx.config.github.token
+        self.api = GitHubApi(ctx.config, ctx.reporter, ctx.clock) if token else None
+        self.deadline: Deadline = ctx.deadline(CHECK_SECONDS)
+        self.pulls: dict[int, str | None] = {}
+        self.runs: dict[str, str | None] = {}
+        self.warned: set[str] = set()
+
+    def close(self) -> None:
+        if self.api is not None:
+            self.api.close()
+
+    def pull(self, number: int) -> str | None:
+        """``open`` or ``closed``; None when it cannot be asked or GitHub cannot say."""
+        if self.api is None:
+            return None
+        if number not in self.pulls:
+            try:
+                self.pulls[number] = pull_request_state(self.api, number, self.deadline)
+            except GitHubError as exc:
+                self.pulls[number] = None
+                self._warn("pull requests", f"whether pull request #{number} is closed", exc)
+        return self.pulls[number]
+
+    def run(self, run: str) -> str | None:
+        """The run's attempt's status (``completed:failure``, ``in_progress``); None
+        when it cannot be asked (no token, a run outside GitHub) or GitHub cannot say."""
+        run_id, _, attempt = run.partition(".")
+        if self.api is None or not (run_id.isdigit() and attempt.isdigit()):
+            return None
+        if run not in self.runs:
+            try:
+                self.runs[run] = run_attempt_state(self.api, run_id, attempt, self.deadline)
+            except GitHubError as exc:
+                self.runs[run] = None
+                self._warn("workflow runs", f"whether workflow run {run} is over", exc)
+        return self.runs[run]
+
+    def _warn(self, kind: str, what: str, exc: GitHubError) -> None:
+        if kind in self.warned:
+            return
+        self.warned.add(kind)
+        self.ctx.reporter.warning(
+            f"could not ask GitHub {what}: {exc}. For the {kind} GitHub cannot tell about, "
+            f"prune goes by max-age ({format_age(self.ctx.config.max_age)})",
+            title="GitHub could not tell",
+        )
+
+
+def judge_team(
+    ctx: Context,
+    team: list[Workspace],
+    marks: dict[int, Mark | None],
+    serving: dict[int, list[str]],
+    github: GitHubAnswers,
+) -> list[Verdict]:
+    """A verdict for every workspace of ``team`` (by id), as the module docstring
+    says; ``serving``: the routes that reach each workspace."""
+    now = moment(ctx.config.run.started) or datetime.now(UTC)
+    verdicts: list[Verdict] = []
+    releases: list[tuple[Workspace, Mark]] = []
+    for workspace in sorted(team, key=lambda w: w.id):
+        mark = marks.get(workspace.id)
+        why = _not_ours(ctx, mark) or _serves(serving.get(workspace.id, []))
+        if why or mark is None:
+            verdicts.append(Verdict(workspace, mark, False, why))
+        elif mark.pr is not None:
+            verdicts.append(_preview(ctx, workspace, mark, github, _age(workspace, mark, now)))
+        elif mark.state == BUILDING:
+            verdicts.append(_leftover(ctx, workspace, mark, github, _age(workspace, mark, now)))
+        elif mark.state == RELEASED:
+            releases.append((workspace, mark))
+        else:
+            why = f"its mark's state, {mark.state}, is one this version does not know"
+            verdicts.append(Verdict(workspace, mark, False, why))
+    live = _live_starts(ctx, team, marks, serving)
+    verdicts += _releases(ctx, releases, live)
+    return sorted(verdicts, key=lambda v: v.workspace.id)
+
+
+def _not_ours(ctx: Context, mark: Mark | None) -> str:
+    if mark is None:
+        return "not created by codesphere-release"
+    if not is_ours(ctx.config, mark):
+        return (
+            f"made by codesphere-release for {mark.repository or 'a run outside GitHub'}, not "
+            "for this repository"
+        )
+    return ""
+
+
+def _serves(routes: list[str]) -> str:
+    return f"it serves {', '.join(routes)}" if routes else ""
+
+
+def _age(workspace: Workspace, mark: Mark, now: datetime) -> tuple[float | None, str]:
+    """(seconds since its mark's run started, or since the workspace was made for an
+    earlier version's mark; None when neither is known) and which of the two."""
+    started = moment(mark.started) if mark.started else None
+    if started is not None:
+        return (now - started).total_seconds(), "started"
+    created = moment(workspace.created_at) if workspace.created_at else None
+    return (None if created is None else (now - created).total_seconds()), "created"
+
+
+def _preview(
+    ctx: Context,
+    workspace: Workspace,
+    mark: Mark,
+    github: GitHubAnswers,
+    age: tuple[float | None, str],
+) -> Verdict:
+    number, limit = mark.pr, ctx.config.max_age
+    state = github.pull(number) if number is not None else None
+    if state == "closed":
+        return Verdict(workspace, mark, True, f"pull request #{number} is closed")
+    seconds, since = age
+    max_age = f"max-age {format_age(limit)}"
+    if seconds is not None and seconds > limit:
+        if since == "created":
+            why = (
+                f"the preview of pull request #{number} was made {format_age(seconds)} ago by an "
+                f"earlier version of codesphere-release ({max_age})"
+            )
+        else:
+            why = f"the preview of pull request #{number}: not updated for {format_age(seconds)}"
+            why += f" ({max_age})"
+        return Verdict(workspace, mark, True, why)
+    done = "updated" if since == "started" else "made"
+    updated = "made at an unknown time" if seconds is None else f"{done} {format_age(seconds)} ago"
+    if state == "open":
+        return Verdict(
+            workspace,
+            mark,
+            False,
+            f"pull request #{number} is open, and its preview was {updated} ({max_age})",
+        )
+    unknown = "unknown without github-token" if github.api is None else "not known"
+    return Verdict(
+        workspace,
+        mark,
+        False,
+        f"the preview of pull request #{number} was {updated} ({max_age}); whether the pull "
+        f"request is closed is {unknown}",
+    )
+
+
+def _leftover(
+    ctx: Context,
+    workspace: Workspace,
+    mark: Mark,
+    github: GitHubAnswers,
+    age: tuple[float | None, str],
+) -> Verdict:
+    run, limit = mark.run, ctx.config.max_age
+    state = github.run(run)
+    if state is not None and state.startswith("completed"):
+        conclusion = state.partition(":")[2] or "completed"
+        why = f"left over from run {run}, which is over ({conclusion}); it was never released"
+        return Verdict(workspace, mark, True, why)
+    if state is not None:
+        return Verdict(workspace, mark, False, f"run {run} is still {state}: it may be building it")
+    seconds, since = age
+    max_age = f"max-age {format_age(limit)}"
+    if seconds is not None and seconds > limit:
+        why = f"left over from run {run}, {since} {format_age(seconds)} ago ({max_age})"
+        why += ", and never released"
+        return Verdict(workspace, mark, True, why)
+    when = "at an unknown time" if seconds is None else f"{format_age(seconds)} ago"
+    why = f"it may still be in the works of run {run} ({since} {when}; {max_age})"
+    return Verdict(workspace, mark, False, why)
+
+
+def _live_starts(
+    ctx: Context,
+    team: list[Workspace],
+    marks: dict[int, Mark | None],
+    serving: dict[int, list[str]],
+) -> dict[str, str]:
+    """Per route, the start of the newest release of this repository that serves
+    something ("" when its mark does not say)."""
+    live: dict[str, str] = {}
+    for workspace in team:
+        mark = marks.get(workspace.id)
+        if mark is None or not is_ours(ctx.config, mark) or not serving.get(workspace.id):
+            continue
+        if mark.route:
+            live[mark.route] = max(live.get(mark.route, ""), mark.started)
+    return live
+
+
+def _releases(
+    ctx: Context, releases: list[tuple[Workspace, Mark]], live: dict[str, str]
+) -> list[Verdict]:
+    """The earlier releases that serve nothing, per route: the newest ``keep`` stay."""
+    keep = ctx.config.keep
+    verdicts: list[Verdict] = []
+    groups: dict[str, list[tuple[Workspace, Mark]]] = {}
+    for workspace, mark in releases:
+        if not mark.started:
+            why = (
+                "released by an earlier version of codesphere-release, whose mark names no "
+                "domain path: delete it by hand if it is no longer needed"
+            )
+            verdicts.append(Verdict(workspace, mark, False, why))
+        else:
+            groups.setdefault(mark.route, []).append((workspace, mark))
+    for route, members in groups.items():
+        verdicts += _release_group(keep, route, members, live.get(route))
+    return verdicts
+
+
+def _release_group(
+    keep: int, route: str, members: list[tuple[Workspace, Mark]], serving_start: str | None
+) -> list[Verdict]:
+    """One route's earlier releases, newest first: the newest ``keep`` stay.
+    ``serving_start``: the start of this repository's release that serves the
+    route (None: none serves it, so the newest here is the current one)."""
+    of = f"of {route}" if route else "without a domain"
+    members = sorted(members, key=lambda pair: (pair[1].started, pair[0].id), reverse=True)
+    newest = f"the newest earlier release {of}" if keep == 1 else f"one of the newest {keep}"
+    if keep != 1:
+        newest += f" earlier releases {of}"
+    current, counted, verdicts = serving_start is None, 0, []
+    for workspace, mark in members:
+        if serving_start and mark.started > serving_start:
+            why = f"newer than the release that serves {route}: staged, not promoted yet?"
+        elif current:
+            current = False
+            why = f"the newest release {of}; nothing of this repository serves its path"
+        else:
+            counted += 1
+            if counted > keep:
+                why = f"an earlier release {of} beyond the newest {keep} (keep: {keep})"
+                verdicts.append(Verdict(workspace, mark, True, why))
+                continue
+            why = f"{newest}, kept to roll back to (keep: {keep})"
+        verdicts.append(Verdict(workspace, mark, False, why))
+    return verdicts
