@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from .addresses import is_loopback
 from .errors import ConfigError
 
-DEFAULT_API_URL = "https://codesphere.com/api"
+DEFAULT_API_URL = "https://cloud.codesphere.com/api"
 DEFAULT_GITHUB_API_URL = "https://api.github.com"
 # The spec's pattern for a CI profile ({profile} of .../start/{profile}), ASCII only.
 PROFILE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
@@ -100,7 +100,7 @@ def parse_positive_int(name: str, value: str) -> int:
 
 def parse_api_url(name: str, value: str) -> str:
     expected = (
-        "expected an https URL such as 'https://codesphere.com/api' "
+        "expected an https URL such as 'https://cloud.codesphere.com/api' "
         "(http only for loopback hosts, for local testing)"
     )
     try:
