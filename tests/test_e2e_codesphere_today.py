@@ -11,6 +11,7 @@ Each test here failed before the change it covers.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Iterator
@@ -58,10 +59,8 @@ class ConnectRecorder:
                         break
                     head += chunk
                 self.requests.append(head.decode("latin-1"))
-                try:
+                with contextlib.suppress(OSError):
                     conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\nnot TLS\r\n")
-                except OSError:
-                    pass
 
     def close(self) -> None:
         self.sock.close()
