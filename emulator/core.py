@@ -212,16 +212,22 @@ class Emulator:
             run = ws.stage_run("run")
             return run.up_at if run is not None else None
 
-    def _route(self, host: str, path: str) -> int | None:
-        """The workspace a custom domain routes ``path`` to (longest path first)."""
+    def _route(self, host: str, path: str) -> tuple[int, float | None] | None:
+        """The workspace a custom domain routes ``path`` to (longest path first),
+        and since when the domain has routed it there (None: since it was set up)."""
         with self._lock:
             for domain in self._domains.values():
                 if domain.name.lower() != host:
                     continue
-                for prefix in sorted(domain.workspaces, key=len, reverse=True):
-                    base = prefix.rstrip("/")
-                    if (path == base or path.startswith(base + "/")) and domain.workspaces[prefix]:
-                        return domain.workspaces[prefix][0]
+                target = _routed(domain.workspaces, path)
+                if target is None:
+                    return None
+                since = None
+                for changed_at, before in reversed(domain.history):
+                    if _routed(before, path) != target:
+                        since = changed_at
+                        break
+                return target, since
         return None
 
     # ------------------------------------------------------------------ variants -----------
@@ -1452,6 +1458,16 @@ class Emulator:
                     raise ConnectionAbortedError("emulator closed")
 
         return stream
+
+
+def _routed(workspaces: Mapping[str, list[int]], path: str) -> int | None:
+    """The workspace a domain's map routes ``path`` to: the longest matching key
+    (its trailing slash ignored), the first of its ids."""
+    for prefix in sorted(workspaces, key=len, reverse=True):
+        base = prefix.rstrip("/")
+        if (path == base or path.startswith(base + "/")) and workspaces[prefix]:
+            return workspaces[prefix][0]
+    return None
 
 
 def _visible(

@@ -1,6 +1,12 @@
 """End to end: releasing on today's Codesphere (issue 20).
 
 The official clients moved on, and so does the action:
+- Codesphere's placeholder page: while an app does not listen yet, its dev
+  domain (and a custom domain routed to it) answers with a page of the load
+  balancer's own, with status 200, 429 or 503 (not documented), as HTML or
+  text, saying ``Workspace server is starting`` or ``Too Many Requests``
+  (cs-go PR 288). That answer is "not ready yet", never healthy: the domain
+  moves, and a check passes, only once the app itself answers;
 - the default API address is ``https://cloud.codesphere.com/api`` (cs-go PR 250,
   the spec's server); the older ``https://codesphere.com/api`` keeps working.
   Without network, the default is seen through a local HTTPS proxy that
@@ -16,10 +22,16 @@ import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from emulator import AppRequest, Emulator, StageRun
 from emulator.runner import TOKEN, Runner
+
+from .test_e2e_health import HEALTH, resolve, served
+from .test_e2e_variants import make_live
+from .test_e2e_zero_downtime import DOMAIN, TEAM, created, zd_inputs
 
 
 class ConnectRecorder:
@@ -102,3 +114,119 @@ def test_the_old_api_url_is_still_accepted(tmp_path: Path, proxy: ConnectRecorde
     assert result.status == "failed", result.stdout
     assert set(proxy.targets) == {"CONNECT codesphere.com:443"}
     result.assert_no_token()
+
+
+# ------------------------------------------------------------ the placeholder page ------
+PLACEHOLDER = 1.0  # s after the run is up: the dev domain answers Codesphere's page
+WARMING = 0.8  # s after the switch: the domain answers it too
+SAID = "Codesphere's placeholder page answered, not the app"
+# Every status with both types and both phrases, each value at least twice.
+PLACEHOLDERS = [
+    pytest.param(status, kind, phrase, id=f"{status}-{kind}-{phrase.split()[0].lower()}")
+    for status, kind, phrase in [
+        (200, "html", "Workspace server is starting"),
+        (200, "text", "Too Many Requests"),
+        (429, "html", "Too Many Requests"),
+        (429, "text", "Workspace server is starting"),
+        (503, "html", "Too Many Requests"),
+        (503, "text", "Workspace server is starting"),
+    ]
+]
+
+
+def placeholder(status: int, kind: str, phrase: str, **more: float) -> dict[str, Any]:
+    return {
+        "placeholder_seconds": PLACEHOLDER,
+        "placeholder_status": status,
+        "placeholder_type": kind,
+        "placeholder_phrase": phrase,
+        **more,
+    }
+
+
+def hits(emu: Emulator, listener: str) -> list[AppRequest]:
+    return [r for r in emu.app_requests if r.listener == listener]
+
+
+def up(emu: Emulator, ws: int) -> StageRun:
+    run = emu.stage_run(ws, "run")
+    assert run is not None and run.up_at is not None
+    return run
+
+
+@pytest.mark.parametrize(("status", "kind", "phrase"), PLACEHOLDERS)
+def test_zero_downtime_moves_the_domain_only_once_the_app_itself_answers(
+    emu: Emulator, runner: Runner, status: int, kind: str, phrase: str
+) -> None:
+    _old, api = served(emu, **placeholder(status, kind, phrase, domain_placeholder_seconds=WARMING))
+    inputs = zd_inputs(emu, domain=DOMAIN, **{**HEALTH, "health-check-timeout": "10s"})
+    result = runner.run(inputs, extra=resolve(emu), timeout=60)
+    assert result.returncode == 0, result.stdout
+    (new,) = created(emu)
+    (switch,) = emu.find_requests("PUT", r"/domains/.*/workspace-connections")
+    ready = up(emu, new).up_at + PLACEHOLDER  # type: ignore[operator]
+    dev = hits(emu, f"app:{new}")
+    assert any(r.placeholder and r.status == status for r in dev), "the variant was not played"
+    assert switch.time >= ready, f"the domain moved {ready - switch.time:.2f} s too early"
+    last = [r for r in dev if r.time < switch.time][-1]
+    assert (last.status, last.placeholder) == (200, False)  # the app's own answer
+    assert last.time - ready < 0.6  # noticed within a poll
+    proxied = hits(emu, "domain-proxy")
+    assert any(r.placeholder for r in proxied), "the domain's placeholder was not played"
+    assert (proxied[-1].status, proxied[-1].placeholder) == (200, False)
+    assert proxied[-1].time >= switch.time + WARMING
+    assert emu.domain(TEAM, DOMAIN).workspaces == {"/": [new], "/api": [api]}
+    # Said once per check (the answer did not change), as what it is.
+    said = [line for line in result.stdout.splitlines() if SAID in line]
+    assert len(said) == 2, result.stdout
+    assert all(f"{status} " in line and phrase in line for line in said), said
+    assert all("the app is not listening yet" in line for line in said)
+    result.assert_no_token()
+
+
+@pytest.mark.parametrize(("status", "kind", "phrase"), PLACEHOLDERS)
+def test_the_simple_flow_passes_its_health_check_only_once_the_app_answers(
+    emu: Emulator, runner: Runner, status: int, kind: str, phrase: str
+) -> None:
+    emu.serve_apps(**placeholder(status, kind, phrase))
+    ws = emu.add_workspace(team_id=1, name="shop")
+    make_live(emu, ws)
+    inputs = {
+        "api-token": TOKEN,
+        "api-url": emu.url,
+        "workspace-id": str(ws),
+        **HEALTH,
+        "health-check-timeout": "10s",
+    }
+    result = runner.run(inputs, timeout=60)
+    assert result.returncode == 0, result.stdout
+    run = up(emu, ws)
+    ready = run.up_at + PLACEHOLDER  # type: ignore[operator]
+    dev = [r for r in hits(emu, f"app:{ws}") if r.time >= run.requested_at]
+    assert any(r.placeholder and r.status == status for r in dev), "the variant was not played"
+    assert (dev[-1].status, dev[-1].placeholder) == (200, False)
+    assert dev[-1].time >= ready and dev[-1].time - ready < 0.6
+    assert result.ended >= ready
+    said = [line for line in result.stdout.splitlines() if SAID in line]
+    assert len(said) == 1, result.stdout
+    result.assert_no_token()
+
+
+def test_a_placeholder_that_never_goes_away_fails_before_the_switch(
+    emu: Emulator, runner: Runner
+) -> None:
+    old, api = served(emu, **placeholder(200, "html", "Workspace server is starting"))
+    for ws in (old, api):
+        emu.configure_app(ws, placeholder_seconds=0)
+    emu.defaults_for_new_workspaces(stages={"run": {"seconds": 0.2}})
+    emu.serve_apps(placeholder_seconds=3600)
+    inputs = zd_inputs(emu, domain=DOMAIN, **{**HEALTH, "health-check-timeout": "2s"})
+    result = runner.run(inputs, extra=resolve(emu), timeout=60)
+    assert result.status == "failed", result.stdout
+    error = result.assert_one_error()
+    assert "title=Health check failed" in error
+    assert "200 OK: Codesphere's placeholder page" in error and "not listening" in error
+    (new,) = created(emu)
+    assert emu.workspace(new).deleted
+    assert emu.domain(TEAM, DOMAIN).workspaces == {"/": [old], "/api": [api]}
+    assert not emu.find_requests("PUT", r"/domains/.*")

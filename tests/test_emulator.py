@@ -1379,3 +1379,48 @@ def test_fault_html_200_on_any_route(emu: Emulator, http: requests.Session, path
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "text/html"
     assert response.text == body
+
+
+# -- apps: Codesphere's placeholder page (issue 20) ------------------------------------
+def test_an_app_answers_the_placeholder_for_a_while_after_the_run_is_up(
+    emu: Emulator, http: requests.Session
+) -> None:
+    emu.serve_apps(placeholder_seconds=0.4, placeholder_status=429, domain_placeholder_seconds=0.3)
+    ws = emu.add_workspace(team_id=1, name="app")
+    other = emu.add_workspace(team_id=1, name="before")
+    emu.add_domain(1, "shop.example.com", {"/": [other]})
+    url = f"http://{emu.workspace(ws).dev_domain}/healthz"
+    assert requests.get(url, timeout=2).status_code == 502  # not up yet
+    assert http.post(f"{emu.url}/workspaces/{ws}/pipeline/run/start").ok
+    wait_until(lambda: (run := emu.stage_run(ws, "run")) is not None and run.up_at)
+    page = requests.get(url, timeout=2)
+    assert page.status_code == 429 and page.headers["Content-Type"].startswith("text/html")
+    # A branded page: the phrase comes after more than the first 4 KiB.
+    assert page.text.index("Workspace server is starting") > 4096
+    assert emu.app_requests[-1].placeholder
+    wait_until(lambda: requests.get(url, timeout=2).status_code == 200, timeout=3)
+    assert requests.get(url, timeout=2).text == "ok" and not emu.app_requests[-1].placeholder
+    # A switch: the domain answers the placeholder for a while, then the app.
+    body = {"/": [ws]}
+    assert http.put(f"{emu.url}/domains/team/1/domain/shop.example.com/workspace-connections",
+                    json=body).ok  # fmt: skip
+    proxy = f"http://{emu.domain_proxy}/healthz"
+    host = {"Host": "shop.example.com"}
+    assert "Workspace server is starting" in requests.get(proxy, headers=host, timeout=2).text
+    assert emu.app_requests[-1].listener == "domain-proxy" and emu.app_requests[-1].placeholder
+    wait_until(lambda: requests.get(proxy, headers=host, timeout=2).text == "ok", timeout=3)
+
+
+@pytest.mark.parametrize("phrase", ["Workspace server is starting", "Too Many Requests"])
+def test_the_placeholder_as_plain_text_says_its_phrase(emu: Emulator, phrase: str) -> None:
+    emu.serve_apps(placeholder_seconds=30, placeholder_type="text", placeholder_phrase=phrase)
+    ws = emu.add_workspace(team_id=1, name="app")
+    with requests.Session() as http:
+        http.headers.update(AUTH)
+        assert http.post(f"{emu.url}/workspaces/{ws}/pipeline/run/start").ok
+    wait_until(lambda: (run := emu.stage_run(ws, "run")) is not None and run.up_at)
+    page = requests.get(f"http://{emu.workspace(ws).dev_domain}/", timeout=2)
+    assert page.status_code == 200 and page.headers["Content-Type"] == "text/plain"
+    assert page.text.startswith(phrase)
+    with pytest.raises(ValueError, match="placeholder_type"):
+        emu.configure_app(ws, placeholder_type="xml")
