@@ -1028,17 +1028,21 @@ class Emulator:
         variants = self._variants
         idle_empty = variants.idle_steps == "empty"
         pods = self._ensure_pods(ws)
+        gap = self._deploy_gap(ws, stage, now)
         view = _visible(
             ws.runs.get(stage, []),
             now,
             frozen=False,
-            reset=variants.on_start == "reset",
+            # deploy_status="gap": right after the allocation the old entries show
+            reset=variants.on_start == "reset" and gap != "stale",
             idle_empty=idle_empty,
         )
         if view is None:
             entries = ws.entries(pod_names=pods)
             view = never_ran_view(entries, ws.stages[stage].steps, idle_empty=idle_empty)
         alive = set(ws.servers)  # servers a landscape deploy removed are gone
+        if gap == "empty":
+            alive = set()  # the deploy is under way: no customer server is listed
         view = [e for e in view if e["server"] == IDE_SERVER or e["server"] in alive]
         if not variants.timestamps:
             for entry in view:
@@ -1050,6 +1054,20 @@ class Emulator:
         elif variants.entry_order == "shuffled":
             self._order_rng.shuffle(view)
         return view
+
+    def _deploy_gap(self, ws: Workspace, stage: str, now: float) -> str:
+        """deploy_status="gap" on a multi-server workspace's run stage: "empty"
+        while the latest deploy is under way, "stale" for deploy_stale_seconds
+        after it allocated the servers, "" otherwise."""
+        if self._variants.deploy_status != "gap" or stage != "run" or ws.landscape != "multi":
+            return ""
+        started = [d for d in ws.deploys if d.requested_at <= now]
+        if not started:
+            return ""
+        latest = max(started, key=lambda d: d.requested_at)
+        if now < latest.at:
+            return "empty"
+        return "stale" if now < latest.at + self._variants.deploy_stale_seconds else ""
 
     def _unlisted(self, view: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The status with the states the variants call by names the spec does not
@@ -1248,6 +1266,12 @@ class Emulator:
             pending = [d.at for d in ws.deploys if d.at > now]
             if pending:
                 start_at = max(start_at, *pending)
+            if self._variants.deploy_status == "gap" and ws.landscape == "multi":
+                # The old entries come back first; the new run shows after them.
+                stale = self._variants.deploy_stale_seconds
+                recent = [d.at + stale for d in ws.deploys if d.at + stale > now]
+                if recent:
+                    start_at = max(start_at, max(recent) + latency)
         pods = self._ensure_pods(ws, restart=stage == "run", at=start_at)
         entries = ws.entries(pod_names=pods, at=start_at)
         fail_entries = None

@@ -7,6 +7,12 @@ The official clients moved on, and so does the action:
   text, saying ``Workspace server is starting`` or ``Too Many Requests``
   (cs-go PR 288). That answer is "not ready yet", never healthy: the domain
   moves, and a check passes, only once the app itself answers;
+- the simple flow on a multi-server workspace: it stops the run, deploys the
+  landscape and starts the run; meanwhile the status lists no customer server
+  for a moment, then the stopped run's ``aborted`` entries, then the new run
+  (the emulator's variant ``deploy_status="gap"``). Those entries are the
+  stopped run's, not the new run failing, with ``startedAt`` and without, in
+  every status variant; the new run's own ``aborted`` still fails the release;
 - the default API address is ``https://cloud.codesphere.com/api`` (cs-go PR 250,
   the spec's server); the older ``https://codesphere.com/api`` keeps working.
   Without network, the default is seen through a local HTTPS proxy that
@@ -20,17 +26,28 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from emulator import AppRequest, Emulator, StageRun
 from emulator.runner import TOKEN, Runner
 
 from .test_e2e_health import HEALTH, resolve, served
-from .test_e2e_variants import make_live
+from .test_e2e_variants import (
+    CI_SERVERS,
+    STAGE_TIMEOUT,
+    Case,
+    assert_deployed_before_run,
+    assert_stages_in_order,
+    case,
+    make_live,
+    running_servers,
+)
 from .test_e2e_zero_downtime import DOMAIN, TEAM, created, zd_inputs
 
 
@@ -230,3 +247,110 @@ def test_a_placeholder_that_never_goes_away_fails_before_the_switch(
     assert emu.workspace(new).deleted
     assert emu.domain(TEAM, DOMAIN).workspaces == {"/": [old], "/api": [api]}
     assert not emu.find_requests("PUT", r"/domains/.*")
+
+
+# ------------------------------------------------------- multi-server, simple flow ------
+GAP: dict[str, Any] = {"landscape": "multi", "profile": "prod", "deploy_status": "gap"}
+GAP_CASES = [
+    case("gap", **GAP),
+    case("gap+no_timestamps", timestamps=False, **GAP),
+    case("gap+reset", on_start="reset", **GAP),
+    case("gap+no_timestamps+reset", timestamps=False, on_start="reset", **GAP),
+    case("gap+pod+shuffled", replica_ids="pod", entry_order="shuffled", **GAP),
+    case("gap+no_timestamps+pod+customers_first+2_replicas", timestamps=False,
+         replica_ids="pod", entry_order="customers_first", replicas=2, **GAP),
+    case("gap+stop_latency+idle_empty", stop_latency=0.3, idle_steps="empty", **GAP),
+    case("gap+no_timestamps+pending+2_servers", timestamps=False, waiting_state="pending",
+         servers=("web", "api"), **GAP),
+]  # fmt: skip
+
+
+def multi_workspace(emu: Emulator, case: Case) -> int:
+    ws = emu.add_workspace(
+        team_id=1, name="shop", servers=list(case.servers), replicas=case.replicas,
+        landscape="multi",
+    )  # fmt: skip
+    make_live(emu, ws)
+    emu.set_ci_servers(ws, CI_SERVERS)  # the pull brings a ci.yml with other servers
+    return ws
+
+
+def simple_inputs(emu: Emulator, ws: int, **more: str) -> dict[str, str]:
+    return {
+        "api-token": TOKEN,
+        "api-url": emu.url,
+        "workspace-id": str(ws),
+        "profile": "prod",
+        "stage-timeout": STAGE_TIMEOUT,
+        **more,
+    }
+
+
+def assert_gap_was_played(emu: Emulator, ws: int, start: float) -> None:
+    """The action polled while the deploy listed no server and while the stopped
+    run's entries were back (the variant really met the wait)."""
+    (deploy,) = emu.workspace(ws).deploys
+    stale = emu.variants.deploy_stale_seconds
+    polls = [r.time for r in emu.find_requests("GET", rf"/workspaces/{ws}/pipeline/run$")]
+    assert any(deploy.requested_at <= t < deploy.at for t in polls), "no poll in the gap"
+    assert any(max(deploy.at, start) <= t < deploy.at + stale for t in polls), "none after it"
+
+
+@pytest.mark.parametrize("case", GAP_CASES)
+def test_the_simple_flow_recognises_its_run_across_the_deploy_gap(
+    emu: Emulator, runner: Runner, case: Case
+) -> None:
+    emu.set_variants(**case.variants)
+    emu.log_stream_max_seconds = 30
+    ws = multi_workspace(emu, case)
+    before = {s: len(emu.stage_runs(ws, s)) for s in ("prepare", "run")}
+    result = runner.run(simple_inputs(emu, ws, profile=case.profile), timeout=40)
+    assert result.returncode == 0, result.stdout
+    assert "was aborted" not in result.stdout
+    run = assert_stages_in_order(emu, ws, ["prepare", "run"], before)
+    assert_deployed_before_run(emu, ws, "prod", run)
+    assert_gap_was_played(emu, ws, run.requested_at)
+    servers = running_servers(emu, ws)
+    assert sorted(servers) == sorted(CI_SERVERS), f"running: {servers}"
+    assert all(state == "running" for states in servers.values() for state in states)
+    assert run.up_at is not None and result.ended - run.up_at <= 3.5
+    result.assert_no_token()
+
+
+@pytest.mark.parametrize("case", GAP_CASES[:4])
+def test_zero_downtime_across_the_deploy_gap(emu: Emulator, runner: Runner, case: Case) -> None:
+    emu.set_variants(**case.variants)
+    emu.add_domain(TEAM, DOMAIN, {"/": [emu.add_workspace(team_id=TEAM, name="shop-old")]})
+    emu.defaults_for_new_workspaces(landscape="multi", ci_servers=CI_SERVERS)
+    inputs = zd_inputs(emu, domain=DOMAIN, profile="prod", **{"stage-timeout": STAGE_TIMEOUT})
+    result = runner.run(inputs, timeout=40)
+    assert result.returncode == 0, result.stdout
+    (new,) = created(emu)
+    run = assert_stages_in_order(emu, new, ["prepare", "run"])
+    assert_deployed_before_run(emu, new, "prod", run)
+    assert sorted(running_servers(emu, new)) == sorted(CI_SERVERS)
+    assert emu.domain(TEAM, DOMAIN).workspaces == {"/": [new]}
+
+
+@pytest.mark.parametrize("timestamps", [True, False], ids=["timestamps", "no_timestamps"])
+def test_the_new_runs_own_abort_still_fails_the_release(
+    emu: Emulator, runner: Runner, timestamps: bool
+) -> None:
+    emu.set_variants(deploy_status="gap", timestamps=timestamps)
+    ws = multi_workspace(emu, Case("gap", {"deploy_status": "gap"}, "multi", profile="prod"))
+    emu.configure_stage(ws, "run", seconds=2.0)
+    runs = len(emu.stage_runs(ws, "run"))
+    proc = runner.start(simple_inputs(emu, ws))
+    deadline = time.monotonic() + 20
+    while not ((run := emu.stage_run(ws, "run")) and run.number > runs and run.started_at):
+        assert time.monotonic() < deadline and proc.poll() is None, "the new run never started"
+        time.sleep(0.02)
+    time.sleep(0.4)  # the action has seen the new run's entries
+    with requests.Session() as http:  # someone stops it in Codesphere
+        assert http.post(
+            f"{emu.url}/workspaces/{ws}/pipeline/run/stop",
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        ).ok
+    stdout, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 1, stdout
+    assert "stage run was aborted" in stdout

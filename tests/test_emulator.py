@@ -1424,3 +1424,40 @@ def test_the_placeholder_as_plain_text_says_its_phrase(emu: Emulator, phrase: st
     assert page.text.startswith(phrase)
     with pytest.raises(ValueError, match="placeholder_type"):
         emu.configure_app(ws, placeholder_type="xml")
+
+
+# -- variant deploy_status="gap" (issue 20) ---------------------------------------------
+@pytest.mark.parametrize("on_start", ["stale", "reset"])
+def test_a_deploy_gap_lists_no_server_then_the_stopped_run_then_the_new_one(
+    emu: Emulator, http: requests.Session, on_start: str
+) -> None:
+    emu.set_variants(deploy_status="gap", deploy_stale_seconds=0.3, on_start=on_start)
+    ws = emu.add_workspace(landscape="multi", servers=["web"])
+    run_url = f"{emu.url}/workspaces/{ws}/pipeline/run"
+    http.post(f"{run_url}/start")
+    wait_until(lambda: emu.stage_run(ws, "run").up_at)  # type: ignore[union-attr]
+    first = emu.stage_run(ws, "run")
+    assert first is not None
+    http.post(f"{run_url}/stop")
+    (stopped,) = [e for e in http.get(run_url).json() if e["server"] == "web"]
+    assert stopped["state"] == "aborted"
+    assert http.post(f"{emu.url}/workspaces/{ws}/landscape/deploy").ok
+    http.post(f"{run_url}/start")
+    views = []
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        entries = http.get(run_url).json()
+        views.append(
+            [(e["server"], e["state"], e.get("startedAt")) for e in entries if e["server"] == "web"]
+        )
+        time.sleep(0.02)
+    (deploy,) = emu.workspace(ws).deploys
+    run = emu.stage_run(ws, "run")
+    assert run is not None and run.start_at >= deploy.at + 0.3 + emu.start_latency - 1e-9
+    old = ("web", "aborted", stopped["startedAt"])
+    # none, then the stopped run's entry as it was, then the new run's (no timestamps
+    # in reset mode until it starts), never anything else
+    phases = [v for i, v in enumerate(views) if i == 0 or v != views[i - 1]]
+    assert phases[0] == [] and phases[1] == [old], phases
+    assert all(v in ([], [old]) or v[0][2] != old[2] for v in phases)
+    assert phases[-1][0][1] == "running"
