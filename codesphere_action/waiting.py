@@ -6,7 +6,9 @@ Three rules make a wait right and quick:
    ``startedAt``; ``startedAt`` and ``finishedAt`` are optional; entries come
    in any order and replica ids may be pod names that change per run.
    ``StageTracker`` compares each entry with the ``Baseline`` (the status
-   right before the start, taken once no earlier run is in progress): an
+   before the start, taken once no earlier run is in progress, every entry as
+   last seen across the reads before the start: a landscape deploy hides the
+   stopped run's entries for a moment, then shows them again): an
    entry is ours when its key is new, when its ``startedAt`` differs, or, with
    no ``startedAt``, when anything about it changed other than a previous run
    coming to its end. What no status can tell (a run with no timestamps that
@@ -68,8 +70,13 @@ class Baseline:
     entries: dict[Key, StageEntry] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, entries: list[StageEntry]) -> Baseline:
-        return cls({e.key: e for e in entries})
+    def of(cls, *reads: list[StageEntry]) -> Baseline:
+        """The previous run from every read of the status before the start, oldest
+        first: a later read of an entry wins, and an entry a later read left out
+        is kept as last seen. A landscape deploy lists no customer server for a
+        moment, then the stopped run's entries come back: they are the previous
+        run's, not ours."""
+        return cls({e.key: e for entries in reads for e in entries})
 
 
 @dataclass(frozen=True)

@@ -60,13 +60,15 @@ def run_stage(ctx: Context, workspace_id: int, stage: str) -> None:
         if config.profile:
             phase.detail = f"profile {config.profile}"
         deadline = ctx.deadline(config.stage_timeout)
-        before = client.stage_status(workspace_id, stage, deadline=deadline)
-        if any(is_active(e) for e in relevant(stage, before)):
-            before = _stop_and_settle(ctx, workspace_id, stage, deadline)
+        # Every read before the start goes into the baseline: a landscape deploy
+        # lists no server for a moment, then the stopped run's entries again.
+        reads = [client.stage_status(workspace_id, stage, deadline=deadline)]
+        if any(is_active(e) for e in relevant(stage, reads[-1])):
+            reads.append(_stop_and_settle(ctx, workspace_id, stage, deadline))
         landscape = stage == "run" and sync_landscape(ctx, workspace_id, deadline)
         if landscape:
-            before = client.stage_status(workspace_id, stage, deadline=deadline)
-        tracker = StageTracker(stage, Baseline.of(before))
+            reads.append(client.stage_status(workspace_id, stage, deadline=deadline))
+        tracker = StageTracker(stage, Baseline.of(*reads))
         profile_note = f" (profile {config.profile})" if config.profile else ""
         ctx.reporter.info(f"Starting {stage}{profile_note}")
         _start(ctx, workspace_id, stage, tracker, deadline)
