@@ -641,6 +641,7 @@ class Emulator:
         error_lines: str | Iterable[str] = _UNSET,
         start_latency: float | None = _UNSET,
         fail_entries: Iterable[tuple[str, int]] | None = _UNSET,
+        exits: bool = _UNSET,
     ) -> None:
         """How the NEXT start of ``stage`` on this workspace behaves (until changed again).
 
@@ -648,7 +649,7 @@ class Emulator:
         ``fail_entries=[("web", 1)]`` makes only those (server, replica index) entries fail
         (None: all); ``logs={k: ["line", ("E", "error line")]}``; ``error_lines`` are
         logged as kind E at the end of the failing step; ``start_latency`` overrides the
-        emulator's.
+        emulator's; ``exits`` (run): the servers exit with code 0 after the last step.
         """
         with self._lock:
             _configure(
@@ -661,6 +662,7 @@ class Emulator:
                 error_lines=error_lines,
                 start_latency=start_latency,
                 fail_entries=fail_entries,
+                exits=exits,
             )
 
     def set_ci_servers(self, ws_id: int, servers: Iterable[str]) -> None:
@@ -1297,6 +1299,7 @@ class Emulator:
             _wall_offset=self._wall_offset,
             ide_runs=ws.landscape == "run_on_ide",
             fail_entries=fail_entries,
+            exits=cfg.exits and stage == "run",
         )
         runs.append(run)
         self._event(
@@ -1393,20 +1396,36 @@ class Emulator:
     def h_logs(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
         ws = self._ws(p["workspaceId"], running=True)
         stage = p.get("stage", "run")
-        server = p.get("server")
+        server, replica = p.get("server"), p.get("replica")
         if server is not None and server not in ws.servers:
             raise Problem(404, "Server not found", f"no server {server!r} in the workspace")
+        if replica is not None:
+            run = ws.stage_run("run")
+            owners = [s for s, r in (run.entries if run else []) if r == replica]
+            if not owners or owners[0] not in ws.servers:
+                raise Problem(404, "Replica not found", f"no replica {replica!r} of the run stage")
+            server = owners[0]
         if ws.landscape == "multi" and stage == "run" and server is None:
             raise Problem(
                 400,
                 "Run stage logs of Multi Server Deployments are served per server",
                 "use logs/run/{step}/server/{server} or .../replica/{replica}",
             )
-        return self._sse_reply(self._log_stream(op, ws.id, stage, p["step"]))
+        stream = self._log_stream(op, ws.id, stage, p["step"], server=server, replica=replica)
+        return self._sse_reply(stream)
 
-    def _log_stream(self, op: Operation, ws_id: int, stage: str, step: int) -> Stream:
-        """The SSE stream of one step; when it ends follows ``variants.log_end`` as it was
-        when the stream opened."""
+    def _log_stream(
+        self,
+        op: Operation,
+        ws_id: int,
+        stage: str,
+        step: int,
+        *,
+        server: str | None = None,
+        replica: str | None = None,
+    ) -> Stream:
+        """The SSE stream of one step (of one server or replica of the run stage);
+        when it ends follows ``variants.log_end`` as it was when the stream opened."""
         opened = self._now()
         bound: StageRun | None = self._workspaces[ws_id].stage_run(stage)
         variants = self._variants
@@ -1437,7 +1456,7 @@ class Emulator:
                             f"stage {stage} has {bound.steps} steps; {step} requested",
                         )
                     elif bound is not None:
-                        lines = bound.log_lines(step)
+                        lines = bound.log_lines(step, server, replica)
                         ready = [line for line in lines if line[0] <= now]
                         end = bound.step_stream_end(step)
                         done = end is not None and now >= end

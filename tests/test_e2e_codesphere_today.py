@@ -13,6 +13,11 @@ The official clients moved on, and so does the action:
   (the emulator's variant ``deploy_status="gap"``). Those entries are the
   stopped run's, not the new run failing, with ``startedAt`` and without, in
   every status variant; the new run's own ``aborted`` still fails the release;
+- a server's run that fails or exits on a multi-server workspace shows that
+  server's log (``logs/run/{step}/replica/{replica}``, else ``.../server/{server}``,
+  the spec's routes for Multi Server Deployments) as a failing prepare step's
+  log is shown: bounded, UTF-8 intact, masked, in a group, workflow commands
+  stopped; a single-server workspace's run log comes from ``logs/run/{step}``;
 - the default API address is ``https://cloud.codesphere.com/api`` (cs-go PR 250,
   the spec's server); the older ``https://codesphere.com/api`` keeps working.
   Without network, the default is seen through a local HTTPS proxy that
@@ -354,3 +359,105 @@ def test_the_new_runs_own_abort_still_fails_the_release(
     stdout, _ = proc.communicate(timeout=30)
     assert proc.returncode == 1, stdout
     assert "stage run was aborted" in stdout
+
+
+# --------------------------------------------------- a failing server's own log ------
+SECRET = "s3cr3t-Passw0rd-771"
+UTF8 = "✅ Fehler: Datei »config.yml« fehlt — ошибка"
+COMMAND = "::set-output name=hijack::yes"
+
+
+def log_lines_shown(stdout: str, title: str) -> list[str]:
+    """The lines of the log group whose title starts with ``title``, between the
+    stop-commands token lines."""
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"::group::{title}"))
+    assert lines[start + 1].startswith("::stop-commands::"), lines[start : start + 2]
+    token = lines[start + 1].split("::")[2]
+    end = lines.index(f"::{token}::", start)
+    assert lines[end + 1] == "::endgroup::"
+    return lines[start + 2 : end]
+
+
+def multi_zd(emu: Emulator, runner: Runner, replicas: int = 1, **run: Any) -> tuple[Any, int]:
+    """A zero-downtime release onto a multi-server landscape (web, worker) whose
+    run stage behaves as ``run`` says (configure_stage keywords)."""
+    emu.add_domain(TEAM, DOMAIN, {"/": [emu.add_workspace(team_id=TEAM, name="shop-old")]})
+    emu.defaults_for_new_workspaces(landscape="multi", ci_servers=CI_SERVERS, stages={"run": run})
+    inputs = zd_inputs(
+        emu,
+        domain=DOMAIN,
+        replicas=str(replicas),
+        **{"stage-timeout": STAGE_TIMEOUT, "secret-env": f"KEY={SECRET}"},
+    )
+    result = runner.run(inputs, timeout=40)
+    (new,) = created(emu)
+    return result, new
+
+
+def test_a_failing_server_of_a_multi_server_workspace_shows_its_own_log(
+    emu: Emulator, runner: Runner
+) -> None:
+    noise = [f"worker: step 1 line {i}" for i in range(150)]
+    result, new = multi_zd(
+        emu, runner, fail_step=1, fail_entries=[("worker", 0)],
+        error_lines=[*noise, COMMAND, f"login with {SECRET} refused", UTF8],
+    )  # fmt: skip
+    assert result.status == "failed", result.stdout
+    error = result.assert_one_error()
+    assert "stage run failed at step 2 of 2 on worker (replica 0)" in error
+    assert UTF8 in error
+    # Replica "0" is web's too, so it does not name one replica: the server's log.
+    reads = emu.find_requests("GET", rf"/workspaces/{new}/logs/run/.*")
+    assert [r.path for r in reads] == [f"/workspaces/{new}/logs/run/1/server/worker"]
+    shown = log_lines_shown(result.stdout, "Log of run step 2 on worker (replica 0)")
+    assert "(last 100 lines)" in result.stdout  # bounded
+    assert len(shown) == 100 and shown[-1] == UTF8  # UTF-8 intact
+    assert COMMAND in shown  # printed, with workflow commands stopped
+    assert "login with *** refused" in shown  # masked
+    assert not any("[run web]" in line for line in shown)  # not another server's
+    result.assert_no_token()
+    assert SECRET not in result.stdout.replace(f"::add-mask::{SECRET}", "")
+
+
+def test_a_failing_replica_with_a_pod_name_shows_that_replicas_log(
+    emu: Emulator, runner: Runner
+) -> None:
+    emu.set_variants(replica_ids="pod")
+    result, new = multi_zd(
+        emu, runner, 2, fail_step=1, fail_entries=[("web", 1)], error_lines=["bind: port in use"]
+    )  # fmt: skip
+    assert result.status == "failed", result.stdout
+    pod = emu.workspace(new).pods[("web", 1)]
+    error = result.assert_one_error()
+    assert f"on web (replica {pod})" in error and "bind: port in use" in error
+    # A pod name names one replica: its own log, by the route the official CLI reads.
+    reads = emu.find_requests("GET", rf"/workspaces/{new}/logs/run/.*")
+    assert [r.path for r in reads] == [f"/workspaces/{new}/logs/run/1/replica/{pod}"]
+    shown = log_lines_shown(result.stdout, f"Log of run step 2 on web (replica {pod})")
+    assert shown[-1] == "bind: port in use"
+
+
+def test_servers_that_exit_show_the_log_of_their_last_step(emu: Emulator, runner: Runner) -> None:
+    result, new = multi_zd(emu, runner, exits=True)
+    assert result.status == "failed", result.stdout
+    error = result.assert_one_error()
+    assert "ended (its servers exited) instead of staying up" in error
+    assert "exited with code 0" in error
+    reads = emu.find_requests("GET", rf"/workspaces/{new}/logs/run/1/.*")
+    assert [r.path for r in reads] == [f"/workspaces/{new}/logs/run/1/server/web"]
+    (title,) = [line for line in result.stdout.splitlines() if "::group::Log of run" in line]
+    assert title.startswith("::group::Log of run step 2 on ")
+    assert emu.domain(TEAM, DOMAIN).workspaces != {"/": [new]}
+
+
+def test_a_single_server_run_failure_reads_the_plain_run_log(emu: Emulator, runner: Runner) -> None:
+    emu.add_domain(TEAM, DOMAIN, {"/": [emu.add_workspace(team_id=TEAM, name="shop-old")]})
+    emu.defaults_for_new_workspaces(stages={"run": {"fail_step": 0, "error_lines": [UTF8]}})
+    result = runner.run(zd_inputs(emu, domain=DOMAIN, **{"stage-timeout": STAGE_TIMEOUT}))
+    assert result.status == "failed", result.stdout
+    assert UTF8 in result.assert_one_error()
+    (new,) = created(emu)
+    reads = emu.find_requests("GET", rf"/workspaces/{new}/logs/run/.*")
+    assert [r.path for r in reads] == [f"/workspaces/{new}/logs/run/0"]
+    assert log_lines_shown(result.stdout, "Log of run step 1 on web")[-1] == UTF8

@@ -1461,3 +1461,45 @@ def test_a_deploy_gap_lists_no_server_then_the_stopped_run_then_the_new_one(
     assert phases[0] == [] and phases[1] == [old], phases
     assert all(v in ([], [old]) or v[0][2] != old[2] for v in phases)
     assert phases[-1][0][1] == "running"
+
+
+# -- run-stage logs per server and replica; servers that exit (issue 20) ----------------
+def test_run_logs_per_server_and_replica_carry_only_their_own_errors(
+    emu: Emulator, http: requests.Session
+) -> None:
+    emu.set_variants(replica_ids="pod")
+    ws = emu.add_workspace(landscape="multi", servers=["web", "worker"], replicas=2)
+    emu.configure_stage(ws, "run", fail_step=1, fail_entries=[("worker", 1)], error_lines="boom")
+    http.post(f"{emu.url}/workspaces/{ws}/pipeline/run/start")
+    wait_until(lambda: emu.stage_run(ws, "run").ended_at)  # type: ignore[union-attr]
+    base = f"{emu.url}/workspaces/{ws}/logs/run/1"
+    pods = emu.workspace(ws).pods
+
+    def texts(path: str) -> list[str]:
+        with http.get(f"{base}/{path}", stream=True, timeout=5) as response:
+            events = sse_events(response)
+        return [item["data"] for kind, data in events if kind == "data" for item in data]
+
+    assert texts(f"replica/{pods[('worker', 1)]}")[-1] == "boom"
+    assert "boom" not in texts(f"replica/{pods[('worker', 0)]}")  # a healthy replica
+    assert texts("server/worker")[-1] == "boom"  # any of its replicas failed
+    assert all(t.startswith("[run web]") for t in texts("server/web"))
+    with http.get(f"{base}/replica/nope", stream=True, timeout=5) as response:
+        ((kind, problem),) = sse_events(response)
+    assert (kind, problem["status"], problem["title"]) == ("problem", 404, "Replica not found")
+
+
+def test_a_run_stage_whose_servers_exit_ends_success_and_never_comes_up(
+    emu: Emulator, http: requests.Session
+) -> None:
+    ws = emu.add_workspace(servers=["web"])
+    emu.configure_stage(ws, "run", exits=True)
+    http.post(f"{emu.url}/workspaces/{ws}/pipeline/run/start")
+    run = wait_until(lambda: (r := emu.stage_run(ws, "run")) and r.ended_at and r)
+    assert (run.final_state, run.up_at) == ("success", None)
+    web = [e for e in http.get(f"{emu.url}/workspaces/{ws}/pipeline/run").json()
+           if e["server"] == "web"]  # fmt: skip
+    assert [e["state"] for e in web] == ["success"]
+    with http.get(f"{emu.url}/workspaces/{ws}/logs/run/1", stream=True, timeout=5) as response:
+        ((_, data),) = sse_events(response)
+    assert data[-1]["data"] == "[run] step 1: exited with code 0"
