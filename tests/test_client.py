@@ -777,3 +777,31 @@ def test_the_apis_own_404_stays_not_found() -> None:
     with pytest.raises(ApiError, match="404"):
         client.get_workspace(1)
     assert client.delete_workspace(2) is False
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    ("server", "replica", "path"),
+    [
+        ("", "", "/logs/run/2"),
+        ("web", "", "/logs/run/2/server/web"),
+        (
+            "web",
+            "workspace-1-web-0a1b2c3d4e-x9y8z",
+            "/logs/run/2/replica/workspace-1-web-0a1b2c3d4e-x9y8z",
+        ),
+        ("a b", "", "/logs/run/2/server/a%20b"),
+    ],
+    ids=["plain", "server", "replica", "quoted"],
+)
+def test_run_logs_by_server_or_replica(server: str, replica: str, path: str) -> None:
+    """The spec's routes for Multi Server Deployments: a replica's log by its id
+    from the status (as the official CLI reads it), else the server's."""
+    body = 'event: data\ndata: [{"timestamp": "t", "kind": "I", "data": "x"}]\n\n'
+    responses.get(f"{API}/workspaces/1{path}", body=body, content_type="text/event-stream")
+    client, clock = make_client()
+    stream = client.open_log_stream(
+        1, "run", 2, idle_timeout=5, limit=clock.now() + 10, server=server, replica=replica
+    )
+    assert [e.text for e in stream.entries(stop=lambda: False)] == ["x"]
+    stream.close()

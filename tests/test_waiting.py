@@ -478,3 +478,30 @@ def test_the_new_runs_own_abort_after_a_deploy_gap_fails_the_stage() -> None:
         "failed",
         "was aborted at step 1 of 1 on web (replica 0)",
     )
+
+
+# -- which run-stage log a failure reads (issue 20) -------------------------------------
+def test_servers_that_exit_name_the_server_and_its_last_step() -> None:
+    tracker = StageTracker("run", Baseline.of([]))
+    pod = "workspace-7-web-0123456789-abcde"
+    entries = [entry("codesphere-ide", "waiting"), entry("web", "success", NEW, ["success"] * 2,
+               replica=pod)]  # fmt: skip
+    progress = tracker.evaluate(entries)
+    assert (progress.failed_server, progress.failed_step) == ("web", 1)
+    assert (progress.failed_replica, progress.replica_unique) == (pod, True)
+
+
+def test_an_index_replica_id_names_no_single_entry() -> None:
+    tracker = StageTracker("run", Baseline.of([]))
+    entries = [
+        entry("codesphere-ide", "waiting"),
+        entry("web", "running", NEW, ["success", "running"]),
+        entry("worker", "failure", NEW, ["success", "failure"]),
+    ]
+    progress = tracker.evaluate(entries)
+    assert (progress.failed_server, progress.failed_step, progress.failed_replica) == (
+        "worker",
+        1,
+        "0",
+    )
+    assert not progress.replica_unique  # "0" is every server's (and the IDE's)

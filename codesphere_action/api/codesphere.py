@@ -211,12 +211,16 @@ class Codesphere:
         idle_timeout: float,
         deadline: Deadline,
         server: str = "",
+        replica: str = "",
         abort: Callable[[Callable[[], None]], None] | None = None,
     ) -> LogStream:
-        """Open the SSE log of one step (of one ``server``'s run, for the run stage
-        of a multi-server workspace); see ``api/logstream.py``."""
+        """Open the SSE log of one step; for the run stage of a multi-server
+        workspace, of one ``replica`` (its id from the status) or else of one
+        ``server`` (all its replicas); see ``api/logstream.py``."""
         path = f"/workspaces/{workspace_id}/logs/{stage}/{step}"
-        if server:
+        if replica:
+            path += f"/replica/{quote(replica, safe='')}"
+        elif server:
             path += f"/server/{quote(server, safe='')}"
         return open_stream(
             self.transport, path, idle_timeout=idle_timeout, deadline=deadline, abort=abort

@@ -33,7 +33,7 @@ from ..waiting import (
     relevant,
     running_step,
 )
-from .logs import read_step_log
+from .logs import LogSource, read_step_log
 
 SINGLE_SERVER = re.compile(r"multi.?server", re.IGNORECASE)
 
@@ -75,7 +75,8 @@ def run_stage(ctx: Context, workspace_id: int, stage: str) -> None:
         outcome = _wait(ctx, workspace_id, stage, tracker, deadline, confirm=landscape)
         if outcome.state == "failed":
             phase.outcome = "failed"
-            raise StageFailed(stage, _failure_message(ctx, workspace_id, stage, outcome))
+            message = _failure_message(ctx, workspace_id, stage, outcome, multi=landscape)
+            raise StageFailed(stage, message)
 
 
 class _Watch:
@@ -297,16 +298,25 @@ def _run_appeared(
         return False
 
 
-def _failure_message(ctx: Context, workspace_id: int, stage: str, outcome: Progress) -> str:
+def _failure_message(
+    ctx: Context, workspace_id: int, stage: str, outcome: Progress, *, multi: bool
+) -> str:
+    """The failure, with the last line of the failing step's log (the log itself
+    in a group): the failing server's (replica's) log on a multi-server run."""
     step = outcome.failed_step
     message = f"stage {stage} {outcome.detail}"
     if step is None:
         return message
     server = outcome.failed_server if outcome.failed_server != IDE_SERVER else ""
-    lines = read_step_log(ctx, workspace_id, stage, step, server)
+    replica = outcome.failed_replica if outcome.replica_unique else ""
+    source = LogSource.of(stage, step, server, replica, multi=multi)
+    lines = read_step_log(ctx, workspace_id, source)
     if not lines:
         return message
-    title = f"Log of {stage} step {step + 1} (last {len(lines)} lines)"
+    where = f" on {server}" if server else ""
+    if server and outcome.failed_replica:
+        where += f" (replica {outcome.failed_replica})"
+    title = f"Log of {stage} step {step + 1}{where} (last {len(lines)} lines)"
     with ctx.reporter.group(title):
         ctx.reporter.untrusted(text for _, text in lines)
     errors = [text for kind, text in lines if kind == "E" and text.strip()]
