@@ -37,6 +37,7 @@ from .model import (
 from .server import Handler, Listener, Reply, SSEWriter, Stream
 from .spec import Operation, load_spec
 from .variants import Variants
+from .vault import Secrets, VaultProblem, Vaults
 
 _UNSET: Any = object()
 
@@ -50,6 +51,8 @@ DOMAIN_NOT_FOUND = "Domain not found"
 NO_MULTI_SERVER = "Workspace does not support Multi Server Deployments"
 BILLING = "Missing billing information"
 LANDSCAPES = ("single", "multi", "run_on_ide")
+# GET /metadata/workspace-base-images: (id, name); a create with another baseImage: 400.
+BASE_IMAGES = (("ubuntu-24.04", "Ubuntu 24.04"), ("ubuntu-22.04", "Ubuntu 22.04"))
 WEBSITES = (None, "not_found", "spa")
 
 
@@ -147,7 +150,10 @@ class Emulator:
             "landscape": "single",
             "ci_servers": None,  # None: the servers setting
             "landscape_seconds": landscape_seconds,
+            "vault_refs": [],
         }
+        self._vaults = Vaults()
+        self.base_images: list[tuple[str, str]] = list(BASE_IMAGES)
         self._host = host
         self._foreign_host = foreign_host
         self._listeners: dict[str, Listener] = {}
@@ -419,8 +425,12 @@ class Emulator:
             id=ws_id, dc=self.data_center_id, team=team_id, name=name
         )
         if self._apps is not None and self._app_defaults is not None:
-            # The workspace serves its app on a loopback port: that is its dev domain.
-            dev_domain = self._apps.add(ws_id, AppBehaviour(**self._app_defaults))
+            # The workspace serves its app on a loopback port: that is its dev domain;
+            # a workspace created restricted has a restricted dev domain.
+            behaviour = dict(self._app_defaults)
+            if fields.get("restricted"):
+                behaviour["restricted"] = True
+            dev_domain = self._apps.add(ws_id, AppBehaviour(**behaviour))
         start_seconds = fields.pop("start_seconds", None)
         if start_seconds is None:
             start_seconds = defaults["start_seconds"]
@@ -445,11 +455,13 @@ class Emulator:
             base_servers = []
         else:
             base_servers = servers
+        vault_refs = fields.pop("vault_refs", None)
         ws = Workspace(
             id=ws_id,
             team_id=team_id,
             name=name,
             dev_domain=dev_domain,
+            vault_refs=list(defaults["vault_refs"] if vault_refs is None else vault_refs),
             base_servers=base_servers,
             landscape=landscape,
             ci_servers=ci_servers,
@@ -600,6 +612,7 @@ class Emulator:
         landscape: str = _UNSET,
         ci_servers: Iterable[str] | None = _UNSET,
         landscape_seconds: float = _UNSET,
+        vault_refs: Iterable[str] = _UNSET,
     ) -> None:
         """Settings for workspaces created from now on (``add_workspace`` and the API).
 
@@ -607,9 +620,12 @@ class Emulator:
         ``{"prepare": {"fail_step": 1}}``. ``dev_domain_template`` may use ``{id}``,
         ``{dc}``, ``{team}``, ``{name}``. ``landscape``: "single" | "multi" | "run_on_ide";
         ``ci_servers``: what ci.yml's run section defines (None: ``servers``);
-        ``landscape_seconds``: deploy request -> servers allocated.
+        ``landscape_seconds``: deploy request -> servers allocated; ``vault_refs``:
+        the keys ci.yml references as ``${{ vault.KEY }}`` (see vault.py).
         """
         with self._lock:
+            if vault_refs is not _UNSET:
+                self._defaults["vault_refs"] = list(vault_refs)
             if landscape is not _UNSET:
                 if landscape not in LANDSCAPES:
                     raise ValueError(f"landscape {landscape!r}; expected one of {LANDSCAPES}")
@@ -677,6 +693,25 @@ class Emulator:
         with self._lock:
             ws = self._workspaces[ws_id]
             ws.landscape_error = None if title is None else (title, detail)
+
+    def add_shared_vault(
+        self, team_id: int, name: str, secrets: Mapping[str, str] | None = None
+    ) -> None:
+        """A team's shared vault (what a create's ``sharedVaultName`` names)."""
+        with self._lock:
+            vault = self._vaults.shared.setdefault((team_id, name), Secrets())
+            vault.store(dict(secrets or {}), self._wall_offset + self._now())
+
+    def vault(self, ws_id: int) -> dict[str, str]:
+        """The secrets in a workspace's vault (a copy; the API never returns values)."""
+        with self._lock:
+            found = self._vaults.workspaces.get(ws_id)
+            return dict(found.values) if found is not None else {}
+
+    def set_vault_refs(self, ws_id: int, keys: Iterable[str]) -> None:
+        """The keys this workspace's ci.yml references as ``${{ vault.KEY }}``."""
+        with self._lock:
+            self._workspaces[ws_id].vault_refs = list(keys)
 
     def set_billing(self, team_id: int, *, ok: bool) -> None:
         """``ok=False``: ``POST /workspaces`` for this team answers 402 "Missing billing
@@ -1141,7 +1176,14 @@ class Emulator:
         known = {
             "teamId", "name", "planId", "isPrivateRepo", "replicas", "gitUrl", "initialBranch",
             "env", "baseImage", "restricted", "vpnConfig", "welcomeMessage", "sourceWorkspaceId",
+            "cloneDepth", "storageMib", "sharedVaultName",
         }  # fmt: skip
+        image = body.get("baseImage")
+        if image is not None and image not in [i for i, _ in self.base_images]:
+            raise Problem(400, "Base image not found", f"no base image {image!r}")
+        vault = body.get("sharedVaultName")
+        if vault is not None and (body["teamId"], vault) not in self._vaults.shared:
+            raise Problem(400, "Shared vault not found", f"team {body['teamId']} has no {vault!r}")
         git_url = body.get("gitUrl")
         branch = body.get("initialBranch") or "main"
         if (
@@ -1167,6 +1209,9 @@ class Emulator:
             vpn_config=body.get("vpnConfig"),
             welcome_message=body.get("welcomeMessage"),
             source_workspace_id=body.get("sourceWorkspaceId"),
+            clone_depth=body.get("cloneDepth"),
+            storage_mib=body.get("storageMib"),
+            shared_vault_name=vault,
             extra={k: v for k, v in body.items() if k not in known},
         )
         ws.running_since = ws.created_at + ws.start_seconds
@@ -1194,8 +1239,72 @@ class Emulator:
         self._cut_runs(ws, "workspace deleted")
         ws.deleted = True
         ws.deleted_at = self._now()
+        self._vaults.workspaces.pop(ws.id, None)  # bound to the workspace's lifecycle
         self._event("workspace_deleted", workspace_id=ws.id, name=ws.name, team_id=ws.team_id)
         return Reply(200)
+
+    # -- vault and metadata -----------------------------------------------------------
+    def _vault_ws(self, p: dict[str, Any]) -> Workspace:
+        ws = self._workspaces.get(p["workspaceId"])
+        if ws is None or ws.deleted or ws.team_id != p["teamId"]:
+            raise Problem(
+                400, "Workspace not found", f"no workspace {p['workspaceId']} in the team"
+            )
+        return ws
+
+    def h_vault_store(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
+        vault = self._vaults.of(self._vault_ws(p))
+        return self._vault_call(lambda: vault.store(body, self._wall_offset + self._now()))
+
+    def h_vault_keys(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
+        return Reply(200, sorted(self._vaults.of(self._vault_ws(p)).values))
+
+    def h_vault_delete(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
+        self._vaults.of(self._vault_ws(p)).delete(body)
+        return Reply(200)
+
+    def h_shared_list(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
+        return Reply(200, self._vaults.shared_names(p["teamId"]))
+
+    def h_shared_create(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
+        self._vaults.shared.setdefault((p["teamId"], body["name"]), Secrets())
+        return Reply(200)
+
+    def h_shared_store(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
+        return self._vault_call(
+            lambda: self._vaults.shared_vault(p["teamId"], p["vaultName"]).store(
+                body, self._wall_offset + self._now()
+            )
+        )
+
+    def h_shared_keys(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
+        return self._vault_call(
+            lambda: sorted(self._vaults.shared_vault(p["teamId"], p["vaultName"]).values)
+        )
+
+    def h_shared_delete_secrets(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
+        self._vault_call(lambda: self._vaults.shared_vault(p["teamId"], p["vaultName"]))
+        self._vaults.shared[(p["teamId"], p["vaultName"])].delete(body)
+        return Reply(200)
+
+    def h_shared_delete(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
+        self._vault_call(lambda: self._vaults.shared_vault(p["teamId"], p["vaultName"]))
+        del self._vaults.shared[(p["teamId"], p["vaultName"])]
+        return Reply(200)
+
+    @staticmethod
+    def _vault_call(call: Callable[[], Any]) -> Reply:
+        try:
+            value = call()
+        except VaultProblem as problem:
+            raise Problem(400, problem.title, problem.detail) from None
+        return Reply(200, value if not isinstance(value, Secrets) else None)
+
+    def h_base_images(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
+        until = iso(self._wall_offset + self._now() + 365 * 86400)
+        return Reply(
+            200, [{"id": i, "name": n, "supportedUntil": until} for i, n in self.base_images]
+        )
 
     def h_env_list(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
         ws = self._ws(p["workspaceId"])
@@ -1333,8 +1442,14 @@ class Emulator:
         self._check_profile(ws, profile)
         if ws.landscape_error is not None:
             raise Problem(400, *ws.landscape_error)
+        try:
+            resolved = self._vaults.resolve(ws)
+        except VaultProblem as problem:
+            raise Problem(400, problem.title, problem.detail) from None
         now = self._now()
-        deploy = LandscapeDeploy(now, now + ws.landscape_seconds, profile, list(ws.ci_servers))
+        deploy = LandscapeDeploy(
+            now, now + ws.landscape_seconds, profile, list(ws.ci_servers), vault=resolved
+        )
         ws.deploys.append(deploy)
         self._event(
             "landscape_deploy_requested",
@@ -1585,6 +1700,16 @@ _HANDLERS: dict[str, _Handler] = {
     "domains-getDomain": Emulator.h_get_domain,
     "domains-listDomains": Emulator.h_list_domains,
     "domains-updateWorkspaceConnections": Emulator.h_connect,
+    "vault-storeWorkspaceSecrets": Emulator.h_vault_store,
+    "vault-listWorkspaceSecrets": Emulator.h_vault_keys,
+    "vault-deleteWorkspaceSecrets": Emulator.h_vault_delete,
+    "vault-listSharedVaults": Emulator.h_shared_list,
+    "vault-createSharedVault": Emulator.h_shared_create,
+    "vault-storeSharedSecrets": Emulator.h_shared_store,
+    "vault-listSharedSecretKeys": Emulator.h_shared_keys,
+    "vault-deleteSharedSecrets": Emulator.h_shared_delete_secrets,
+    "vault-deleteSharedVault": Emulator.h_shared_delete,
+    "metadata-getWorkspaceBaseImages": Emulator.h_base_images,
 }
 
 __all__ = ["IDE_SERVER", "Emulator", "Problem", "default_branch_head"]

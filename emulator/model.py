@@ -424,6 +424,7 @@ class LandscapeDeploy:
     at: float  # when the servers are allocated
     profile: str | None
     servers: list[str]
+    vault: dict[str, str] = field(default_factory=dict)  # ${{ vault.KEY }} -> what services got
 
 
 @dataclass
@@ -455,6 +456,10 @@ class Workspace:
     vpn_config: str | None = None
     welcome_message: str | None = None
     source_workspace_id: int | None = None
+    clone_depth: int | None = None
+    storage_mib: int | None = None
+    shared_vault_name: str | None = None  # the team's shared vault it reads
+    vault_refs: list[str] = field(default_factory=list)  # ci.yml's ${{ vault.KEY }} keys
     extra: dict[str, Any] = field(default_factory=dict)  # other create/patch fields, as sent
     running_since: float | None = None  # None: asleep; in the future: starting
     start_times: list[float] = field(default_factory=list)

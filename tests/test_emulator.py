@@ -260,7 +260,7 @@ def test_create_starts_later_and_duplicates_are_allowed(
         "api",
     )
     assert ws.git_head == default_branch_head("release")
-    assert ws.extra == {"cloneDepth": 1}
+    assert (ws.extra, ws.clone_depth) == ({}, 1)  # a field of its own (issue 20)
     assert http.get(f"{emu.url}/workspaces/{ws.id}/status").json() == {"isRunning": False}
     started = http.post(f"{emu.url}/workspaces/{ws.id}/pipeline/prepare/start")
     assert started.status_code == 400
@@ -1503,3 +1503,65 @@ def test_a_run_stage_whose_servers_exit_ends_success_and_never_comes_up(
     with http.get(f"{emu.url}/workspaces/{ws}/logs/run/1", stream=True, timeout=5) as response:
         ((_, data),) = sse_events(response)
     assert data[-1]["data"] == "[run] step 1: exited with code 0"
+
+
+# -- the vault, base images, create settings (issue 20) ---------------------------------
+def test_a_workspace_vault_stores_lists_and_feeds_the_landscape_deploy(
+    emu: Emulator, http: requests.Session
+) -> None:
+    ws = emu.add_workspace(team_id=1, landscape="multi", servers=["web"])
+    emu.set_vault_refs(ws, ["DB_PASSWORD", "API_KEY"])
+    deploy = f"{emu.url}/workspaces/{ws}/landscape/deploy"
+    missing = http.post(deploy)
+    assert missing.status_code == 400
+    assert missing.json()["title"] == "Invalid templating reference"
+    assert "${{ vault.DB_PASSWORD }}" in missing.json()["detail"]
+    vault = f"{emu.url}/vault/teams/1/workspaces/{ws}"
+    stored = http.post(vault, json={"DB_PASSWORD": "pw-1", "API_KEY": "k-1"})
+    assert stored.status_code == 200 and set(stored.json()) == {"DB_PASSWORD", "API_KEY"}
+    assert stored.json()["API_KEY"].startswith("1__")
+    assert http.post(vault, json={"API_KEY": "k-2"}).json()["API_KEY"].startswith("2__")
+    assert http.get(f"{vault}/keys").json() == ["API_KEY", "DB_PASSWORD"]  # never values
+    assert http.post(deploy).status_code == 200
+    assert emu.workspace(ws).deploys[-1].vault == {"DB_PASSWORD": "pw-1", "API_KEY": "k-2"}
+    assert http.post(f"{emu.url}/vault/teams/2/workspaces/{ws}", json={}).status_code == 400
+    assert http.delete(vault, json=["API_KEY"]).status_code == 200
+    assert emu.vault(ws) == {"DB_PASSWORD": "pw-1"}
+    http.delete(f"{emu.url}/workspaces/{ws}")
+    assert emu.vault(ws) == {}  # bound to the workspace's lifecycle
+
+
+def test_a_shared_vault_named_on_create_is_read_by_the_deploy(
+    emu: Emulator, http: requests.Session
+) -> None:
+    emu.defaults_for_new_workspaces(landscape="multi", ci_servers=["web"], vault_refs=["TOKEN"])
+    body = {**create_body(), "sharedVaultName": "prod-secrets"}
+    refused = http.post(f"{emu.url}/workspaces", json=body)
+    assert (refused.status_code, refused.json()["title"]) == (400, "Shared vault not found")
+    assert http.post(f"{emu.url}/vault/teams/1/shared", json={"name": "prod-secrets"}).ok
+    assert http.get(f"{emu.url}/vault/teams/1/shared").json() == ["prod-secrets"]
+    shared = f"{emu.url}/vault/teams/1/shared/prod-secrets"
+    assert http.post(f"{shared}/secrets", json={"TOKEN": "t-9"}).ok
+    assert http.get(f"{shared}/keys").json() == ["TOKEN"]
+    ws = http.post(f"{emu.url}/workspaces", json=body).json()["id"]
+    assert emu.workspace(ws).shared_vault_name == "prod-secrets"
+    wait_until(lambda: emu.workspace(ws).running)
+    assert http.post(f"{emu.url}/workspaces/{ws}/landscape/deploy").ok
+    assert emu.workspace(ws).deploys[-1].vault == {"TOKEN": "t-9"}
+    assert http.delete(shared).ok and http.get(f"{shared}/keys").status_code == 400
+
+
+def test_base_images_are_listed_and_a_create_on_another_is_refused(
+    emu: Emulator, http: requests.Session
+) -> None:
+    images = check_shape("GET", "/metadata/workspace-base-images", http.get(
+        f"{emu.url}/metadata/workspace-base-images"))  # fmt: skip
+    assert [i["id"] for i in images] == ["ubuntu-24.04", "ubuntu-22.04"]
+    bad = http.post(f"{emu.url}/workspaces", json={**create_body(), "baseImage": "alpine"})
+    assert (bad.status_code, bad.json()["title"]) == (400, "Base image not found")
+    body = {**create_body(), "baseImage": "ubuntu-22.04", "cloneDepth": 5, "storageMib": 20480,
+            "restricted": True, "vpnConfig": "office"}  # fmt: skip
+    ws = emu.workspace(http.post(f"{emu.url}/workspaces", json=body).json()["id"])
+    assert (ws.base_image, ws.clone_depth, ws.storage_mib, ws.restricted, ws.vpn_config) == (
+        "ubuntu-22.04", 5, 20480, True, "office")  # fmt: skip
+    assert emu.spec_violations == []
