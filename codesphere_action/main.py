@@ -51,6 +51,12 @@ def main(
         for secret in config.secrets:
             reporter.mask(secret)
         result.flow = config.flow
+        if config.create.ignored:
+            reporter.warning(
+                f"{', '.join(config.create.ignored)} apply only to the flows that create a "
+                f"workspace (zero-downtime, preview): the {config.flow} flow ignores them",
+                title="Inputs ignored",
+            )
         if config.github.token:
             from .bookkeeping import GitHubBookkeeping  # noqa: PLC0415
 

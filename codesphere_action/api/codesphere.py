@@ -17,7 +17,15 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 from ..errors import BadAnswer, NotFound
-from ..models import CreateWorkspace, DomainInfo, EnvVar, StageEntry, Workspace
+from ..models import (
+    BaseImage,
+    CreateWorkspace,
+    DomainInfo,
+    EnvVar,
+    StageEntry,
+    Workspace,
+    parse_revisions,
+)
 from ..timings import CREATE_READ_SECONDS, PULL_READ_SECONDS, Deadline
 from .answers import Expect, decode, error_of
 from .logstream import LogStream, open_stream
@@ -148,6 +156,20 @@ class Codesphere:
             expect="none",
             deadline=deadline,
         )
+
+    def list_base_images(self, *, deadline: Deadline) -> list[BaseImage]:
+        return self._get("/metadata/workspace-base-images", BaseImage.parse_list, deadline)
+
+    # -- vault -----------------------------------------------------------------
+    def store_workspace_secrets(
+        self, team_id: int, workspace_id: int, secrets: dict[str, str], *, deadline: Deadline
+    ) -> dict[str, str]:
+        """Store secrets in the workspace's vault (an upsert of the given names:
+        repeating it stores the same values again, so it counts as idempotent);
+        return each name's revision. Values are never read back."""
+        path = f"/vault/teams/{team_id}/workspaces/{workspace_id}"
+        answer = self._request("POST", path, body=secrets, idempotent=True, deadline=deadline)
+        return self._parse("POST", path, parse_revisions, answer)
 
     # -- git -----------------------------------------------------------------
     def git_pull(self, workspace_id: int, remote: str, branch: str, *, deadline: Deadline) -> None:

@@ -34,6 +34,7 @@ from ..waiting import (
     running_step,
 )
 from .logs import LogSource, read_step_log
+from .secrets import in_vault
 
 SINGLE_SERVER = re.compile(r"multi.?server", re.IGNORECASE)
 
@@ -226,8 +227,20 @@ def sync_landscape(ctx: Context, workspace_id: int, deadline: Deadline) -> bool:
                 "Landscape: nothing to deploy, this is not a multi-server workspace "
                 f"(the API said: {exc.problem_title})"
             )
+            if in_vault(ctx):
+                ctx.reporter.warning(
+                    "secret-store is vault, but this is not a multi-server workspace: "
+                    "Codesphere resolves ci.yml's ${{ vault.NAME }} templates when it deploys "
+                    "a landscape, so its stages may not see the secrets"
+                )
             return False
         hint = f". Check the run section of {where}" if exc.status_code < 500 else ""
+        if "vault." in f"{exc.problem_title} {exc.detail}" and not in_vault(ctx):
+            hint += (
+                f". {where} reads a secret from the workspace's vault: put it there with "
+                "secret-env and secret-store: vault (or in the shared vault named by "
+                "shared-vault-name)"
+            )
         raise ActionError(
             f"deploying the landscape of workspace {workspace_id} from {where} failed: {exc}{hint}"
         ) from None
