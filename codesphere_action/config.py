@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from .addresses import parse_resolve
+from .create_settings import CreateSettings, read_create_settings
 from .dotenv import env_and_secrets
 from .errors import ConfigError, ContextError
 from .flows.specs import FLOW_NAMES, SPECS, FlowSpec
@@ -163,6 +164,9 @@ class Config:
     secrets: tuple[str, ...] = field(default=(), repr=False)
     # The names secret-env sets: the log counts them, never lists them.
     secret_names: frozenset[str] = field(default=frozenset(), repr=False)
+    # What a create sends beyond its required fields, secret-store, and the ones a
+    # flow that creates nothing ignores (create_settings.py).
+    create: CreateSettings = field(default_factory=CreateSettings)
 
     @property
     def spec(self) -> FlowSpec:
@@ -311,6 +315,7 @@ def load_config(environ: Mapping[str, str], started: str = "") -> Config:
         max_age=parse_age("max-age", inputs.get("max-age", "7d")),
         secrets=_secrets(token, github, git_url, secret_env),
         secret_names=frozenset(var.name for var in secret_env),
+        create=read_create_settings(inputs, spec),
     )
     check_needs(config)
     return config

@@ -7,6 +7,15 @@ that reason). With ``health-check-path`` set, the flows GET
 back, within ``health-check-timeout``, before the domain moves; after a switch
 they may check ``https://<domain><domain-path><path>`` too.
 
+Codesphere's placeholder: while the app does not listen yet, Codesphere's load
+balancer answers its dev domain (and a custom domain routed to it) with a page
+of its own, with a status no document gives (200, 429 and 503 are all
+plausible). As the official CLI does (cs-go PR 288, ``cs curl``), an answer
+whose body contains ``Workspace server is starting`` or ``Too Many Requests``
+is "not ready yet", whatever its status: the body is read for it, up to
+``SCAN_BYTES`` and within the request's read time, and the log says once per
+change that the placeholder answered, not the app.
+
 The token: a restricted dev domain takes the API token in
 ``X-CS-Authorization: Bearer <token>`` (cs-go's wake-up and curl). It is sent
 to the workspace's own devDomain, exactly as the API reports it, over https,
@@ -30,6 +39,11 @@ from .timings import HEALTH_CONNECT_SECONDS, HEALTH_POLLS, HEALTH_READ_SECONDS, 
 from .waiting import Waiter
 
 EXCERPT = 160  # characters of a failing answer's body shown in the log
+# What marks Codesphere's placeholder page (cs-go cli/cmd/curl.go, checkOutput).
+PLACEHOLDER_PHRASES = (b"Workspace server is starting", b"Too Many Requests")
+# Bytes of a body read for them: a branded page may carry kilobytes of inline
+# style before its text; a health endpoint's answer is far shorter.
+SCAN_BYTES = 64 * 1024
 
 
 class HealthCheckFailed(ActionError):
@@ -42,9 +56,13 @@ class HealthCheckFailed(ActionError):
 class Answer:
     status: int | None  # None: no HTTP answer (connection refused, timeout, ...)
     detail: str  # "503 Service Unavailable: <excerpt>" or the connection error
+    placeholder: str = ""  # the phrase of Codesphere's placeholder page, "" for the app's
 
     def accepted(self, ranges: tuple[tuple[int, int], ...]) -> bool:
-        return self.status is not None and any(lo <= self.status <= hi for lo, hi in ranges)
+        """An accepted status from the app itself (never the placeholder)."""
+        if self.status is None or self.placeholder:
+            return False
+        return any(lo <= self.status <= hi for lo, hi in ranges)
 
 
 @dataclass(frozen=True)
@@ -118,10 +136,16 @@ class HealthCheck:
             try:
                 answer = self.waiter.poll(check, deadline=deadline, what=f"health check of {url}")
             except WaitTimeout:
+                hint = ""
+                if last[0].placeholder:
+                    hint = (
+                        ". Codesphere answered for the app: the app did not start listening "
+                        "in time; look at the run stage's log in Codesphere"
+                    )
                 raise HealthCheckFailed(
                     f"the health check of {where} failed: GET {url} did not answer with "
                     f"{_ranges(config.health.statuses)} within {format_seconds(deadline.seconds)} "
-                    f"({attempts[0]} attempts); the last answer: {last[0].detail}"
+                    f"({attempts[0]} attempts); the last answer: {last[0].detail}{hint}"
                 ) from None
         seconds = self.clock.now() - start
         self.reporter.info(
@@ -152,9 +176,21 @@ class HealthCheck:
             raise
         except requests.RequestException as exc:
             return Answer(None, f"no answer: {type(exc).__name__}")
-        body = _excerpt(response, deadline.within(HEALTH_READ_SECONDS))
-        excerpt = " ".join(self.reporter.redact(body).split())[:EXCERPT]  # redacted, then cut
+        # The body is read within the check's deadline (a cancel cuts it): it
+        # says whether Codesphere's placeholder answered, and its excerpt why a
+        # check failed.
+        raw = _body(response, deadline.within(HEALTH_READ_SECONDS))
         reason = f"{response.status_code} {response.reason or ''}".strip()
+        phrase = placeholder_phrase(raw)
+        if phrase:
+            return Answer(
+                response.status_code,
+                f"{reason}: Codesphere's placeholder page answered, not the app ('{phrase}'): "
+                "the app is not listening yet",
+                placeholder=phrase,
+            )
+        text = raw[:4096].decode("utf-8", "replace")
+        excerpt = " ".join(self.reporter.redact(text).split())[:EXCERPT]  # redacted, then cut
         return Answer(response.status_code, f"{reason}: {excerpt}" if excerpt else reason)
 
     def _resolve(self, scheme: str, netloc: str) -> tuple[str, str]:
@@ -166,24 +202,31 @@ class HealthCheck:
         return f"{scheme}://{netloc}", ""
 
 
-def _excerpt(response: requests.Response, deadline: Deadline) -> str:
-    """A few bytes of the body for the log (the placeholder's words, a failing
-    answer's reason), within the check's deadline: the first read is bounded by
-    the socket's timeout, cut to it when the request was sent; no read starts
-    once it passed."""
+def placeholder_phrase(body: bytes) -> str:
+    """The phrase of Codesphere's placeholder page in ``body``, "" if none."""
+    for phrase in PLACEHOLDER_PHRASES:
+        if phrase in body:
+            return phrase.decode()
+    return ""
+
+
+def _body(response: requests.Response, deadline: Deadline) -> bytes:
+    """The body, up to ``SCAN_BYTES``, within ``deadline``: it ends at the body's
+    end, the bound, the deadline, or as soon as a placeholder phrase shows. The
+    first read is bounded by the socket's timeout, cut to the deadline when the
+    request was sent; no read starts once it passed."""
     body = b""
     try:
-        while len(body) < 4096:
-            chunk = response.raw.read1(4096 - len(body), decode_content=True)
-            if not chunk or deadline.expired:
-                body += chunk
-                break
+        while len(body) < SCAN_BYTES:
+            chunk = response.raw.read1(SCAN_BYTES - len(body), decode_content=True)
             body += chunk
-    except Exception:  # noqa: BLE001, S110 (the status is what counts; the body is a courtesy)
+            if not chunk or placeholder_phrase(body[-len(chunk) - 64 :]) or deadline.expired:
+                break
+    except Exception:  # noqa: BLE001, S110 (a broken body: what came so far is the answer)
         pass
     finally:
         response.close()
-    return body.decode("utf-8", "replace")
+    return body
 
 
 def _ranges(ranges: tuple[tuple[int, int], ...]) -> str:

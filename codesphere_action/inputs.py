@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from .addresses import is_loopback
 from .errors import ConfigError
 
-DEFAULT_API_URL = "https://codesphere.com/api"
+DEFAULT_API_URL = "https://cloud.codesphere.com/api"
 DEFAULT_GITHUB_API_URL = "https://api.github.com"
 # The spec's pattern for a CI profile ({profile} of .../start/{profile}), ASCII only.
 PROFILE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
@@ -39,6 +39,15 @@ COMMIT_SHA = re.compile(r"^[0-9a-f]{40}(?:[0-9a-f]{24})?$")
 REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 
 MAX_ENVIRONMENT = 255  # GitHub's limit for an environment name
+
+# A base image's id as GET /metadata/workspace-base-images lists them ("ubuntu-24.04").
+BASE_IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$")
+
+# A shared vault's name: a path segment of /vault/teams/{teamId}/shared/{vaultName}.
+VAULT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+MAX_INT32 = 2**31 - 1  # the largest integer a create field surely takes
+MAX_TEXT = 255  # of a free-text setting (a VPN config's name)
 
 
 def input_env_name(name: str) -> str:
@@ -126,9 +135,41 @@ def parse_positive_int(name: str, value: str) -> int:
     return int(value)
 
 
+def parse_size(name: str, value: str, example: str) -> int:
+    """A whole number from 1 up to 2**31 - 1 (the spec's ``minimum: 1`` integers)."""
+    text = value.strip()
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_INT32:
+        raise ConfigError(name, value, f"expected a whole number of at least 1, such as {example}")
+    return int(text)
+
+
+def parse_pattern(name: str, value: str, pattern: re.Pattern[str], expected: str) -> str:
+    if not pattern.match(value):
+        raise ConfigError(name, value, expected)
+    return value
+
+
+def parse_text(name: str, value: str) -> str:
+    """A name in free text (a VPN config's): printable, at most ``MAX_TEXT`` characters."""
+    if len(value) > MAX_TEXT:
+        raise ConfigError(
+            name, value[:40] + "...", f"expected a name of at most {MAX_TEXT} characters"
+        )
+    if any(ord(c) < 32 or c == "\x7f" for c in value):
+        raise ConfigError(name, value, "expected a name without control characters")
+    return value
+
+
+def parse_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
+    lowered = value.strip().lower()
+    if lowered not in choices:
+        raise ConfigError(name, value, "expected one of " + ", ".join(choices))
+    return lowered
+
+
 def parse_api_url(name: str, value: str) -> str:
     expected = (
-        "expected an https URL such as 'https://codesphere.com/api' "
+        "expected an https URL such as 'https://cloud.codesphere.com/api' "
         "(http only for loopback hosts, for local testing)"
     )
     try:

@@ -55,6 +55,12 @@ def main(
         for secret in config.secrets:
             reporter.mask(secret)
         result.flow = config.flow
+        if config.create.ignored:
+            reporter.warning(
+                f"{', '.join(config.create.ignored)} apply only to the flows that create a "
+                f"workspace (zero-downtime, preview): the {config.flow} flow ignores them",
+                title="Inputs ignored",
+            )
         if config.github.token and not config.dry_run:  # a dry run records nothing
             from .bookkeeping import GitHubBookkeeping  # noqa: PLC0415
 

@@ -280,6 +280,32 @@ class EnvVar:
 
 
 @dataclass(frozen=True)
+class BaseImage:
+    """One of ``GET /metadata/workspace-base-images``."""
+
+    id: str
+    name: str
+
+    @classmethod
+    def parse_list(cls, value: Any, what: str = "base images") -> list[BaseImage]:
+        out = []
+        for index, raw in enumerate(_list(what, value)):
+            item = _obj(f"{what}[{index}]", raw)
+            out.append(
+                cls(
+                    _str(f"{what}[{index}].id", item.get("id")),
+                    _str(f"{what}[{index}].name", item.get("name"), optional=True),
+                )
+            )
+        return out
+
+
+def parse_revisions(value: Any, what: str = "stored secrets") -> dict[str, str]:
+    """The answer of a vault store: each key's revision (``<n>__<time>``)."""
+    return {str(key): str(rev) for key, rev in _obj(what, value).items()}
+
+
+@dataclass(frozen=True)
 class LogEntry:
     kind: str  # "I" (info) or "E" (error)
     text: str
@@ -298,6 +324,12 @@ class CreateWorkspace:
     git_url: str = ""
     initial_branch: str = ""
     env: tuple[EnvVar, ...] = ()
+    base_image: str = ""
+    clone_depth: int | None = None
+    restricted: bool | None = None
+    shared_vault_name: str = ""
+    storage_mib: int | None = None
+    vpn_config: str = ""
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -313,4 +345,13 @@ class CreateWorkspace:
             body["initialBranch"] = self.initial_branch
         if self.env:
             body["env"] = [{"name": v.name, "value": v.value} for v in self.env]
+        optional = {
+            "baseImage": self.base_image or None,
+            "cloneDepth": self.clone_depth,
+            "restricted": self.restricted,
+            "sharedVaultName": self.shared_vault_name or None,
+            "storageMib": self.storage_mib,
+            "vpnConfig": self.vpn_config or None,
+        }
+        body.update({key: value for key, value in optional.items() if value is not None})
         return body

@@ -6,7 +6,9 @@ Three rules make a wait right and quick:
    ``startedAt``; ``startedAt`` and ``finishedAt`` are optional; entries come
    in any order and replica ids may be pod names that change per run.
    ``StageTracker`` compares each entry with the ``Baseline`` (the status
-   right before the start, taken once no earlier run is in progress): an
+   before the start, taken once no earlier run is in progress, every entry as
+   last seen across the reads before the start: a landscape deploy hides the
+   stopped run's entries for a moment, then shows them again): an
    entry is ours when its key is new, when its ``startedAt`` differs, or, with
    no ``startedAt``, when anything about it changed other than a previous run
    coming to its end. What no status can tell (a run with no timestamps that
@@ -68,8 +70,13 @@ class Baseline:
     entries: dict[Key, StageEntry] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, entries: list[StageEntry]) -> Baseline:
-        return cls({e.key: e for e in entries})
+    def of(cls, *reads: list[StageEntry]) -> Baseline:
+        """The previous run from every read of the status before the start, oldest
+        first: a later read of an entry wins, and an entry a later read left out
+        is kept as last seen. A landscape deploy lists no customer server for a
+        moment, then the stopped run's entries come back: they are the previous
+        run's, not ours."""
+        return cls({e.key: e for entries in reads for e in entries})
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,10 @@ class Progress:
     detail: str
     failed_server: str = ""
     failed_step: int | None = None
+    failed_replica: str = ""  # the failed entry's replica id
+    # Whether that id names the entry alone (a pod name), as the replica log route
+    # needs; index ids ("0", "1") are every server's.
+    replica_unique: bool = False
     seen: bool = False  # some entry of our run has shown up
     servers: bool = True  # run: the status lists at least one customer server
 
@@ -115,12 +126,12 @@ class StageTracker:
         # only on entries of our run (an old "aborted" is the previous run's).
         for entry in ours:
             if entry.state in FAILED:
-                return self._failed(entry)
+                return self._failed(entry, entries)
         mine = relevant(self.stage, entries)
         mine_ours = [e for e in mine if e.key in self.ours]
         seen = bool(ours)
         if self.stage == "run":
-            return self._run(mine, mine_ours, seen)
+            return self._run(mine, mine_ours, seen, entries)
         if not mine:
             return Progress("pending", "no codesphere-ide entry reported yet", seen=seen)
         if not mine_ours:
@@ -129,7 +140,13 @@ class StageTracker:
             return Progress("success", "done", seen=True)
         return Progress("running", step_detail(mine_ours[0]), seen=True)
 
-    def _run(self, mine: list[StageEntry], mine_ours: list[StageEntry], seen: bool) -> Progress:
+    def _run(
+        self,
+        mine: list[StageEntry],
+        mine_ours: list[StageEntry],
+        seen: bool,
+        entries: list[StageEntry],
+    ) -> Progress:
         if not mine:
             return Progress("pending", "no server started yet", seen=seen, servers=False)
         # Every server must show our run on all its replicas: when the replica ids
@@ -144,7 +161,16 @@ class StageTracker:
         if waiting_for:
             return Progress("pending", f"waiting for {', '.join(waiting_for)} to start", seen=seen)
         if all(e.state == "success" for e in mine_ours):
-            return Progress("failed", "ended (its servers exited) instead of staying up", seen=True)
+            exited = mine_ours[0]  # its last step's log says how it ended
+            return Progress(
+                "failed",
+                "ended (its servers exited) instead of staying up",
+                failed_server=exited.server,
+                failed_step=len(exited.steps) - 1 if exited.steps else None,
+                failed_replica=exited.replica,
+                replica_unique=_unique_replica(exited, entries),
+                seen=True,
+            )
         up = sum(1 for e in mine_ours if e.state == "running")
         if up == len(mine_ours):
             return Progress("success", f"{up} of {up} server replicas running", seen=True)
@@ -163,7 +189,7 @@ class StageTracker:
         renamed = bool(ours - self.baseline.entries.keys())
         return renamed or all(e.key in ours for e in mine if e.server == server)
 
-    def _failed(self, entry: StageEntry) -> Progress:
+    def _failed(self, entry: StageEntry, entries: list[StageEntry]) -> Progress:
         step = first_failed_step(entry)
         verb = "failed" if entry.state == "failure" else "was aborted"
         where = f" at step {step + 1} of {len(entry.steps)}" if step is not None else ""
@@ -175,8 +201,16 @@ class StageTracker:
             f"{verb}{where} on {server}",
             failed_server=entry.server,
             failed_step=step,
+            failed_replica=entry.replica,
+            replica_unique=_unique_replica(entry, entries),
             seen=True,
         )
+
+
+def _unique_replica(entry: StageEntry, entries: list[StageEntry]) -> bool:
+    """Whether no other entry has ``entry``'s replica id: the replica log route
+    takes the id alone, so only a unique one names this replica."""
+    return bool(entry.replica) and sum(1 for e in entries if e.replica == entry.replica) == 1
 
 
 def first_failed_step(entry: StageEntry) -> int | None:

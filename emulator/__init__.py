@@ -9,6 +9,7 @@
 See README.md beside this file.
 """
 
+from .apps import PLACEHOLDER_PHRASES, AppBehaviour, AppRequest
 from .core import Emulator, Problem, default_branch_head
 from .faults import FaultRule
 from .model import (
@@ -27,8 +28,11 @@ from .variants import Variants
 
 __all__ = [
     "IDE_SERVER",
+    "PLACEHOLDER_PHRASES",
     "SPEC_PATH",
     "STAGES",
+    "AppBehaviour",
+    "AppRequest",
     "Domain",
     "Emulator",
     "Event",

@@ -11,11 +11,22 @@ What an app answers (``AppBehaviour``), measured from the moment its run stage
 is up (``StageRun.up_at``):
 - before that: 502 with an HTML page, as the proxy answers for an app that is
   not listening;
+- for ``placeholder_seconds`` after it: Codesphere's placeholder page, the
+  load balancer's own answer while the app does not listen yet (cs-go PR 288
+  treats a body containing ``Workspace server is starting`` or ``Too Many
+  Requests`` as "not running", whatever the status; the status is not
+  documented): ``placeholder_status`` (200, 429, 503, ...), as
+  ``placeholder_type`` "html" (``placeholder_padding`` bytes of inline style
+  before the phrase, a branded page) or "text", saying ``placeholder_phrase``;
 - for ``ready_after`` seconds more: 503 (starting);
 - then the statuses in ``statuses`` one request after another, the last one for
   good (``[500, 500, 200]``: two errors, then healthy);
 - ``restricted``: without ``X-CS-Authorization: Bearer <token>`` a 401 sign-in page;
-- ``domain_statuses``: what the custom domain answers instead, once the app is up.
+- ``domain_statuses``: what the custom domain answers instead, once the app is up;
+- ``domain_placeholder_seconds``: the custom domain answers the placeholder too
+  for this long after its path came to point at the workspace (a switch: the
+  load balancer's new route warming up), whatever the app answers. The
+  placeholder of the app itself shows through the domain as well.
 Every request is recorded (``AppRequest``) with its headers, so the tests can
 prove where the token went.
 """
@@ -30,6 +41,10 @@ from typing import Any
 
 from .model import Headers
 
+NOT_LISTENING = "<html><body>502 Bad Gateway: the app is not running</body></html>"
+PLACEHOLDER_PHRASES = ("Workspace server is starting", "Too Many Requests")
+PLACEHOLDER_TYPES = ("html", "text")
+
 
 @dataclass
 class AppBehaviour:
@@ -40,6 +55,41 @@ class AppBehaviour:
     # Through the custom domain: these statuses instead (a proxy or CDN in front
     # that fails while the dev domain works), None: the same as the dev domain.
     domain_statuses: list[int] | None = None
+    # Codesphere's placeholder page right after the run is up (see the module docstring).
+    placeholder_seconds: float = 0.0
+    placeholder_status: int = 200
+    placeholder_type: str = "html"
+    placeholder_phrase: str = PLACEHOLDER_PHRASES[0]
+    placeholder_padding: int = 6000
+    domain_placeholder_seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        if self.placeholder_type not in PLACEHOLDER_TYPES:
+            raise ValueError(f"placeholder_type {self.placeholder_type!r}: {PLACEHOLDER_TYPES}")
+        if not 100 <= self.placeholder_status <= 599:
+            raise ValueError(f"placeholder_status {self.placeholder_status}")
+        if min(self.placeholder_seconds, self.domain_placeholder_seconds) < 0:
+            raise ValueError("placeholder seconds must not be negative")
+
+    def placeholder(self) -> tuple[int, str, str]:
+        """(status, body, content type) of the placeholder page."""
+        phrase = self.placeholder_phrase
+        if self.placeholder_type == "text":
+            text = f"{phrase}. Please try again in a moment.\n"
+            return self.placeholder_status, text, "text/plain"
+        style = "".join(
+            f".cs-{i}{{margin:{i % 7}px;color:#{i * 2654435761 % 0xFFFFFF:06x}}}"
+            for i in range(self.placeholder_padding // 30 + 1)
+        )[: self.placeholder_padding]
+        page = (
+            f"<!DOCTYPE html><html><head><title>Codesphere</title><style>{style}</style></head>"
+            f"<body><main><h1>{phrase}</h1><p>This page refreshes by itself.</p></main></body>"
+            "</html>"
+        )
+        return self.placeholder_status, page, "text/html; charset=utf-8"
 
 
 @dataclass
@@ -51,6 +101,20 @@ class AppRequest:
     status: int
     time: float
     workspace_id: int | None  # the app that answered, None when none did
+    placeholder: bool = False  # Codesphere's placeholder page answered, not the app
+
+
+@dataclass(frozen=True)
+class _Reply:
+    status: int
+    body: str
+    content_type: str = ""  # "": text/html for an error status, text/plain otherwise
+    placeholder: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.content_type:
+            kind = "text/html" if self.status >= 400 else "text/plain"
+            object.__setattr__(self, "content_type", kind)
 
 
 class _AppServer(ThreadingHTTPServer):
@@ -99,12 +163,14 @@ class Apps:
         token: str,
         now: Callable[[], float],
         up_since: Callable[[int], float | None],
-        route: Callable[[str, str], int | None],
+        route: Callable[[str, str], tuple[int, float | None] | None],
     ) -> None:
         self.token = token
         self.now = now
         self.up_since = up_since  # workspace id -> when its run stage came up
-        self.route = route  # (host, path) -> the workspace a custom domain routes to
+        # (host, path) -> the workspace a custom domain routes to, and since when
+        # (None: since the domain was set up)
+        self.route = route
         self.lock = threading.Lock()
         self.behaviour: dict[int, AppBehaviour] = {}
         self.served: dict[int, int] = {}  # workspace id -> ready answers given
@@ -132,6 +198,7 @@ class Apps:
                 if not hasattr(behaviour, key):
                     raise TypeError(f"unknown app option {key!r}")
                 setattr(behaviour, key, value)
+            behaviour.check()
             self.served[workspace_id] = 0
 
     def close(self) -> None:
@@ -139,30 +206,37 @@ class Apps:
             server.stop()
 
     def _answer_app(self, handler: _AppHandler, workspace_id: int) -> None:
-        status, body = self._app(workspace_id, Headers(handler.headers.items()))
-        self._record(handler, status, workspace_id)
-        handler.reply(status, body, "text/html" if status >= 400 else "text/plain")
+        reply = self._app(workspace_id, Headers(handler.headers.items()))
+        self._record(handler, reply, workspace_id)
+        handler.reply(reply.status, reply.body, reply.content_type)
 
     def _answer_domain(self, handler: _AppHandler) -> None:
         host = (handler.headers.get("Host") or "").split(":")[0].lower()
-        workspace_id = self.route(host, handler.path.split("?")[0])
-        if workspace_id is None or workspace_id not in self.behaviour:
-            status, body = 404, "<html>No workspace is connected here</html>"
-        else:
-            # The proxy serves the app as the public sees it: restricted dev domains
-            # do not restrict a custom domain.
-            status, body = self._app(workspace_id, None)
-            with self.lock:
-                override = self.behaviour[workspace_id].domain_statuses
-                if override and status < 500:
-                    count = self.domain_served.get(workspace_id, 0)
-                    self.domain_served[workspace_id] = count + 1
-                    status = override[min(count, len(override) - 1)]
-                    body = f"<html><body>error {status} at the edge</body></html>"
-        self._record(handler, status, workspace_id)
-        handler.reply(status, body, "text/html" if status >= 400 else "text/plain")
+        routed = self.route(host, handler.path.split("?")[0])
+        if routed is None or routed[0] not in self.behaviour:
+            reply = _Reply(404, "<html>No workspace is connected here</html>")
+            self._record(handler, reply, None)
+            handler.reply(reply.status, reply.body, reply.content_type)
+            return
+        # The proxy serves the app as the public sees it: restricted dev domains
+        # do not restrict a custom domain.
+        workspace_id, since = routed
+        reply = self._app(workspace_id, None)
+        with self.lock:
+            behaviour = self.behaviour[workspace_id]
+            warming = behaviour.domain_placeholder_seconds
+            if warming and since is not None and self.now() < since + warming:
+                reply = _Reply(*behaviour.placeholder(), placeholder=True)
+            override = behaviour.domain_statuses
+            if override and reply.status < 500 and not reply.placeholder:
+                count = self.domain_served.get(workspace_id, 0)
+                self.domain_served[workspace_id] = count + 1
+                status = override[min(count, len(override) - 1)]
+                reply = _Reply(status, f"<html><body>error {status} at the edge</body></html>")
+        self._record(handler, reply, workspace_id)
+        handler.reply(reply.status, reply.body, reply.content_type)
 
-    def _app(self, workspace_id: int, headers: Headers | None) -> tuple[int, str]:
+    def _app(self, workspace_id: int, headers: Headers | None) -> _Reply:
         with self.lock:
             behaviour = self.behaviour[workspace_id]
             up = self.up_since(workspace_id)
@@ -170,18 +244,21 @@ class Apps:
             if headers is not None and behaviour.restricted:
                 given = headers.get("x-cs-authorization", "")
                 if given != f"Bearer {self.token}":
-                    return 401, "<html><body>Sign in to Codesphere</body></html>"
+                    return _Reply(401, "<html><body>Sign in to Codesphere</body></html>")
             if up is None:
-                return 502, "<html><body>502 Bad Gateway: the app is not running</body></html>"
-            if now < up + behaviour.ready_after:
-                return 503, "<html><body>starting</body></html>"
+                return _Reply(502, NOT_LISTENING)
+            if now < up + behaviour.placeholder_seconds:
+                return _Reply(*behaviour.placeholder(), placeholder=True)
+            if now < up + behaviour.placeholder_seconds + behaviour.ready_after:
+                return _Reply(503, "<html><body>starting</body></html>")
             count = self.served.get(workspace_id, 0)
             self.served[workspace_id] = count + 1
             status = behaviour.statuses[min(count, len(behaviour.statuses) - 1)]
-            body = behaviour.body if status < 400 else f"<html><body>error {status}</body></html>"
-            return status, body
+            if status < 400:
+                return _Reply(status, behaviour.body)
+            return _Reply(status, f"<html><body>error {status}</body></html>")
 
-    def _record(self, handler: _AppHandler, status: int, workspace_id: int | None) -> None:
+    def _record(self, handler: _AppHandler, reply: _Reply, workspace_id: int | None) -> None:
         with self.lock:
             self.requests.append(
                 AppRequest(
@@ -189,8 +266,9 @@ class Apps:
                     host=handler.headers.get("Host") or "",
                     path=handler.path,
                     headers=Headers(handler.headers.items()),
-                    status=status,
+                    status=reply.status,
                     time=self.now(),
                     workspace_id=workspace_id,
+                    placeholder=reply.placeholder,
                 )
             )

@@ -37,6 +37,7 @@ from .model import (
 from .server import Handler, Listener, Reply, SSEWriter, Stream
 from .spec import Operation, load_spec
 from .variants import Variants
+from .vault import Secrets, VaultProblem, Vaults
 
 _UNSET: Any = object()
 
@@ -50,6 +51,8 @@ DOMAIN_NOT_FOUND = "Domain not found"
 NO_MULTI_SERVER = "Workspace does not support Multi Server Deployments"
 BILLING = "Missing billing information"
 LANDSCAPES = ("single", "multi", "run_on_ide")
+# GET /metadata/workspace-base-images: (id, name); a create with another baseImage: 400.
+BASE_IMAGES = (("ubuntu-24.04", "Ubuntu 24.04"), ("ubuntu-22.04", "Ubuntu 22.04"))
 WEBSITES = (None, "not_found", "spa")
 
 
@@ -147,7 +150,10 @@ class Emulator:
             "landscape": "single",
             "ci_servers": None,  # None: the servers setting
             "landscape_seconds": landscape_seconds,
+            "vault_refs": [],
         }
+        self._vaults = Vaults()
+        self.base_images: list[tuple[str, str]] = list(BASE_IMAGES)
         self._host = host
         self._foreign_host = foreign_host
         self._listeners: dict[str, Listener] = {}
@@ -212,16 +218,22 @@ class Emulator:
             run = ws.stage_run("run")
             return run.up_at if run is not None else None
 
-    def _route(self, host: str, path: str) -> int | None:
-        """The workspace a custom domain routes ``path`` to (longest path first)."""
+    def _route(self, host: str, path: str) -> tuple[int, float | None] | None:
+        """The workspace a custom domain routes ``path`` to (longest path first),
+        and since when the domain has routed it there (None: since it was set up)."""
         with self._lock:
             for domain in self._domains.values():
                 if domain.name.lower() != host:
                     continue
-                for prefix in sorted(domain.workspaces, key=len, reverse=True):
-                    base = prefix.rstrip("/")
-                    if (path == base or path.startswith(base + "/")) and domain.workspaces[prefix]:
-                        return domain.workspaces[prefix][0]
+                target = _routed(domain.workspaces, path)
+                if target is None:
+                    return None
+                since = None
+                for changed_at, before in reversed(domain.history):
+                    if _routed(before, path) != target:
+                        since = changed_at
+                        break
+                return target, since
         return None
 
     # ------------------------------------------------------------------ variants -----------
@@ -413,8 +425,12 @@ class Emulator:
             id=ws_id, dc=self.data_center_id, team=team_id, name=name
         )
         if self._apps is not None and self._app_defaults is not None:
-            # The workspace serves its app on a loopback port: that is its dev domain.
-            dev_domain = self._apps.add(ws_id, AppBehaviour(**self._app_defaults))
+            # The workspace serves its app on a loopback port: that is its dev domain;
+            # a workspace created restricted has a restricted dev domain.
+            behaviour = dict(self._app_defaults)
+            if fields.get("restricted"):
+                behaviour["restricted"] = True
+            dev_domain = self._apps.add(ws_id, AppBehaviour(**behaviour))
         start_seconds = fields.pop("start_seconds", None)
         if start_seconds is None:
             start_seconds = defaults["start_seconds"]
@@ -439,11 +455,13 @@ class Emulator:
             base_servers = []
         else:
             base_servers = servers
+        vault_refs = fields.pop("vault_refs", None)
         ws = Workspace(
             id=ws_id,
             team_id=team_id,
             name=name,
             dev_domain=dev_domain,
+            vault_refs=list(defaults["vault_refs"] if vault_refs is None else vault_refs),
             base_servers=base_servers,
             landscape=landscape,
             ci_servers=ci_servers,
@@ -597,6 +615,7 @@ class Emulator:
         landscape: str = _UNSET,
         ci_servers: Iterable[str] | None = _UNSET,
         landscape_seconds: float = _UNSET,
+        vault_refs: Iterable[str] = _UNSET,
     ) -> None:
         """Settings for workspaces created from now on (``add_workspace`` and the API).
 
@@ -604,9 +623,12 @@ class Emulator:
         ``{"prepare": {"fail_step": 1}}``. ``dev_domain_template`` may use ``{id}``,
         ``{dc}``, ``{team}``, ``{name}``. ``landscape``: "single" | "multi" | "run_on_ide";
         ``ci_servers``: what ci.yml's run section defines (None: ``servers``);
-        ``landscape_seconds``: deploy request -> servers allocated.
+        ``landscape_seconds``: deploy request -> servers allocated; ``vault_refs``:
+        the keys ci.yml references as ``${{ vault.KEY }}`` (see vault.py).
         """
         with self._lock:
+            if vault_refs is not _UNSET:
+                self._defaults["vault_refs"] = list(vault_refs)
             if landscape is not _UNSET:
                 if landscape not in LANDSCAPES:
                     raise ValueError(f"landscape {landscape!r}; expected one of {LANDSCAPES}")
@@ -638,6 +660,7 @@ class Emulator:
         error_lines: str | Iterable[str] = _UNSET,
         start_latency: float | None = _UNSET,
         fail_entries: Iterable[tuple[str, int]] | None = _UNSET,
+        exits: bool = _UNSET,
     ) -> None:
         """How the NEXT start of ``stage`` on this workspace behaves (until changed again).
 
@@ -645,7 +668,7 @@ class Emulator:
         ``fail_entries=[("web", 1)]`` makes only those (server, replica index) entries fail
         (None: all); ``logs={k: ["line", ("E", "error line")]}``; ``error_lines`` are
         logged as kind E at the end of the failing step; ``start_latency`` overrides the
-        emulator's.
+        emulator's; ``exits`` (run): the servers exit with code 0 after the last step.
         """
         with self._lock:
             _configure(
@@ -658,6 +681,7 @@ class Emulator:
                 error_lines=error_lines,
                 start_latency=start_latency,
                 fail_entries=fail_entries,
+                exits=exits,
             )
 
     def set_ci_servers(self, ws_id: int, servers: Iterable[str]) -> None:
@@ -672,6 +696,25 @@ class Emulator:
         with self._lock:
             ws = self._workspaces[ws_id]
             ws.landscape_error = None if title is None else (title, detail)
+
+    def add_shared_vault(
+        self, team_id: int, name: str, secrets: Mapping[str, str] | None = None
+    ) -> None:
+        """A team's shared vault (what a create's ``sharedVaultName`` names)."""
+        with self._lock:
+            vault = self._vaults.shared.setdefault((team_id, name), Secrets())
+            vault.store(dict(secrets or {}), self._wall_offset + self._now())
+
+    def vault(self, ws_id: int) -> dict[str, str]:
+        """The secrets in a workspace's vault (a copy; the API never returns values)."""
+        with self._lock:
+            found = self._vaults.workspaces.get(ws_id)
+            return dict(found.values) if found is not None else {}
+
+    def set_vault_refs(self, ws_id: int, keys: Iterable[str]) -> None:
+        """The keys this workspace's ci.yml references as ``${{ vault.KEY }}``."""
+        with self._lock:
+            self._workspaces[ws_id].vault_refs = list(keys)
 
     def set_billing(self, team_id: int, *, ok: bool) -> None:
         """``ok=False``: ``POST /workspaces`` for this team answers 402 "Missing billing
@@ -1037,17 +1080,21 @@ class Emulator:
         variants = self._variants
         idle_empty = variants.idle_steps == "empty"
         pods = self._ensure_pods(ws)
+        gap = self._deploy_gap(ws, stage, now)
         view = _visible(
             ws.runs.get(stage, []),
             now,
             frozen=False,
-            reset=variants.on_start == "reset",
+            # deploy_status="gap": right after the allocation the old entries show
+            reset=variants.on_start == "reset" and gap != "stale",
             idle_empty=idle_empty,
         )
         if view is None:
             entries = ws.entries(pod_names=pods)
             view = never_ran_view(entries, ws.stages[stage].steps, idle_empty=idle_empty)
         alive = set(ws.servers)  # servers a landscape deploy removed are gone
+        if gap == "empty":
+            alive = set()  # the deploy is under way: no customer server is listed
         view = [e for e in view if e["server"] == IDE_SERVER or e["server"] in alive]
         if not variants.timestamps:
             for entry in view:
@@ -1059,6 +1106,20 @@ class Emulator:
         elif variants.entry_order == "shuffled":
             self._order_rng.shuffle(view)
         return view
+
+    def _deploy_gap(self, ws: Workspace, stage: str, now: float) -> str:
+        """deploy_status="gap" on a multi-server workspace's run stage: "empty"
+        while the latest deploy is under way, "stale" for deploy_stale_seconds
+        after it allocated the servers, "" otherwise."""
+        if self._variants.deploy_status != "gap" or stage != "run" or ws.landscape != "multi":
+            return ""
+        started = [d for d in ws.deploys if d.requested_at <= now]
+        if not started:
+            return ""
+        latest = max(started, key=lambda d: d.requested_at)
+        if now < latest.at:
+            return "empty"
+        return "stale" if now < latest.at + self._variants.deploy_stale_seconds else ""
 
     def _unlisted(self, view: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The status with the states the variants call by names the spec does not
@@ -1130,7 +1191,14 @@ class Emulator:
         known = {
             "teamId", "name", "planId", "isPrivateRepo", "replicas", "gitUrl", "initialBranch",
             "env", "baseImage", "restricted", "vpnConfig", "welcomeMessage", "sourceWorkspaceId",
+            "cloneDepth", "storageMib", "sharedVaultName",
         }  # fmt: skip
+        image = body.get("baseImage")
+        if image is not None and image not in [i for i, _ in self.base_images]:
+            raise Problem(400, "Base image not found", f"no base image {image!r}")
+        vault = body.get("sharedVaultName")
+        if vault is not None and (body["teamId"], vault) not in self._vaults.shared:
+            raise Problem(400, "Shared vault not found", f"team {body['teamId']} has no {vault!r}")
         git_url = body.get("gitUrl")
         branch = body.get("initialBranch") or "main"
         if (
@@ -1156,6 +1224,9 @@ class Emulator:
             vpn_config=body.get("vpnConfig"),
             welcome_message=body.get("welcomeMessage"),
             source_workspace_id=body.get("sourceWorkspaceId"),
+            clone_depth=body.get("cloneDepth"),
+            storage_mib=body.get("storageMib"),
+            shared_vault_name=vault,
             extra={k: v for k, v in body.items() if k not in known},
         )
         ws.running_since = ws.created_at + ws.start_seconds
@@ -1183,8 +1254,72 @@ class Emulator:
         self._cut_runs(ws, "workspace deleted")
         ws.deleted = True
         ws.deleted_at = self._now()
+        self._vaults.workspaces.pop(ws.id, None)  # bound to the workspace's lifecycle
         self._event("workspace_deleted", workspace_id=ws.id, name=ws.name, team_id=ws.team_id)
         return Reply(200)
+
+    # -- vault and metadata -----------------------------------------------------------
+    def _vault_ws(self, p: dict[str, Any]) -> Workspace:
+        ws = self._workspaces.get(p["workspaceId"])
+        if ws is None or ws.deleted or ws.team_id != p["teamId"]:
+            raise Problem(
+                400, "Workspace not found", f"no workspace {p['workspaceId']} in the team"
+            )
+        return ws
+
+    def h_vault_store(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
+        vault = self._vaults.of(self._vault_ws(p))
+        return self._vault_call(lambda: vault.store(body, self._wall_offset + self._now()))
+
+    def h_vault_keys(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
+        return Reply(200, sorted(self._vaults.of(self._vault_ws(p)).values))
+
+    def h_vault_delete(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
+        self._vaults.of(self._vault_ws(p)).delete(body)
+        return Reply(200)
+
+    def h_shared_list(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
+        return Reply(200, self._vaults.shared_names(p["teamId"]))
+
+    def h_shared_create(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
+        self._vaults.shared.setdefault((p["teamId"], body["name"]), Secrets())
+        return Reply(200)
+
+    def h_shared_store(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
+        return self._vault_call(
+            lambda: self._vaults.shared_vault(p["teamId"], p["vaultName"]).store(
+                body, self._wall_offset + self._now()
+            )
+        )
+
+    def h_shared_keys(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
+        return self._vault_call(
+            lambda: sorted(self._vaults.shared_vault(p["teamId"], p["vaultName"]).values)
+        )
+
+    def h_shared_delete_secrets(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
+        self._vault_call(lambda: self._vaults.shared_vault(p["teamId"], p["vaultName"]))
+        self._vaults.shared[(p["teamId"], p["vaultName"])].delete(body)
+        return Reply(200)
+
+    def h_shared_delete(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
+        self._vault_call(lambda: self._vaults.shared_vault(p["teamId"], p["vaultName"]))
+        del self._vaults.shared[(p["teamId"], p["vaultName"])]
+        return Reply(200)
+
+    @staticmethod
+    def _vault_call(call: Callable[[], Any]) -> Reply:
+        try:
+            value = call()
+        except VaultProblem as problem:
+            raise Problem(400, problem.title, problem.detail) from None
+        return Reply(200, value if not isinstance(value, Secrets) else None)
+
+    def h_base_images(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
+        until = iso(self._wall_offset + self._now() + 365 * 86400)
+        return Reply(
+            200, [{"id": i, "name": n, "supportedUntil": until} for i, n in self.base_images]
+        )
 
     def h_env_list(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
         ws = self._ws(p["workspaceId"])
@@ -1257,6 +1392,12 @@ class Emulator:
             pending = [d.at for d in ws.deploys if d.at > now]
             if pending:
                 start_at = max(start_at, *pending)
+            if self._variants.deploy_status == "gap" and ws.landscape == "multi":
+                # The old entries come back first; the new run shows after them.
+                stale = self._variants.deploy_stale_seconds
+                recent = [d.at + stale for d in ws.deploys if d.at + stale > now]
+                if recent:
+                    start_at = max(start_at, max(recent) + latency)
         pods = self._ensure_pods(ws, restart=stage == "run", at=start_at)
         entries = ws.entries(pod_names=pods, at=start_at)
         fail_entries = None
@@ -1282,6 +1423,7 @@ class Emulator:
             _wall_offset=self._wall_offset,
             ide_runs=ws.landscape == "run_on_ide",
             fail_entries=fail_entries,
+            exits=cfg.exits and stage == "run",
         )
         runs.append(run)
         self._event(
@@ -1315,8 +1457,14 @@ class Emulator:
         self._check_profile(ws, profile)
         if ws.landscape_error is not None:
             raise Problem(400, *ws.landscape_error)
+        try:
+            resolved = self._vaults.resolve(ws)
+        except VaultProblem as problem:
+            raise Problem(400, problem.title, problem.detail) from None
         now = self._now()
-        deploy = LandscapeDeploy(now, now + ws.landscape_seconds, profile, list(ws.ci_servers))
+        deploy = LandscapeDeploy(
+            now, now + ws.landscape_seconds, profile, list(ws.ci_servers), vault=resolved
+        )
         ws.deploys.append(deploy)
         self._event(
             "landscape_deploy_requested",
@@ -1378,20 +1526,36 @@ class Emulator:
     def h_logs(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
         ws = self._ws(p["workspaceId"], running=True)
         stage = p.get("stage", "run")
-        server = p.get("server")
+        server, replica = p.get("server"), p.get("replica")
         if server is not None and server not in ws.servers:
             raise Problem(404, "Server not found", f"no server {server!r} in the workspace")
+        if replica is not None:
+            run = ws.stage_run("run")
+            owners = [s for s, r in (run.entries if run else []) if r == replica]
+            if not owners or owners[0] not in ws.servers:
+                raise Problem(404, "Replica not found", f"no replica {replica!r} of the run stage")
+            server = owners[0]
         if ws.landscape == "multi" and stage == "run" and server is None:
             raise Problem(
                 400,
                 "Run stage logs of Multi Server Deployments are served per server",
                 "use logs/run/{step}/server/{server} or .../replica/{replica}",
             )
-        return self._sse_reply(self._log_stream(op, ws.id, stage, p["step"]))
+        stream = self._log_stream(op, ws.id, stage, p["step"], server=server, replica=replica)
+        return self._sse_reply(stream)
 
-    def _log_stream(self, op: Operation, ws_id: int, stage: str, step: int) -> Stream:
-        """The SSE stream of one step; when it ends follows ``variants.log_end`` as it was
-        when the stream opened."""
+    def _log_stream(
+        self,
+        op: Operation,
+        ws_id: int,
+        stage: str,
+        step: int,
+        *,
+        server: str | None = None,
+        replica: str | None = None,
+    ) -> Stream:
+        """The SSE stream of one step (of one server or replica of the run stage);
+        when it ends follows ``variants.log_end`` as it was when the stream opened."""
         opened = self._now()
         bound: StageRun | None = self._workspaces[ws_id].stage_run(stage)
         variants = self._variants
@@ -1422,7 +1586,7 @@ class Emulator:
                             f"stage {stage} has {bound.steps} steps; {step} requested",
                         )
                     elif bound is not None:
-                        lines = bound.log_lines(step)
+                        lines = bound.log_lines(step, server, replica)
                         ready = [line for line in lines if line[0] <= now]
                         end = bound.step_stream_end(step)
                         done = end is not None and now >= end
@@ -1467,6 +1631,16 @@ class Emulator:
                     raise ConnectionAbortedError("emulator closed")
 
         return stream
+
+
+def _routed(workspaces: Mapping[str, list[int]], path: str) -> int | None:
+    """The workspace a domain's map routes ``path`` to: the longest matching key
+    (its trailing slash ignored), the first of its ids."""
+    for prefix in sorted(workspaces, key=len, reverse=True):
+        base = prefix.rstrip("/")
+        if (path == base or path.startswith(base + "/")) and workspaces[prefix]:
+            return workspaces[prefix][0]
+    return None
 
 
 def _visible(
@@ -1541,6 +1715,16 @@ _HANDLERS: dict[str, _Handler] = {
     "domains-getDomain": Emulator.h_get_domain,
     "domains-listDomains": Emulator.h_list_domains,
     "domains-updateWorkspaceConnections": Emulator.h_connect,
+    "vault-storeWorkspaceSecrets": Emulator.h_vault_store,
+    "vault-listWorkspaceSecrets": Emulator.h_vault_keys,
+    "vault-deleteWorkspaceSecrets": Emulator.h_vault_delete,
+    "vault-listSharedVaults": Emulator.h_shared_list,
+    "vault-createSharedVault": Emulator.h_shared_create,
+    "vault-storeSharedSecrets": Emulator.h_shared_store,
+    "vault-listSharedSecretKeys": Emulator.h_shared_keys,
+    "vault-deleteSharedSecrets": Emulator.h_shared_delete_secrets,
+    "vault-deleteSharedVault": Emulator.h_shared_delete,
+    "metadata-getWorkspaceBaseImages": Emulator.h_base_images,
 }
 
 __all__ = ["IDE_SERVER", "Emulator", "Problem", "default_branch_head"]

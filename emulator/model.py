@@ -85,6 +85,8 @@ class StageConfig:
     start_latency: float | None = None  # None: the emulator's start_latency
     # With fail_step: only these (server, replica index) entries fail; None: all of them.
     fail_entries: list[tuple[str, int]] | None = None
+    # run: the servers exit (code 0) at the end of the last step instead of staying up.
+    exits: bool = False
 
     def copy(self) -> StageConfig:
         return StageConfig(
@@ -95,6 +97,7 @@ class StageConfig:
             error_lines=list(self.error_lines),
             start_latency=self.start_latency,
             fail_entries=None if self.fail_entries is None else list(self.fail_entries),
+            exits=self.exits,
         )
 
 
@@ -137,6 +140,12 @@ class StageRun:
     ide_runs: bool = False  # run stage of a run_on_ide workspace: codesphere-ide runs it
     # With fail_step: the (server, replica id) entries that fail; None: every active one.
     fail_entries: frozenset[tuple[str, str]] | None = None
+    exits: bool = False  # run: the servers exit (success) after the last step
+
+    @property
+    def stays_up(self) -> bool:
+        """A run stage whose last step keeps running (its servers serve)."""
+        return self.stage == "run" and self.fail_step is None and not self.exits
 
     # -- timing ---------------------------------------------------------------------------
     @property
@@ -150,7 +159,7 @@ class StageRun:
         """When step k ends by itself; None if it never starts or never ends."""
         if self.fail_step is not None and k > self.fail_step:
             return None
-        if self.stage == "run" and self.fail_step is None and k == self.steps - 1:
+        if self.stays_up and k == self.steps - 1:
             return None
         return self.start_at + (k + 1) * self.step_seconds
 
@@ -158,7 +167,7 @@ class StageRun:
     def natural_end(self) -> float | None:
         if self.fail_step is not None:
             return self.start_at + (self.fail_step + 1) * self.step_seconds
-        if self.stage == "run":
+        if self.stays_up:
             return None
         return self.start_at + self.seconds
 
@@ -166,11 +175,11 @@ class StageRun:
     def natural_state(self) -> str:
         if self.fail_step is not None:
             return "failure"
-        return "running" if self.stage == "run" else "success"
+        return "running" if self.stays_up else "success"
 
     @property
     def scheduled_up_at(self) -> float | None:
-        if self.stage != "run" or self.fail_step is not None:
+        if not self.stays_up:
             return None
         return self.start_at + self.seconds
 
@@ -308,14 +317,26 @@ class StageRun:
         return entry
 
     # -- logs -----------------------------------------------------------------------------
-    def log_lines(self, k: int) -> list[tuple[float, str, str]]:
-        """(time, kind, text) of step k, cut where the step was interrupted; sorted by time."""
+    def log_lines(
+        self, k: int, server: str | None = None, replica: str | None = None
+    ) -> list[tuple[float, str, str]]:
+        """(time, kind, text) of step k, cut where the step was interrupted; sorted by time.
+        ``server`` (and ``replica``): the run stage's log of that server (replica):
+        its default lines name the server, and a failing step's error lines come
+        only from entries that fail (a server: any of its replicas)."""
+        if server is not None and self.fail_step is not None and self.fail_entries is not None:
+            failing = {(s, r) for s, r in self.fail_entries if s == server}
+            if replica is not None:
+                failing = {(s, r) for s, r in failing if r == replica}
+            if not failing:  # this server (replica) is healthy: its own lines
+                healthy = dataclasses.replace(self, fail_step=None, fail_entries=None)
+                return healthy.log_lines(k, server, replica)
         if k >= self.steps or (self.fail_step is not None and k > self.fail_step):
             return []
         start = self.step_start(k)
         spec = self.logs.get(k)
         if spec is None:
-            spec = _default_logs(self.stage, k, self.steps, self.fail_step)
+            spec = _default_logs(self, k, server)
         lines: list[tuple[float, str, str]] = []
         for i, line in enumerate(spec):
             kind, text = ("I", line) if isinstance(line, str) else line
@@ -371,10 +392,14 @@ class StageRun:
         return out
 
 
-def _default_logs(stage: str, k: int, steps: int, fail_step: int | None) -> list[LogLine]:
-    if stage == "run" and k == steps - 1 and fail_step is None:
-        return [f"[run] step {k}: starting server", f"[run] step {k}: listening on port 3000"]
-    return [f"[{stage}] step {k}: running", f"[{stage}] step {k}: done"]
+def _default_logs(run: StageRun, k: int, server: str | None) -> list[LogLine]:
+    stage = run.stage
+    where = f"[{stage} {server}]" if server else f"[{stage}]"
+    if stage == "run" and k == run.steps - 1 and run.fail_step is None:
+        if run.exits:
+            return [f"{where} step {k}: starting server", f"{where} step {k}: exited with code 0"]
+        return [f"{where} step {k}: starting server", f"{where} step {k}: listening on port 3000"]
+    return [f"{where} step {k}: running", f"{where} step {k}: done"]
 
 
 def never_ran_view(
@@ -399,6 +424,7 @@ class LandscapeDeploy:
     at: float  # when the servers are allocated
     profile: str | None
     servers: list[str]
+    vault: dict[str, str] = field(default_factory=dict)  # ${{ vault.KEY }} -> what services got
 
 
 @dataclass
@@ -430,6 +456,10 @@ class Workspace:
     vpn_config: str | None = None
     welcome_message: str | None = None
     source_workspace_id: int | None = None
+    clone_depth: int | None = None
+    storage_mib: int | None = None
+    shared_vault_name: str | None = None  # the team's shared vault it reads
+    vault_refs: list[str] = field(default_factory=list)  # ci.yml's ${{ vault.KEY }} keys
     extra: dict[str, Any] = field(default_factory=dict)  # other create/patch fields, as sent
     running_since: float | None = None  # None: asleep; in the future: starting
     start_times: list[float] = field(default_factory=list)

@@ -25,6 +25,11 @@ MISSING_BRANCHES = ("no_clone", "refuse")
 # at the transaction's start; a slow create then shows up after a faster one
 # that got a higher id).
 ID_ORDERS = ("commit", "arrival")
+# What the run stage's status shows while a landscape deploy is under way: the
+# servers as they were ("keep"), or none until the deploy allocates them, then
+# the previous run's entries as they were for deploy_stale_seconds ("gap", what
+# issue 20 saw when the simple flow stopped the run and deployed).
+DEPLOY_STATUSES = ("keep", "gap")
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "log_end": LOG_ENDS,
@@ -37,6 +42,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "waiting_state": WAITING_STATES,
     "missing_branch": MISSING_BRANCHES,
     "id_order": ID_ORDERS,
+    "deploy_status": DEPLOY_STATUSES,
 }
 
 
@@ -63,13 +69,21 @@ class Variants:
     # made without a clone (git calls answer 400), or the create answers 400.
     missing_branch: str = "no_clone"
     id_order: str = "commit"  # a create's id: handed out when it is processed, or on arrival
+    # Multi-server: the run stage's status during a landscape deploy (DEPLOY_STATUSES).
+    deploy_status: str = "keep"
+    deploy_stale_seconds: float = 0.3  # deploy_status="gap": the old entries, after the gap
 
     def __post_init__(self) -> None:
         for name, allowed in _CHOICES.items():
             value = getattr(self, name)
             if value not in allowed:
                 raise ValueError(f"variant {name}={value!r}; expected one of {allowed}")
-        for name in ("log_cut_seconds", "keepalive_seconds", "stop_latency"):
+        for name in (
+            "log_cut_seconds",
+            "keepalive_seconds",
+            "stop_latency",
+            "deploy_stale_seconds",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int | float) or value < 0:
                 raise ValueError(f"variant {name}={value!r}; expected seconds >= 0")

@@ -1,6 +1,6 @@
 """See every release flow work against the local Codesphere emulator, as a runner shows it.
 
-    python scripts/demo.py [simple|zero-downtime|preview|teardown|promote|all] [--debug]
+    python scripts/demo.py [simple|zero-downtime|preview|teardown|promote|rollback|all] [--debug]
 
 Each flow gets a fresh emulator (emulator/) on 127.0.0.1 with stages of
 about 1 s. The action runs as the runner runs it: entrypoint.py as a
@@ -19,7 +19,8 @@ promote parts reach the custom domain through the emulator's domain proxy
     preview         a workspace for a pull request
     teardown        a preview, then the pull request closes and it is deleted
     promote         a release staged with switch: false, promoted, then rolled back
-    all             all of them, in this order (about 25 s)
+    rollback        the domain points at a bad release; it goes back to the one before
+    all             all of them, in this order (about 30 s)
 
 --debug runs the action with RUNNER_DEBUG=1 and shows its debug lines. Colours
 only on a terminal, and not with NO_COLOR set. Exit code 0 when every run
@@ -74,6 +75,8 @@ HEADINGS = {
     "(the preview is made first)",
     "promote": "promote: stage a release (switch: false), promote it to the domain, "
     "then roll back to the workspace before",
+    "rollback": f"rollback: {DOMAIN} points at a release that misbehaves; point it back "
+    "at the workspace that served it before",
     "prune": "prune: delete what earlier releases and previews left behind "
     "(never what serves a domain, never what the action did not make)",
 }
@@ -338,12 +341,37 @@ def demo_prune(demo: Demo) -> None:
         demo.run(runner, "flow: prune (keep: 1, max-age: 7d)", inputs_for(emu, "prune"))
 
 
+def demo_rollback(demo: Demo) -> None:
+    with demo.part("rollback") as (emu, runner):
+        emu.serve_apps()
+        before = live_app(emu, "shop-before")
+        bad = live_app(emu, "shop-bad")
+        emu.add_domain(TEAM, DOMAIN, {"/": [bad]})
+        demo.say(
+            f"Emulator at {emu.url}: {DOMAIN}/ is served by workspace {bad}, the release "
+            f"that misbehaves; workspace {before} served it before (the release's "
+            "previous-workspace-id output)",
+            "dim",
+        )
+        demo.run(
+            runner,
+            f"flow: rollback, workspace-id: {before}",
+            inputs_for(
+                emu,
+                "rollback",
+                **{"workspace-id": str(before), "domain": DOMAIN, "health-check-path": "/healthz"},
+            ),
+            resolve(emu),
+        )
+
+
 PARTS: dict[str, Callable[[Demo], None]] = {
     "simple": demo_simple,
     "zero-downtime": demo_zero_downtime,
     "preview": demo_preview,
     "teardown": demo_teardown,
     "promote": demo_promote,
+    "rollback": demo_rollback,
     "prune": demo_prune,
 }
 

@@ -22,6 +22,7 @@ from codesphere_action.addresses import token_scope
 from codesphere_action.api.codesphere import Codesphere
 from codesphere_action.api.transport import Transport
 from codesphere_action.errors import ApiError, BadAnswer, RedirectRefused, TransportError
+from codesphere_action.inputs import DEFAULT_API_URL
 from codesphere_action.models import DomainMap
 from codesphere_action.timings import CONNECT_BUDGET, Deadline, RetryPolicy
 
@@ -366,6 +367,69 @@ def test_loopback_redirect_to_another_port_is_followed_over_http() -> None:
     client, _ = make_client(api)
     assert client.get_workspace(1).id == 1
     assert responses.calls[1].request.headers["Authorization"] == f"Bearer {TOKEN}"
+
+
+CLOUD = "https://cloud.codesphere.com/api"  # the default api-url (issue 20)
+OLD = "https://codesphere.com/api"  # the default before; it keeps working
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    ("api", "target"),
+    [
+        (CLOUD, "https://de-fra-1.codesphere.com/api/workspaces/1"),
+        (CLOUD, "https://codesphere.com/api/workspaces/1"),
+        (OLD, "https://cloud.codesphere.com/api/workspaces/1"),
+        (OLD, "https://de-fra-1.codesphere.com/api/workspaces/1"),
+    ],
+    ids=["cloud->dc", "cloud->old", "old->cloud", "old->dc"],
+)
+def test_both_addresses_follow_redirects_between_data_centers_with_the_token(
+    api: str, target: str
+) -> None:
+    responses.get(f"{api}/workspaces/1", status=308, headers={"Location": target})
+    responses.get(target, json={"id": 1, "name": "w"})
+    client, _ = make_client(api)
+    assert client.get_workspace(1).id == 1
+    assert [c.request.url for c in responses.calls] == [f"{api}/workspaces/1", target]
+    assert responses.calls[1].request.headers["Authorization"] == f"Bearer {TOKEN}"
+
+
+@responses.activate
+def test_a_post_from_the_new_default_to_a_data_center_stays_a_post_with_its_body() -> None:
+    target = "https://de-fra-1.codesphere.com/api/workspaces"
+    responses.post(f"{CLOUD}/workspaces", status=307, headers={"Location": target})
+    responses.post(target, json={"id": 4})
+    client, _ = make_client(CLOUD)
+    assert client.create_workspace({"name": "n"}).id == 4
+    followed = responses.calls[1].request
+    assert followed.method == "POST" and json.loads(followed.body or b"") == {"name": "n"}
+    assert followed.headers["Authorization"] == f"Bearer {TOKEN}"
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    "target",
+    [
+        "https://cloud.codesphere.com.evil.io/api/x",
+        "https://codesphere.co/api/x",
+        "http://de-fra-1.codesphere.com/api/x",
+        "https://evil.example.com/api/x",
+    ],
+)
+def test_the_new_default_refuses_redirects_out_of_codesphere_com(target: str) -> None:
+    responses.get(f"{CLOUD}/workspaces/1", status=302, headers={"Location": target})
+    client, _ = make_client(CLOUD)
+    with pytest.raises(RedirectRefused) as caught:
+        client.get_workspace(1)
+    assert len(responses.calls) == 1
+    assert "codesphere.com" in str(caught.value) and TOKEN not in str(caught.value)
+
+
+def test_the_default_api_url_is_the_cloud_and_scopes_codesphere_com() -> None:
+    assert DEFAULT_API_URL == CLOUD
+    assert token_scope("cloud.codesphere.com") == ("cloud.codesphere.com", "codesphere.com")
+    assert token_scope("de-fra-1.codesphere.com") == ("de-fra-1.codesphere.com", "codesphere.com")
 
 
 def test_token_scope_follows_the_public_suffix_list() -> None:
@@ -714,3 +778,31 @@ def test_the_apis_own_404_stays_not_found() -> None:
     with pytest.raises(ApiError, match="404"):
         client.get_workspace(1)
     assert client.delete_workspace(2) is False
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    ("server", "replica", "path"),
+    [
+        ("", "", "/logs/run/2"),
+        ("web", "", "/logs/run/2/server/web"),
+        (
+            "web",
+            "workspace-1-web-0a1b2c3d4e-x9y8z",
+            "/logs/run/2/replica/workspace-1-web-0a1b2c3d4e-x9y8z",
+        ),
+        ("a b", "", "/logs/run/2/server/a%20b"),
+    ],
+    ids=["plain", "server", "replica", "quoted"],
+)
+def test_run_logs_by_server_or_replica(server: str, replica: str, path: str) -> None:
+    """The spec's routes for Multi Server Deployments: a replica's log by its id
+    from the status (as the official CLI reads it), else the server's."""
+    body = 'event: data\ndata: [{"timestamp": "t", "kind": "I", "data": "x"}]\n\n'
+    responses.get(f"{API}/workspaces/1{path}", body=body, content_type="text/event-stream")
+    client, clock = make_client()
+    stream = client.open_log_stream(
+        1, "run", 2, idle_timeout=5, limit=clock.now() + 10, server=server, replica=replica
+    )
+    assert [e.text for e in stream.entries(stop=lambda: False)] == ["x"]
+    stream.close()

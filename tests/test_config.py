@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from codesphere_action.config import load_config
+from codesphere_action.create_settings import CreateSettings
 from codesphere_action.dotenv import parse_env
 from codesphere_action.errors import ConfigError, ContextError
 from codesphere_action.inputs import (
@@ -19,6 +20,7 @@ from codesphere_action.inputs import (
     parse_domain_path,
     parse_duration,
 )
+from codesphere_action.models import CreateWorkspace
 
 TOKEN = "cs-token-7f3a9c"
 
@@ -455,3 +457,98 @@ def test_prune_needs_the_team_and_the_repository_it_prunes_for() -> None:
         load_config({**env(flow="prune"), "GITHUB_REPOSITORY": "acme/shop"})
     with pytest.raises(ContextError, match="GITHUB_REPOSITORY, and that is not set"):
         load_config(env(flow="prune", team_id="7"))
+
+
+# -- the create settings and secret-store (issue 20) ----------------------------------
+def test_create_settings_are_read_typed_and_default_to_unset() -> None:
+    assert load_config(zd_env()).create == CreateSettings()
+    config = load_config(
+        zd_env(
+            base_image="ubuntu-24.04",
+            clone_depth=" 3 ",
+            restricted="True",
+            shared_vault_name="prod.secrets_1",
+            storage_mib="20480",
+            vpn_config="Office VPN (Berlin)",
+            secret_store="VAULT",
+        )
+    )
+    assert config.create == CreateSettings(
+        base_image="ubuntu-24.04",
+        clone_depth=3,
+        restricted=True,
+        shared_vault_name="prod.secrets_1",
+        storage_mib=20480,
+        vpn_config="Office VPN (Berlin)",
+        to_vault=True,
+    )
+    assert config.create.ignored == ()
+    assert load_config(zd_env(restricted="false")).create.restricted is False
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("base_image", "ubuntu 24.04", "expected a base image id such as 'ubuntu-24.04'"),
+        ("base_image", "-x", "expected a base image id"),
+        ("clone_depth", "0", "expected a whole number of at least 1, such as '1'"),
+        ("clone_depth", "1.5", "expected a whole number of at least 1"),
+        ("clone_depth", "99999999999", "expected a whole number of at least 1"),
+        ("clone_depth", "\u0661", "expected a whole number of at least 1"),  # a non-ASCII digit
+        ("restricted", "on", "expected 'true' or 'false'"),
+        ("shared_vault_name", "team/vault", "expected the name of a shared vault of the team"),
+        ("storage_mib", "20 GiB", "expected a whole number of at least 1, such as '20480'"),
+        ("vpn_config", "a\tb", "without control characters"),
+        ("secret_store", "file", "expected one of env, vault"),
+    ],
+)
+def test_bad_create_settings_name_the_input_and_the_value(
+    name: str, value: str, expected: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(zd_env(**{name: value}))
+    assert caught.value.input_name == name.replace("_", "-")
+    assert f"'{value}'" in str(caught.value) and expected in str(caught.value)
+
+
+def test_a_long_vpn_config_is_refused_without_quoting_all_of_it() -> None:
+    with pytest.raises(ConfigError, match="at most 255 characters") as caught:
+        load_config(zd_env(vpn_config="v" * 400))
+    assert len(str(caught.value)) < 200
+
+
+@pytest.mark.parametrize("flow", ["simple", "teardown", "promote", "rollback"])
+def test_flows_that_create_nothing_list_the_settings_they_ignore(flow: str) -> None:
+    inputs = {"flow": flow, "team_id": "7", "domain": "a.example.com", "workspace_name": "x"}
+    config = load_config(
+        env(**inputs, storage_mib="10", restricted="false", secret_store="env", base_image="")
+    )
+    assert config.create.ignored == ("restricted", "storage-mib")  # env is secret-store's default
+    assert load_config(env(**inputs, secret_store="vault")).create.ignored == ("secret-store",)
+    assert load_config(env(**inputs)).create.ignored == ()
+
+
+def test_the_create_body_sends_a_setting_only_when_set() -> None:
+    body = CreateWorkspace(team_id=1, name="n", plan_id=8, is_private_repo=False, replicas=1)
+    assert body.to_json() == {
+        "teamId": 1,
+        "name": "n",
+        "planId": 8,
+        "isPrivateRepo": False,
+        "replicas": 1,
+    }
+    full = CreateWorkspace(
+        team_id=1, name="n", plan_id=8, is_private_repo=False, replicas=1,
+        base_image="ubuntu-24.04", clone_depth=1, restricted=False, shared_vault_name="v",
+        storage_mib=5, vpn_config="vpn",
+    ).to_json()  # fmt: skip
+    assert {k: full[k] for k in full if k not in ("teamId", "name", "planId")} == {
+        "isPrivateRepo": False,
+        "replicas": 1,
+        "baseImage": "ubuntu-24.04",
+        "cloneDepth": 1,
+        "restricted": False,  # false is set, so it is sent
+        "sharedVaultName": "v",
+        "storageMib": 5,
+        "vpnConfig": "vpn",
+    }

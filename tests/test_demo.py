@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts.demo import HEADINGS, TOKEN
+from codesphere_action.flows.specs import FLOW_NAMES
+from scripts.demo import FLOWS, HEADINGS, TOKEN
 from scripts.runner_log import RunnerLog, parse_command, unescape_data, unescape_property
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -216,7 +217,7 @@ def test_demo_without_arguments_runs_simple_and_names_the_others() -> None:
     check_demo_output(result, ["simple"])
     assert "1 run(s) succeeded" in result.stdout
     assert (
-        "More: scripts/demo zero-downtime, preview, teardown, promote, prune or all"
+        "More: scripts/demo zero-downtime, preview, teardown, promote, rollback, prune or all"
         in result.stdout
     )
 
@@ -225,8 +226,20 @@ def test_demo_without_arguments_runs_simple_and_names_the_others() -> None:
 def test_demo_all_runs_every_flow() -> None:
     result = run_demo("all", timeout=110)
     check_demo_output(result, list(HEADINGS))
-    assert "9 run(s) succeeded" in result.stdout
-    assert len(re.findall(r"^  status=success$", result.stdout, re.M)) == 9
+    assert "10 run(s) succeeded" in result.stdout
+    assert len(re.findall(r"^  status=success$", result.stdout, re.M)) == 10
+
+
+def test_every_value_of_the_flow_input_is_a_demo() -> None:
+    assert sorted(FLOWS) == sorted(FLOW_NAMES)
+
+
+def test_demo_rollback_points_the_domain_back() -> None:
+    result = run_demo("rollback", timeout=60)
+    check_demo_output(result, ["rollback"])
+    assert "1 run(s) succeeded" in result.stdout
+    assert "flow: rollback" in result.stdout
+    assert "previous-workspace-id=" in result.stdout
 
 
 def test_demo_refuses_an_unknown_flow() -> None:

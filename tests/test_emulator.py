@@ -263,7 +263,7 @@ def test_create_starts_later_and_duplicates_are_allowed(
         "api",
     )
     assert ws.git_head == default_branch_head("release")
-    assert ws.extra == {"cloneDepth": 1}
+    assert (ws.extra, ws.clone_depth) == ({}, 1)  # a field of its own (issue 20)
     assert http.get(f"{emu.url}/workspaces/{ws.id}/status").json() == {"isRunning": False}
     started = http.post(f"{emu.url}/workspaces/{ws.id}/pipeline/prepare/start")
     assert started.status_code == 400
@@ -1440,3 +1440,189 @@ def test_the_fake_github_answers_a_workflow_runs_attempt_as_set() -> None:
         assert (done["status"], done["conclusion"]) == ("completed", "success")
         unknown = requests.get(f"{base}/77/attempts/1", headers=headers, timeout=5)
         assert unknown.status_code == 404
+
+
+# -- apps: Codesphere's placeholder page (issue 20) ------------------------------------
+def test_an_app_answers_the_placeholder_for_a_while_after_the_run_is_up(
+    emu: Emulator, http: requests.Session
+) -> None:
+    emu.serve_apps(placeholder_seconds=0.4, placeholder_status=429, domain_placeholder_seconds=0.3)
+    ws = emu.add_workspace(team_id=1, name="app")
+    other = emu.add_workspace(team_id=1, name="before")
+    emu.add_domain(1, "shop.example.com", {"/": [other]})
+    url = f"http://{emu.workspace(ws).dev_domain}/healthz"
+    assert requests.get(url, timeout=2).status_code == 502  # not up yet
+    assert http.post(f"{emu.url}/workspaces/{ws}/pipeline/run/start").ok
+    wait_until(lambda: (run := emu.stage_run(ws, "run")) is not None and run.up_at)
+    page = requests.get(url, timeout=2)
+    assert page.status_code == 429 and page.headers["Content-Type"].startswith("text/html")
+    # A branded page: the phrase comes after more than the first 4 KiB.
+    assert page.text.index("Workspace server is starting") > 4096
+    assert emu.app_requests[-1].placeholder
+    wait_until(lambda: requests.get(url, timeout=2).status_code == 200, timeout=3)
+    assert requests.get(url, timeout=2).text == "ok" and not emu.app_requests[-1].placeholder
+    # A switch: the domain answers the placeholder for a while, then the app.
+    body = {"/": [ws]}
+    assert http.put(f"{emu.url}/domains/team/1/domain/shop.example.com/workspace-connections",
+                    json=body).ok  # fmt: skip
+    proxy = f"http://{emu.domain_proxy}/healthz"
+    host = {"Host": "shop.example.com"}
+    assert "Workspace server is starting" in requests.get(proxy, headers=host, timeout=2).text
+    assert emu.app_requests[-1].listener == "domain-proxy" and emu.app_requests[-1].placeholder
+    wait_until(lambda: requests.get(proxy, headers=host, timeout=2).text == "ok", timeout=3)
+
+
+@pytest.mark.parametrize("phrase", ["Workspace server is starting", "Too Many Requests"])
+def test_the_placeholder_as_plain_text_says_its_phrase(emu: Emulator, phrase: str) -> None:
+    emu.serve_apps(placeholder_seconds=30, placeholder_type="text", placeholder_phrase=phrase)
+    ws = emu.add_workspace(team_id=1, name="app")
+    with requests.Session() as http:
+        http.headers.update(AUTH)
+        assert http.post(f"{emu.url}/workspaces/{ws}/pipeline/run/start").ok
+    wait_until(lambda: (run := emu.stage_run(ws, "run")) is not None and run.up_at)
+    page = requests.get(f"http://{emu.workspace(ws).dev_domain}/", timeout=2)
+    assert page.status_code == 200 and page.headers["Content-Type"] == "text/plain"
+    assert page.text.startswith(phrase)
+    with pytest.raises(ValueError, match="placeholder_type"):
+        emu.configure_app(ws, placeholder_type="xml")
+
+
+# -- variant deploy_status="gap" (issue 20) ---------------------------------------------
+@pytest.mark.parametrize("on_start", ["stale", "reset"])
+def test_a_deploy_gap_lists_no_server_then_the_stopped_run_then_the_new_one(
+    emu: Emulator, http: requests.Session, on_start: str
+) -> None:
+    emu.set_variants(deploy_status="gap", deploy_stale_seconds=0.3, on_start=on_start)
+    ws = emu.add_workspace(landscape="multi", servers=["web"])
+    run_url = f"{emu.url}/workspaces/{ws}/pipeline/run"
+    http.post(f"{run_url}/start")
+    wait_until(lambda: emu.stage_run(ws, "run").up_at)  # type: ignore[union-attr]
+    first = emu.stage_run(ws, "run")
+    assert first is not None
+    http.post(f"{run_url}/stop")
+    (stopped,) = [e for e in http.get(run_url).json() if e["server"] == "web"]
+    assert stopped["state"] == "aborted"
+    assert http.post(f"{emu.url}/workspaces/{ws}/landscape/deploy").ok
+    http.post(f"{run_url}/start")
+    views = []
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        entries = http.get(run_url).json()
+        views.append(
+            [(e["server"], e["state"], e.get("startedAt")) for e in entries if e["server"] == "web"]
+        )
+        time.sleep(0.02)
+    (deploy,) = emu.workspace(ws).deploys
+    run = emu.stage_run(ws, "run")
+    assert run is not None and run.start_at >= deploy.at + 0.3 + emu.start_latency - 1e-9
+    old = ("web", "aborted", stopped["startedAt"])
+    # none, then the stopped run's entry as it was, then the new run's (no timestamps
+    # in reset mode until it starts), never anything else
+    phases = [v for i, v in enumerate(views) if i == 0 or v != views[i - 1]]
+    assert phases[0] == [] and phases[1] == [old], phases
+    assert all(v in ([], [old]) or v[0][2] != old[2] for v in phases)
+    assert phases[-1][0][1] == "running"
+
+
+# -- run-stage logs per server and replica; servers that exit (issue 20) ----------------
+def test_run_logs_per_server_and_replica_carry_only_their_own_errors(
+    emu: Emulator, http: requests.Session
+) -> None:
+    emu.set_variants(replica_ids="pod")
+    ws = emu.add_workspace(landscape="multi", servers=["web", "worker"], replicas=2)
+    emu.configure_stage(ws, "run", fail_step=1, fail_entries=[("worker", 1)], error_lines="boom")
+    http.post(f"{emu.url}/workspaces/{ws}/pipeline/run/start")
+    wait_until(lambda: emu.stage_run(ws, "run").ended_at)  # type: ignore[union-attr]
+    base = f"{emu.url}/workspaces/{ws}/logs/run/1"
+    pods = emu.workspace(ws).pods
+
+    def texts(path: str) -> list[str]:
+        with http.get(f"{base}/{path}", stream=True, timeout=5) as response:
+            events = sse_events(response)
+        return [item["data"] for kind, data in events if kind == "data" for item in data]
+
+    assert texts(f"replica/{pods[('worker', 1)]}")[-1] == "boom"
+    assert "boom" not in texts(f"replica/{pods[('worker', 0)]}")  # a healthy replica
+    assert texts("server/worker")[-1] == "boom"  # any of its replicas failed
+    assert all(t.startswith("[run web]") for t in texts("server/web"))
+    with http.get(f"{base}/replica/nope", stream=True, timeout=5) as response:
+        ((kind, problem),) = sse_events(response)
+    assert (kind, problem["status"], problem["title"]) == ("problem", 404, "Replica not found")
+
+
+def test_a_run_stage_whose_servers_exit_ends_success_and_never_comes_up(
+    emu: Emulator, http: requests.Session
+) -> None:
+    ws = emu.add_workspace(servers=["web"])
+    emu.configure_stage(ws, "run", exits=True)
+    http.post(f"{emu.url}/workspaces/{ws}/pipeline/run/start")
+    run = wait_until(lambda: (r := emu.stage_run(ws, "run")) and r.ended_at and r)
+    assert (run.final_state, run.up_at) == ("success", None)
+    web = [e for e in http.get(f"{emu.url}/workspaces/{ws}/pipeline/run").json()
+           if e["server"] == "web"]  # fmt: skip
+    assert [e["state"] for e in web] == ["success"]
+    with http.get(f"{emu.url}/workspaces/{ws}/logs/run/1", stream=True, timeout=5) as response:
+        ((_, data),) = sse_events(response)
+    assert data[-1]["data"] == "[run] step 1: exited with code 0"
+
+
+# -- the vault, base images, create settings (issue 20) ---------------------------------
+def test_a_workspace_vault_stores_lists_and_feeds_the_landscape_deploy(
+    emu: Emulator, http: requests.Session
+) -> None:
+    ws = emu.add_workspace(team_id=1, landscape="multi", servers=["web"])
+    emu.set_vault_refs(ws, ["DB_PASSWORD", "API_KEY"])
+    deploy = f"{emu.url}/workspaces/{ws}/landscape/deploy"
+    missing = http.post(deploy)
+    assert missing.status_code == 400
+    assert missing.json()["title"] == "Invalid templating reference"
+    assert "${{ vault.DB_PASSWORD }}" in missing.json()["detail"]
+    vault = f"{emu.url}/vault/teams/1/workspaces/{ws}"
+    stored = http.post(vault, json={"DB_PASSWORD": "pw-1", "API_KEY": "k-1"})
+    assert stored.status_code == 200 and set(stored.json()) == {"DB_PASSWORD", "API_KEY"}
+    assert stored.json()["API_KEY"].startswith("1__")
+    assert http.post(vault, json={"API_KEY": "k-2"}).json()["API_KEY"].startswith("2__")
+    assert http.get(f"{vault}/keys").json() == ["API_KEY", "DB_PASSWORD"]  # never values
+    assert http.post(deploy).status_code == 200
+    assert emu.workspace(ws).deploys[-1].vault == {"DB_PASSWORD": "pw-1", "API_KEY": "k-2"}
+    assert http.post(f"{emu.url}/vault/teams/2/workspaces/{ws}", json={}).status_code == 400
+    assert http.delete(vault, json=["API_KEY"]).status_code == 200
+    assert emu.vault(ws) == {"DB_PASSWORD": "pw-1"}
+    http.delete(f"{emu.url}/workspaces/{ws}")
+    assert emu.vault(ws) == {}  # bound to the workspace's lifecycle
+
+
+def test_a_shared_vault_named_on_create_is_read_by_the_deploy(
+    emu: Emulator, http: requests.Session
+) -> None:
+    emu.defaults_for_new_workspaces(landscape="multi", ci_servers=["web"], vault_refs=["TOKEN"])
+    body = {**create_body(), "sharedVaultName": "prod-secrets"}
+    refused = http.post(f"{emu.url}/workspaces", json=body)
+    assert (refused.status_code, refused.json()["title"]) == (400, "Shared vault not found")
+    assert http.post(f"{emu.url}/vault/teams/1/shared", json={"name": "prod-secrets"}).ok
+    assert http.get(f"{emu.url}/vault/teams/1/shared").json() == ["prod-secrets"]
+    shared = f"{emu.url}/vault/teams/1/shared/prod-secrets"
+    assert http.post(f"{shared}/secrets", json={"TOKEN": "t-9"}).ok
+    assert http.get(f"{shared}/keys").json() == ["TOKEN"]
+    ws = http.post(f"{emu.url}/workspaces", json=body).json()["id"]
+    assert emu.workspace(ws).shared_vault_name == "prod-secrets"
+    wait_until(lambda: emu.workspace(ws).running)
+    assert http.post(f"{emu.url}/workspaces/{ws}/landscape/deploy").ok
+    assert emu.workspace(ws).deploys[-1].vault == {"TOKEN": "t-9"}
+    assert http.delete(shared).ok and http.get(f"{shared}/keys").status_code == 400
+
+
+def test_base_images_are_listed_and_a_create_on_another_is_refused(
+    emu: Emulator, http: requests.Session
+) -> None:
+    images = check_shape("GET", "/metadata/workspace-base-images", http.get(
+        f"{emu.url}/metadata/workspace-base-images"))  # fmt: skip
+    assert [i["id"] for i in images] == ["ubuntu-24.04", "ubuntu-22.04"]
+    bad = http.post(f"{emu.url}/workspaces", json={**create_body(), "baseImage": "alpine"})
+    assert (bad.status_code, bad.json()["title"]) == (400, "Base image not found")
+    body = {**create_body(), "baseImage": "ubuntu-22.04", "cloneDepth": 5, "storageMib": 20480,
+            "restricted": True, "vpnConfig": "office"}  # fmt: skip
+    ws = emu.workspace(http.post(f"{emu.url}/workspaces", json=body).json()["id"])
+    assert (ws.base_image, ws.clone_depth, ws.storage_mib, ws.restricted, ws.vpn_config) == (
+        "ubuntu-22.04", 5, 20480, True, "office")  # fmt: skip
+    assert emu.spec_violations == []

@@ -3,13 +3,21 @@ accepted statuses, the error it ends with."""
 
 from __future__ import annotations
 
+import io
+
 import pytest
 import requests
 import responses
 
 from codesphere_action.config import load_config
 from codesphere_action.errors import ConfigError
-from codesphere_action.health import HealthCheck, HealthCheckFailed, Outcome
+from codesphere_action.health import (
+    SCAN_BYTES,
+    HealthCheck,
+    HealthCheckFailed,
+    Outcome,
+    placeholder_phrase,
+)
 from codesphere_action.inputs import parse_statuses
 from codesphere_action.timings import DOMAIN_CHECK_SECONDS, Deadline
 from codesphere_action.waiting import Waiter
@@ -37,6 +45,11 @@ class Check:
 
 def checker(resolve: str = "", **inputs: str) -> tuple[Check, FakeClock]:
     """A health check as the flows make it; ``resolve``: CODESPHERE_RELEASE_RESOLVE."""
+    check, clock, _ = checker_and_log(resolve, **inputs)
+    return check, clock
+
+
+def checker_and_log(resolve: str = "", **inputs: str) -> tuple[Check, FakeClock, io.StringIO]:
     environ = {
         "CODESPHERE_RELEASE_RESOLVE": resolve,
         "INPUT_API-TOKEN": TOKEN,
@@ -48,10 +61,10 @@ def checker(resolve: str = "", **inputs: str) -> tuple[Check, FakeClock]:
         **{f"INPUT_{k.upper().replace('_', '-')}": v for k, v in inputs.items()},
     }
     config = load_config(environ)
-    reporter, _ = capture_reporter()
+    reporter, log = capture_reporter()
     reporter.mask(TOKEN)
     clock = FakeClock()
-    return Check(HealthCheck(config, reporter, Waiter(clock)), clock), clock
+    return Check(HealthCheck(config, reporter, Waiter(clock)), clock), clock, log
 
 
 @responses.activate
@@ -190,3 +203,67 @@ def test_the_resolve_seam_never_applies_to_a_request_with_the_token() -> None:
     (call,) = responses.calls
     assert call.request.url == f"https://{DEV}/healthz"  # not sent to the loopback target
     assert call.request.headers["X-CS-Authorization"] == f"Bearer {TOKEN}"
+
+
+# -- Codesphere's placeholder page (issue 20) -------------------------------------------
+STARTING = "Workspace server is starting"
+REASONS = {200: "OK", 429: "Too Many Requests", 503: "Service Unavailable"}
+
+
+def page(phrase: str, padding: int = 0) -> str:
+    return f"<html><head><style>{'x' * padding}</style></head><body>{phrase}</body></html>"
+
+
+@responses.activate
+@pytest.mark.parametrize("status", [200, 429, 503])
+@pytest.mark.parametrize("phrase", [STARTING, "Too Many Requests"])
+def test_the_placeholder_is_never_healthy_whatever_its_status(status: int, phrase: str) -> None:
+    url = f"https://{DEV}/healthz"
+    responses.get(url, status=status, body=page(phrase, 10_000), content_type="text/html")
+    responses.get(url, status=status, body=f"{phrase}.", content_type="text/plain")
+    responses.get(url, body="ok")
+    check, _clock, log = checker_and_log(health_check_status="200-599")
+    outcome = check.workspace(DEV)
+    assert (outcome.attempts, outcome.answer.detail) == (3, "200 OK: ok")
+    said = [line for line in log.getvalue().splitlines() if "placeholder" in line]
+    assert said == [
+        f"  not yet: {status} {REASONS[status]}: Codesphere's placeholder "
+        f"page answered, not the app ('{phrase}'): the app is not listening yet"
+    ]  # once: the second answer said the same
+
+
+@responses.activate
+def test_the_domain_check_knows_the_placeholder_too() -> None:
+    url = "https://shop.example.com/healthz"
+    responses.get(url, body=page(STARTING))
+    responses.get(url, body="ok")
+    check, _ = checker()
+    assert check.domain().attempts == 2
+
+
+@responses.activate
+def test_a_placeholder_to_the_end_fails_saying_the_app_never_listened() -> None:
+    responses.get(f"https://{DEV}/healthz", body=page(STARTING, 5000))
+    check, _ = checker(health_check_timeout="3s")
+    with pytest.raises(HealthCheckFailed) as caught:
+        check.workspace(DEV)
+    message = str(caught.value)
+    assert "the last answer: 200 OK: Codesphere's placeholder page answered, not the app" in message
+    assert "the app did not start listening in time" in message
+
+
+def test_the_phrase_is_found_anywhere_in_the_bytes_read() -> None:
+    assert placeholder_phrase(page(STARTING, 60_000).encode()) == STARTING
+    assert placeholder_phrase(b"<h1>429 Too Many Requests</h1>") == "Too Many Requests"
+    assert placeholder_phrase(b"workspace server is starting") == ""  # as the CLI: exact
+    assert placeholder_phrase(b"ok") == ""
+
+
+@responses.activate
+def test_the_body_is_read_up_to_its_bound_and_no_further() -> None:
+    url = f"https://{DEV}/healthz"
+    # An app whose own answer is larger than the bound, the phrase beyond it: the
+    # app's (its first SCAN_BYTES are all that is read).
+    responses.get(url, body=("a" * (SCAN_BYTES + 10)) + STARTING)
+    check, _ = checker()
+    assert check.workspace(DEV).attempts == 1

@@ -434,3 +434,74 @@ def test_an_unlisted_entry_state_is_not_finished_and_a_skipped_step_not_failed()
     up = run.evaluate([entry("codesphere-ide", "pending"), entry("web", "pending", NEW)])
     assert up.state == "running"
     assert up.detail == "0 of 1 server replicas running; 1 pending"
+
+
+# -- the baseline across the reads before a start (issue 20) -----------------------------
+IDLE_IDE = entry("codesphere-ide", "waiting")
+
+
+@pytest.mark.parametrize("started", [OLD, None], ids=["timestamps", "no_timestamps"])
+def test_the_stopped_runs_entries_back_after_a_deploy_gap_are_not_ours(
+    started: str | None,
+) -> None:
+    """Stop, deploy (no customer server listed), start: the stopped run's entries
+    come back before the new run shows; they are the previous run's."""
+    running = [IDLE_IDE, entry("web", "running", started, ["success", "running"])]
+    stopped = [IDLE_IDE, entry("web", "aborted", started, ["success", "aborted"])]
+    tracker = StageTracker("run", Baseline.of(running, stopped, [IDLE_IDE]))
+    assert tracker.evaluate([IDLE_IDE]).state == "pending"
+    back = tracker.evaluate(stopped)
+    assert (back.state, back.seen) == ("pending", False)
+    new = [IDLE_IDE, entry("web", "waiting", NEW if started else None, ["running", "waiting"])]
+    progress = tracker.evaluate(new)
+    assert (progress.state, progress.detail, progress.seen) == (
+        "running",
+        "0 of 1 server replicas running",
+        True,
+    )
+    up = [IDLE_IDE, entry("web", "running", NEW if started else None, ["success", "running"])]
+    assert tracker.evaluate(up).state == "success"
+
+
+def test_a_later_read_of_an_entry_wins_over_an_earlier_one() -> None:
+    baseline = Baseline.of([entry("web", "running", OLD)], [entry("web", "aborted", OLD)])
+    assert baseline.entries[("web", "0")].state == "aborted"
+    assert Baseline.of().entries == {}
+
+
+def test_the_new_runs_own_abort_after_a_deploy_gap_fails_the_stage() -> None:
+    stopped = [IDLE_IDE, entry("web", "aborted", OLD, ["success", "aborted"])]
+    tracker = StageTracker("run", Baseline.of(stopped, [IDLE_IDE]))
+    assert tracker.evaluate([IDLE_IDE, entry("web", "waiting", NEW, ["running"])]).seen
+    failed = tracker.evaluate([IDLE_IDE, entry("web", "aborted", NEW, ["aborted"])])
+    assert (failed.state, failed.detail) == (
+        "failed",
+        "was aborted at step 1 of 1 on web (replica 0)",
+    )
+
+
+# -- which run-stage log a failure reads (issue 20) -------------------------------------
+def test_servers_that_exit_name_the_server_and_its_last_step() -> None:
+    tracker = StageTracker("run", Baseline.of([]))
+    pod = "workspace-7-web-0123456789-abcde"
+    entries = [entry("codesphere-ide", "waiting"), entry("web", "success", NEW, ["success"] * 2,
+               replica=pod)]  # fmt: skip
+    progress = tracker.evaluate(entries)
+    assert (progress.failed_server, progress.failed_step) == ("web", 1)
+    assert (progress.failed_replica, progress.replica_unique) == (pod, True)
+
+
+def test_an_index_replica_id_names_no_single_entry() -> None:
+    tracker = StageTracker("run", Baseline.of([]))
+    entries = [
+        entry("codesphere-ide", "waiting"),
+        entry("web", "running", NEW, ["success", "running"]),
+        entry("worker", "failure", NEW, ["success", "failure"]),
+    ]
+    progress = tracker.evaluate(entries)
+    assert (progress.failed_server, progress.failed_step, progress.failed_replica) == (
+        "worker",
+        1,
+        "0",
+    )
+    assert not progress.replica_unique  # "0" is every server's (and the IDE's)

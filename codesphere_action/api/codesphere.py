@@ -17,7 +17,16 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 from ..errors import BadAnswer, NotFound
-from ..models import CreateWorkspace, DomainInfo, DomainMap, EnvVar, StageEntry, Workspace
+from ..models import (
+    BaseImage,
+    CreateWorkspace,
+    DomainInfo,
+    DomainMap,
+    EnvVar,
+    StageEntry,
+    Workspace,
+    parse_revisions,
+)
 from ..timings import CREATE_READ_SECONDS, PULL_READ_SECONDS, START_READ_SECONDS, Deadline
 from .answers import Expect, decode, error_of
 from .logstream import LogStream, open_stream
@@ -155,6 +164,20 @@ class Codesphere:
             deadline=deadline,
         )
 
+    def list_base_images(self, *, deadline: Deadline) -> list[BaseImage]:
+        return self._get("/metadata/workspace-base-images", BaseImage.parse_list, deadline)
+
+    # -- vault -----------------------------------------------------------------
+    def store_workspace_secrets(
+        self, team_id: int, workspace_id: int, secrets: dict[str, str], *, deadline: Deadline
+    ) -> dict[str, str]:
+        """Store secrets in the workspace's vault (an upsert of the given names:
+        repeating it stores the same values again, so it counts as idempotent);
+        return each name's revision. Values are never read back."""
+        path = f"/vault/teams/{team_id}/workspaces/{workspace_id}"
+        answer = self._request("POST", path, body=secrets, idempotent=True, deadline=deadline)
+        return self._parse("POST", path, parse_revisions, answer)
+
     # -- git -----------------------------------------------------------------
     def git_pull(self, workspace_id: int, remote: str, branch: str, *, deadline: Deadline) -> None:
         """Pull. The API answers when the pull is done, which for a big repository
@@ -225,12 +248,16 @@ class Codesphere:
         idle_timeout: float,
         deadline: Deadline,
         server: str = "",
+        replica: str = "",
         abort: Callable[[Callable[[], None]], None] | None = None,
     ) -> LogStream:
-        """Open the SSE log of one step (of one ``server``'s run, for the run stage
-        of a multi-server workspace); see ``api/logstream.py``."""
+        """Open the SSE log of one step; for the run stage of a multi-server
+        workspace, of one ``replica`` (its id from the status) or else of one
+        ``server`` (all its replicas); see ``api/logstream.py``."""
         path = f"/workspaces/{workspace_id}/logs/{stage}/{step}"
-        if server:
+        if replica:
+            path += f"/replica/{quote(replica, safe='')}"
+        elif server:
             path += f"/server/{quote(server, safe='')}"
         return open_stream(
             self.transport, path, idle_timeout=idle_timeout, deadline=deadline, abort=abort

@@ -4,7 +4,8 @@
   pull request's head branch (env included), waits until it runs, then runs
   prepare / test / run on it.
 - Later runs (new pushes, re-runs) reuse it: take it over (its mark names this
-  run), wake it if it sleeps, update its env, pull ``origin/<head branch>``,
+  run), wake it if it sleeps, update its env (and, with ``secret-store:
+  vault``, its vault), pull ``origin/<head branch>``,
   prepare / test, restart run. Never a second workspace for one pull request.
 - The preview is the workspace this action made for this repository and pull
   request (its mark, ``steps/ownership.py``). Should a workspace of that name
@@ -41,6 +42,7 @@ from ..steps.previews import (
     take_over_older,
 )
 from ..steps.release import build, mark_released
+from ..steps.secrets import store_in_vault
 from ..steps.workspace import ensure_running, git_pull, pull_target, wait_until_running
 from ..timings import CHECK_SECONDS
 
@@ -142,6 +144,7 @@ def _create(ctx: Context, state: State, preview: Preview) -> Workspace:
         )
         wait_until_running(ctx, workspace.id, deadline)
         check_clone(ctx, workspace.id, deadline)
+        store_in_vault(ctx, workspace.id, deadline)  # secret-store: vault
         phase.detail = f"workspace {workspace.id}"
     return workspace
 
@@ -160,6 +163,7 @@ def _update(ctx: Context, state: State, preview: Preview, existing: Workspace) -
             take_over(ctx, state, preview, existing.id, ctx.deadline(CHECK_SECONDS))
         if ensure_running(ctx, existing, ctx.deadline(config.workspace_timeout)):
             phase.detail = "woken up"
+        store_in_vault(ctx, existing.id, ctx.deadline(CHECK_SECONDS))  # secret-store: vault
         try:
             git_pull(ctx, existing.id, ctx.deadline(config.stage_timeout))
         except ApiError as exc:

@@ -3,7 +3,9 @@
 1. Check: list the team's domains (fail before creating anything when
    ``domain`` is not one of them) and settle the workspace's name (re-runs,
    see below).
-2. Create the workspace (env and the action's mark included), wait until it runs.
+2. Create the workspace (env, the create settings and the action's mark
+   included), wait until it runs; with ``secret-store: vault`` store
+   ``secret-env`` in its vault.
 3. prepare / test / run on it (the landscape deployed before run).
 4. Switch: read the domain's path map, point ``domain-path`` at the new
    workspace, write the whole map back (PUT replaces it), every other path as
@@ -74,6 +76,7 @@ from ..steps.ownership import (
     routes,
 )
 from ..steps.release import build, delete_previous, mark_released
+from ..steps.secrets import store_in_vault
 from ..steps.superseded import find_newer, superseded
 from ..steps.verify import check_domain
 from ..steps.workspace import describe, wait_until_running
@@ -133,6 +136,7 @@ def _release(ctx: Context, state: State) -> None:
         workspace = create_workspace(ctx, state, deadline)
         ctx.reporter.info(f"Created workspace {workspace.id} ({state.name}); waiting for it to run")
         wait_until_running(ctx, workspace.id, deadline)
+        store_in_vault(ctx, workspace.id, deadline)  # secret-store: vault
         phase.detail = f"workspace {workspace.id}"
 
     build(ctx, workspace)

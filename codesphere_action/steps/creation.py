@@ -34,6 +34,7 @@ from ..timings import (
     Deadline,
 )
 from .ownership import Mark, delete_unless_serving, exists, is_ours, new_mark, read_mark
+from .secrets import workspace_env
 
 
 @dataclass
@@ -65,7 +66,7 @@ class State:
 
 
 def create_body(ctx: Context, state: State) -> CreateWorkspace:
-    config = ctx.config
+    config, settings = ctx.config, ctx.config.create
     assert config.team_id is not None and config.plan_id is not None  # the spec needs them
     return CreateWorkspace(
         team_id=config.team_id,
@@ -75,7 +76,34 @@ def create_body(ctx: Context, state: State) -> CreateWorkspace:
         replicas=config.replicas,
         git_url=config.git_url,
         initial_branch=config.branch,
-        env=(*config.env, state.mark.as_env()),
+        env=(*workspace_env(ctx), state.mark.as_env()),
+        base_image=settings.base_image,
+        clone_depth=settings.clone_depth,
+        restricted=settings.restricted,
+        shared_vault_name=settings.shared_vault_name,
+        storage_mib=settings.storage_mib,
+        vpn_config=settings.vpn_config,
+    )
+
+
+def check_base_image(ctx: Context, deadline: Deadline) -> None:
+    """With ``base-image``: fail before the create when Codesphere does not offer
+    it (as the official CLI checks), naming the ones it does. A list that cannot
+    be read is no reason to stop: the create then says what is wrong."""
+    wanted = ctx.config.create.base_image
+    if not wanted:
+        return
+    try:
+        images = ctx.client.list_base_images(deadline=deadline)
+    except ActionError as exc:
+        ctx.reporter.warning(f"could not list the base images to check base-image: {exc}")
+        return
+    if any(image.id == wanted for image in images):
+        return
+    offered = ", ".join(f"{i.id} ({i.name})" if i.name else i.id for i in images) or "none"
+    raise ActionError(
+        f"base-image '{wanted}' is not one of the base images Codesphere offers: {offered}. "
+        "Set base-image to one of them, or leave it empty for Codesphere's default"
     )
 
 
@@ -85,6 +113,7 @@ def create_workspace(ctx: Context, state: State, deadline: Deadline) -> Workspac
     ``deadline``: the phase's (``workspace-timeout``), which the wait for the
     workspace to run that follows shares."""
     client = ctx.client
+    check_base_image(ctx, deadline)
     body = create_body(ctx, state)
     state.creating = True
     try:
@@ -117,11 +146,19 @@ def create_workspace(ctx: Context, state: State, deadline: Deadline) -> Workspac
 
 
 def _explained(ctx: Context, error: ActionError) -> ActionError:
+    team = ctx.config.team_id
     if isinstance(error, Rejected) and error.status_code == 402:
         return ActionError(
-            f"Codesphere refused to create a workspace in team {ctx.config.team_id} (input "
+            f"Codesphere refused to create a workspace in team {team} (input "
             f"'team-id'): {error}. The team has no billing information: add a payment method "
             "in the team's settings in Codesphere (or use another team), then re-run the job"
+        )
+    vault = ctx.config.create.shared_vault_name
+    if isinstance(error, Rejected) and vault and "vault" in str(error).lower():
+        return ActionError(
+            f"Codesphere refused to create the workspace with the shared vault '{vault}' "
+            f"(input 'shared-vault-name'): {error}. Create the shared vault in team {team} "
+            "first, or correct the name"
         )
     return error
 

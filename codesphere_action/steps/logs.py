@@ -1,9 +1,18 @@
 """A failed step's log: its last lines, read within a few seconds whatever the
-stream does (ends, stays open, breaks)."""
+stream does (ends, stays open, breaks).
+
+Where a step's log is: prepare and test at ``logs/{stage}/{step}``; the run
+stage of a single-server workspace there too; the run stage of a multi-server
+workspace (a landscape) per replica, ``logs/run/{step}/replica/{replica}``
+with the replica id the status gives (as the official CLI reads it), else per
+server, ``logs/run/{step}/server/{server}`` (all its replicas): the spec's
+routes for Multi Server Deployments, whose plain run route answers 400.
+"""
 
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 
 from ..context import Context
 from ..errors import ActionError, TransportError
@@ -12,39 +21,88 @@ from ..timings import LOG_QUIET_SECONDS, LOG_READ_SECONDS, Deadline
 LOG_TAIL_LINES = 100
 
 
-def read_step_log(
-    ctx: Context, workspace_id: int, stage: str, step: int, server: str = ""
-) -> list[tuple[str, str]]:
+@dataclass(frozen=True)
+class LogSource:
+    """Which log of one step to read: ``server``/``replica`` ("" for none) pick a
+    multi-server run's per-server or per-replica route."""
+
+    stage: str
+    step: int
+    server: str = ""
+    replica: str = ""
+
+    @classmethod
+    def of(cls, stage: str, step: int, server: str, replica: str, *, multi: bool) -> LogSource:
+        """The log of ``server`` (``replica``, when its id names it alone) on a
+        multi-server run; the step's plain log otherwise."""
+        if stage != "run" or not multi:
+            return cls(stage, step)
+        return cls(stage, step, server, replica)
+
+    def fallback(self) -> LogSource | None:
+        """The server's log, for a replica's that could not be read."""
+        return LogSource(self.stage, self.step, self.server) if self.replica else None
+
+
+def read_step_log(ctx: Context, workspace_id: int, source: LogSource) -> list[tuple[str, str]]:
     """The last lines of one step's log, [] if unavailable. Bounded in time
     whatever the stream does: up to ``LOG_READ_SECONDS`` for the answer and the
     lines, ending at the stream's end or after ``LOG_QUIET_SECONDS`` without a
-    line. A stream that breaks before its first line is opened once more."""
+    line. A stream that breaks before its first line is opened once more; a
+    replica's log that gives nothing is followed by its server's, in the same
+    time."""
     deadline = ctx.deadline(LOG_READ_SECONDS)
     tail: deque[tuple[str, str]] = deque(maxlen=LOG_TAIL_LINES)
+    failure: ActionError | None = None
+    current: LogSource | None = source
+    while current is not None and not deadline.expired:
+        failure = _read_source(ctx, tail, workspace_id, current, deadline)
+        if tail:
+            return list(tail)
+        current = current.fallback()
+    if failure is not None:
+        ctx.reporter.warning(
+            f"could not read the log of {source.stage} step {source.step + 1}: {failure}"
+        )
+    return list(tail)
+
+
+def _read_source(
+    ctx: Context,
+    tail: deque[tuple[str, str]],
+    workspace_id: int,
+    source: LogSource,
+    deadline: Deadline,
+) -> ActionError | None:
+    """Read one source into ``tail`` (twice if its stream broke before a line);
+    return the error that kept it from giving a line, if any."""
     for attempt in (1, 2):
         try:
-            if _read_into(ctx, tail, workspace_id, stage, step, server, deadline) or attempt == 2:
-                break
+            if _read_into(ctx, tail, workspace_id, source, deadline) or attempt == 2:
+                return None
         except ActionError as exc:
             if attempt == 2 or deadline.expired:
-                ctx.reporter.warning(f"could not read the log of {stage} step {step + 1}: {exc}")
-                break
-    return list(tail)
+                return exc
+    return None
 
 
 def _read_into(
     ctx: Context,
     tail: deque[tuple[str, str]],
     workspace_id: int,
-    stage: str,
-    step: int,
-    server: str,
+    source: LogSource,
     deadline: Deadline,
 ) -> bool:
     """Read one stream of the step into ``tail``; True once it gave a line."""
     clock = ctx.clock
     stream = ctx.client.open_log_stream(
-        workspace_id, stage, step, idle_timeout=LOG_READ_SECONDS, deadline=deadline, server=server
+        workspace_id,
+        source.stage,
+        source.step,
+        idle_timeout=LOG_READ_SECONDS,
+        deadline=deadline,
+        server=source.server,
+        replica=source.replica,
     )
     stream.set_idle(LOG_QUIET_SECONDS)  # the answer came: now lines, or quiet
     last_line = [clock.now()]

@@ -28,6 +28,7 @@ from ..models import Workspace
 from ..timings import CHECK_SECONDS, CLEANUP_SECONDS, GITHUB_SECONDS, Deadline
 from .creation import State, ids, taken_by
 from .ownership import RELEASED, Mark, candidate_names, delete_unless_serving, is_ours, read_mark
+from .secrets import workspace_env
 from .workspace import git_pull
 
 MAX_REASON = 300  # of the error quoted when another run took the preview over
@@ -95,11 +96,12 @@ def take_over(
     """Write ``env`` and this run's mark onto the preview: from now on it is this
     run's, and a run that held it before never deletes it."""
     config = ctx.config
-    ctx.client.set_env_vars(workspace_id, [*config.env, state.mark.as_env()], deadline=deadline)
+    env = workspace_env(ctx)
+    ctx.client.set_env_vars(workspace_id, [*env, state.mark.as_env()], deadline=deadline)
     preview.held = True
-    if config.env:
-        plain = [v.name for v in config.env if v.name not in config.secret_names]
-        secret = len(config.env) - len(plain)
+    if env:
+        plain = [v.name for v in env if v.name not in config.secret_names]
+        secret = len(env) - len(plain)
         said = [", ".join(plain)] if plain else []
         said += [f"{secret} from secret-env"] if secret else []
         ctx.reporter.info("Environment variables set: " + "; ".join(said))

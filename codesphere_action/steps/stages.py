@@ -32,7 +32,8 @@ from ..waiting import (
     relevant,
     running_step,
 )
-from .logs import read_step_log
+from .logs import LogSource, read_step_log
+from .secrets import in_vault
 
 SINGLE_SERVER = re.compile(r"multi.?server", re.IGNORECASE)
 
@@ -59,20 +60,23 @@ def run_stage(ctx: Context, workspace_id: int, stage: str) -> None:
         if config.profile:
             phase.detail = f"profile {config.profile}"
         deadline = ctx.deadline(config.stage_timeout)
-        before = client.stage_status(workspace_id, stage, deadline=deadline)
-        if any(is_active(e) for e in relevant(stage, before)):
-            before = _stop_and_settle(ctx, workspace_id, stage, deadline)
+        # Every read before the start goes into the baseline: a landscape deploy
+        # lists no server for a moment, then the stopped run's entries again.
+        reads = [client.stage_status(workspace_id, stage, deadline=deadline)]
+        if any(is_active(e) for e in relevant(stage, reads[-1])):
+            reads.append(_stop_and_settle(ctx, workspace_id, stage, deadline))
         landscape = stage == "run" and sync_landscape(ctx, workspace_id, deadline)
         if landscape:
-            before = client.stage_status(workspace_id, stage, deadline=deadline)
-        tracker = StageTracker(stage, Baseline.of(before))
+            reads.append(client.stage_status(workspace_id, stage, deadline=deadline))
+        tracker = StageTracker(stage, Baseline.of(*reads))
         profile_note = f" (profile {config.profile})" if config.profile else ""
         ctx.reporter.info(f"Starting {stage}{profile_note}")
         _start(ctx, workspace_id, stage, tracker, deadline)
         outcome = _wait(ctx, workspace_id, stage, tracker, deadline, confirm=landscape)
         if outcome.state == "failed":
             phase.outcome = "failed"
-            raise StageFailed(stage, _failure_message(ctx, workspace_id, stage, outcome))
+            message = _failure_message(ctx, workspace_id, stage, outcome, multi=landscape)
+            raise StageFailed(stage, message)
 
 
 class _Watch:
@@ -222,8 +226,20 @@ def sync_landscape(ctx: Context, workspace_id: int, deadline: Deadline) -> bool:
                 "Landscape: nothing to deploy, this is not a multi-server workspace "
                 f"(the API said: {exc.problem_title})"
             )
+            if in_vault(ctx):
+                ctx.reporter.warning(
+                    "secret-store is vault, but this is not a multi-server workspace: "
+                    "Codesphere resolves ci.yml's ${{ vault.NAME }} templates when it deploys "
+                    "a landscape, so its stages may not see the secrets"
+                )
             return False
         hint = f". Check the run section of {where}" if exc.status_code < 500 else ""
+        if "vault." in f"{exc.problem_title} {exc.detail}" and not in_vault(ctx):
+            hint += (
+                f". {where} reads a secret from the workspace's vault: put it there with "
+                "secret-env and secret-store: vault (or in the shared vault named by "
+                "shared-vault-name)"
+            )
         raise ActionError(
             f"deploying the landscape of workspace {workspace_id} from {where} failed: {exc}{hint}"
         ) from None
@@ -302,16 +318,25 @@ def _run_appeared(
         return False
 
 
-def _failure_message(ctx: Context, workspace_id: int, stage: str, outcome: Progress) -> str:
+def _failure_message(
+    ctx: Context, workspace_id: int, stage: str, outcome: Progress, *, multi: bool
+) -> str:
+    """The failure, with the last line of the failing step's log (the log itself
+    in a group): the failing server's (replica's) log on a multi-server run."""
     step = outcome.failed_step
     message = f"stage {stage} {outcome.detail}"
     if step is None:
         return message
     server = outcome.failed_server if outcome.failed_server != IDE_SERVER else ""
-    lines = read_step_log(ctx, workspace_id, stage, step, server)
+    replica = outcome.failed_replica if outcome.replica_unique else ""
+    source = LogSource.of(stage, step, server, replica, multi=multi)
+    lines = read_step_log(ctx, workspace_id, source)
     if not lines:
         return message
-    title = f"Log of {stage} step {step + 1} (last {len(lines)} lines)"
+    where = f" on {server}" if server else ""
+    if server and outcome.failed_replica:
+        where += f" (replica {outcome.failed_replica})"
+    title = f"Log of {stage} step {step + 1}{where} (last {len(lines)} lines)"
     with ctx.reporter.group(title):
         ctx.reporter.untrusted(text for _, text in lines)
     errors = [text for kind, text in lines if kind == "E" and text.strip()]
