@@ -208,6 +208,27 @@ def test_a_release_that_started_before_the_live_one_stops_before_creating(
     assert f"workspace {live} (shop-newer00)" in notices(result)[0]
 
 
+def test_a_rerun_of_an_older_workflow_run_never_replaces_a_newer_release(
+    emu: Emulator, runner: Runner
+) -> None:
+    """Run 300 released a newer commit an hour ago; now someone re-runs the job of
+    run 299 (an older workflow run, attempt 2). It starts later than the live
+    release, but its workflow run is the older one: nothing is built or switched."""
+    live = emu.add_workspace(
+        team_id=TEAM, name="shop-newer00", env=mark(run="300.1", domain=DOMAIN, started=stamp(3600))
+    )
+    emu.add_domain(TEAM, DOMAIN, {"/": [live]})
+    result = runner.run(
+        zd_inputs(emu, domain=DOMAIN, **{"delete-previous": "true"}),
+        extra={"GITHUB_RUN_ID": "299", "GITHUB_RUN_ATTEMPT": "2"},
+    )
+    assert result.returncode == 0, result.stdout
+    assert result.status == "superseded"
+    assert not emu.find_requests("POST") and not emu.find_requests("PUT")
+    assert emu.domain(TEAM, DOMAIN).workspaces == {"/": [live]}
+    assert "run 300.1" in notices(result)[0]
+
+
 def test_the_mark_records_when_the_release_started_and_its_route(
     emu: Emulator, runner: Runner
 ) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from codesphere_action import main as main_module
 from codesphere_action.clock import utc_stamp
 from codesphere_action.context import Context
-from codesphere_action.steps.ownership import Mark
+from codesphere_action.steps.ownership import Mark, Start
 from codesphere_action.steps.pruning import format_age
 from emulator.runner import parse_outputs
 
@@ -46,14 +46,31 @@ def test_an_earlier_versions_mark_has_no_start_and_no_route() -> None:
 
 
 def test_a_mark_without_a_start_is_older_than_any_with_one() -> None:
+    """Within one workflow run (or without run ids), the later start is newer."""
     new = Mark("acme/shop", "zero-downtime", "2.1", started="2026-12-03T17:04:05.124Z")
-    old = Mark("acme/shop", "zero-downtime", "1.1")
-    assert new.started_after("2026-12-03T17:04:05.123Z")
-    assert not new.started_after("2026-12-03T17:04:05.124Z")  # the same moment: not later
-    assert not new.started_after("2026-12-03T17:04:06.000Z")
-    assert new.started_after("")  # this release's own mark has none: an earlier version's
-    assert not old.started_after("2026-12-03T17:04:05.123Z")
-    assert not old.started_after("")
+    old = Mark("acme/shop", "zero-downtime", "2.1")
+    assert new.newer_than(Start("2.1", "2026-12-03T17:04:05.123Z"))
+    assert not new.newer_than(Start("2.1", "2026-12-03T17:04:05.124Z"))  # the same moment
+    assert not new.newer_than(Start("2.1", "2026-12-03T17:04:06.000Z"))
+    assert new.newer_than(
+        Start("2.1", "")
+    )  # this release's own mark has none: an earlier version's
+    assert not old.newer_than(Start("2.1", "2026-12-03T17:04:05.123Z"))
+    assert not old.newer_than(Start("2.1", ""))
+    local = Mark("acme/shop", "zero-downtime", "local-1a2b", started="2026-12-03T17:04:07.000Z")
+    assert local.newer_than(Start("2.1", "2026-12-03T17:04:06.000Z"))  # no run id: the start
+
+
+def test_the_later_workflow_run_is_the_newer_release_whatever_the_start() -> None:
+    """GitHub hands run ids out as runs are created, across workflows: a re-run of
+    an older run's job (same id, a later attempt, a later start) is still older
+    than a release of a run created after it."""
+    newer_run = Mark("acme/shop", "zero-downtime", "101.1", started="2026-12-03T17:00:00.000Z")
+    rerun_of_older = Start("100.2", "2026-12-03T17:30:00.000Z")
+    assert newer_run.newer_than(rerun_of_older)
+    assert not Mark("acme/shop", "zero-downtime", "100.2", started=rerun_of_older.at).newer_than(
+        Start("101.1", "2026-12-03T17:00:00.000Z")
+    )
 
 
 def test_utc_stamp_has_milliseconds_and_sorts_as_time_does() -> None:

@@ -38,7 +38,7 @@ from ..steps.domain import (
     switch_domain,
 )
 from ..steps.dry_run import label, previous_rows, stop_if_dry_run, switch_plan
-from ..steps.ownership import is_ours, read_mark, routes
+from ..steps.ownership import Start, is_ours, read_mark, routes
 from ..steps.release import delete_previous
 from ..steps.superseded import find_newer, release_start, superseded
 from ..steps.verify import check_commit, check_domain, check_health
@@ -130,7 +130,7 @@ def _plan(
     state: State,
     current: DomainMap,
     workspaces: list[Workspace],
-    started: str | None,
+    started: Start | None,
 ) -> Plan:
     """The dry run's plan: the switch, and what delete-previous would do."""
     config, targets = ctx.config, [w.id for w in workspaces]
@@ -150,7 +150,7 @@ def _not_superseded(
     state: State,
     current: DomainMap,
     targets: list[int],
-    started: str | None,
+    started: Start | None,
     deadline: Deadline,
 ) -> None:
     """Superseded, before anything changes, when a newer release of this

@@ -155,12 +155,12 @@ def _release(ctx: Context, state: State) -> None:
             )
         return
     with ctx.phase("Switch domain"):
-        switch_domain(ctx, state, [workspace.id], started=state.mark.started, own=_own(state))
+        switch_domain(ctx, state, [workspace.id], started=state.mark.start, own=_own(state))
     check_domain(ctx, state)
     mark_released(ctx, state, workspace.id)
     if config.delete_previous:
         with ctx.phase("Delete previous"):
-            delete_previous(ctx, state.previous, started=state.mark.started, path=state.path)
+            delete_previous(ctx, state.previous, started=state.mark.start, path=state.path)
     elif state.previous:
         ctx.reporter.info(
             f"Previous workspace(s) {ids(state.previous)} kept (delete-previous: false)"
@@ -185,7 +185,7 @@ def _check(ctx: Context, state: State) -> Found:
         ctx.reporter.info(f"Domain {domain_label(ctx)}: {domain.workspaces.describe()}")
         check_map(ctx, state, domain, team)
         if config.switch:  # a newer release serves the path already: build nothing
-            key, started = path_key(ctx, domain.workspaces), state.mark.started
+            key, started = path_key(ctx, domain.workspaces), state.mark.start
             newer = find_newer(ctx, domain.workspaces, key, started, deadline, skip=state.stale)
             if newer is not None:
                 raise superseded(ctx, newer, started, _own(state))
@@ -260,7 +260,7 @@ def _plan(ctx: Context, state: State, found: Found) -> Plan:
     switch_plan(ctx, plan, current, key, [new], new)
     plan.headline += f" and point {config.domain_url} at it"
     previous = previous_of(current, key, [], state.stale)
-    previous_rows(ctx, plan, previous, key, started=state.mark.started, serving=found.serving)
+    previous_rows(ctx, plan, previous, key, started=state.mark.start, serving=found.serving)
     return plan
 
 

@@ -31,6 +31,7 @@ from ..inputs import normalise_path, parse_domain
 from ..models import DomainInfo, DomainMap, Workspace
 from ..timings import SWITCH_READ_SECONDS, SWITCH_SECONDS, Deadline
 from .creation import State, id_list, ids
+from .ownership import Start
 from .superseded import find_newer, superseded
 
 
@@ -148,7 +149,7 @@ def domain_map(ctx: Context, deadline: Deadline, *, read_timeout: float | None =
 
 
 def switch_domain(
-    ctx: Context, state: State, targets: list[int], *, started: str | None, own: str = ""
+    ctx: Context, state: State, targets: list[int], *, started: Start | None, own: str = ""
 ) -> None:
     """Point ``domain-path`` at ``targets`` (the path's existing key, see
     ``path_key``), every other path as it was; record the ids that served it

@@ -23,7 +23,7 @@ from ..models import DomainMap, Workspace
 from ..plan import Plan, describe_map
 from ..timings import CHECK_SECONDS
 from .creation import State, create_body
-from .ownership import read_mark
+from .ownership import Start, read_mark
 from .release import DELETE, previous_verdict
 from .stages import stage_plan
 
@@ -109,7 +109,7 @@ def previous_rows(
     previous: list[int],
     key: str,
     *,
-    started: str | None,
+    started: Start | None,
     serving: dict[int, list[str]],
 ) -> None:
     """The workspaces the switch replaces (``previous``), deleted or kept as

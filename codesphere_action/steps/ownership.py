@@ -44,6 +44,38 @@ STARTED = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
 @dataclass(frozen=True)
+class Start:
+    """When a release began, to tell which of two is the newer: ``run``, the
+    workflow run (``GITHUB_RUN_ID.GITHUB_RUN_ATTEMPT``), and ``at``, the UTC
+    moment its run of the action started (the mark's ``started``).
+
+    Of two runs of GitHub, the one with the higher run id is the newer: GitHub
+    hands run ids out as runs are created, across every workflow of the
+    repository, and a re-run keeps its run's id, so re-running an old run's
+    job never makes an older commit the newest release. Within one run (its
+    attempts, its jobs), and for a run outside GitHub, the later ``at`` is the
+    newer; a release whose mark has no ``at`` (an earlier version's) is older
+    than any that has one."""
+
+    run: str = ""
+    at: str = ""
+
+    def after(self, other: Start) -> bool:
+        mine, theirs = _run_number(self.run), _run_number(other.run)
+        if mine is not None and theirs is not None and mine != theirs:
+            return mine > theirs
+        return bool(self.at) and (not other.at or self.at > other.at)
+
+    def __str__(self) -> str:
+        return self.at
+
+
+def _run_number(run: str) -> int | None:
+    number = run.partition(".")[0]
+    return int(number) if number.isdigit() else None
+
+
+@dataclass(frozen=True)
 class Mark:
     repository: str
     flow: str
@@ -102,10 +134,13 @@ class Mark:
         """``domain/path`` as the mark names it ("" without a domain)."""
         return f"{self.domain}{self.path}" if self.domain else ""
 
-    def started_after(self, started: str) -> bool:
-        """Whether this mark's run started after ``started`` (a mark's, "" for
-        one without: older than any that has it)."""
-        return bool(self.started) and (not started or self.started > started)
+    @property
+    def start(self) -> Start:
+        return Start(self.run, self.started)
+
+    def newer_than(self, start: Start) -> bool:
+        """Whether this mark's release is newer than the one that began at ``start``."""
+        return self.start.after(start)
 
     def earlier_attempt_of(self, run: str) -> bool:
         """Whether this mark was made by an earlier attempt of ``run`` (a re-run of

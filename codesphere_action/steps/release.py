@@ -20,7 +20,7 @@ from ..errors import ActionError, NotFound
 from ..models import Workspace
 from ..timings import CHECK_SECONDS, CLEANUP_SECONDS
 from .creation import State
-from .ownership import Mark, delete_unless_serving, is_ours, read_mark
+from .ownership import Mark, Start, delete_unless_serving, is_ours, read_mark
 from .stages import run_stage, stage_plan
 from .verify import check_commit, check_health
 from .workspace import describe
@@ -55,7 +55,7 @@ DELETE, KEEP = "delete", "keep"
 
 
 def previous_verdict(
-    ctx: Context, mark: Mark | None, *, started: str | None, serving: list[str], path: str
+    ctx: Context, mark: Mark | None, *, started: Start | None, serving: list[str], path: str
 ) -> tuple[str, str]:
     """(DELETE or KEEP, why) for a workspace that served ``path`` before the
     switch, under the deletion rule: never a newer release than the one switched
@@ -63,7 +63,7 @@ def previous_verdict(
     this action did not create for this repository, never one that still serves
     a route (``serving``). The real delete asks the team's domains once more,
     right before it (``delete_unless_serving``)."""
-    if started is not None and mark is not None and mark.started_after(started):
+    if started is not None and mark is not None and mark.newer_than(started):
         return KEEP, (
             f"it holds a newer release (run {mark.run}, started {mark.started}) than the one "
             "switched in"
@@ -83,7 +83,7 @@ def delete_previous(
     previous: list[int],
     keep: Collection[int] = (),
     *,
-    started: str | None,
+    started: Start | None,
     path: str = "",
 ) -> None:
     """Delete the workspaces that served the path before, under the deletion rule

@@ -1,15 +1,19 @@
 """The superseded rule: a release never replaces a newer one of the same repository.
 
-Each release's mark records when its run of the action started (``started``,
-UTC with milliseconds, read once by main: it orders runs across workflows and
-manual runs, which ``GITHUB_RUN_NUMBER`` does not). The workspaces that serve
-the release's path are compared with the release right before the switch
-writes the domain's map, in the same read-check-write (``steps/domain.py``),
-and already in the Check phase, before anything is built: when one carries
-this repository's mark with a later ``started``, this release is superseded.
-It writes nothing and ends ``superseded`` (a notice, exit code 0); the flow
-deletes what it created, under the deletion rule. The outputs describe the
-release that won: its workspace, URL and commit, and the domain it serves.
+Each release's mark records its workflow run and when its run of the action
+started (``started``, UTC with milliseconds, read once by main). Of two
+releases the newer is the one of the later-created workflow run (run ids grow
+across every workflow; a re-run keeps its run's id), then, within one run or
+outside GitHub, the one that started later (``ownership.Start``);
+``GITHUB_RUN_NUMBER``, counted per workflow, orders nothing across workflows.
+The workspaces that serve the release's path are compared with the release
+right before the switch writes the domain's map, in the same read-check-write
+(``steps/domain.py``), and already in the Check phase, before anything is
+built: when one carries this repository's mark of a newer release, this
+release is superseded. It writes nothing and ends ``superseded`` (a notice,
+exit code 0); the flow deletes what it created, under the deletion rule. The
+outputs describe the release that won: its workspace, URL and commit, and the
+domain it serves.
 
 Which start is compared (``release_start``):
 - zero-downtime: this run's own;
@@ -34,7 +38,7 @@ from ..context import Context
 from ..errors import ActionError, NotFound, Superseded
 from ..models import DomainMap
 from ..timings import CHECK_SECONDS, Deadline
-from .ownership import Mark, is_ours, read_mark
+from .ownership import Mark, Start, is_ours, read_mark
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,7 @@ class Newer:
     mark: Mark
 
 
-def release_start(ctx: Context, promoted: int | None, deadline: Deadline) -> str | None:
+def release_start(ctx: Context, promoted: int | None, deadline: Deadline) -> Start | None:
     """The start the rule compares the serving workspaces with: this run's
     (``promoted`` None: a release of its own), the promoted workspace's mark's,
     or None when the rule does not apply (a rollback; a promoted workspace
@@ -60,7 +64,7 @@ def release_start(ctx: Context, promoted: int | None, deadline: Deadline) -> str
         )
         return None
     if promoted is None:
-        return config.run.started
+        return Start(config.run.id, config.run.started)
     try:
         mark = read_mark(ctx, promoted, deadline)
     except ActionError as exc:
@@ -74,14 +78,14 @@ def release_start(ctx: Context, promoted: int | None, deadline: Deadline) -> str
             "is no release of it, so it is not compared with the release that serves the path"
         )
         return None
-    return mark.started
+    return mark.start
 
 
 def find_newer(
     ctx: Context,
     mapping: DomainMap,
     key: str,
-    started: str | None,
+    started: Start | None,
     deadline: Deadline,
     *,
     skip: Collection[int] = (),
@@ -107,12 +111,12 @@ def find_newer(
                 f"{ctx.config.domain_url}, to make sure it is not a newer release of this "
                 f"repository ({exc}), so the domain was not switched"
             ) from None
-        if mark is not None and is_ours(ctx.config, mark) and mark.started_after(started):
+        if mark is not None and is_ours(ctx.config, mark) and mark.newer_than(started):
             return Newer(workspace_id, mark)
     return None
 
 
-def superseded(ctx: Context, newer: Newer, started: str, own: str) -> Superseded:
+def superseded(ctx: Context, newer: Newer, started: Start, own: str) -> Superseded:
     """The end of a superseded run: the outputs describe the newer release that
     serves the path (read best-effort), the error names it. ``own``: what this
     run was releasing ("this release", "workspace 12 (shop-1)")."""
@@ -129,7 +133,7 @@ def superseded(ctx: Context, newer: Newer, started: str, own: str) -> Superseded
         f"superseded: a newer release serves {config.domain_url}: workspace "
         f"{newer.workspace_id}{name}{commit} of run {mark.run}, which started at "
         f"{mark.started}, later than {own}, which started "
-        f"{'at ' + started if started else 'before releases recorded when they started'}. "
+        f"{'at ' + started.at if started.at else 'before releases recorded when they started'}. "
         "A release never replaces a newer one of the same repository, so this run did not "
         "switch the domain"
     )
