@@ -36,6 +36,8 @@ is up (``StageRun.up_at``):
   good (``[500, 500, 200]``: two errors, then healthy);
 - ``restricted``: without ``X-CS-Authorization: Bearer <token>`` a 401 sign-in page;
 - ``domain_statuses``: what the custom domain answers instead, once the app is up;
+- ``dev_statuses``: what the dev domain answers instead, once the app is up (a
+  dev-domain route that fails while the custom domain still reaches the app);
 - ``domain_placeholder_seconds``: the custom domain answers the placeholder too
   for this long after its path came to point at the workspace (a switch: the
   load balancer's new route warming up), whatever the app answers. The
@@ -69,6 +71,9 @@ class AppBehaviour:
     # Through the custom domain: these statuses instead (a proxy or CDN in front
     # that fails while the dev domain works), None: the same as the dev domain.
     domain_statuses: list[int] | None = None
+    # On the dev domain: these statuses instead (its route fails while the custom
+    # domain still reaches the app), None: the app's own.
+    dev_statuses: list[int] | None = None
     # Codesphere's placeholder page right after the run is up (see the module docstring).
     placeholder_seconds: float = 0.0
     placeholder_status: int = 200
@@ -209,6 +214,7 @@ class Apps:
         self.behaviour: dict[int, AppBehaviour] = {}
         self.served: dict[int, int] = {}  # workspace id -> ready answers given
         self.domain_served: dict[int, int] = {}  # ... through the custom domain
+        self.dev_served: dict[int, int] = {}  # ... answered with dev_statuses
         self.servers: dict[int, _AppServer] = {}
         self.requests: list[AppRequest] = []
         self.proxy = _AppServer("domain-proxy", self._answer_domain)
@@ -234,6 +240,8 @@ class Apps:
                 setattr(behaviour, key, value)
             behaviour.check()
             self.served[workspace_id] = 0
+            self.domain_served[workspace_id] = 0
+            self.dev_served[workspace_id] = 0
 
     def close(self) -> None:
         for server in [self.proxy, *self.servers.values()]:
@@ -241,6 +249,16 @@ class Apps:
 
     def _answer_app(self, handler: _AppHandler, workspace_id: int) -> None:
         reply = self._app(workspace_id, Headers(handler.headers.items()))
+        with self.lock:
+            override = self.behaviour[workspace_id].dev_statuses
+            if override and reply.status < 400 and not reply.placeholder:
+                count = self.dev_served.get(workspace_id, 0)
+                self.dev_served[workspace_id] = count + 1
+                status = override[min(count, len(override) - 1)]
+                if status >= 400:
+                    reply = _Reply(
+                        status, f"<html><body>error {status} on the dev domain</body></html>"
+                    )
         self._record(handler, reply, workspace_id)
         handler.reply(reply.status, reply.body, reply.content_type)
 

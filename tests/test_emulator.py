@@ -1714,3 +1714,17 @@ def test_a_workspace_that_joins_a_path_warms_up_alone(
     assert texts[0] == "ok" and "Workspace server is starting" in texts[1]
     time.sleep(0.45)
     assert [requests.get(url, headers=host, timeout=2).text for _ in range(2)] == ["ok", "ok"]
+
+
+def test_dev_statuses_fail_the_dev_domain_alone(emu: Emulator, http: requests.Session) -> None:
+    emu.serve_apps()
+    (blue,) = _up(emu, http, "blue")
+    emu.add_domain(1, "shop.example.com", {"/": [blue]})
+    emu.configure_app(blue, dev_statuses=[503, 200])
+    dev = f"http://{emu.workspace(blue).dev_domain}/healthz"
+    proxy, host = f"http://{emu.domain_proxy}/healthz", {"Host": "shop.example.com"}
+    assert requests.get(dev, timeout=2).status_code == 503
+    assert requests.get(proxy, headers=host, timeout=2).status_code == 200
+    assert requests.get(dev, timeout=2).status_code == 200  # the last one for good
+    emu.configure_app(blue, dev_statuses=None)
+    assert requests.get(dev, timeout=2).status_code == 200
