@@ -1,6 +1,7 @@
 """See every release flow work against the local Codesphere emulator, as a runner shows it.
 
-    python scripts/demo.py [simple|zero-downtime|preview|teardown|promote|rollback|all] [--debug]
+    python scripts/demo.py [simple|zero-downtime|canary|preview|teardown|promote|rollback|prune|all]
+                           [--debug]
 
 Each flow gets a fresh emulator (emulator/) on 127.0.0.1 with stages of
 about 1 s. The action runs as the runner runs it: entrypoint.py as a
@@ -16,11 +17,14 @@ promote parts reach the custom domain through the emulator's domain proxy
 
     simple          git pull, prepare, test, restart the run stage in the live workspace
     zero-downtime   a new workspace, health-checked, then the domain moves to it
+    canary          a new workspace joins the domain beside the live one, is baked for 4 s
+                    (checked on its dev domain and through the domain), then completes
     preview         a workspace for a pull request
     teardown        a preview, then the pull request closes and it is deleted
     promote         a release staged with switch: false, promoted, then rolled back
     rollback        the domain points at a bad release; it goes back to the one before
-    all             all of them, in this order (about 30 s)
+    prune           delete what earlier releases and previews left behind
+    all             all of them, in this order (about 40 s)
 
 --debug runs the action with RUNNER_DEBUG=1 and shows its debug lines. Colours
 only on a terminal, and not with NO_COLOR set. Exit code 0 when every run
@@ -69,6 +73,8 @@ HEADINGS = {
     "(git pull, prepare, test, restart the app)",
     "zero-downtime": "zero-downtime: build a new workspace beside the live one, "
     f"check its health, then move {DOMAIN} to it",
+    "canary": f"canary: a new workspace joins {DOMAIN} beside the live one, is watched for "
+    "a 4 s bake, then serves alone (a failing bake would undo it)",
     "preview": f"preview: a workspace of its own for pull request #{PR}, "
     f"built from its branch {BRANCH}",
     "teardown": f"teardown: pull request #{PR} is closed, its preview workspace is deleted "
@@ -252,6 +258,30 @@ def demo_zero_downtime(demo: Demo) -> None:
         )
 
 
+def demo_canary(demo: Demo) -> None:
+    with demo.part("canary") as (emu, runner):
+        emu.serve_apps()  # the domain proxy spreads the path over its workspaces
+        old = live_app(emu, "shop-old")
+        emu.add_domain(TEAM, DOMAIN, {"/": [old]})
+        pushed(emu)
+        demo.say(f"Emulator at {emu.url}: {DOMAIN}/ is served by workspace {old}", "dim")
+        demo.run(
+            runner,
+            "flow: canary, bake-time: 4s",
+            inputs_for(
+                emu,
+                "canary",
+                **{
+                    "plan-id": str(PLAN),
+                    "domain": DOMAIN,
+                    "health-check-path": "/healthz",
+                    "bake-time": "4s",
+                },
+            ),
+            resolve(emu),
+        )
+
+
 def _preview(demo: Demo, emu: Emulator, runner: Runner) -> None:
     emu.set_branch_head(BRANCH, PR_HEAD)
     demo.run(
@@ -368,6 +398,7 @@ def demo_rollback(demo: Demo) -> None:
 PARTS: dict[str, Callable[[Demo], None]] = {
     "simple": demo_simple,
     "zero-downtime": demo_zero_downtime,
+    "canary": demo_canary,
     "preview": demo_preview,
     "teardown": demo_teardown,
     "promote": demo_promote,

@@ -12,7 +12,9 @@
    workspace, write the whole map back (PUT replaces it), every other path as
    it was. Cancellation is held back during the switch. Then the check
    through the domain.
-5. Mark the workspace released; ``delete-previous``: delete the workspaces that
+5. ``bake-time``: watch the release (``steps/bake.py``) while the previous
+   workspace stays as it is; a failure, or a cancel, points the path back.
+6. Mark the workspace released; ``delete-previous``: delete the workspaces that
    served the path before, under the deletion rule (``ownership.py``).
 
 A release never replaces a newer one (``steps/superseded.py``): when a
@@ -23,14 +25,15 @@ run builds or switches nothing, deletes what it created and ends
 
 Before the switch a failure leaves the domain untouched and (with
 ``cleanup-on-failure``) deletes the new workspace. After the switch, the
-domain check undoes it on its own; after that nothing is undone, and the
-error says what state things are in.
+domain check and the bake undo it on their own; after them nothing is
+undone, and the error says what state things are in.
 """
 
 from __future__ import annotations
 
 from ..context import Context
 from ..errors import Cancelled
+from ..steps.bake import bake
 from ..steps.creation import State, clean_up, ids, remove_twins
 from ..steps.domain import switch_domain
 from ..steps.dry_run import stop_if_dry_run
@@ -86,6 +89,7 @@ def _release(ctx: Context, state: State) -> None:
     with ctx.phase("Switch domain"):
         switch_domain(ctx, state, [workspace.id], started=state.mark.start, own=own_release(state))
     check_domain(ctx, state)
+    bake(ctx, state, workspace, complete=False)  # bake-time: the previous stays meanwhile
     mark_released(ctx, state, workspace.id)
     if config.delete_previous:
         with ctx.phase("Delete previous"):

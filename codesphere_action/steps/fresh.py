@@ -28,10 +28,11 @@ from dataclasses import dataclass, field
 
 from ..context import Context
 from ..errors import ActionError
+from ..github import format_seconds
 from ..models import DomainInfo, Workspace
 from ..plan import Plan
-from ..timings import CHECK_SECONDS, Deadline
-from .creation import State, create_workspace
+from ..timings import BAKE_CHECK_SECONDS, CHECK_SECONDS, Deadline
+from .creation import State, create_workspace, ids
 from .domain import check_map, domain_label, find_domain, path_key, previous_of
 from .dry_run import create_step, label, previous_rows, stage_steps, switch_plan
 from .ownership import (
@@ -157,8 +158,9 @@ def new_workspace(ctx: Context, state: State) -> Workspace:
     return workspace
 
 
-def release_plan(ctx: Context, state: State, found: Found) -> Plan:
-    """The dry run's plan, from the Check's decisions (``Found``)."""
+def release_plan(ctx: Context, state: State, found: Found, *, join: bool = False) -> Plan:
+    """The dry run's plan, from the Check's decisions (``Found``); ``join``: the
+    new workspace joins the path beside those serving it (canary)."""
     config, plan = ctx.config, Plan()
     if found.live is not None:
         plan.headline = "change nothing: this commit is live already"
@@ -177,11 +179,42 @@ def release_plan(ctx: Context, state: State, found: Found) -> Plan:
     current = found.domain.workspaces
     key = path_key(ctx, current)
     new = f"the new workspace ({state.name})"
-    switch_plan(ctx, plan, current, key, [new], new)
-    plan.headline += f" and point {config.domain_url} at it"
     previous = previous_of(current, key, [], state.stale)
+    if join:
+        switch_plan(ctx, plan, current, key, [*previous, new], new)
+        plan.steps[-1] = (
+            f"Add {new} to {config.domain_url} beside workspace {ids(previous) or 'nothing'}: "
+            f"it gets about 1 in {len(previous) + 1} of the users"
+        )
+        plan.headline += f" and add it to {config.domain_url}"
+    else:
+        switch_plan(ctx, plan, current, key, [new], new)
+        plan.headline += f" and point {config.domain_url} at it"
+    if config.bake_time:
+        plan.steps.append(_bake_step(ctx, previous, join=join))
+    elif join:
+        plan.steps.append(
+            "Stop there: the canary serves beside the previous workspace(s); flow: promote "
+            "completes it, flow: rollback undoes it"
+        )
+        deadline = ctx.deadline(CHECK_SECONDS)
+        for workspace_id in previous:
+            shown = label(ctx.client.get_workspace(workspace_id, deadline=deadline))
+            plan.keep(shown, f"it serves {key} beside the canary")
+        return plan
     previous_rows(ctx, plan, previous, key, started=state.mark.start, serving=found.serving)
     return plan
+
+
+def _bake_step(ctx: Context, previous: list[int], *, join: bool) -> str:
+    config = ctx.config
+    then = f"point {config.domain_url} at the new workspace alone" if join else "keep the switch"
+    return (
+        f"Bake for {format_seconds(config.bake_time)}: GET {config.health.path} on the new "
+        f"workspace and through {config.domain_url} every {BAKE_CHECK_SECONDS:.0f} s; on a "
+        f"failure point it back at {ids(previous) or 'nothing'} and delete the new workspace, "
+        f"else {then}"
+    )
 
 
 def own_release(state: State) -> str:
