@@ -49,7 +49,8 @@ def test_the_readmes_preview_workflow_is_examples_preview_yml() -> None:
     alike: the block in docs/previews.md is the example without its leading comment."""
     page = (ROOT / "docs/previews.md").read_text()
     block = re.search(
-        r"also in \[`examples/preview\.yml`\]\(\.\./examples/preview\.yml\):\n\n```yaml\n(.*?)```\n",
+        r"also in \[`examples/preview\.yml`\]\(\.\./examples/preview\.yml\):"
+        r"\n\n```yaml\n(.*?)```\n",
         page,
         re.S,
     )
