@@ -9,6 +9,7 @@ interval) plus the recheck (1 s) for it."""
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import time
@@ -151,7 +152,8 @@ def test_a_clean_bake_serves_both_then_the_new_workspace_alone(
     assert "### ✅ Canary completed · Codesphere `canary` flow" in result.summary
     assert "#### Bake: 2.0 s, a round every 5.0 s" in result.summary
     assert f"**Decision:** passed after 2.0 s: completed, / -> {new} alone" in result.summary
-    assert "| 0.0 s to 2.0 s | ✅ 2 of 2 | ✅ 4 of 4 |  |" in result.summary
+    # Two rounds: at once, and when bake-time is over (give or take a busy machine).
+    assert re.search(r"\| 0\.\d s to 2\.\d s \| ✅ 2 of 2 \| ✅ 4 of 4 \|  \|", result.summary)
     assert "Canary completed:" in result.stdout
     result.assert_no_token()
 
@@ -464,3 +466,51 @@ def test_a_canary_never_joins_beside_a_newer_release(emu: Emulator, runner: Runn
     assert f"a newer release serves https://{DOMAIN}/: workspace {old}" in result.stdout
     assert created(emu) == []
     assert emu.domain(TEAM, DOMAIN).workspaces == {"/": [old], "/api": [api]}
+
+
+def test_a_failing_stage_leaves_the_path_as_it_was(emu: Emulator, runner: Runner) -> None:
+    old, api = live(emu, {"balancer": "sticky"}, {})
+    emu.defaults_for_new_workspaces(stages={"prepare": {"fail_step": 0}})
+    result = runner.run(canary_inputs(emu, **{"bake-time": "2s"}), extra=resolve(emu))
+    assert result.status == "failed"
+    error = result.assert_one_error()
+    assert "stage prepare failed" in error
+    (new,) = created(emu)
+    assert f"The new workspace {new} was deleted; the domain {DOMAIN} is untouched" in error
+    assert not emu.find_requests("PUT", CONNECTIONS)
+    assert emu.domain(TEAM, DOMAIN).workspaces == {"/": [old], "/api": [api]}
+
+
+def test_a_rerun_of_a_canary_that_serves_changes_nothing(emu: Emulator, runner: Runner) -> None:
+    old, api = live(emu, {"balancer": "round_robin"}, {})
+    first = runner.run(canary_inputs(emu), extra=resolve(emu))
+    assert first.returncode == 0, first.stdout
+    (new,) = created(emu)
+    again = runner.run(
+        canary_inputs(emu),
+        extra=resolve(emu),
+    )
+    assert again.returncode == 0, again.stdout
+    assert created(emu) == [new]
+    assert len(emu.find_requests("PUT", CONNECTIONS)) == 1
+    assert emu.domain(TEAM, DOMAIN).workspaces == {"/": [old, new], "/api": [api]}
+    assert "this commit is live, nothing was changed" in again.stdout
+
+
+@pytest.mark.parametrize(("variants", "apps"), TWO_BALANCERS)
+def test_a_canary_failing_its_domain_check_is_taken_out(
+    emu: Emulator, runner: Runner, variants: dict[str, Any], apps: dict[str, Any]
+) -> None:
+    """Through the domain only the old workspace answers: the check after the
+    join needs two accepted answers in a row, one per workspace on the path."""
+    old, api = live(emu, variants, {**apps, "domain_statuses": [502]})
+    emu.configure_app(old, domain_statuses=None)
+    inputs = canary_inputs(emu, **{"health-check-timeout": "3s"})
+    result = runner.run(inputs, extra=resolve(emu))
+    assert result.status == "failed", result.stdout
+    error = result.assert_one_error()
+    (new,) = created(emu)
+    assert "did not answer with 200-399 2 times in a row within 3.0 s" in error
+    assert f"The switch was undone: https://{DOMAIN}/ points at {old} again" in error
+    assert maps(emu) == [{"/": [old, new], "/api": [api]}, {"/": [old], "/api": [api]}]
+    assert emu.workspace(new).deleted
