@@ -34,6 +34,7 @@ from .inputs import (
     REPOSITORY,
     WORKSPACE_NAME,
     Inputs,
+    check_renamed,
     default_workspace_name,
     parse_age,
     parse_api_url,
@@ -213,14 +214,16 @@ class Config:
 def _github_settings(
     inputs: Inputs, environ: Mapping[str, str], spec: FlowSpec, pull: PullRequest | None
 ) -> GitHubSettings:
-    """github-token, environment and the GitHub API URL, validated."""
+    """github-token, deployment-environment and the GitHub API URL, validated."""
     token = inputs.raw("github-token").strip()
     if any(c.isspace() for c in token):
         raise ConfigError("github-token", "<redacted>", "the token must not contain whitespace")
     default = "production"
     if spec.environment == "preview":
         default = f"preview-pr-{pull.number}" if pull else ""
-    environment = parse_environment("environment", inputs.get("environment", default))
+    environment = parse_environment(
+        "deployment-environment", inputs.get("deployment-environment", default)
+    )
     if not token:
         return GitHubSettings("", environment)
     repository = environ.get("GITHUB_REPOSITORY", "")
@@ -268,6 +271,7 @@ def load_config(environ: Mapping[str, str], started: str = "") -> Config:
     flow = inputs.get("flow", "simple").lower()
     if flow in SPECS and SPECS[flow].pull_request:
         skip_fork(flow, environ)  # before anything else: a fork gets nothing
+    check_renamed(inputs)
     token = _api_token(inputs)
     if flow not in SPECS:
         raise ConfigError("flow", inputs.get("flow"), "expected one of " + ", ".join(FLOW_NAMES))

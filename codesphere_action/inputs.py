@@ -68,6 +68,35 @@ class Inputs:
         value = self.raw(name).strip()
         return value if value else default
 
+    def given(self, name: str) -> bool:
+        """Whether the runner passed the input at all (it passes every declared
+        input, with its default; an undeclared one only when ``with:`` has it)."""
+        return input_env_name(name) in self.environ
+
+
+# Inputs renamed before the first release (no alias): the old name -> the new, and why.
+RENAMED = {
+    "environment": (
+        "deployment-environment",
+        "a job's own `environment:` key is another thing, and the two were easy to mix up",
+    ),
+}
+
+
+def check_renamed(inputs: Inputs) -> None:
+    """ConfigError for an input under its old name, even empty: the runner passes
+    an undeclared input only when the step's ``with:`` names it."""
+    for old, (new, why) in RENAMED.items():
+        if inputs.given(old):
+            value = inputs.raw(old).strip()
+            shown = value if len(value) <= 60 else value[:40] + "..."
+            raise ConfigError(
+                old,
+                shown,
+                f"it was renamed to '{new}' ({why}): write `{new}:` instead of `{old}:` in "
+                "the step's `with:`",
+            )
+
 
 def parse_bool(name: str, value: str) -> bool:
     lowered = value.strip().lower()
