@@ -32,6 +32,7 @@ from .inputs import (
     PROFILE,
     REMOTE,
     REPOSITORY,
+    SHOW_LOGS,
     WORKSPACE_NAME,
     Inputs,
     check_renamed,
@@ -40,6 +41,7 @@ from .inputs import (
     parse_api_url,
     parse_bool,
     parse_branch,
+    parse_choice,
     parse_count,
     parse_domain,
     parse_domain_path,
@@ -162,6 +164,8 @@ class Config:
     # which a preview or a leftover goes (steps/pruning.py).
     keep: int = 1
     max_age: float = 7 * 86400.0
+    # show-logs: "failure" (the failing step's log) or "always" (every step's, steps/logs.py).
+    show_logs: str = "failure"
     secrets: tuple[str, ...] = field(default=(), repr=False)
     # The names secret-env sets: the log counts them, never lists them.
     secret_names: frozenset[str] = field(default=frozenset(), repr=False)
@@ -268,14 +272,9 @@ def load_config(environ: Mapping[str, str], started: str = "") -> Config:
     Skipped or ContextError for a workflow context that does not suit them).
     ``started``: when this run of the action started (``clock.utc_stamp``)."""
     inputs = Inputs(environ)
-    flow = inputs.get("flow", "simple").lower()
-    if flow in SPECS and SPECS[flow].pull_request:
-        skip_fork(flow, environ)  # before anything else: a fork gets nothing
-    check_renamed(inputs)
+    flow = _flow(inputs, environ)
     token = _api_token(inputs)
-    if flow not in SPECS:
-        raise ConfigError("flow", inputs.get("flow"), "expected one of " + ", ".join(FLOW_NAMES))
-    spec = SPECS[flow]
+    spec = _spec(inputs, flow)
     pull = read_pull_request(environ) if spec.pull_request else None
     run = RunContext.read(environ, pull, started)
     workspace_ids = _workspace_ids(inputs, spec)
@@ -317,12 +316,29 @@ def load_config(environ: Mapping[str, str], started: str = "") -> Config:
         dry_run=_bool(inputs, "dry-run", "false"),
         keep=parse_count("keep", inputs.get("keep", "1")),
         max_age=parse_age("max-age", inputs.get("max-age", "7d")),
+        show_logs=parse_choice("show-logs", inputs.get("show-logs", "failure"), SHOW_LOGS),
         secrets=_secrets(token, github, git_url, secret_env),
         secret_names=frozenset(var.name for var in secret_env),
         create=read_create_settings(inputs, spec),
     )
     check_needs(config)
     return config
+
+
+def _flow(inputs: Inputs, environ: Mapping[str, str]) -> str:
+    """The flow's name; Skipped first for a pull request flow on a fork's pull
+    request (it gets nothing), then the inputs under an old name."""
+    flow = inputs.get("flow", "simple").lower()
+    if flow in SPECS and SPECS[flow].pull_request:
+        skip_fork(flow, environ)
+    check_renamed(inputs)
+    return flow
+
+
+def _spec(inputs: Inputs, flow: str) -> FlowSpec:
+    if flow not in SPECS:
+        raise ConfigError("flow", inputs.get("flow"), "expected one of " + ", ".join(FLOW_NAMES))
+    return SPECS[flow]
 
 
 def _bool(inputs: Inputs, name: str, default: str) -> bool:

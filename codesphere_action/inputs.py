@@ -40,6 +40,8 @@ REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 
 MAX_ENVIRONMENT = 255  # GitHub's limit for an environment name
 
+SHOW_LOGS = ("failure", "always")  # the values of show-logs, the default first
+
 # A base image's id as GET /metadata/workspace-base-images lists them ("ubuntu-24.04").
 BASE_IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$")
 

@@ -552,3 +552,20 @@ def test_the_create_body_sends_a_setting_only_when_set() -> None:
         "storageMib": 5,
         "vpnConfig": "vpn",
     }
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [(None, "failure"), ("", "failure"), ("failure", "failure"), (" Always ", "always")],
+)
+def test_show_logs_is_failure_by_default_or_always(given: str | None, expected: str) -> None:
+    inputs = {} if given is None else {"show_logs": given}
+    assert load_config(env(**inputs)).show_logs == expected
+
+
+@pytest.mark.parametrize("value", ["verbose", "true", "all", "failures"])
+def test_another_show_logs_value_names_the_input_and_the_two_it_takes(value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(env(show_logs=value))
+    assert caught.value.input_name == "show-logs"
+    assert str(caught.value) == f"input 'show-logs' is '{value}': expected one of failure, always"
