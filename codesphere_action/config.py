@@ -25,6 +25,7 @@ from .github_context import (
     read_run_id,
     skip_fork,
 )
+from .input_uses import ignored_inputs
 from .inputs import (
     COMMIT_SHA,
     DEFAULT_API_URL,
@@ -172,6 +173,8 @@ class Config:
     # What a create sends beyond its required fields, secret-store, and the ones a
     # flow that creates nothing ignores (create_settings.py).
     create: CreateSettings = field(default_factory=CreateSettings)
+    # The inputs set (to no default) that the flow does not read, for one warning.
+    ignored: tuple[str, ...] = ()
 
     @property
     def spec(self) -> FlowSpec:
@@ -319,7 +322,8 @@ def load_config(environ: Mapping[str, str], started: str = "") -> Config:
         show_logs=parse_choice("show-logs", inputs.get("show-logs", "failure"), SHOW_LOGS),
         secrets=_secrets(token, github, git_url, secret_env),
         secret_names=frozenset(var.name for var in secret_env),
-        create=read_create_settings(inputs, spec),
+        create=read_create_settings(inputs),
+        ignored=ignored_inputs(inputs, spec),
     )
     check_needs(config)
     return config
