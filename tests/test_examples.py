@@ -1,15 +1,15 @@
-"""The examples work as pasted (issue 23): examples/*.yml, and the README's
-workflow blocks where a rule applies to them too.
+"""The examples work as pasted (issue 23): examples/*.yml, and the workflow
+blocks of README.md and docs/*.md where a rule applies to them too.
 
-- **Timeouts** (examples and the README's blocks): every job's
+- **Timeouts** (examples and the pages' blocks): every job's
   ``timeout-minutes`` is above the sum of its waits, by the README's rule: each
   stage may take ``stage-timeout``, a workspace ``workspace-timeout`` to start
   (a new one, or a sleeping one woken up), the health check
-  ``health-check-timeout``. The values are the step's inputs, else
-  ``action.yml``'s defaults; a flow chosen by an expression counts as the worst
-  of the flows it can be. What the rule leaves out (a git pull of up to 2 min,
-  a switch of up to 1 min, the check through the domain, a cleanup) is what the
-  room above the sum is for.
+  ``health-check-timeout``, a switch 1 min. The values are the step's inputs,
+  else ``action.yml``'s defaults; a flow chosen by an expression counts as the
+  worst of the flows it can be. What the rule leaves out (a git pull of up to
+  2 min, the check through the domain, a cleanup) is what the room above the
+  sum is for.
 - **What to replace** (examples): the action is pinned as
   ``OWNER/codesphere-release@<commit-sha>`` (no tag exists yet), and the first
   comment says to replace both and names every secret and variable it reads.
@@ -35,6 +35,7 @@ import pytest
 import yaml  # type: ignore[import-untyped,unused-ignore]
 
 from codesphere_action.inputs import parse_bool, parse_duration
+from codesphere_action.timings import SWITCH_SECONDS
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.yml"))
@@ -47,25 +48,27 @@ USES = "OWNER/codesphere-release@<commit-sha>"
 # workspace, its health checks and the time it watches the new release).
 WAITS: dict[str, tuple[str, ...]] = {
     "simple": ("workspace", "stages", "health"),  # waking a sleeping workspace counts
-    "zero-downtime": ("workspace", "stages", "health"),
+    "zero-downtime": ("workspace", "stages", "health", "switch"),
     "preview": ("workspace", "stages", "health"),  # a new workspace, or waking the preview
-    "promote": ("health",),
-    "rollback": ("health",),
+    "promote": ("health", "switch"),
+    "rollback": ("health", "switch"),
     "teardown": (),
     "prune": (),
 }
+SWITCH_MINUTES = SWITCH_SECONDS / 60  # the README's rule: a switch 1 min
 DOMAIN_FLOWS = {"zero-downtime", "promote", "rollback"}  # what serves: the domain's map
 
 
-def _readme_blocks() -> dict[str, dict[str, Any]]:
-    """The README's yaml blocks that hold jobs, by where they are."""
-    readme = (ROOT / "README.md").read_text()
+def _page_blocks() -> dict[str, dict[str, Any]]:
+    """The yaml blocks of README.md and docs/*.md that hold jobs, by where they are."""
     found = {}
-    for match in re.finditer(r"```yaml\n(.*?)```\n", readme, re.S):
-        parsed = yaml.safe_load(match.group(1))
-        if isinstance(parsed, dict) and isinstance(parsed.get("jobs"), dict):
-            line = readme.count("\n", 0, match.start()) + 1
-            found[f"README.md line {line}"] = parsed
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        text = page.read_text()
+        for match in re.finditer(r"```yaml\n(.*?)```\n", text, re.S):
+            parsed = yaml.safe_load(match.group(1))
+            if isinstance(parsed, dict) and isinstance(parsed.get("jobs"), dict):
+                line = text.count("\n", 0, match.start()) + 1
+                found[f"{page.relative_to(ROOT)} line {line}"] = parsed
     return found
 
 
@@ -115,16 +118,22 @@ def step_minutes(step: dict[str, Any], workflow: dict[str, Any]) -> float:
     inputs = step.get("with") or {}
     stages = 1 + _on(inputs, "prepare") + _on(inputs, "test")  # run always
     minutes = {
+        "switch": SWITCH_MINUTES,
         "workspace": _duration_minutes(inputs, "workspace-timeout"),
         "stages": stages * _duration_minutes(inputs, "stage-timeout"),
         "health": _duration_minutes(inputs, "health-check-timeout")
         if str(inputs.get("health-check-path", DEFAULTS["health-check-path"]))
         else 0.0,
     }
+    # zero-downtime switches only with a domain and without switch: false
+    stays = not inputs.get("domain") or str(inputs.get("switch", "true")).lower() == "false"
     totals = []
     for flow in flows_of(step, workflow):
         assert flow in WAITS, f"flow {flow!r}: add its waits to WAITS in {__name__}"
-        totals.append(sum(minutes[wait] for wait in WAITS[flow]))
+        waits = [
+            w for w in WAITS[flow] if not (w == "switch" and flow == "zero-downtime" and stays)
+        ]
+        totals.append(sum(minutes[wait] for wait in waits))
     return max(totals)
 
 
@@ -146,7 +155,7 @@ def job_problems(workflow: dict[str, Any]) -> list[str]:
     return problems
 
 
-WORKFLOWS = {**_examples(), **_readme_blocks()}
+WORKFLOWS = {**_examples(), **_page_blocks()}
 
 
 @pytest.mark.parametrize("where", sorted(WORKFLOWS))
@@ -154,7 +163,7 @@ def test_every_job_has_more_time_than_its_waits(where: str) -> None:
     assert job_problems(WORKFLOWS[where]) == []
 
 
-def test_the_readme_blocks_and_the_examples_are_all_checked() -> None:
+def test_the_pages_blocks_and_the_examples_are_all_checked() -> None:
     assert {p.name for p in EXAMPLES} >= {
         "cleanup.yml",
         "preview.yml",
@@ -164,9 +173,9 @@ def test_the_readme_blocks_and_the_examples_are_all_checked() -> None:
         "staged.yml",
         "zero-downtime.yml",
     }
-    # The README's workflow blocks are found (today the Quick start, zero-downtime,
-    # staged and preview); however the README is laid out, the Quick start stays.
-    assert _readme_blocks()
+    # The pages' workflow blocks are found (today the README's setup workflow, the
+    # staged release in docs/releases.md, the previews in docs/previews.md).
+    assert any(where.startswith("README.md") for where in _page_blocks())
 
 
 def _job(steps: list[dict[str, Any]], timeout: int) -> dict[str, Any]:
@@ -191,8 +200,13 @@ def test_the_rule_counts_every_wait_of_the_flow_it_runs() -> None:
     staged["with"]["health-check-path"] = "/healthz"
     assert job_problems(_job([staged], 60)) != []  # start 10 + 3 stages 15 + health 5
     rollback = _step(flow="rollback", **{"health-check-path": "/up", "health-check-timeout": "90s"})
-    assert job_problems(_job([rollback], 2)) == []
-    assert job_problems(_job([rollback, rollback], 3)) != []  # steps add up
+    assert job_problems(_job([rollback], 2)) == [  # health check 1.5 + switch 1
+        "job release: timeout-minutes 2 is not above the sum of its waits, 2.5 min"
+    ]
+    assert job_problems(_job([rollback], 3)) == []
+    assert job_problems(_job([rollback, rollback], 5)) != []  # steps add up
+    zero_downtime = _step(flow="zero-downtime", domain="shop.test", prepare="false")
+    assert job_problems(_job([zero_downtime], 41)) != []  # start 10 + run 30 + switch 1
     assert job_problems(_job([_step(flow="prune", prepare="false")], 1)) == []
 
 
