@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from codesphere_action.context import OUTPUT_NAMES
+from codesphere_action.flows.specs import FLOW_NAMES
 from scripts.readme_tables import render, tables
 
 from .test_docs import anchors
@@ -149,5 +150,27 @@ def test_every_workflow_that_touches_production_shares_one_concurrency_group() -
         "examples/zero-downtime.yml",
         "examples/staged.yml",
         "examples/rollback.yml",
+        "examples/simple.yml",
         "README.md yaml block 2",  # the setup's workflow (block 1 is the sample ci.yml)
     } <= checked
+
+
+def test_the_changelog_keeps_a_changelog_and_names_every_flow() -> None:
+    """CHANGELOG.md in Keep a Changelog form, ready for v1: an Unreleased
+    section of the usual kinds of change, its link, and every flow."""
+    text = (ROOT / "CHANGELOG.md").read_text()
+    assert text.startswith("# Changelog\n")
+    assert "[Keep a Changelog](https://keepachangelog.com/en/1.1.0/)" in text
+    assert re.search(r"^## \[Unreleased\]$", text, re.M)
+    kinds = re.findall(r"^### (.*)$", text, re.M)
+    assert kinds and set(kinds) <= {
+        "Added",
+        "Changed",
+        "Deprecated",
+        "Removed",
+        "Fixed",
+        "Security",
+    }
+    assert re.search(r"^\[Unreleased\]: https://\S+$", text, re.M)
+    for flow in FLOW_NAMES:
+        assert f"`flow: {flow}`" in text, f"CHANGELOG.md does not name flow: {flow}"

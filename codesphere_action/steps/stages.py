@@ -232,7 +232,8 @@ def sync_landscape(ctx: Context, workspace_id: int, deadline: Deadline) -> bool:
         ctx.client.deploy_landscape(workspace_id, profile, deadline=deadline)
     except ApiError as exc:
         if exc.status_code == 400 and SINGLE_SERVER.search(f"{exc.problem_title} {exc.detail}"):
-            ctx.reporter.info(
+            # Only a multi-server workspace has a landscape worth a line in the log.
+            ctx.reporter.debug(
                 "Landscape: nothing to deploy, this is not a multi-server workspace "
                 f"(the API said: {exc.problem_title})"
             )

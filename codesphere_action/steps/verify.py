@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from ..context import Context
 from ..errors import ActionError
+from ..github import count
 from ..health import HealthCheck, HealthCheckFailed
 from ..models import DomainMap, Workspace
 from ..timings import DOMAIN_CHECK_SECONDS, SWITCH_READ_SECONDS, SWITCH_SECONDS
@@ -76,7 +77,7 @@ def check_health(ctx: Context, workspace: Workspace) -> None:
         finally:
             checker.close()
         ctx.result.health.append(f"{outcome.answer.status} from {outcome.url}")
-        phase.detail = f"{outcome.answer.status} after {outcome.attempts} request(s)"
+        phase.detail = f"{outcome.answer.status} after {count(outcome.attempts, 'request')}"
 
 
 def check_domain(ctx: Context, state: State) -> None:
@@ -108,7 +109,7 @@ def check_domain(ctx: Context, state: State) -> None:
         finally:
             checker.close()
         ctx.result.health.append(f"{outcome.answer.status} from {outcome.url}")
-        phase.detail = f"{outcome.answer.status} after {outcome.attempts} request(s)"
+        phase.detail = f"{outcome.answer.status} after {count(outcome.attempts, 'request')}"
         state.domain_checked = True
 
 
