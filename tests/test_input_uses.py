@@ -229,3 +229,27 @@ def test_one_ignored_input_is_named_alone() -> None:
         "(simple, zero-downtime, preview, teardown, promote, rollback). Remove it from the "
         "step's with:, or choose a flow that reads it"
     )
+
+
+def _example_steps() -> list[tuple[str, dict[str, object], set[str]]]:
+    from .test_examples import _action_steps, _examples, _page_blocks, flows_of  # noqa: PLC0415
+
+    found = []
+    for where, workflow in {**_examples(), **_page_blocks()}.items():
+        for job in (workflow.get("jobs") or {}).values():
+            for step in _action_steps(job):
+                found.append((where, step.get("with") or {}, flows_of(step, workflow)))
+    return found
+
+
+def test_no_example_passes_an_input_its_flow_ignores() -> None:
+    """What users paste warns nothing: every input a step of examples/ or of the
+    pages' workflow blocks sets is read by each flow the step can run."""
+    steps = _example_steps()
+    assert len(steps) >= 8
+    for where, inputs, flows in steps:
+        for flow in flows:
+            spec = SPECS[flow]
+            unread = [n for n in inputs if n in INPUTS and not INPUTS[n].reads(spec)]
+            set_ = [n for n in unread if str(inputs[n]).strip() not in ("", INPUTS[n].default)]
+            assert not set_, f"{where}: flow {flow} ignores {', '.join(set_)}"
