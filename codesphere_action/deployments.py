@@ -156,7 +156,9 @@ class Deployments:
     def _deactivate(self, deadline: Deadline) -> None:
         environment = self.config.github.environment
         if not environment:
-            self.reporter.info("No environment to deactivate (no pull request, no 'environment')")
+            self.reporter.info(
+                "No environment to deactivate (no pull request, no 'deployment-environment')"
+            )
             return
         found: list[int] = []
         page, last = 1, 1

@@ -254,12 +254,23 @@ def test_deployments_need_the_repository(tmp_path: Path) -> None:
         load_config(environ)
 
 
-def test_environment_is_validated(tmp_path: Path) -> None:
+def test_deployment_environment_is_validated(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
-        load_config(flow_env(tmp_path, "preview", environment="x" * 256))
-    assert caught.value.input_name == "environment"
-    config = load_config(flow_env(tmp_path, "preview", environment="review"))
+        load_config(flow_env(tmp_path, "preview", deployment_environment="x" * 256))
+    assert caught.value.input_name == "deployment-environment"
+    config = load_config(flow_env(tmp_path, "preview", deployment_environment="review"))
     assert config.github.environment == "review"
+
+
+@pytest.mark.parametrize("value", ["staging", ""])
+def test_the_old_environment_input_fails_saying_it_was_renamed(tmp_path: Path, value: str) -> None:
+    """A snippet from before the rename: no alias (nothing was released with the
+    old name), an input error that names the new one, before any request."""
+    with pytest.raises(ConfigError) as caught:
+        load_config(flow_env(tmp_path, "preview", environment=value))
+    assert caught.value.input_name == "environment"
+    assert "renamed to 'deployment-environment'" in str(caught.value)
+    assert "environment:" in str(caught.value)  # why: the job's own key
 
 
 def test_the_simple_flow_expects_a_commit_only_for_the_runs_own_branch() -> None:
