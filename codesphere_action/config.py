@@ -25,6 +25,7 @@ from .github_context import (
     read_run_id,
     skip_fork,
 )
+from .input_uses import ignored_inputs
 from .inputs import (
     COMMIT_SHA,
     DEFAULT_API_URL,
@@ -32,13 +33,16 @@ from .inputs import (
     PROFILE,
     REMOTE,
     REPOSITORY,
+    SHOW_LOGS,
     WORKSPACE_NAME,
     Inputs,
+    check_renamed,
     default_workspace_name,
     parse_age,
     parse_api_url,
     parse_bool,
     parse_branch,
+    parse_choice,
     parse_count,
     parse_domain,
     parse_domain_path,
@@ -163,12 +167,16 @@ class Config:
     # which a preview or a leftover goes (steps/pruning.py).
     keep: int = 1
     max_age: float = 7 * 86400.0
+    # show-logs: "failure" (the failing step's log) or "always" (every step's, steps/logs.py).
+    show_logs: str = "failure"
     secrets: tuple[str, ...] = field(default=(), repr=False)
     # The names secret-env sets: the log counts them, never lists them.
     secret_names: frozenset[str] = field(default=frozenset(), repr=False)
     # What a create sends beyond its required fields, secret-store, and the ones a
     # flow that creates nothing ignores (create_settings.py).
     create: CreateSettings = field(default_factory=CreateSettings)
+    # The inputs set (to no default) that the flow does not read, for one warning.
+    ignored: tuple[str, ...] = ()
 
     @property
     def spec(self) -> FlowSpec:
@@ -215,14 +223,16 @@ class Config:
 def _github_settings(
     inputs: Inputs, environ: Mapping[str, str], spec: FlowSpec, pull: PullRequest | None
 ) -> GitHubSettings:
-    """github-token, environment and the GitHub API URL, validated."""
+    """github-token, deployment-environment and the GitHub API URL, validated."""
     token = inputs.raw("github-token").strip()
     if any(c.isspace() for c in token):
         raise ConfigError("github-token", "<redacted>", "the token must not contain whitespace")
     default = "production"
     if spec.environment == "preview":
         default = f"preview-pr-{pull.number}" if pull else ""
-    environment = parse_environment("environment", inputs.get("environment", default))
+    environment = parse_environment(
+        "deployment-environment", inputs.get("deployment-environment", default)
+    )
     if not token:
         return GitHubSettings("", environment)
     repository = environ.get("GITHUB_REPOSITORY", "")
@@ -267,13 +277,9 @@ def load_config(environ: Mapping[str, str], started: str = "") -> Config:
     Skipped or ContextError for a workflow context that does not suit them).
     ``started``: when this run of the action started (``clock.utc_stamp``)."""
     inputs = Inputs(environ)
-    flow = inputs.get("flow", "simple").lower()
-    if flow in SPECS and SPECS[flow].pull_request:
-        skip_fork(flow, environ)  # before anything else: a fork gets nothing
+    flow = _flow(inputs, environ)
     token = _api_token(inputs)
-    if flow not in SPECS:
-        raise ConfigError("flow", inputs.get("flow"), "expected one of " + ", ".join(FLOW_NAMES))
-    spec = SPECS[flow]
+    spec = _spec(inputs, flow)
     pull = read_pull_request(environ) if spec.pull_request else None
     run = RunContext.read(environ, pull, started)
     workspace_ids = _workspace_ids(inputs, spec)
@@ -316,12 +322,30 @@ def load_config(environ: Mapping[str, str], started: str = "") -> Config:
         dry_run=_bool(inputs, "dry-run", "false"),
         keep=parse_count("keep", inputs.get("keep", "1")),
         max_age=parse_age("max-age", inputs.get("max-age", "7d")),
+        show_logs=parse_choice("show-logs", inputs.get("show-logs", "failure"), SHOW_LOGS),
         secrets=_secrets(token, github, git_url, secret_env),
         secret_names=frozenset(var.name for var in secret_env),
-        create=read_create_settings(inputs, spec),
+        create=read_create_settings(inputs),
+        ignored=ignored_inputs(inputs, spec),
     )
     check_needs(config)
     return config
+
+
+def _flow(inputs: Inputs, environ: Mapping[str, str]) -> str:
+    """The flow's name; Skipped first for a pull request flow on a fork's pull
+    request (it gets nothing), then the inputs under an old name."""
+    flow = inputs.get("flow", "simple").lower()
+    if flow in SPECS and SPECS[flow].pull_request:
+        skip_fork(flow, environ)
+    check_renamed(inputs)
+    return flow
+
+
+def _spec(inputs: Inputs, flow: str) -> FlowSpec:
+    if flow not in SPECS:
+        raise ConfigError("flow", inputs.get("flow"), "expected one of " + ", ".join(FLOW_NAMES))
+    return SPECS[flow]
 
 
 def _bool(inputs: Inputs, name: str, default: str) -> bool:

@@ -17,16 +17,15 @@ leaves Codesphere's default):
 variables, the default) or ``vault`` (the new workspace's vault, which
 ci.yml reads as ``${{ vault.NAME }}``; see ``steps/secrets.py``).
 
-A flow that creates nothing ignores them all; ``CreateSettings.ignored``
-names the ones that were given, for one warning. Standard library only: config reads it before
-any request.
+A flow that creates nothing ignores them all (``input_uses.py`` names the
+ones that were given, for one warning). Standard library only: config reads
+it before any request.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-from .flows.specs import FlowSpec
 from .inputs import (
     BASE_IMAGE,
     VAULT_NAME,
@@ -39,16 +38,6 @@ from .inputs import (
 )
 
 STORES = ("env", "vault")  # the values of secret-store
-# The inputs, in the order the warning of a flow that ignores them names them.
-INPUTS = (
-    "base-image",
-    "clone-depth",
-    "restricted",
-    "shared-vault-name",
-    "storage-mib",
-    "vpn-config",
-    "secret-store",
-)
 
 
 @dataclass(frozen=True)
@@ -62,20 +51,18 @@ class CreateSettings:
     storage_mib: int | None = None
     vpn_config: str = ""
     to_vault: bool = False  # secret-store: vault (secret-env into the workspace's vault)
-    # A flow that creates nothing: the inputs of these it was given (one warning).
-    ignored: tuple[str, ...] = ()
 
 
-def read_create_settings(inputs: Inputs, spec: FlowSpec) -> CreateSettings:
-    """The settings, each validated (ConfigError names the input and its value);
-    for a flow that does not create, with the names of those given (ignored)."""
+def read_create_settings(inputs: Inputs) -> CreateSettings:
+    """The settings, each validated (ConfigError names the input and its value),
+    whatever the flow: a bad value is refused even where it would be ignored."""
     base_image = inputs.get("base-image")
     clone_depth = inputs.get("clone-depth")
     restricted = inputs.get("restricted")
     vault = inputs.get("shared-vault-name")
     storage = inputs.get("storage-mib")
     store = parse_choice("secret-store", inputs.get("secret-store", "env"), STORES)
-    settings = CreateSettings(
+    return CreateSettings(
         base_image=parse_pattern(
             "base-image",
             base_image,
@@ -101,9 +88,3 @@ def read_create_settings(inputs: Inputs, spec: FlowSpec) -> CreateSettings:
         vpn_config=parse_text("vpn-config", inputs.get("vpn-config")),
         to_vault=store == "vault",
     )
-    if spec.creates:
-        return settings
-    given = [name for name in INPUTS if inputs.get(name) and name != "secret-store"]
-    if settings.to_vault:  # its default, env, says nothing
-        given.append("secret-store")
-    return replace(settings, ignored=tuple(given))

@@ -25,7 +25,7 @@ from typing import Any
 
 from .config import Config
 from .context import Result
-from .github import Reporter
+from .github import Reporter, count
 from .github_api import GitHubApi, GitHubError, message
 from .timings import Deadline
 
@@ -156,7 +156,9 @@ class Deployments:
     def _deactivate(self, deadline: Deadline) -> None:
         environment = self.config.github.environment
         if not environment:
-            self.reporter.info("No environment to deactivate (no pull request, no 'environment')")
+            self.reporter.info(
+                "No environment to deactivate (no pull request, no 'deployment-environment')"
+            )
             return
         found: list[int] = []
         page, last = 1, 1
@@ -180,7 +182,7 @@ class Deployments:
         pull = self.config.pull_request
         whose = f"pull request #{pull.number} ({self.config.workspace_name})" if pull else ""
         self.reporter.info(
-            f"GitHub environment {environment}: marked {len(found)} deployment(s) of "
+            f"GitHub environment {environment}: marked {count(len(found), 'deployment')} of "
             f"{whose or self.config.workspace_name} inactive"
         )
 

@@ -199,6 +199,12 @@ def _command_line(prefix: str, message: str) -> str:
         keep -= excess  # each character is at least one byte of the escaped text
 
 
+def count(number: int, noun: str) -> str:
+    """``1 request``, ``3 requests``: a number and its noun, in the right number
+    (the nouns counted here all take an -s)."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 def sentence(text: str) -> str:
     """``text`` with its first letter upper-cased (messages are built lower-case,
     to be joined after a colon; alone they start a sentence)."""
@@ -206,6 +212,10 @@ def sentence(text: str) -> str:
 
 
 def format_seconds(seconds: float) -> str:
+    """``1.2 s``, ``2 min 05 s``; a few milliseconds are ``under 0.1 s``, never a
+    ``0.0 s`` that reads as if nothing ran."""
+    if seconds < 0.05:
+        return "under 0.1 s"
     if seconds < 60:
         return f"{seconds:.1f} s"
     minutes, rest = divmod(round(seconds), 60)

@@ -39,7 +39,7 @@ from .addresses import workspace_url
 from .api.transport import Transport, new_session
 from .config import Config
 from .errors import ActionError, Cancelled, WaitTimeout
-from .github import Reporter, format_seconds
+from .github import Reporter, count, format_seconds
 from .timings import HEALTH_CONNECT_SECONDS, HEALTH_POLLS, HEALTH_READ_SECONDS, Deadline
 from .waiting import Waiter
 
@@ -179,12 +179,12 @@ class HealthCheck:
                     f"the health check of {where} failed: GET {url} did not answer with "
                     f"{_ranges(config.health.statuses)}{times} within "
                     f"{format_seconds(deadline.seconds)} "
-                    f"({attempts[0]} attempts); the last answer: {last[0].detail}{hint}"
+                    f"({count(attempts[0], 'attempt')}); the last answer: {last[0].detail}{hint}"
                 ) from None
         seconds = self.clock.now() - start
         self.reporter.info(
-            f"Health check passed after {format_seconds(seconds)} ({attempts[0]} request(s)): "
-            f"{answer.detail}"
+            f"Health check passed after {format_seconds(seconds)} "
+            f"({count(attempts[0], 'request')}): {answer.detail}"
         )
         return Outcome(url, attempts[0], seconds, answer)
 

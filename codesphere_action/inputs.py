@@ -40,6 +40,8 @@ REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 
 MAX_ENVIRONMENT = 255  # GitHub's limit for an environment name
 
+SHOW_LOGS = ("failure", "always")  # the values of show-logs, the default first
+
 # A base image's id as GET /metadata/workspace-base-images lists them ("ubuntu-24.04").
 BASE_IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$")
 
@@ -67,6 +69,35 @@ class Inputs:
     def get(self, name: str, default: str = "") -> str:
         value = self.raw(name).strip()
         return value if value else default
+
+    def given(self, name: str) -> bool:
+        """Whether the runner passed the input at all (it passes every declared
+        input, with its default; an undeclared one only when ``with:`` has it)."""
+        return input_env_name(name) in self.environ
+
+
+# Inputs renamed before the first release (no alias): the old name -> the new, and why.
+RENAMED = {
+    "environment": (
+        "deployment-environment",
+        "a job's own `environment:` key is another thing, and the two were easy to mix up",
+    ),
+}
+
+
+def check_renamed(inputs: Inputs) -> None:
+    """ConfigError for an input under its old name, even empty: the runner passes
+    an undeclared input only when the step's ``with:`` names it."""
+    for old, (new, why) in RENAMED.items():
+        if inputs.given(old):
+            value = inputs.raw(old).strip()
+            shown = value if len(value) <= 60 else value[:40] + "..."
+            raise ConfigError(
+                old,
+                shown,
+                f"it was renamed to '{new}' ({why}): write `{new}:` instead of `{old}:` in "
+                "the step's `with:`",
+            )
 
 
 def parse_bool(name: str, value: str) -> bool:

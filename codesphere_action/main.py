@@ -19,6 +19,7 @@ from .context import Result
 from .errors import PASSING, ActionError, Cancelled, Skipped, Superseded
 from .flows import Flow, load
 from .github import Reporter, sentence
+from .input_uses import ignored_warning
 from .inputs import input_env_name
 from .signals import CancelGuard
 from .summary import flow_words, render_summary
@@ -55,11 +56,9 @@ def main(
         for secret in config.secrets:
             reporter.mask(secret)
         result.flow = config.flow
-        if config.create.ignored:
+        if config.ignored:
             reporter.warning(
-                f"{', '.join(config.create.ignored)} apply only to the flows that create a "
-                f"workspace (zero-downtime, preview): the {config.flow} flow ignores them",
-                title="Inputs ignored",
+                sentence(ignored_warning(config.flow, config.ignored)), title="Inputs ignored"
             )
         if config.github.token and not config.dry_run:  # a dry run records nothing
             from .bookkeeping import GitHubBookkeeping  # noqa: PLC0415

@@ -121,19 +121,13 @@ def _check_pull_request(config: Config) -> None:
 
 
 def bake_time(inputs: Inputs, spec: FlowSpec) -> float:
-    """bake-time (0: no bake), for a flow that bakes; the bake checks
-    health-check-path, and zero-downtime's watches the domain it switched."""
+    """bake-time (0: no bake), for a flow that bakes (another ignores it, and
+    the "Inputs ignored" warning names it); the bake checks health-check-path,
+    and zero-downtime's watches the domain it switched."""
     text = inputs.get("bake-time", "0")
     seconds = parse_bake_time("bake-time", text)
-    if not seconds:
+    if not seconds or not spec.bakes:  # another flow ignores it (input_uses.py)
         return 0.0
-    if not spec.bakes:
-        raise ConfigError(
-            "bake-time",
-            text,
-            f"only the canary and zero-downtime flows bake; the {spec.name} flow does not: "
-            "remove the input",
-        )
     if not inputs.get("health-check-path"):
         raise ConfigError(
             "bake-time",

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .github import format_seconds
+from .github import count, format_seconds
 
 MAX_ROWS = 24
 HEAD_ROWS = 8  # of MAX_ROWS, from the start; the rest from the end
@@ -94,7 +94,7 @@ class Timeline:
 
     def _passed(self, run: list[Round]) -> tuple[str, str, str, str]:
         first, last = run[0].at, run[-1].at
-        when = format_seconds(first) if len(run) == 1 else f"{_at(first)} to {_at(last)}"
+        when = at_time(first) if len(run) == 1 else f"{at_time(first)} to {at_time(last)}"
         domain = sum(r.domain_total for r in run)
         through = f"✅ {domain} of {domain}" if domain else self._off()
         return when, f"✅ {len(run)} of {len(run)}", through, ""
@@ -107,7 +107,7 @@ class Timeline:
             through = f"❌ {round_.domain_passed} of {round_.domain_total}: {round_.domain_failed}"
         else:
             through = f"✅ {round_.domain_total} of {round_.domain_total}"
-        return _at(round_.at), dev, through, round_.note
+        return at_time(round_.at), dev, through, round_.note
 
     def _off(self) -> str:
         return f"not checked ({self.why_not})" if self.why_not else "not checked"
@@ -119,7 +119,7 @@ class Timeline:
             f"#### Bake: {format_seconds(self.seconds)}, a round every "
             f"{format_seconds(self.interval)}",
             "",
-            f"{rounds} round{'s' if rounds != 1 else ''} of checks, "
+            f"{count(rounds, 'round')} of checks (times from the bake's start, m:ss), "
             f"{self.failed_rounds} with an answer that was not accepted. "
             f"Through the domain: {cell(self.through) or self._off()}.",
             "",
@@ -133,8 +133,10 @@ class Timeline:
         return [*lines, ""]
 
 
-def _at(seconds: float) -> str:
-    return format_seconds(seconds)
+def at_time(seconds: float) -> str:
+    """A moment of the bake, ``m:ss`` from its start (``0:00``, ``1:05``, ``62:30``)."""
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes}:{rest:02d}"
 
 
 def _cut(text: str, limit: int = MAX_CELL) -> str:

@@ -211,6 +211,9 @@ NO_SERVER_SECONDS = 120.0
 CONFIRM_SECONDS = 1.0
 LOG_READ_SECONDS = 5.0  # reading a failed step's log takes at most this long...
 LOG_QUIET_SECONDS = 1.0  # ...and ends once no line came for this long
+# show-logs: always reads every step's log of a stage that ran, each as above, within
+# this: a stage of many steps whose streams stay open cannot hold the release up longer.
+SHOW_LOGS_SECONDS = 20.0
 LOG_IDLE_SECONDS = 10.0  # a followed stream silent this long is re-opened if its step runs
 FOLLOWER_JOIN_SECONDS = 0.5  # a stopped log follower is waited for this long, at most
 

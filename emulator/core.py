@@ -160,6 +160,8 @@ class Emulator:
         self._listeners["primary"] = Listener(self, "primary", host, port)
         self._apps: Apps | None = None
         self._app_defaults: dict[str, Any] | None = None
+        # "127.0.0.1:<port>" of a served app -> the dev domain it stands in for
+        self._app_names: dict[str, str] = {}
 
     # ------------------------------------------------------------------ lifecycle ----------
     def __enter__(self) -> Emulator:
@@ -205,6 +207,14 @@ class Emulator:
             return []
         with self._apps.lock:
             return list(self._apps.requests)
+
+    @property
+    def app_names(self) -> dict[str, str]:
+        """``127.0.0.1:<port>`` of each served app -> the dev domain it stands in
+        for (the ``devDomain`` the workspace would have without ``serve_apps()``),
+        for showing a log as a real run's would read (scripts/demo.py)."""
+        with self._lock:
+            return dict(self._app_names)
 
     @property
     def domain_proxy(self) -> str:
@@ -442,7 +452,9 @@ class Emulator:
             behaviour = dict(self._app_defaults)
             if fields.get("restricted"):
                 behaviour["restricted"] = True
-            dev_domain = self._apps.add(ws_id, AppBehaviour(**behaviour))
+            named, dev_domain = dev_domain, self._apps.add(ws_id, AppBehaviour(**behaviour))
+            with self._lock:
+                self._app_names[dev_domain] = named
         start_seconds = fields.pop("start_seconds", None)
         if start_seconds is None:
             start_seconds = defaults["start_seconds"]

@@ -1,6 +1,8 @@
 """Run ``entrypoint.py`` the way a GitHub runner runs the container's entrypoint:
-inputs in ``INPUT_*`` variables (hyphens kept), a ``GITHUB_OUTPUT`` file, a job
-summary file, and a working directory that has nothing to do with the action."""
+inputs in ``INPUT_*`` variables (hyphens kept), every input action.yml declares
+among them (the step's ``with:`` value, else the input's default, else empty),
+a ``GITHUB_OUTPUT`` file, a job summary file, and a working directory that has
+nothing to do with the action."""
 
 from __future__ import annotations
 
@@ -12,16 +14,19 @@ import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import requests
+import yaml
 
 if TYPE_CHECKING:
     from .core import Emulator
 
 ROOT = Path(__file__).resolve().parent.parent
 ENTRYPOINT = ROOT / "entrypoint.py"
+ACTION_YML = ROOT / "action.yml"
 TOKEN = "cs-e2e-token-6b1f0d2c"
 SHA = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 
@@ -81,11 +86,28 @@ def parse_outputs(text: str) -> dict[str, str]:
     return result
 
 
-class Runner:
-    """Prepares the runner-like environment in a temporary directory."""
+@cache
+def action_defaults() -> dict[str, str]:
+    """What the runner passes for each input action.yml declares that the step's
+    ``with:`` leaves out: its ``default``, or empty when it has none (the
+    runner's ``EvaluateDefaultInput``). An input action.yml does not declare
+    arrives only when ``with:`` names it (the runner warns "Unexpected input")."""
+    declared = yaml.safe_load(ACTION_YML.read_text())["inputs"]
+    return {name: _text(spec.get("default", "")) for name, spec in declared.items()}
 
-    def __init__(self, tmp: Path) -> None:
+
+def _text(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+class Runner:
+    """Prepares the runner-like environment in a temporary directory.
+    ``defaults=False`` passes only the inputs given (an older runner's view,
+    for tests of the action's own fallbacks)."""
+
+    def __init__(self, tmp: Path, *, defaults: bool = True) -> None:
         self.tmp = tmp
+        self.defaults = defaults
         self.workdir = tmp / "github-workspace"
         self.workdir.mkdir(exist_ok=True)
         self.output_file = tmp / "output"
@@ -109,7 +131,8 @@ class Runner:
             "GITHUB_RUN_ATTEMPT": "1",
             "GITHUB_EVENT_NAME": "push",
         }
-        for name, value in inputs.items():
+        given = {**(action_defaults() if self.defaults else {}), **inputs}
+        for name, value in given.items():
             env["INPUT_" + name.upper()] = value
         env.update(extra or {})
         return env

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Prepare this machine to build and run the action's image with podman (no Docker
-# engine, no registry here). CONTRIBUTING.md ("Container tests on a machine without
-# Docker") says why each setting is needed.
+# Prepare a host without Docker to build and run the action's image with podman,
+# offline. CONTRIBUTING.md ("Container tests on a host without Docker") names the
+# symptom each setting answers.
 #
 # Idempotent: installs podman/runc/debootstrap only when missing, rewrites the two
 # podman config files, and builds the debootstrap stand-in base image only when it
@@ -61,9 +61,9 @@ else
 fi
 
 # 2. podman configuration -----------------------------------------------------------
-# runc: crun fails here (cgroups hybrid mode). Explicit ulimits: the defaults
-# exceed the host's hard limits. storage.conf must exist before the first podman
-# call, or every `podman run` hangs 20 s on cleanup.
+# runc: crun fails on hosts with cgroups in hybrid mode. Explicit ulimits: the
+# defaults may exceed the host's hard limits. storage.conf must exist before the
+# first podman call, or every `podman run` hangs 20 s on cleanup.
 write_if_changed() { # path content
     if [[ ! -f $1 ]] || [[ "$(cat "$1")" != "$2" ]]; then
         printf '%s\n' "$2" >"$1.new" && mv "$1.new" "$1"
@@ -84,7 +84,8 @@ podman version --format '{{.Client.Version}}' >/dev/null || die "podman does not
 step_done
 
 # 3. stand-in base image ------------------------------------------------------------
-# No registry here: build a Debian image with Python by debootstrap and import it.
+# No registry needed: build a Debian image with Python by debootstrap and import it
+# (CS_BASE_IMAGE naming an image already pulled skips this).
 if podman image exists "$BASE_IMAGE"; then
     echo "container-setup: base image $BASE_IMAGE already present"
 else

@@ -1,9 +1,8 @@
 """See every release flow work against the local Codesphere emulator, as a runner shows it.
 
-    python scripts/demo.py [simple|zero-downtime|canary|preview|teardown|promote|rollback|prune|all]
-                           [--debug]
+    python scripts/demo.py [simple|zero-downtime|failure|preview|...|all] [--debug]
 
-Each flow gets a fresh emulator (emulator/) on 127.0.0.1 with stages of
+Each part gets a fresh emulator (emulator/) on 127.0.0.1 with stages of
 about 1 s. The action runs as the runner runs it: entrypoint.py as a
 subprocess, inputs in INPUT_* variables, GITHUB_OUTPUT and GITHUB_STEP_SUMMARY
 files, the event file for pull requests, an unrelated working directory
@@ -11,31 +10,41 @@ files, the event file for pull requests, an unrelated working directory
 rendered live as the job log shows them (scripts/runner_log.py: groups,
 annotations, masks, no raw ``::`` workflow commands), then the outputs and the
 job summary (Markdown) are printed. The api-token, "demo-token", is a secret
-to the runner from the start: the log shows it as ***. The zero-downtime and
-promote parts reach the custom domain through the emulator's domain proxy
-(CODESPHERE_RELEASE_RESOLVE, the action's test seam, shown in the step's env).
+to the runner from the start: the log shows it as ***.
+
+What is printed reads as a user's log would: the emulator's loopback
+addresses are shown as the names they stand in for (the API as
+https://cloud.codesphere.com/api, each app as its dev domain, the domain
+proxy as the custom domain), and the inputs and the environment that point
+the action at the emulator (api-url, and the test seam
+CODESPHERE_RELEASE_RESOLVE that reaches the custom domain through the
+emulator's domain proxy) are left out of the step's header.
 
     simple          git pull, prepare, test, restart the run stage in the live workspace
     zero-downtime   a new workspace, health-checked, then the domain moves to it
-    canary          a new workspace joins the domain beside the live one, is baked for 4 s
-                    (checked on its dev domain and through the domain), then completes
+    failure         a release whose tests fail: the failing step's log, the new
+                    workspace deleted, the domain untouched
+    canary          a new workspace joins the domain beside the live one, is baked for
+                    4 s (checked on its dev domain and through the domain), then completes
     preview         a workspace for a pull request
     teardown        a preview, then the pull request closes and it is deleted
     promote         a release staged with switch: false, promoted, then rolled back
     rollback        the domain points at a bad release; it goes back to the one before
-    prune           delete what earlier releases and previews left behind
+    prune           what earlier runs left behind is deleted, what serves is kept
     all             all of them, in this order (about 40 s)
 
 --debug runs the action with RUNNER_DEBUG=1 and shows its debug lines. Colours
 only on a terminal, and not with NO_COLOR set. Exit code 0 when every run
-succeeded and the emulator saw only requests the API spec allows, 1 otherwise,
-2 for a bad argument, 130 on Ctrl-C.
+ended as it should (the failure part's run fails, cleaned up) and the
+emulator saw only requests the API spec allows, 1 otherwise, 2 for a bad
+argument, 130 on Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -47,6 +56,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from codesphere_action.github import count  # noqa: E402
 from emulator import Emulator  # noqa: E402
 from emulator.events import BRANCH, PR, pr_event  # noqa: E402
 from emulator.runner import (  # noqa: E402
@@ -63,7 +73,10 @@ from scripts.runner_log import RunnerLog  # noqa: E402
 TOKEN = "demo-token"  # masked like a real one: the log shows ***
 TEAM, PLAN = 7, 21
 DOMAIN = "shop.example.com"
-ACTION = "OWNER/codesphere-release@v1"
+ACTION = "OWNER/codesphere-release@<commit-sha>"
+API_URL = "https://cloud.codesphere.com/api"  # what the emulator's address is shown as
+# Inputs and environment that point the action at the emulator: a user's step has none.
+HIDDEN = ("api-url", "CODESPHERE_RELEASE_RESOLVE")
 STAGE_SECONDS = {"prepare": 1.0, "test": 1.0, "run": 1.0}
 PR_HEAD = "9fceb02d0ae598e95dc970b74767f19372d61af8"  # the pull request's head commit
 DAY = 86400
@@ -73,6 +86,8 @@ HEADINGS = {
     "(git pull, prepare, test, restart the app)",
     "zero-downtime": "zero-downtime: build a new workspace beside the live one, "
     f"check its health, then move {DOMAIN} to it",
+    "failure": "failure: a zero-downtime release whose tests fail: the failing step's log, "
+    f"the new workspace deleted, {DOMAIN} untouched",
     "canary": f"canary: a new workspace joins {DOMAIN} beside the live one, is watched for "
     "a 4 s bake, then serves alone (a failing bake would undo it)",
     "preview": f"preview: a workspace of its own for pull request #{PR}, "
@@ -86,22 +101,60 @@ HEADINGS = {
     "prune": "prune: delete what earlier releases and previews left behind "
     "(never what serves a domain, never what the action did not make)",
 }
-FLOWS = tuple(HEADINGS)
+PARTS_IN_ORDER = tuple(HEADINGS)  # what `all` runs
+FLOWS = tuple(part for part in HEADINGS if part != "failure")  # a part per flow
+
+
+LOOPBACK = re.compile(r"(https?://)?127\.0\.0\.1:\d+")
+
+
+class Shown:
+    """A line as a user's log would read it: the emulator's loopback addresses
+    as the names they stand in for (its API as API_URL, each app as its dev
+    domain, the domain proxy as the custom domain)."""
+
+    def __init__(self, emu: Emulator | None = None) -> None:
+        self.emu = emu
+
+    def __call__(self, line: str) -> str:
+        if self.emu is None or "127.0.0.1" not in line:
+            return line
+        line = line.replace(self.emu.url, API_URL)
+        names = self.emu.app_names
+        if names:  # apps are served: so is the custom domain, through the proxy
+            names[self.emu.domain_proxy] = DOMAIN
+
+        def name(match: re.Match[str]) -> str:
+            address = match.group(0).removeprefix(match.group(1) or "")
+            if address not in names:
+                return match.group(0)
+            return f"https://{names[address]}" if match.group(1) else names[address]
+
+        return LOOPBACK.sub(name, line)
 
 
 class Demo:
-    """Runs the parts; renders every run; remembers what failed."""
+    """Runs the parts; renders every run; remembers how each ended."""
 
     def __init__(self, *, debug: bool, color: bool) -> None:
         self.debug = debug
         self.color = color
-        self.results: list[tuple[str, bool, float]] = []  # label, succeeded, seconds
+        # label, ended as it should, seconds, failed on purpose
+        self.results: list[tuple[str, bool, float, bool]] = []
+        self.shown = Shown()
 
     def say(self, text: str = "", style: str = "") -> None:
         codes = {"heading": "\033[1;34m", "dim": "\033[2m", "bad": "\033[1;31m"}
+        text = self.shown(text)
         if self.color and style and text:
             text = f"{codes[style]}{text}\033[0m"
         print(text, flush=True)
+
+    def check(self, label: str, ok: bool, why: str) -> None:
+        """A claim the demo makes about what a run left behind, checked."""
+        self.say(why, "dim" if ok else "bad")
+        if not ok:
+            self.results.append((label, False, 0.0, False))
 
     @property
     def last_ok(self) -> bool:
@@ -116,12 +169,16 @@ class Demo:
             Emulator(token=TOKEN, stage_seconds=STAGE_SECONDS, workspace_start_seconds=0.5) as emu,
             tempfile.TemporaryDirectory(prefix="codesphere-demo-") as tmp,
         ):
-            yield emu, Runner(Path(tmp))
+            self.shown = Shown(emu)
             try:
-                emu.assert_clean()  # every request the action sent matched the API spec
-            except AssertionError as exc:
-                self.say(f"The emulator saw requests off the API spec: {exc}", "bad")
-                self.results.append((f"{flow}: API spec check", False, 0.0))
+                yield emu, Runner(Path(tmp))
+                try:
+                    emu.assert_clean()  # every request the action sent matched the API spec
+                except AssertionError as exc:
+                    self.say(f"The emulator saw requests off the API spec: {exc}", "bad")
+                    self.results.append((f"{flow}: API spec check", False, 0.0, False))
+            finally:
+                self.shown = Shown()
 
     def run(
         self,
@@ -129,9 +186,12 @@ class Demo:
         label: str,
         inputs: dict[str, str],
         extra: dict[str, str] | None = None,
+        *,
+        expect: str = "success",
     ) -> dict[str, str]:
         """One step of a job: the action with these inputs. Prints the rendered
-        log, the outputs and the job summary; returns the outputs."""
+        log, the outputs and the job summary; returns the outputs. ``expect``:
+        the status it should end with (anything but success: with exit code 1)."""
         self.say()
         self.say(f"--- {label} ---", "heading")
         env = runner.environ(inputs, extra)
@@ -139,8 +199,33 @@ class Demo:
             env["RUNNER_DEBUG"] = "1"
         log = RunnerLog(color=self.color, debug=self.debug)
         log.add_mask(TOKEN)  # the runner knows its secrets before the step starts
-        self._print(self._step_header(log, inputs, extra or {}))
+        self._print(self._step_header(log, inputs))
         started = time.monotonic()
+        code, interrupted = self._stream(runner, env, log)
+        seconds = time.monotonic() - started
+        outputs = parse_outputs(runner.output_file.read_text())
+        self.say()
+        self.say("Outputs (GITHUB_OUTPUT):", "dim")
+        self._print([f"  {log.mask(f'{name}={value}')}" for name, value in outputs.items()])
+        summary = runner.summary_file.read_text().strip()
+        self.say()
+        self.say("Job summary (GITHUB_STEP_SUMMARY, Markdown):", "dim")
+        self._print([f"  {log.mask(line)}".rstrip() for line in summary.splitlines()])
+        status = outputs.get("status", "")
+        as_expected = status == expect and (code == 0) == (expect == "success")
+        note = "" if expect == "success" else f" ({expect}, as it should)" if as_expected else ""
+        self.say()
+        self.say(
+            f"{label}: exit code {code}, status={status}, {seconds:.1f} s{note}",
+            "dim" if as_expected else "bad",
+        )
+        self.results.append((label, as_expected, seconds, expect != "success"))
+        if interrupted:
+            raise KeyboardInterrupt
+        return outputs
+
+    def _stream(self, runner: Runner, env: dict[str, str], log: RunnerLog) -> tuple[int, bool]:
+        """Run the action, rendering its log live; (exit code, interrupted)."""
         proc = subprocess.Popen(
             [sys.executable, str(ENTRYPOINT)],
             cwd=runner.workdir,
@@ -161,43 +246,21 @@ class Demo:
             for line in proc.stdout:
                 self._print(log.feed(line))
         code = proc.wait()
-        seconds = time.monotonic() - started
         self._print(log.close())
-        outputs = parse_outputs(runner.output_file.read_text())
-        self.say()
-        self.say("Outputs (GITHUB_OUTPUT):", "dim")
-        self._print([f"  {log.mask(f'{name}={value}')}" for name, value in outputs.items()])
-        summary = runner.summary_file.read_text().strip()
-        self.say()
-        self.say("Job summary (GITHUB_STEP_SUMMARY, Markdown):", "dim")
-        self._print([f"  {log.mask(line)}".rstrip() for line in summary.splitlines()])
-        succeeded = code == 0 and outputs.get("status") == "success"
-        self.say()
-        self.say(
-            f"{label}: exit code {code}, status={outputs.get('status', '')}, {seconds:.1f} s",
-            "dim" if succeeded else "bad",
-        )
-        self.results.append((label, succeeded, seconds))
-        if interrupted:
-            raise KeyboardInterrupt
-        return outputs
+        return code, interrupted
 
-    def _step_header(
-        self, log: RunnerLog, inputs: dict[str, str], extra: dict[str, str]
-    ) -> list[str]:
-        """The step's header as the runner shows it: the action and its inputs."""
+    def _step_header(self, log: RunnerLog, inputs: dict[str, str]) -> list[str]:
+        """The step's header as the runner shows it: the action and the inputs a
+        user's workflow would pass (not those that point it at the emulator)."""
         lines = log.group(f"Run {ACTION}")
         lines += log.text("with:")
-        lines += [line for name, value in inputs.items() for line in log.text(f"  {name}: {value}")]
-        env = {k: v for k, v in extra.items() if k == "CODESPHERE_RELEASE_RESOLVE"}
-        if env:
-            lines += log.text("env:")
-            lines += [line for k, v in env.items() for line in log.text(f"  {k}: {v}")]
+        shown = {name: value for name, value in inputs.items() if name not in HIDDEN}
+        lines += [line for name, value in shown.items() for line in log.text(f"  {name}: {value}")]
         return lines + log.end_group()
 
     def _print(self, lines: list[str]) -> None:
         for line in lines:
-            print(line, flush=True)
+            print(self.shown(line), flush=True)
 
 
 def inputs_for(emu: Emulator, flow: str, **more: str) -> dict[str, str]:
@@ -230,7 +293,7 @@ def demo_simple(demo: Demo) -> None:
     with demo.part("simple") as (emu, runner):
         live = emu.add_workspace(team_id=TEAM, name="shop")
         pushed(emu)
-        demo.say(f"Emulator at {emu.url}: workspace {live} (shop) runs the app", "dim")
+        demo.say(f"Codesphere (the emulator): workspace {live} (shop) runs the app", "dim")
         demo.run(
             runner,
             "flow: simple",
@@ -244,7 +307,7 @@ def demo_zero_downtime(demo: Demo) -> None:
         old = live_app(emu, "shop-old")
         emu.add_domain(TEAM, DOMAIN, {"/": [old]})
         pushed(emu)
-        demo.say(f"Emulator at {emu.url}: {DOMAIN}/ is served by workspace {old}", "dim")
+        demo.say(f"Codesphere (the emulator): {DOMAIN}/ is served by workspace {old}", "dim")
         demo.run(
             runner,
             "flow: zero-downtime",
@@ -264,7 +327,7 @@ def demo_canary(demo: Demo) -> None:
         old = live_app(emu, "shop-old")
         emu.add_domain(TEAM, DOMAIN, {"/": [old]})
         pushed(emu)
-        demo.say(f"Emulator at {emu.url}: {DOMAIN}/ is served by workspace {old}", "dim")
+        demo.say(f"Codesphere (the emulator): {DOMAIN}/ is served by workspace {old}", "dim")
         demo.run(
             runner,
             "flow: canary, bake-time: 4s",
@@ -282,6 +345,60 @@ def demo_canary(demo: Demo) -> None:
         )
 
 
+# What a failing test step prints; its log is shown in the job log, bounded and masked.
+FAILING_TEST = [
+    "FAIL src/cart.test.js",
+    "  cart > applies the discount code",
+    "    expect(received).toBe(expected)",
+    "    Expected: 90",
+    "    Received: 100",
+    "Tests: 1 failed, 41 passed, 42 total",
+]
+
+
+def demo_failure(demo: Demo) -> None:
+    with demo.part("failure") as (emu, runner):
+        emu.serve_apps()
+        old = live_app(emu, "shop-old")
+        emu.add_domain(TEAM, DOMAIN, {"/": [old]})
+        pushed(emu)
+        # The new commit's tests fail: step 2 of 2 of the test stage, in every new workspace.
+        test = {"fail_step": 1, "error_lines": FAILING_TEST}
+        emu.defaults_for_new_workspaces(stages={"test": test})
+        demo.say(
+            f"Codesphere (the emulator): {DOMAIN}/ is served by workspace {old}; "
+            "the commit to release fails one of its tests",
+            "dim",
+        )
+        outputs = demo.run(
+            runner,
+            "flow: zero-downtime, test: true (a test fails)",
+            inputs_for(
+                emu,
+                "zero-downtime",
+                **{"plan-id": str(PLAN), "domain": DOMAIN, "health-check-path": "/healthz"},
+                test="true",
+            ),
+            resolve(emu),
+            expect="failed",
+        )
+        new = [w for w in emu.workspaces(TEAM, include_deleted=True) if w.id != old]
+        serving = emu.domain(TEAM, DOMAIN).workspaces
+        gone = bool(new) and all(w.deleted for w in new)
+        demo.check(
+            "failure: the new workspace deleted",
+            gone and outputs.get("workspace-id") == str(new[0].id),
+            f"Afterwards: workspace {', '.join(str(w.id) for w in new) or '(none)'} "
+            f"{'is deleted' if gone else 'is still there'}",
+        )
+        demo.check(
+            f"failure: {DOMAIN} untouched",
+            serving == {"/": [old]},
+            f"Afterwards: {DOMAIN}/ is served by workspace "
+            f"{', '.join(str(i) for i in serving.get('/', [])) or 'nothing'}",
+        )
+
+
 def _preview(demo: Demo, emu: Emulator, runner: Runner) -> None:
     emu.set_branch_head(BRANCH, PR_HEAD)
     demo.run(
@@ -294,13 +411,13 @@ def _preview(demo: Demo, emu: Emulator, runner: Runner) -> None:
 
 def demo_preview(demo: Demo) -> None:
     with demo.part("preview") as (emu, runner):
-        demo.say(f"Emulator at {emu.url}: team {TEAM}, no workspace yet", "dim")
+        demo.say(f"Codesphere (the emulator): team {TEAM}, no workspace yet", "dim")
         _preview(demo, emu, runner)
 
 
 def demo_teardown(demo: Demo) -> None:
     with demo.part("teardown") as (emu, runner):
-        demo.say(f"Emulator at {emu.url}: team {TEAM}, no workspace yet", "dim")
+        demo.say(f"Codesphere (the emulator): team {TEAM}, no workspace yet", "dim")
         _preview(demo, emu, runner)
         if not demo.last_ok:
             return
@@ -318,7 +435,7 @@ def demo_promote(demo: Demo) -> None:
         old = live_app(emu, "shop-old")
         emu.add_domain(TEAM, DOMAIN, {"/": [old]})
         pushed(emu)
-        demo.say(f"Emulator at {emu.url}: {DOMAIN}/ is served by workspace {old}", "dim")
+        demo.say(f"Codesphere (the emulator): {DOMAIN}/ is served by workspace {old}", "dim")
         health = {"domain": DOMAIN, "health-check-path": "/healthz"}
         staged = demo.run(
             runner,
@@ -364,7 +481,7 @@ def demo_prune(demo: Demo) -> None:
         emu.add_workspace(team_id=TEAM, name="made-by-hand")
         emu.add_domain(TEAM, DOMAIN, {"/": [live]})
         demo.say(
-            f"Emulator at {emu.url}: {DOMAIN}/ is served by workspace {live}; two earlier "
+            f"Codesphere (the emulator): {DOMAIN}/ is served by workspace {live}; two earlier "
             "releases, a failed one, a stale preview and one made by hand are there too",
             "dim",
         )
@@ -378,7 +495,7 @@ def demo_rollback(demo: Demo) -> None:
         bad = live_app(emu, "shop-bad")
         emu.add_domain(TEAM, DOMAIN, {"/": [bad]})
         demo.say(
-            f"Emulator at {emu.url}: {DOMAIN}/ is served by workspace {bad}, the release "
+            f"Codesphere (the emulator): {DOMAIN}/ is served by workspace {bad}, the release "
             f"that misbehaves; workspace {before} served it before (the release's "
             "previous-workspace-id output)",
             "dim",
@@ -398,6 +515,7 @@ def demo_rollback(demo: Demo) -> None:
 PARTS: dict[str, Callable[[Demo], None]] = {
     "simple": demo_simple,
     "zero-downtime": demo_zero_downtime,
+    "failure": demo_failure,
     "canary": demo_canary,
     "preview": demo_preview,
     "teardown": demo_teardown,
@@ -412,30 +530,38 @@ def main(argv: list[str]) -> int:
         prog="scripts/demo",
         description="Release flows against a local Codesphere emulator, as a runner shows them.",
     )
-    parser.add_argument("flow", nargs="?", choices=[*FLOWS, "all"], help="default: simple")
+    parser.add_argument("flow", nargs="?", choices=[*PARTS_IN_ORDER, "all"], help="default: simple")
     parser.add_argument("--debug", action="store_true", help="show the action's debug log")
     args = parser.parse_args(argv)
     color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     demo = Demo(debug=args.debug, color=color)
     started = time.monotonic()
     try:
-        for flow in FLOWS if args.flow == "all" else [args.flow or "simple"]:
-            PARTS[flow](demo)
+        for part in PARTS_IN_ORDER if args.flow == "all" else [args.flow or "simple"]:
+            PARTS[part](demo)
     except KeyboardInterrupt:
         demo.say("\nInterrupted.", "bad")
         return 130
-    failed = [label for label, ok, _ in demo.results if not ok]
     demo.say()
+    failed = [label for label, ok, _, _ in demo.results if not ok]
     if failed:
         demo.say(f"{len(failed)} of {len(demo.results)} runs failed: {'; '.join(failed)}", "bad")
     else:
-        demo.say(
-            f"{len(demo.results)} run(s) succeeded in {time.monotonic() - started:.0f} s.", "dim"
-        )
+        demo.say(f"{_tally(demo.results)} in {time.monotonic() - started:.0f} s.", "dim")
     if args.flow is None:
-        others = ", ".join(f for f in FLOWS if f != "simple")
+        others = ", ".join(part for part in PARTS_IN_ORDER if part != "simple")
         demo.say(f"More: scripts/demo {others} or all (--debug shows the debug log).")
     return 1 if failed else 0
+
+
+def _tally(results: list[tuple[str, bool, float, bool]]) -> str:
+    """ "10 runs succeeded and 1 run failed as it should" """
+    succeeded = sum(1 for _, _, _, on_purpose in results if not on_purpose)
+    on_purpose = len(results) - succeeded
+    said = [f"{count(succeeded, 'run')} succeeded"] if succeeded else []
+    if on_purpose:
+        said.append(f"{count(on_purpose, 'run')} failed as it should")
+    return " and ".join(said)
 
 
 if __name__ == "__main__":

@@ -203,4 +203,7 @@ def test_the_timeline_is_bounded_whatever_bake_time_is() -> None:
     assert "rows left out" in rows[8][1]
     text = "\n".join(timeline.markdown(lambda s: s.replace("|", "\\|")))
     assert len(text.encode()) < 8 * 1024
-    assert "6000 rounds of checks, 858 with an answer that was not accepted" in text
+    assert (
+        "6000 rounds of checks (times from the bake's start, m:ss), 858 with an answer that "
+        "was not accepted"
+    ) in text

@@ -482,7 +482,7 @@ def test_create_settings_are_read_typed_and_default_to_unset() -> None:
         vpn_config="Office VPN (Berlin)",
         to_vault=True,
     )
-    assert config.create.ignored == ()
+    assert config.ignored == ()  # zero-downtime reads every one of them
     assert load_config(zd_env(restricted="false")).create.restricted is False
 
 
@@ -523,9 +523,22 @@ def test_flows_that_create_nothing_list_the_settings_they_ignore(flow: str) -> N
     config = load_config(
         env(**inputs, storage_mib="10", restricted="false", secret_store="env", base_image="")
     )
-    assert config.create.ignored == ("restricted", "storage-mib")  # env is secret-store's default
-    assert load_config(env(**inputs, secret_store="vault")).create.ignored == ("secret-store",)
-    assert load_config(env(**inputs)).create.ignored == ()
+    # env is secret-store's default; the other inputs given are the flow's own or not
+    assert created_only(config.ignored) == ["restricted", "storage-mib"]
+    assert created_only(load_config(env(**inputs, secret_store="vault")).ignored) == [
+        "secret-store"
+    ]
+    assert created_only(load_config(env(**inputs)).ignored) == []
+
+
+CREATE_SETTINGS = (
+    "base-image", "clone-depth", "restricted", "shared-vault-name", "storage-mib", "vpn-config",
+    "secret-store",
+)  # fmt: skip
+
+
+def created_only(names: tuple[str, ...]) -> list[str]:
+    return [name for name in names if name in CREATE_SETTINGS]
 
 
 def test_the_create_body_sends_a_setting_only_when_set() -> None:
@@ -552,3 +565,20 @@ def test_the_create_body_sends_a_setting_only_when_set() -> None:
         "storageMib": 5,
         "vpnConfig": "vpn",
     }
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [(None, "failure"), ("", "failure"), ("failure", "failure"), (" Always ", "always")],
+)
+def test_show_logs_is_failure_by_default_or_always(given: str | None, expected: str) -> None:
+    inputs = {} if given is None else {"show_logs": given}
+    assert load_config(env(**inputs)).show_logs == expected
+
+
+@pytest.mark.parametrize("value", ["verbose", "true", "all", "failures"])
+def test_another_show_logs_value_names_the_input_and_the_two_it_takes(value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(env(show_logs=value))
+    assert caught.value.input_name == "show-logs"
+    assert str(caught.value) == f"input 'show-logs' is '{value}': expected one of failure, always"

@@ -255,12 +255,23 @@ def test_deployments_need_the_repository(tmp_path: Path) -> None:
         load_config(environ)
 
 
-def test_environment_is_validated(tmp_path: Path) -> None:
+def test_deployment_environment_is_validated(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
-        load_config(flow_env(tmp_path, "preview", environment="x" * 256))
-    assert caught.value.input_name == "environment"
-    config = load_config(flow_env(tmp_path, "preview", environment="review"))
+        load_config(flow_env(tmp_path, "preview", deployment_environment="x" * 256))
+    assert caught.value.input_name == "deployment-environment"
+    config = load_config(flow_env(tmp_path, "preview", deployment_environment="review"))
     assert config.github.environment == "review"
+
+
+@pytest.mark.parametrize("value", ["staging", ""])
+def test_the_old_environment_input_fails_saying_it_was_renamed(tmp_path: Path, value: str) -> None:
+    """A snippet from before the rename: no alias (nothing was released with the
+    old name), an input error that names the new one, before any request."""
+    with pytest.raises(ConfigError) as caught:
+        load_config(flow_env(tmp_path, "preview", environment=value))
+    assert caught.value.input_name == "environment"
+    assert "renamed to 'deployment-environment'" in str(caught.value)
+    assert "environment:" in str(caught.value)  # why: the job's own key
 
 
 def test_the_simple_flow_expects_a_commit_only_for_the_runs_own_branch() -> None:
@@ -350,8 +361,6 @@ def test_bake_time_takes_zero_or_a_duration(tmp_path: Path, text: str, seconds: 
          "the bake watches the domain after the switch: set domain"),
         ("zero-downtime", {"bake_time": "10m", "health_check_path": "/h", "domain": "a.example",
          "switch": "false"}, "the bake watches the domain after the switch"),
-        ("promote", {"bake_time": "1m", "workspace_id": "4", "domain": "a.example"},
-         "only the canary and zero-downtime flows bake; the promote flow does not"),
     ],
 )  # fmt: skip
 def test_bake_time_errors_name_the_input_and_the_fix(
@@ -360,6 +369,12 @@ def test_bake_time_errors_name_the_input_and_the_fix(
     with pytest.raises(ConfigError, match="input 'bake-time' ") as caught:
         load_config(flow_env(tmp_path, flow, **{"domain": "shop.example.com", **inputs}))
     assert says in str(caught.value)
+
+
+def test_a_flow_that_does_not_bake_ignores_bake_time_and_says_so(tmp_path: Path) -> None:
+    environ = flow_env(tmp_path, "promote", workspace_id="4", domain="a.example", bake_time="1m")
+    config = load_config(environ)
+    assert config.bake_time == 0.0 and "bake-time" in config.ignored
 
 
 def test_zero_downtime_bakes_with_a_domain_and_its_switch(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from codesphere_action.flows.specs import FLOW_NAMES
-from scripts.demo import FLOWS, HEADINGS, TOKEN
+from scripts.demo import FLOWS, HEADINGS, PARTS, PARTS_IN_ORDER, TOKEN
 from scripts.runner_log import RunnerLog, parse_command, unescape_data, unescape_property
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -197,7 +197,10 @@ def run_demo(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
     )
 
 
-def check_demo_output(result: subprocess.CompletedProcess[str], flows: list[str]) -> None:
+def check_demo_output(
+    result: subprocess.CompletedProcess[str], flows: list[str], failures: int = 0
+) -> None:
+    """``failures``: runs that fail on purpose (the failure part's)."""
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert TOKEN not in output
@@ -208,36 +211,69 @@ def check_demo_output(result: subprocess.CompletedProcess[str], flows: list[str]
     for flow in flows:
         assert HEADINGS[flow] in output, f"no heading for {flow}"
     outputs_status = re.findall(r"^  status=(.*)$", output, re.M)  # the outputs blocks
-    assert outputs_status and set(outputs_status) == {"success"}
-    assert "failed" not in output.splitlines()[-1]
+    assert outputs_status
+    assert outputs_status.count("failed") == failures
+    assert outputs_status.count("success") == len(outputs_status) - failures
+    assert "runs failed" not in output.splitlines()[-1]
+    # As a user's log reads: no loopback address, no test seam, no emulator URL input.
+    assert "127.0.0.1" not in output
+    assert "CODESPHERE_RELEASE_RESOLVE" not in output
+    assert "api-url:" not in output
+    assert "(s)" not in output
 
 
 def test_demo_without_arguments_runs_simple_and_names_the_others() -> None:
     result = run_demo(timeout=60)
     check_demo_output(result, ["simple"])
-    assert "1 run(s) succeeded" in result.stdout
+    assert "1 run succeeded in" in result.stdout
     assert (
-        "More: scripts/demo zero-downtime, canary, preview, teardown, promote, rollback, prune or "
-        "all" in result.stdout
+        "More: scripts/demo zero-downtime, failure, canary, preview, teardown, promote, "
+        "rollback, prune or all" in result.stdout
     )
 
 
 @pytest.mark.slow
 def test_demo_all_runs_every_flow() -> None:
     result = run_demo("all", timeout=110)
-    check_demo_output(result, list(HEADINGS))
-    assert "11 run(s) succeeded" in result.stdout
+    check_demo_output(result, list(HEADINGS), failures=1)
+    assert "11 runs succeeded and 1 run failed as it should" in result.stdout
     assert len(re.findall(r"^  status=success$", result.stdout, re.M)) == 11
 
 
 def test_every_value_of_the_flow_input_is_a_demo() -> None:
     assert sorted(FLOWS) == sorted(FLOW_NAMES)
+    assert set(PARTS) == set(PARTS_IN_ORDER) == {*FLOWS, "failure"}
+
+
+def test_demo_failure_shows_the_failing_log_and_what_it_cleaned_up() -> None:
+    """Failure is what people want to see before they trust a release tool: a
+    test that fails, its log, the new workspace deleted, the domain untouched."""
+    result = run_demo("failure", timeout=60)
+    check_demo_output(result, ["failure"], failures=1)
+    out = result.stdout
+    assert "1 run failed as it should in" in out
+    assert "▼ Log of test step 2" in out  # the failing step's own log, in a group
+    assert "Tests: 1 failed, 41 passed, 42 total" in out
+    assert "Error: Stage failed: stage test failed at step 2 of 2" in out
+    assert "(failed, as it should)" in out
+    assert "Afterwards: workspace 1002 is deleted" in out
+    assert "Afterwards: shop.example.com/ is served by workspace 1001" in out
+
+
+def test_the_demo_shows_names_where_the_emulator_listens_on_loopback() -> None:
+    """zero-downtime reaches the apps and the domain through loopback listeners;
+    the log reads as a user's: dev domains and the custom domain."""
+    result = run_demo("zero-downtime", timeout=60)
+    check_demo_output(result, ["zero-downtime"])
+    assert "GET https://1002-3000.dc2.codesphere.test/healthz" in result.stdout
+    assert "GET https://shop.example.com/healthz" in result.stdout
+    assert "workspace-url=https://1002-3000.dc2.codesphere.test" in result.stdout
 
 
 def test_demo_rollback_points_the_domain_back() -> None:
     result = run_demo("rollback", timeout=60)
     check_demo_output(result, ["rollback"])
-    assert "1 run(s) succeeded" in result.stdout
+    assert "1 run succeeded in" in result.stdout
     assert "flow: rollback" in result.stdout
     assert "previous-workspace-id=" in result.stdout
 
@@ -245,7 +281,7 @@ def test_demo_rollback_points_the_domain_back() -> None:
 def test_demo_canary_bakes_then_completes() -> None:
     result = run_demo("canary", timeout=60)
     check_demo_output(result, ["canary"])
-    assert "1 run(s) succeeded" in result.stdout
+    assert "1 run succeeded in" in result.stdout
     assert "#### Bake: 4.0 s" in result.stdout
     assert "completed, / -> " in result.stdout
 

@@ -14,7 +14,10 @@ def preview_inputs(emu: Emulator, **more: str) -> dict[str, str]:
 
 
 def teardown_inputs(emu: Emulator, **more: str) -> dict[str, str]:
-    return zd_inputs(emu, flow="teardown", **more)
+    """A teardown's inputs: no plan-id, which it would ignore (and warn of)."""
+    inputs = zd_inputs(emu, flow="teardown")
+    del inputs["plan-id"]
+    return {**inputs, **more}
 
 
 def previews(emu: Emulator, include_deleted: bool = False) -> list[int]:

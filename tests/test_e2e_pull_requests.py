@@ -343,7 +343,7 @@ def test_teardown_marks_inactive_only_its_own_pull_requests_deployments(
     emu: Emulator, runner: Runner, github: FakeGitHub, environment: str
 ) -> None:
     emu.set_branch_head(BRANCH, HEAD)
-    shared = {"github-token": GH_TOKEN, "environment": "preview", "prepare": "false"}
+    shared = {"github-token": GH_TOKEN, "deployment-environment": "preview", "prepare": "false"}
     for number in (PR, 8):  # two pull requests' previews share the environment "preview"
         result = runner.run(
             preview_inputs(emu, **shared),
@@ -363,7 +363,7 @@ def test_teardown_marks_inactive_only_its_own_pull_requests_deployments(
     before = {d.id: list(d.states) for d in github.deployments.values()}
 
     result = runner.run(
-        teardown_inputs(emu, **{"github-token": GH_TOKEN, "environment": environment}),
+        teardown_inputs(emu, **{"github-token": GH_TOKEN, "deployment-environment": environment}),
         extra=with_github(github, pr_event(runner, action="closed")),
     )
     assert result.status == "success", result.stdout

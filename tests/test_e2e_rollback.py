@@ -14,8 +14,11 @@ from .test_e2e_zero_downtime import DOMAIN, TEAM, zd_inputs
 
 
 def rollback_inputs(emu: Emulator, workspace_id: int, **more: str) -> dict[str, str]:
-    more = {"flow": "rollback", "domain": DOMAIN, "workspace-id": str(workspace_id), **more}
-    return zd_inputs(emu, **more)
+    """A rollback's (or, with flow=promote, a promotion's) inputs: no plan-id,
+    which those flows would ignore (and warn of)."""
+    inputs = zd_inputs(emu, flow="rollback", domain=DOMAIN, **{"workspace-id": str(workspace_id)})
+    del inputs["plan-id"]
+    return {**inputs, **more}
 
 
 def start_run_stages(emu: Emulator, *workspace_ids: int, until: str = "running") -> None:

@@ -1487,6 +1487,17 @@ def test_the_placeholder_as_plain_text_says_its_phrase(emu: Emulator, phrase: st
         emu.configure_app(ws, placeholder_type="xml")
 
 
+def test_app_names_say_which_dev_domain_each_loopback_app_stands_in_for(emu: Emulator) -> None:
+    before = emu.add_workspace(team_id=1, name="plain")  # not served: a name, no listener
+    assert emu.app_names == {}
+    emu.serve_apps()
+    ws = emu.add_workspace(team_id=1, name="app")
+    served = emu.workspace(ws).dev_domain
+    assert served.startswith("127.0.0.1:")
+    assert emu.app_names == {served: f"{ws}-3000.dc2.codesphere.test"}
+    assert emu.workspace(before).dev_domain == f"{before}-3000.dc2.codesphere.test"
+
+
 # -- variant deploy_status="gap" (issue 20) ---------------------------------------------
 @pytest.mark.parametrize("on_start", ["stale", "reset"])
 def test_a_deploy_gap_lists_no_server_then_the_stopped_run_then_the_new_one(

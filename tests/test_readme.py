@@ -5,10 +5,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 from codesphere_action.context import OUTPUT_NAMES
+from codesphere_action.flows.specs import FLOW_NAMES
 from scripts.readme_tables import render, tables
+
+from .test_docs import anchors
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,6 +32,39 @@ def test_every_input_is_read_by_the_code_and_every_output_written() -> None:
     for name in action["inputs"]:
         assert f'"{name}"' in code, f"input {name} is declared but never read"
     assert list(action["outputs"]) == list(OUTPUT_NAMES)
+
+
+MAX_DESCRIPTION = 200  # characters, its link included
+DETAILS = re.compile(r"\[[^\]]+\]\(([^)\s]+)\)")
+
+
+@pytest.mark.parametrize("kind", ["inputs", "outputs"])
+def test_every_description_is_a_sentence_or_two_and_links_to_its_details(kind: str) -> None:
+    """Issue 23: the descriptions ran up to 509 characters. Each is one or two
+    sentences and a link to a heading (or <a id>) of README.md or docs/*.md,
+    relative to the repository's root, as the README's tables show them."""
+    action = yaml.safe_load((ROOT / "action.yml").read_text())
+    for name, spec in action[kind].items():
+        text = spec["description"]
+        assert len(text) <= MAX_DESCRIPTION, f"{name}: {len(text)} characters"
+        links = DETAILS.findall(text)
+        assert links, f"{name}: no link to its details"
+        prose = DETAILS.sub("", text).replace("e.g.", "eg").strip()
+        assert len(re.findall(r"[.!?](?:\s|$)", prose)) <= 2, f"{name}: more than two sentences"
+        for target in links:
+            path, _, anchor = target.partition("#")
+            assert path == "README.md" or re.fullmatch(r"docs/[\w.-]+\.md", path) or not path
+            page = ROOT / (path or "README.md")
+            assert page.exists(), f"{name}: {target}: no {path}"
+            assert anchor and anchor in anchors(page), f"{name}: {target}: no such heading"
+
+
+def test_every_input_and_output_has_its_entry_in_full() -> None:
+    action = yaml.safe_load((ROOT / "action.yml").read_text())
+    found = anchors(ROOT / "docs/inputs.md")
+    for kind in ("input", "output"):
+        for name in action[f"{kind}s"]:
+            assert f"{kind}-{name}" in found, f"docs/inputs.md has no entry for {kind} {name}"
 
 
 def test_tables_have_a_row_per_input() -> None:
@@ -113,5 +150,27 @@ def test_every_workflow_that_touches_production_shares_one_concurrency_group() -
         "examples/zero-downtime.yml",
         "examples/staged.yml",
         "examples/rollback.yml",
+        "examples/simple.yml",
         "README.md yaml block 2",  # the setup's workflow (block 1 is the sample ci.yml)
     } <= checked
+
+
+def test_the_changelog_keeps_a_changelog_and_names_every_flow() -> None:
+    """CHANGELOG.md in Keep a Changelog form, ready for v1: an Unreleased
+    section of the usual kinds of change, its link, and every flow."""
+    text = (ROOT / "CHANGELOG.md").read_text()
+    assert text.startswith("# Changelog\n")
+    assert "[Keep a Changelog](https://keepachangelog.com/en/1.1.0/)" in text
+    assert re.search(r"^## \[Unreleased\]$", text, re.M)
+    kinds = re.findall(r"^### (.*)$", text, re.M)
+    assert kinds and set(kinds) <= {
+        "Added",
+        "Changed",
+        "Deprecated",
+        "Removed",
+        "Fixed",
+        "Security",
+    }
+    assert re.search(r"^\[Unreleased\]: https://\S+$", text, re.M)
+    for flow in FLOW_NAMES:
+        assert f"`flow: {flow}`" in text, f"CHANGELOG.md does not name flow: {flow}"

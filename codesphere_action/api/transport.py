@@ -38,7 +38,7 @@ from urllib3.exceptions import MaxRetryError, NameResolutionError, NewConnection
 from ..addresses import is_loopback, token_scope
 from ..clock import Clock
 from ..errors import RedirectRefused, TransportError, WriteInDryRun
-from ..github import Reporter, format_seconds
+from ..github import Reporter, count, format_seconds
 from ..timings import (
     CONNECT_BUDGET,
     CONNECT_SECONDS,
@@ -374,7 +374,7 @@ class Transport:
         self, method: str, path: str, exc: requests.RequestException, attempt: int, start: float
     ) -> TransportError:
         """What ``exc`` means for the request, naming the host and the input to check."""
-        tries = f"{attempt} attempt(s) in {format_seconds(self.clock.now() - start)}"
+        tries = f"{count(attempt, 'attempt')} in {format_seconds(self.clock.now() - start)}"
         where = f"the {self.input_name} input ('{self.base_url}')"
         if isinstance(exc, requests.exceptions.SSLError):
             return TransportError(

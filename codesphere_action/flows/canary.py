@@ -14,7 +14,7 @@ watched, then completed or undone on its own.
 3. The check through the domain (as many accepted answers in a row as
    workspaces on the path); a failure takes the new workspace out again.
 4. ``bake-time`` 0: stop there, ``success``: the canary serves beside the
-   previous workspace(s) (``previous-workspace-id``). ``flow: promote`` with
+   previous workspaces (``previous-workspace-id``). ``flow: promote`` with
    its ``workspace-id`` completes it; ``flow: rollback`` with
    ``previous-workspace-id`` undoes it (a protected environment's approval can
    gate either). ``delete-previous`` then belongs to that promote.
@@ -94,14 +94,13 @@ def _release(ctx: Context, state: State) -> None:
         with ctx.phase("Delete previous"):
             delete_previous(ctx, state.previous, started=state.mark.start, path=state.path)
     elif state.previous:
-        ctx.reporter.info(
-            f"Previous workspace(s) {ids(state.previous)} kept (delete-previous: false)"
-        )
+        kept = "Previous workspace" + ("s" if len(state.previous) > 1 else "")
+        ctx.reporter.info(f"{kept} {ids(state.previous)} kept (delete-previous: false)")
 
 
 def _serving_beside(ctx: Context, state: State, workspace: Workspace) -> None:
     """A canary without a bake ends here: it serves beside the previous
-    workspace(s); the notice and the summary say how to complete or undo it."""
+    workspaces; the notice and the summary say how to complete or undo it."""
     config, previous = ctx.config, state.previous
     if not previous:
         ctx.result.notice = (
@@ -112,11 +111,11 @@ def _serving_beside(ctx: Context, state: State, workspace: Workspace) -> None:
     share = f"about 1 in {len(previous) + 1} of the users"
     ctx.result.notice = (
         f"Canary: workspace {workspace.id} ({state.name}) serves {config.domain_url} beside "
-        f"workspace {ids(previous)} ({share})"
+        f"{_workspace(previous)} ({share})"
     )
     ctx.result.aftermath.append(
         f"the canary, workspace {workspace.id}, serves {config.domain_url} beside the previous "
-        f"workspace(s) {ids(previous)}: Codesphere's load balancer gives it {share} (there are "
+        f"{_workspace(previous)}: Codesphere's load balancer gives it {share} (there are "
         f"no weights) and keeps each user on one workspace. Complete it with flow: promote and "
         f"workspace-id {workspace.id}; undo it with flow: rollback and workspace-id "
         f"{id_list(previous)}"
@@ -125,3 +124,8 @@ def _serving_beside(ctx: Context, state: State, workspace: Workspace) -> None:
         ctx.reporter.info(
             "delete-previous applies once the canary is completed: pass it to flow: promote"
         )
+
+
+def _workspace(workspace_ids: list[int]) -> str:
+    """``workspace 12`` or ``workspaces 12, 13``."""
+    return f"workspace{'s' if len(workspace_ids) > 1 else ''} {ids(workspace_ids)}"

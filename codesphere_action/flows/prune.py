@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from ..context import Context
 from ..errors import ActionError, NotFound
+from ..github import count
 from ..plan import Plan, Row
 from ..steps.creation import id_list
 from ..steps.dry_run import label, stop_if_dry_run
@@ -57,7 +58,8 @@ def run(ctx: Context) -> None:
         table.rows = [rows[w] for w in sorted(rows)]
     if failed:
         raise ActionError(
-            f"prune deleted {len(done)} workspace(s), but could not delete {'; '.join(failed)}. "
+            f"prune deleted {count(len(done), 'workspace')}, but could not delete "
+            f"{'; '.join(failed)}. "
             "Run prune again, or delete them by hand"
         )
     kept = len(verdicts) - len(done)

@@ -10,7 +10,7 @@ the run stage restarts, and the next release (or a re-run) rebuilds it.
 from __future__ import annotations
 
 from ..context import Context
-from ..github import format_seconds
+from ..github import count, format_seconds
 from ..models import Workspace
 from ..plan import Plan
 from ..steps.dry_run import label, stage_steps, stop_if_dry_run
@@ -66,7 +66,7 @@ def _plan(ctx: Context, workspace: Workspace) -> Plan:
     if not ctx.client.is_running(workspace.id, deadline=deadline):
         replicas = max(1, workspace.replicas)
         plan.steps.append(
-            f"Wake workspace {shown}: it is not running ({replicas} replica(s), within "
+            f"Wake workspace {shown}: it is not running ({count(replicas, 'replica')}, within "
             f"{format_seconds(ctx.config.workspace_timeout)})"
         )
     else:

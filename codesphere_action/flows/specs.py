@@ -31,6 +31,13 @@ class FlowSpec:
     # ("" for an id: "it (a numeric id)"); checked before any request.
     needs: Mapping[str, str] = field(default_factory=dict)
     creates: bool = False  # it creates a workspace from the repository
+    # What else it does, which says the inputs it reads (input_uses.py): it runs
+    # the stages on a workspace; it pulls into one that exists; it points a
+    # domain's path at workspaces; it deletes what releases left behind.
+    stages: bool = False
+    pulls: bool = False
+    switches: bool = False
+    prunes: bool = False
     # It works on a pull request: "open" (preview) or "closed" (teardown), as the
     # event's action says; "" for a flow that works on any event.
     pull_request: Literal["open", "closed", ""] = ""
@@ -70,12 +77,16 @@ SPECS: dict[str, FlowSpec] = {
             "simple",
             "simple",
             needs={"workspace-id": "the id of the workspace to release"},
+            stages=True,
+            pulls=True,
         ),
         FlowSpec(
             "zero-downtime",
             "zero_downtime",
             needs={"team-id": "", "plan-id": "", "git-url": "", "workspace-name": "", "branch": ""},
             creates=True,
+            stages=True,
+            switches=True,
             default_branch="ref",
             default_name="commit",
             bakes=True,
@@ -92,6 +103,8 @@ SPECS: dict[str, FlowSpec] = {
                 "domain": "the domain whose domain-path the canary joins",
             },
             creates=True,
+            stages=True,
+            switches=True,
             default_branch="ref",
             default_name="commit",
             bakes=True,
@@ -104,6 +117,8 @@ SPECS: dict[str, FlowSpec] = {
             "preview",
             needs={"team-id": "", "plan-id": "", "git-url": "", "workspace-name": ""},
             creates=True,
+            stages=True,
+            pulls=True,
             pull_request="open",
             default_branch="pull-request",
             default_name="pull-request",
@@ -135,6 +150,7 @@ SPECS: dict[str, FlowSpec] = {
                 "workspace-id output of a release with switch: false",
                 "domain": "the domain to switch",
             },
+            switches=True,
             commit="sha",
             noun="Promotion",
             done="Promoted",
@@ -148,6 +164,7 @@ SPECS: dict[str, FlowSpec] = {
                 "the previous-workspace-id output of the last release",
                 "domain": "the domain to switch",
             },
+            switches=True,
             ids="list",
             commit="back",
             noun="Rollback",
@@ -157,6 +174,7 @@ SPECS: dict[str, FlowSpec] = {
             "prune",
             "prune",
             needs={"team-id": ""},
+            prunes=True,
             commit="",
             deployment="none",
             repository=True,

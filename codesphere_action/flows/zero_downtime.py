@@ -95,9 +95,8 @@ def _release(ctx: Context, state: State) -> None:
         with ctx.phase("Delete previous"):
             delete_previous(ctx, state.previous, started=state.mark.start, path=state.path)
     elif state.previous:
-        ctx.reporter.info(
-            f"Previous workspace(s) {ids(state.previous)} kept (delete-previous: false)"
-        )
+        kept = "Previous workspace" + ("s" if len(state.previous) > 1 else "")
+        ctx.reporter.info(f"{kept} {ids(state.previous)} kept (delete-previous: false)")
 
 
 def _why_no_switch(ctx: Context) -> str:

@@ -2,7 +2,7 @@
 it or undo it on its own (issue 22).
 
 zero-downtime bakes after its switch and its check through the domain, the
-previous workspace(s) left as they are; canary after the new workspace joined
+previous workspaces left as they are; canary after the new workspace joined
 the path beside the workspaces serving it.
 
 A round every ``BAKE_CHECK_SECONDS`` (5 s), the first at once, the last at the
@@ -46,10 +46,10 @@ from dataclasses import replace
 
 from ..context import Context
 from ..errors import ActionError, BakeFailed, Cancelled
-from ..github import format_seconds
+from ..github import count, format_seconds
 from ..health import Answer, HealthCheck
 from ..models import DomainMap, Workspace
-from ..timeline import Round, Timeline
+from ..timeline import Round, Timeline, at_time
 from ..timings import (
     BAKE_ANSWER_SECONDS,
     BAKE_CHECK_SECONDS,
@@ -82,7 +82,7 @@ class _Target:
         rounds = len(self.recent) - first  # from the first failed answer to this one
         return (
             f"{self.name} gave {sum(n for n, _ in self.recent)} answers that were not accepted "
-            f"within {rounds} round{'s' if rounds != 1 else ''} ({answers})"
+            f"within {count(rounds, 'round')} ({answers})"
         )
 
 
@@ -120,7 +120,7 @@ def bake(ctx: Context, state: State, workspace: Workspace, *, complete: bool) ->
         if failure:
             _undo(ctx, state, timeline, failure)
         blips = timeline.failed_rounds
-        phase.detail = f"{len(timeline.rounds)} rounds" + (
+        phase.detail = count(len(timeline.rounds), "round") + (
             f", {blips} with a blip" if blips else ""
         )
     if complete:
@@ -166,7 +166,7 @@ def _watch(
             at = now + BAKE_RECHECK_SECONDS
         elif now >= end:
             ctx.reporter.info(
-                f"Bake passed: {len(timeline.rounds)} rounds in {_took(ctx, timeline)}"
+                f"Bake passed: {count(len(timeline.rounds), 'round')} in {_took(ctx, timeline)}"
             )
             return ""
         else:
@@ -312,4 +312,4 @@ def _line(timeline: Timeline) -> str:
         else "not checked"
     )
     note = f": {last.note}" if last.note else ""
-    return f"  bake at {format_seconds(last.at)}: dev domain {dev}, domain {through}{note}"
+    return f"  bake at {at_time(last.at)}: dev domain {dev}, domain {through}{note}"

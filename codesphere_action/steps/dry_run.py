@@ -78,7 +78,7 @@ def stage_steps(ctx: Context) -> list[str]:
     profile = f" (profile {config.profile}: ci.{config.profile}.yml)" if config.profile else ""
     steps = [
         f"Stages: {', '.join([*stage_plan(ctx), 'run'])}{profile}, each within "
-        f"{format_seconds(config.stage_timeout)}; the landscape is deployed before run"
+        f"{format_seconds(config.stage_timeout)}; a multi-server landscape is deployed before run"
     ]
     health = config.health
     if health.path:

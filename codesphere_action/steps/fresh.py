@@ -194,7 +194,7 @@ def release_plan(ctx: Context, state: State, found: Found, *, join: bool = False
         plan.steps.append(_bake_step(ctx, previous, join=join))
     elif join:
         plan.steps.append(
-            "Stop there: the canary serves beside the previous workspace(s); flow: promote "
+            "Stop there: the canary serves beside what served the path; flow: promote "
             "completes it, flow: rollback undoes it"
         )
         deadline = ctx.deadline(CHECK_SECONDS)

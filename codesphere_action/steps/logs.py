@@ -1,5 +1,9 @@
-"""A failed step's log: its last lines, read within a few seconds whatever the
-stream does (ends, stays open, breaks).
+"""A step's log: its last lines, read within a few seconds whatever the stream
+does (ends, stays open, breaks), and shown in a collapsed group: the failing
+step's always, and with ``show-logs: always`` every step's of every stage that
+ran (``show_stage_logs``). Either way the lines are the last
+``LOG_TAIL_LINES``, each cut to the reporter's line bound, with every secret
+masked and workflow commands switched off.
 
 Where a step's log is: prepare and test at ``logs/{stage}/{step}``; the run
 stage of a single-server workspace there too; the run stage of a multi-server
@@ -16,7 +20,8 @@ from dataclasses import dataclass
 
 from ..context import Context
 from ..errors import ActionError, TransportError
-from ..timings import LOG_QUIET_SECONDS, LOG_READ_SECONDS, Deadline
+from ..models import StageEntry
+from ..timings import LOG_QUIET_SECONDS, LOG_READ_SECONDS, SHOW_LOGS_SECONDS, Deadline
 
 LOG_TAIL_LINES = 100
 
@@ -44,14 +49,64 @@ class LogSource:
         return LogSource(self.stage, self.step, self.server) if self.replica else None
 
 
-def read_step_log(ctx: Context, workspace_id: int, source: LogSource) -> list[tuple[str, str]]:
+def show_stage_logs(
+    ctx: Context, workspace_id: int, stage: str, entries: list[StageEntry], *, multi: bool
+) -> None:
+    """With ``show-logs: always``: the log of every step of a stage that ran,
+    each in a group of its own, in ``SHOW_LOGS_SECONDS`` at most (``entries``:
+    the run's status entries of the stage, which say its steps and servers)."""
+    if ctx.config.show_logs != "always":
+        return
+    deadline = ctx.deadline(SHOW_LOGS_SECONDS)
+    for source in stage_sources(stage, entries, multi=multi):
+        if deadline.expired:
+            ctx.reporter.info(
+                f"The other logs of {stage} are not shown: reading them took "
+                f"{SHOW_LOGS_SECONDS:.0f} s already (show-logs: always)"
+            )
+            return
+        show_step_log(ctx, workspace_id, source, deadline.within(LOG_READ_SECONDS))
+
+
+def stage_sources(stage: str, entries: list[StageEntry], *, multi: bool) -> list[LogSource]:
+    """Each step's log, in order: for the run stage of a multi-server workspace
+    per server (all its replicas), in the order the status lists them."""
+    if stage == "run" and multi:
+        servers = list(dict.fromkeys(e.server for e in entries))
+        return [
+            LogSource(stage, step, server)
+            for server in servers
+            for step in range(max(len(e.steps) for e in entries if e.server == server))
+        ]
+    steps = max((len(e.steps) for e in entries), default=0)
+    return [LogSource(stage, step) for step in range(steps)]
+
+
+def show_step_log(
+    ctx: Context, workspace_id: int, source: LogSource, deadline: Deadline, where: str = ""
+) -> list[tuple[str, str]]:
+    """Read one step's log and show it in a collapsed group titled with the step
+    and ``where`` (default: the server, if any); return its lines."""
+    lines = read_step_log(ctx, workspace_id, source, deadline)
+    where = where or (f" on {source.server}" if source.server else "")
+    step = f"{source.stage} step {source.step + 1}{where}"
+    if not lines:
+        ctx.reporter.info(f"Log of {step}: no lines")
+        return lines
+    with ctx.reporter.group(f"Log of {step} (last {len(lines)} lines)"):
+        ctx.reporter.untrusted(text for _, text in lines)
+    return lines
+
+
+def read_step_log(
+    ctx: Context, workspace_id: int, source: LogSource, deadline: Deadline
+) -> list[tuple[str, str]]:
     """The last lines of one step's log, [] if unavailable. Bounded in time
-    whatever the stream does: up to ``LOG_READ_SECONDS`` for the answer and the
-    lines, ending at the stream's end or after ``LOG_QUIET_SECONDS`` without a
-    line. A stream that breaks before its first line is opened once more; a
-    replica's log that gives nothing is followed by its server's, in the same
-    time."""
-    deadline = ctx.deadline(LOG_READ_SECONDS)
+    whatever the stream does: up to ``deadline`` (``LOG_READ_SECONDS`` for one
+    log) for the answer and the lines, ending at the stream's end or after
+    ``LOG_QUIET_SECONDS`` without a line. A stream that breaks before its first
+    line is opened once more; a replica's log that gives nothing is followed by
+    its server's, in the same time."""
     tail: deque[tuple[str, str]] = deque(maxlen=LOG_TAIL_LINES)
     failure: ActionError | None = None
     current: LogSource | None = source

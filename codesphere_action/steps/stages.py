@@ -17,8 +17,10 @@ from ..errors import ActionError, ApiError, StageFailed, WaitTimeout, outcome_un
 from ..models import StageEntry
 from ..timings import (
     CONFIRM_SECONDS,
+    LOG_READ_SECONDS,
     NO_SERVER_SECONDS,
     NO_SIGN_SECONDS,
+    SHOW_LOGS_SECONDS,
     STOP_SETTLE_SECONDS,
     Deadline,
 )
@@ -32,7 +34,7 @@ from ..waiting import (
     relevant,
     running_step,
 )
-from .logs import LogSource, read_step_log
+from .logs import LogSource, show_stage_logs, show_step_log
 from .secrets import in_vault
 
 SINGLE_SERVER = re.compile(r"multi.?server", re.IGNORECASE)
@@ -52,7 +54,9 @@ def run_stage(ctx: Context, workspace_id: int, stage: str) -> None:
     or its servers run (run). A run of the stage that is still in progress is
     stopped first; the run stage gets its landscape deployed first.
 
-    Raises StageFailed with the failing step's log shown, or when the run never
+    With ``show-logs: always`` each step's log is shown once it succeeded (and
+    the steps' before a failing one). Raises StageFailed with the failing step's
+    log shown, or when the run never
     shows or the run stage starts no server; WaitTimeout after ``stage-timeout``.
     """
     client, config = ctx.client, ctx.config
@@ -72,11 +76,13 @@ def run_stage(ctx: Context, workspace_id: int, stage: str) -> None:
         profile_note = f" (profile {config.profile})" if config.profile else ""
         ctx.reporter.info(f"Starting {stage}{profile_note}")
         _start(ctx, workspace_id, stage, tracker, deadline)
-        outcome = _wait(ctx, workspace_id, stage, tracker, deadline, confirm=landscape)
+        outcome, entries = _wait(ctx, workspace_id, stage, tracker, deadline, confirm=landscape)
         if outcome.state == "failed":
             phase.outcome = "failed"
             message = _failure_message(ctx, workspace_id, stage, outcome, multi=landscape)
             raise StageFailed(stage, message)
+    # After the phase's group: GitHub's log groups do not nest.
+    show_stage_logs(ctx, workspace_id, stage, entries, multi=landscape)
 
 
 class _Watch:
@@ -90,6 +96,7 @@ class _Watch:
         self.confirm = confirm  # a landscape's servers may appear one after another
         self.started = ctx.clock.now()
         self.last = Progress("pending", "started")
+        self.entries: list[StageEntry] = []  # our run's entries of the stage, last seen
         self.up_since: tuple[float, frozenset[tuple[str, str]]] | None = None
         self.unlisted: set[tuple[str, str]] = set()
         self.follower: StepFollower | None = None
@@ -99,6 +106,7 @@ class _Watch:
         entries = ctx.client.stage_status(self.workspace_id, stage, deadline=limit)
         _say_unlisted(ctx, stage, entries, self.unlisted)
         progress = self.tracker.evaluate(entries)
+        self.entries = [e for e in relevant(stage, entries) if e.key in self.tracker.ours]
         if progress.detail != self.last.detail:
             ctx.reporter.info(f"{stage}: {progress.detail}")
         self.last = progress
@@ -136,8 +144,9 @@ def _wait(
     deadline: Deadline,
     *,
     confirm: bool = False,
-) -> Progress:
-    """Poll until the run we started succeeds or fails; see ``run_stage``.
+) -> tuple[Progress, list[StageEntry]]:
+    """Poll until the run we started succeeds or fails, and return that with its
+    entries of the stage; see ``run_stage``.
     ``confirm``: a multi-server landscape, whose servers may appear one after
     another: "up" counts once it held, with the same servers, for
     ``CONFIRM_SECONDS``."""
@@ -151,7 +160,7 @@ def _wait(
     follower = watch.follower
     stats = WaitStats()
     try:
-        return ctx.waiter.poll(
+        progress = ctx.waiter.poll(
             watch.check,
             deadline=deadline,
             what=f"stage {stage}",
@@ -168,6 +177,7 @@ def _wait(
             follower.stop()
             ctx.streams_end_early = ctx.streams_end_early or not follower.cues_trusted
         ctx.reporter.debug(f"stage {stage}: {stats.polls} status polls")
+    return progress, watch.entries
 
 
 def _say_unlisted(
@@ -222,7 +232,8 @@ def sync_landscape(ctx: Context, workspace_id: int, deadline: Deadline) -> bool:
         ctx.client.deploy_landscape(workspace_id, profile, deadline=deadline)
     except ApiError as exc:
         if exc.status_code == 400 and SINGLE_SERVER.search(f"{exc.problem_title} {exc.detail}"):
-            ctx.reporter.info(
+            # Only a multi-server workspace has a landscape worth a line in the log.
+            ctx.reporter.debug(
                 "Landscape: nothing to deploy, this is not a multi-server workspace "
                 f"(the API said: {exc.problem_title})"
             )
@@ -322,23 +333,26 @@ def _failure_message(
     ctx: Context, workspace_id: int, stage: str, outcome: Progress, *, multi: bool
 ) -> str:
     """The failure, with the last line of the failing step's log (the log itself
-    in a group): the failing server's (replica's) log on a multi-server run."""
+    in a group): the failing server's (replica's) log on a multi-server run.
+    With ``show-logs: always`` the logs of the steps before it come first."""
     step = outcome.failed_step
     message = f"stage {stage} {outcome.detail}"
     if step is None:
         return message
     server = outcome.failed_server if outcome.failed_server != IDE_SERVER else ""
     replica = outcome.failed_replica if outcome.replica_unique else ""
-    source = LogSource.of(stage, step, server, replica, multi=multi)
-    lines = read_step_log(ctx, workspace_id, source)
-    if not lines:
-        return message
     where = f" on {server}" if server else ""
     if server and outcome.failed_replica:
         where += f" (replica {outcome.failed_replica})"
-    title = f"Log of {stage} step {step + 1}{where} (last {len(lines)} lines)"
-    with ctx.reporter.group(title):
-        ctx.reporter.untrusted(text for _, text in lines)
+    if ctx.config.show_logs == "always":
+        deadline = ctx.deadline(SHOW_LOGS_SECONDS)
+        for earlier in range(step):
+            source = LogSource.of(stage, earlier, server, replica, multi=multi)
+            show_step_log(ctx, workspace_id, source, deadline.within(LOG_READ_SECONDS), where)
+    source = LogSource.of(stage, step, server, replica, multi=multi)
+    lines = show_step_log(ctx, workspace_id, source, ctx.deadline(LOG_READ_SECONDS), where)
+    if not lines:
+        return message
     errors = [text for kind, text in lines if kind == "E" and text.strip()]
     last = (errors or [text for _, text in lines if text.strip()] or [""])[-1]
     return f"{message}: {last.strip()}" if last.strip() else message

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from ..context import Context
 from ..errors import ActionError
+from ..github import count
 from ..health import HealthCheck, HealthCheckFailed
 from ..models import DomainMap, Workspace
 from ..timings import DOMAIN_CHECK_SECONDS, SWITCH_READ_SECONDS, SWITCH_SECONDS
@@ -78,7 +79,7 @@ def check_health(ctx: Context, workspace: Workspace) -> None:
         finally:
             checker.close()
         ctx.result.health.append(f"{outcome.answer.status} from {outcome.url}")
-        phase.detail = f"{outcome.answer.status} after {outcome.attempts} request(s)"
+        phase.detail = f"{outcome.answer.status} after {count(outcome.attempts, 'request')}"
 
 
 def check_domain(ctx: Context, state: State) -> None:
@@ -111,7 +112,7 @@ def check_domain(ctx: Context, state: State) -> None:
         finally:
             checker.close()
         ctx.result.health.append(f"{outcome.answer.status} from {outcome.url}")
-        phase.detail = f"{outcome.answer.status} after {outcome.attempts} request(s)"
+        phase.detail = f"{outcome.answer.status} after {count(outcome.attempts, 'request')}"
         state.domain_checked = True
 
 

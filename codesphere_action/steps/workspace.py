@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..addresses import workspace_url
 from ..context import Context
 from ..errors import ActionError, ApiError, NotFound, WaitTimeout, outcome_unknown
+from ..github import count
 from ..models import Workspace
 from ..timings import CHECK_SECONDS, OUTCOME_GRACE_SECONDS, PULL_READ_SECONDS, Deadline
 
@@ -44,7 +45,9 @@ def ensure_running(ctx: Context, workspace: Workspace, deadline: Deadline) -> bo
     if ctx.client.is_running(workspace.id, deadline=deadline):
         return False
     replicas = max(1, workspace.replicas)
-    ctx.reporter.info(f"Workspace {workspace.id} is not running: waking it ({replicas} replica(s))")
+    ctx.reporter.info(
+        f"Workspace {workspace.id} is not running: waking it ({count(replicas, 'replica')})"
+    )
     ctx.client.set_replicas(workspace.id, replicas, deadline=deadline)
     wait_until_running(ctx, workspace.id, deadline)
     return True
