@@ -57,7 +57,7 @@ from .inputs import (
     preview_workspace_name,
 )
 from .models import EnvVar
-from .needs import check_needs
+from .needs import bake_time, check_needs
 
 
 @dataclass(frozen=True)
@@ -154,6 +154,8 @@ class Config:
     delete_previous: bool = False
     cleanup_on_failure: bool = True
     switch: bool = True  # zero-downtime: move the domain (false: stage the release only)
+    # Seconds the release is watched after its switch (canary, zero-downtime), 0: none.
+    bake_time: float = 0.0
     health: HealthSettings = field(default_factory=HealthSettings)
     require_commit: bool = False
     github: GitHubSettings = field(default_factory=GitHubSettings)
@@ -311,6 +313,7 @@ def load_config(environ: Mapping[str, str], started: str = "") -> Config:
         delete_previous=_bool(inputs, "delete-previous", "false"),
         cleanup_on_failure=_bool(inputs, "cleanup-on-failure", "true"),
         switch=_bool(inputs, "switch", "true"),
+        bake_time=bake_time(inputs, spec),
         health=_health(inputs, environ),
         require_commit=_bool(inputs, "require-commit", "false"),
         github=github,

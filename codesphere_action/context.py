@@ -13,6 +13,7 @@ from .errors import Cancelled, Skipped
 from .github import Reporter, format_seconds
 from .plan import Plan
 from .signals import CancelGuard
+from .timeline import Timeline
 from .timings import DEFAULT_TUNING, Deadline, Tuning
 
 if TYPE_CHECKING:  # the client pulls in requests; imported lazily by main
@@ -63,6 +64,8 @@ class Result:
     superseded_by: str = ""
     # What a dry run would do, or what prune did: a section of the summary.
     plan: Plan | None = None
+    # The bake (bake-time): its checks over time and its decision.
+    bake: Timeline | None = None
 
     def set(self, name: str, value: str | int | None) -> None:
         if name not in self.outputs:

@@ -236,6 +236,12 @@ def outcome_unknown(error: ActionError) -> bool:
     return isinstance(error, BadAnswer)
 
 
+class BakeFailed(ActionError):
+    """The release failed its bake (``steps/bake.py``) and was undone."""
+
+    title = "Bake failed"
+
+
 class WaitTimeout(ActionError):
     """A wait passed its deadline (a stage, or a workspace starting)."""
 

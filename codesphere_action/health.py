@@ -16,6 +16,10 @@ is "not ready yet", whatever its status: the body is read for it, up to
 ``SCAN_BYTES`` and within the request's read time, and the log says once per
 change that the placeholder answered, not the app.
 
+Cookies: none are kept. Codesphere's load balancer may keep a visitor on one
+of the workspaces of a path by a cookie (how is not documented); a check that
+kept it would sample one workspace only, so every request is a new visitor.
+
 The token: a restricted dev domain takes the API token in
 ``X-CS-Authorization: Bearer <token>`` (cs-go's wake-up and curl). It is sent
 to the workspace's own devDomain, exactly as the API reports it, over https,
@@ -26,12 +30,13 @@ followed. Plain http is used only for loopback hosts (local tests).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from http.cookiejar import DefaultCookiePolicy
 from urllib.parse import urlsplit
 
 import requests
 
 from .addresses import workspace_url
-from .api.transport import Transport
+from .api.transport import Transport, new_session
 from .config import Config
 from .errors import ActionError, Cancelled, WaitTimeout
 from .github import Reporter, count, format_seconds
@@ -85,6 +90,9 @@ class HealthCheck:
         self.reporter = reporter
         self.waiter = Waiter(waiter.clock, HEALTH_POLLS, HEALTH_POLLS, waiter.rng)
         self.clock = waiter.clock
+        if session is None:  # no cookies: each request a new visitor (module docstring)
+            session = new_session()
+            session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
         # No token of its own: the dev domain's goes in a header, to that host only.
         self.transport = Transport(
             "", "", reporter=reporter, clock=self.clock, follow_redirects=False, session=session
@@ -102,23 +110,47 @@ class HealthCheck:
             self._url(dev_domain), token_host=dev_domain, where="the workspace", deadline=deadline
         )
 
-    def domain(self, deadline: Deadline) -> Outcome:
-        """Wait until the custom domain answers (after a switch), within
-        ``deadline``; no token. The app answered on its dev domain already, so
-        only the routing can fail here, and it does in production."""
+    def domain(self, deadline: Deadline, in_a_row: int = 1) -> Outcome:
+        """Wait until the custom domain answers (after a switch) ``in_a_row``
+        times in a row (one per workspace on the path: a balancer that places
+        new visitors in turn reaches each), within ``deadline``; no token. The
+        app answered on its dev domain already, so only the routing can fail
+        here, and it does in production."""
         url = self._url(self.config.domain)
-        return self._wait(url, token_host=None, where="the domain", deadline=deadline)
+        return self._wait(
+            url, token_host=None, where="the domain", deadline=deadline, in_a_row=in_a_row
+        )
+
+    def workspace_once(self, dev_domain: str, deadline: Deadline) -> Answer:
+        """One GET of ``health-check-path`` on the dev domain (the token along)."""
+        return self._get(self._url(dev_domain), dev_domain, deadline)
+
+    def domain_once(self, deadline: Deadline) -> Answer:
+        """One GET of ``health-check-path`` through the custom domain, no token."""
+        return self._get(self._url(self.config.domain), None, deadline)
+
+    def accepts(self, answer: Answer) -> bool:
+        return answer.accepted(self.config.health.statuses)
 
     # -- the loop -----------------------------------------------------------------
     def _url(self, host: str, prefix: str = "") -> str:
         return f"{workspace_url(host)}{prefix}{self.config.health.path}"
 
-    def _wait(self, url: str, *, token_host: str | None, where: str, deadline: Deadline) -> Outcome:
+    def _wait(
+        self,
+        url: str,
+        *,
+        token_host: str | None,
+        where: str,
+        deadline: Deadline,
+        in_a_row: int = 1,
+    ) -> Outcome:
         config = self.config
         start = self.clock.now()
-        attempts = [0]
+        attempts, row = [0], [0]
         last = [Answer(None, "no answer yet")]
-        self.reporter.info(f"Health check of {where}: GET {url}")
+        times = f" {in_a_row} times in a row" if in_a_row > 1 else ""
+        self.reporter.info(f"Health check of {where}: GET {url}{times}")
 
         def check(limit: Deadline) -> Answer | None:
             attempts[0] += 1
@@ -127,7 +159,8 @@ class HealthCheck:
             if not accepted and answer.detail != last[0].detail:
                 self.reporter.info(f"  not yet: {answer.detail}")
             last[0] = answer
-            return answer if accepted else None
+            row[0] = row[0] + 1 if accepted else 0
+            return answer if row[0] >= in_a_row else None
 
         # The first request goes out at once: an app that is ready costs no wait
         # (and the first answer's time counts against the deadline).
@@ -144,7 +177,8 @@ class HealthCheck:
                     )
                 raise HealthCheckFailed(
                     f"the health check of {where} failed: GET {url} did not answer with "
-                    f"{_ranges(config.health.statuses)} within {format_seconds(deadline.seconds)} "
+                    f"{_ranges(config.health.statuses)}{times} within "
+                    f"{format_seconds(deadline.seconds)} "
                     f"({count(attempts[0], 'attempt')}); the last answer: {last[0].detail}{hint}"
                 ) from None
         seconds = self.clock.now() - start

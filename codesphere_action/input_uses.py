@@ -66,6 +66,10 @@ def prunes(spec: FlowSpec) -> bool:
     return spec.prunes
 
 
+def bakes(spec: FlowSpec) -> bool:
+    return spec.bakes
+
+
 def needed(name: str) -> Reads:
     """Read by the flows whose spec needs it (``FlowSpec.needs``)."""
 
@@ -117,6 +121,7 @@ INPUTS: dict[str, Use] = {  # action.yml's order
     "health-check-status": Use("200-399", checks_health),
     "health-check-timeout": Use("5m", checks_health),
     "health-check-domain": Use("true", switches),
+    "bake-time": Use("0", bakes),
     "require-commit": Use("false", compares_commit),
     "cleanup-on-failure": Use("true", creates),
     "keep": Use("1", prunes),

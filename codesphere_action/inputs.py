@@ -126,6 +126,18 @@ def parse_duration(name: str, value: str) -> float:
     return seconds
 
 
+def parse_bake_time(name: str, value: str) -> float:
+    """``0`` (no bake), or a duration as ``parse_duration`` takes it."""
+    if re.fullmatch(r"0+(?:\.0*)?[hms]?", value.strip().lower()):
+        return 0.0
+    try:
+        return parse_duration(name, value)
+    except ConfigError:
+        raise ConfigError(
+            name, value, "expected 0 (no bake) or a duration such as '90s', '10m' or '1h'"
+        ) from None
+
+
 AGE = re.compile(r"^(?:\d+(?:\.\d+)?[dhms]?)+$")
 AGE_UNITS = {"d": 86400.0, **UNIT_SECONDS}
 MAX_AGE = 3650 * 86400.0  # ten years: anything longer is a typo

@@ -1,6 +1,7 @@
 """What a flow needs before any request: the inputs its spec names, the pull
-request it works on, the commit require-commit compares with. Each missing
-one is a ConfigError naming the input (or a ContextError naming the event)."""
+request it works on, the commit require-commit compares with, what a bake
+watches. Each missing one is a ConfigError naming the input (or a
+ContextError naming the event)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from typing import TYPE_CHECKING
 
 from .errors import ConfigError, ContextError
 from .github_context import check_event_action
+from .inputs import Inputs, parse_bake_time, parse_bool
 
 if TYPE_CHECKING:
     from .config import Config
+    from .flows.specs import FlowSpec
 
 # What an input the flow needs is for, when its spec gives no words of its own.
 NEEDED = {
@@ -30,6 +33,13 @@ def check_needs(config: Config) -> None:
             "workflow (the runner sets it), or set it to owner/name for a local run"
         )
     _check_require_commit(config)
+    if spec.joins and not config.switch:
+        raise ConfigError(
+            "switch",
+            "false",
+            f"the {spec.name} flow always joins domain-path beside the workspaces serving it; "
+            "to build a release without serving it, use flow: zero-downtime with switch: false",
+        )
     if spec.pull_request:
         _check_pull_request(config)
     for name, words in spec.needs.items():
@@ -108,3 +118,30 @@ def _check_pull_request(config: Config) -> None:
         "to the preview workspace to delete"
     )
     raise ContextError(f"the {config.flow} flow works on a pull request, but {trigger}: {fix}")
+
+
+def bake_time(inputs: Inputs, spec: FlowSpec) -> float:
+    """bake-time (0: no bake), for a flow that bakes (another ignores it, and
+    the "Inputs ignored" warning names it); the bake checks health-check-path,
+    and zero-downtime's watches the domain it switched."""
+    text = inputs.get("bake-time", "0")
+    seconds = parse_bake_time("bake-time", text)
+    if not seconds or not spec.bakes:  # another flow ignores it (input_uses.py)
+        return 0.0
+    if not inputs.get("health-check-path"):
+        raise ConfigError(
+            "bake-time",
+            text,
+            "the bake checks health-check-path, which is not set: set it (e.g. /healthz), "
+            "or remove bake-time",
+        )
+    if "domain" not in spec.needs and not (
+        inputs.get("domain") and parse_bool("switch", inputs.get("switch", "true"))
+    ):
+        raise ConfigError(
+            "bake-time",
+            text,
+            "the bake watches the domain after the switch: set domain (and leave switch "
+            "true), or remove bake-time",
+        )
+    return seconds

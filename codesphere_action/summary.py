@@ -76,6 +76,8 @@ def render_summary(
         lines += [f"| **Total** | | **{format_seconds(total)}** | |", ""]
     if result.plan is not None:
         lines += result.plan.markdown(_cell)
+    if result.bake is not None:
+        lines += result.bake.markdown(_cell)
     if result.status == "success":
         lines += [f"> {sentence(s)}" for s in result.aftermath]
     lines.append("")

@@ -227,6 +227,19 @@ HEALTH_CONNECT_SECONDS = 3.0  # the app's host; a connect that takes longer will
 HEALTH_READ_SECONDS = 5.0  # the app's answer, and the few bytes of it kept for the log
 DOMAIN_CHECK_SECONDS = 60.0  # the check through the domain after the switch: routing only
 
+# -- the bake (steps/bake.py) -------------------------------------------------------------
+# A round every 5 s (the official CLI's polling pace): one GET on the dev domain,
+# one through the domain per workspace on the path, one read of the map; cheap
+# for any app, and a failing app is seen within 5 s.
+BAKE_CHECK_SECONDS = 5.0
+# After an answer that is not accepted, the next round this soon: a blip is
+# told from a failure in a second, not a whole interval later.
+BAKE_RECHECK_SECONDS = 1.0
+# Each request of a round is awaited this long: an app slower than that fails
+# the check (a slow answer in production is a failing one), and a round never
+# runs into the next.
+BAKE_ANSWER_SECONDS = 3.0
+
 # -- GitHub bookkeeping (github_api.py) ---------------------------------------------------
 GITHUB_CONNECT_SECONDS = 5.0
 GITHUB_READ_SECONDS = 10.0

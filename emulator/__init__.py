@@ -9,7 +9,7 @@
 See README.md beside this file.
 """
 
-from .apps import PLACEHOLDER_PHRASES, AppBehaviour, AppRequest
+from .apps import PLACEHOLDER_PHRASES, STICKY_COOKIE, AppBehaviour, AppRequest
 from .core import Emulator, Problem, default_branch_head
 from .faults import FaultRule
 from .model import (
@@ -31,6 +31,7 @@ __all__ = [
     "PLACEHOLDER_PHRASES",
     "SPEC_PATH",
     "STAGES",
+    "STICKY_COOKIE",
     "AppBehaviour",
     "AppRequest",
     "Domain",

@@ -2,10 +2,23 @@
 
 Each workspace gets its own loopback listener; its ``devDomain`` is then
 ``127.0.0.1:<port>`` (the action uses plain http for loopback hosts only). One
-more listener plays Codesphere's custom-domain proxy: it routes by the Host
-header and the longest matching path of the domain's map, as the real proxy
-does, to the app of the workspace connected there (the action reaches it
-through its test seam ``CODESPHERE_RELEASE_RESOLVE=<domain>=127.0.0.1:<port>``).
+more listener plays Codesphere's custom-domain proxy and load balancer: it
+routes by the Host header and the longest matching path of the domain's map,
+as the real proxy does, to the app of a workspace connected there (the action
+reaches it through its test seam
+``CODESPHERE_RELEASE_RESOLVE=<domain>=127.0.0.1:<port>``). A path that lists
+several workspaces spreads its requests over them, as the variant
+``balancer`` says (no document says how Codesphere does it; its A/B-testing
+guide says it keeps each user on one workspace):
+- ``"sticky"`` (default): a request that carries the cookie ``STICKY_COOKIE``
+  naming a workspace still on the path's list goes to it; any other request
+  (a new visitor) goes to the next workspace of the list in turn, and its
+  answer sets the cookie to that workspace;
+- ``"round_robin"``: every request goes to the next workspace of the list in
+  turn, cookie or not.
+A client that sends no cookie (a health check that keeps none) is spread
+over the list either way; one that keeps cookies stays on one workspace with
+``"sticky"``.
 
 What an app answers (``AppBehaviour``), measured from the moment its run stage
 is up (``StageRun.up_at``):
@@ -23,6 +36,8 @@ is up (``StageRun.up_at``):
   good (``[500, 500, 200]``: two errors, then healthy);
 - ``restricted``: without ``X-CS-Authorization: Bearer <token>`` a 401 sign-in page;
 - ``domain_statuses``: what the custom domain answers instead, once the app is up;
+- ``dev_statuses``: what the dev domain answers instead, once the app is up (a
+  dev-domain route that fails while the custom domain still reaches the app);
 - ``domain_placeholder_seconds``: the custom domain answers the placeholder too
   for this long after its path came to point at the workspace (a switch: the
   load balancer's new route warming up), whatever the app answers. The
@@ -41,6 +56,7 @@ from typing import Any
 
 from .model import Headers
 
+STICKY_COOKIE = "cs-workspace"  # the emulator's choice: the real cookie's name is not documented
 NOT_LISTENING = "<html><body>502 Bad Gateway: the app is not running</body></html>"
 PLACEHOLDER_PHRASES = ("Workspace server is starting", "Too Many Requests")
 PLACEHOLDER_TYPES = ("html", "text")
@@ -55,6 +71,9 @@ class AppBehaviour:
     # Through the custom domain: these statuses instead (a proxy or CDN in front
     # that fails while the dev domain works), None: the same as the dev domain.
     domain_statuses: list[int] | None = None
+    # On the dev domain: these statuses instead (its route fails while the custom
+    # domain still reaches the app), None: the app's own.
+    dev_statuses: list[int] | None = None
     # Codesphere's placeholder page right after the run is up (see the module docstring).
     placeholder_seconds: float = 0.0
     placeholder_status: int = 200
@@ -90,6 +109,16 @@ class AppBehaviour:
             "</html>"
         )
         return self.placeholder_status, page, "text/html; charset=utf-8"
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where the domain proxy may send a request: ``name``, the domain and the
+    map's key (``shop.example.com/``), and the workspaces on that key's list,
+    each with since when it has been there (None: since the domain was set up)."""
+
+    name: str
+    workspaces: list[tuple[int, float | None]]
 
 
 @dataclass
@@ -146,10 +175,18 @@ class _AppHandler(BaseHTTPRequestHandler):
 
     do_HEAD = do_POST = do_GET
 
-    def reply(self, status: int, body: str, content_type: str = "text/plain") -> None:
+    def reply(
+        self,
+        status: int,
+        body: str,
+        content_type: str = "text/plain",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         payload = body.encode()
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
@@ -163,18 +200,21 @@ class Apps:
         token: str,
         now: Callable[[], float],
         up_since: Callable[[int], float | None],
-        route: Callable[[str, str], tuple[int, float | None] | None],
+        route: Callable[[str, str], Route | None],
+        balancer: Callable[[], str] = lambda: "sticky",
     ) -> None:
         self.token = token
         self.now = now
         self.up_since = up_since  # workspace id -> when its run stage came up
-        # (host, path) -> the workspace a custom domain routes to, and since when
-        # (None: since the domain was set up)
+        # (host, path) -> where a custom domain routes it (Route)
         self.route = route
+        self.balancer = balancer  # the variant: "sticky" or "round_robin"
+        self.turns: dict[str, int] = {}  # route name -> requests handed out in turn
         self.lock = threading.Lock()
         self.behaviour: dict[int, AppBehaviour] = {}
         self.served: dict[int, int] = {}  # workspace id -> ready answers given
         self.domain_served: dict[int, int] = {}  # ... through the custom domain
+        self.dev_served: dict[int, int] = {}  # ... answered with dev_statuses
         self.servers: dict[int, _AppServer] = {}
         self.requests: list[AppRequest] = []
         self.proxy = _AppServer("domain-proxy", self._answer_domain)
@@ -200,6 +240,8 @@ class Apps:
                 setattr(behaviour, key, value)
             behaviour.check()
             self.served[workspace_id] = 0
+            self.domain_served[workspace_id] = 0
+            self.dev_served[workspace_id] = 0
 
     def close(self) -> None:
         for server in [self.proxy, *self.servers.values()]:
@@ -207,20 +249,32 @@ class Apps:
 
     def _answer_app(self, handler: _AppHandler, workspace_id: int) -> None:
         reply = self._app(workspace_id, Headers(handler.headers.items()))
+        with self.lock:
+            override = self.behaviour[workspace_id].dev_statuses
+            if override and reply.status < 400 and not reply.placeholder:
+                count = self.dev_served.get(workspace_id, 0)
+                self.dev_served[workspace_id] = count + 1
+                status = override[min(count, len(override) - 1)]
+                if status >= 400:
+                    reply = _Reply(
+                        status, f"<html><body>error {status} on the dev domain</body></html>"
+                    )
         self._record(handler, reply, workspace_id)
         handler.reply(reply.status, reply.body, reply.content_type)
 
     def _answer_domain(self, handler: _AppHandler) -> None:
         host = (handler.headers.get("Host") or "").split(":")[0].lower()
-        routed = self.route(host, handler.path.split("?")[0])
-        if routed is None or routed[0] not in self.behaviour:
+        route = self.route(host, handler.path.split("?")[0])
+        mode = self.balancer()
+        picked = None if route is None else self._pick(route, mode, handler.headers)
+        if picked is None or picked[0] not in self.behaviour:
             reply = _Reply(404, "<html>No workspace is connected here</html>")
             self._record(handler, reply, None)
             handler.reply(reply.status, reply.body, reply.content_type)
             return
         # The proxy serves the app as the public sees it: restricted dev domains
         # do not restrict a custom domain.
-        workspace_id, since = routed
+        workspace_id, since, cookie = picked
         reply = self._app(workspace_id, None)
         with self.lock:
             behaviour = self.behaviour[workspace_id]
@@ -234,7 +288,24 @@ class Apps:
                 status = override[min(count, len(override) - 1)]
                 reply = _Reply(status, f"<html><body>error {status} at the edge</body></html>")
         self._record(handler, reply, workspace_id)
-        handler.reply(reply.status, reply.body, reply.content_type)
+        headers = {"Set-Cookie": f"{STICKY_COOKIE}={workspace_id}; Path=/"} if cookie else {}
+        handler.reply(reply.status, reply.body, reply.content_type, headers)
+
+    def _pick(self, route: Route, mode: str, headers: Any) -> tuple[int, float | None, bool] | None:
+        """(workspace, since when it is on the list, whether to set the cookie):
+        the workspace the balancer sends this request to (module docstring)."""
+        if not route.workspaces:
+            return None
+        if mode == "sticky":
+            wanted = _cookie(headers.get("Cookie") or "", STICKY_COOKIE)
+            for workspace_id, since in route.workspaces:
+                if str(workspace_id) == wanted:
+                    return workspace_id, since, False
+        with self.lock:
+            turn = self.turns.get(route.name, 0)
+            self.turns[route.name] = turn + 1
+        workspace_id, since = route.workspaces[turn % len(route.workspaces)]
+        return workspace_id, since, mode == "sticky"
 
     def _app(self, workspace_id: int, headers: Headers | None) -> _Reply:
         with self.lock:
@@ -272,3 +343,12 @@ class Apps:
                     placeholder=reply.placeholder,
                 )
             )
+
+
+def _cookie(header: str, name: str) -> str:
+    """The value of cookie ``name`` in a Cookie header, "" when it has none."""
+    for part in header.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return value.strip()
+    return ""

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from .apps import AppBehaviour, AppRequest, Apps
+from .apps import AppBehaviour, AppRequest, Apps, Route
 from .faults import FaultBook, FaultRule
 from .model import (
     IDE_SERVER,
@@ -190,7 +190,9 @@ class Emulator:
         dev domains become ``127.0.0.1:<port>``. See apps.py."""
         with self._lock:
             if self._apps is None:
-                self._apps = Apps(self.token, self._now, self._app_up_since, self._route)
+                self._apps = Apps(
+                    self.token, self._now, self._app_up_since, self._route, self._balancer
+                )
             self._app_defaults = {**(self._app_defaults or {}), **behaviour}
 
     def configure_app(self, ws_id: int, **changes: Any) -> None:
@@ -228,22 +230,32 @@ class Emulator:
             run = ws.stage_run("run")
             return run.up_at if run is not None else None
 
-    def _route(self, host: str, path: str) -> tuple[int, float | None] | None:
-        """The workspace a custom domain routes ``path`` to (longest path first),
-        and since when the domain has routed it there (None: since it was set up)."""
+    def _balancer(self) -> str:
+        with self._lock:
+            return self._variants.balancer
+
+    def _route(self, host: str, path: str) -> Route | None:
+        """Where a custom domain routes ``path`` (the longest matching key of its
+        map): the route's name (domain and key), its workspaces in the map's
+        order, and since when each has been on that list (None: since the domain
+        was set up). None when no key matches or it lists no workspace."""
         with self._lock:
             for domain in self._domains.values():
                 if domain.name.lower() != host:
                     continue
-                target = _routed(domain.workspaces, path)
-                if target is None:
+                key = _route_key(domain.workspaces, path)
+                if key is None:
                     return None
-                since = None
-                for changed_at, before in reversed(domain.history):
-                    if _routed(before, path) != target:
-                        since = changed_at
-                        break
-                return target, since
+                served = []
+                for ws_id in domain.workspaces[key]:
+                    since = None
+                    for changed_at, before in reversed(domain.history):
+                        earlier = _route_key(before, path)
+                        if earlier is None or ws_id not in before[earlier]:
+                            since = changed_at
+                            break
+                    served.append((ws_id, since))
+                return Route(f"{domain.name}{key}", served)
         return None
 
     # ------------------------------------------------------------------ variants -----------
@@ -1645,13 +1657,13 @@ class Emulator:
         return stream
 
 
-def _routed(workspaces: Mapping[str, list[int]], path: str) -> int | None:
-    """The workspace a domain's map routes ``path`` to: the longest matching key
-    (its trailing slash ignored), the first of its ids."""
+def _route_key(workspaces: Mapping[str, list[int]], path: str) -> str | None:
+    """The key of a domain's map that routes ``path``: the longest matching one
+    (its trailing slash ignored) that lists a workspace."""
     for prefix in sorted(workspaces, key=len, reverse=True):
         base = prefix.rstrip("/")
         if (path == base or path.startswith(base + "/")) and workspaces[prefix]:
-            return workspaces[prefix][0]
+            return prefix
     return None
 
 

@@ -30,6 +30,12 @@ ID_ORDERS = ("commit", "arrival")
 # the previous run's entries as they were for deploy_stale_seconds ("gap", what
 # issue 20 saw when the simple flow stopped the run and deployed).
 DEPLOY_STATUSES = ("keep", "gap")
+# How the domain proxy spreads a path's requests over the workspaces its list
+# names (Codesphere's load balancer; its A/B-testing guide says it keeps a user
+# on one workspace, no document says how): each request to the next workspace
+# ("round_robin"), or a visitor kept on one by a cookie, a new visitor to the
+# next workspace ("sticky").
+BALANCERS = ("sticky", "round_robin")
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "log_end": LOG_ENDS,
@@ -43,6 +49,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "missing_branch": MISSING_BRANCHES,
     "id_order": ID_ORDERS,
     "deploy_status": DEPLOY_STATUSES,
+    "balancer": BALANCERS,
 }
 
 
@@ -72,6 +79,8 @@ class Variants:
     # Multi-server: the run stage's status during a landscape deploy (DEPLOY_STATUSES).
     deploy_status: str = "keep"
     deploy_stale_seconds: float = 0.3  # deploy_status="gap": the old entries, after the gap
+    # The domain proxy with several workspaces on a path (BALANCERS).
+    balancer: str = "sticky"
 
     def __post_init__(self) -> None:
         for name, allowed in _CHOICES.items():

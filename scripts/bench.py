@@ -3,7 +3,7 @@ Codesphere's documents leave open, this action beside a fixed 5 s poller (the
 official CLI's waiting), in one run.
 
     .venv/bin/python scripts/bench.py              # every table
-    .venv/bin/python scripts/bench.py --only zero-downtime|prepare-20s|cancel|health
+    .venv/bin/python scripts/bench.py --only zero-downtime|prepare-20s|cancel|health|bake
 
 Tables:
 - zero-downtime reference release (workspace 2 s, prepare 3 s, test 1.5 s, run
@@ -19,7 +19,14 @@ Tables:
   accepted answer minus the moment the app became ready), also with
   Codesphere's placeholder page answering first (issue 20: 200, 429 or 503,
   HTML or text, for 2 s after the run is up, the app's own answer after it);
-  goal <= 0.3 s.
+  goal <= 0.3 s;
+- the bake (issue 22), across the load balancer's variants: what a canary's
+  or a zero-downtime release's bake adds beyond bake-time (the run with the
+  bake minus the same run without it, minus bake-time; and from the join to
+  the completion), goal <= 1 s; and an app that goes bad during a bake, at
+  several moments of the 5 s check interval: from then to the first failed
+  check (goal: within one interval, 5 s) and to the path's previous list
+  restored.
 Figures, not tests: no time is asserted, but a release or cancel that did not
 do its job stops the bench rather than give a figure.
 """
@@ -42,7 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from emulator import Emulator, Variants  # noqa: E402
-from emulator.runner import parse_outputs  # noqa: E402
+from emulator.runner import parse_outputs, start_app  # noqa: E402
 
 TOKEN = "bench-token"
 TEAM = 1
@@ -238,6 +245,96 @@ def health(ready_after: float, **placeholder: Any) -> float:
         return accepted - ready
 
 
+# -- the bake ---------------------------------------------------------------------------
+BAKE_STAGES = {"prepare": 0.3, "run": 0.3}
+CONNECTIONS = rf"/domains/team/{TEAM}/domain/{DOMAIN}/workspace-connections$"
+DOMAIN_READ = rf"/domains/team/{TEAM}/domain/{DOMAIN}$"
+
+
+def bake_setup(emu: Emulator) -> tuple[int, dict[str, str], dict[str, str]]:
+    """The live app on the domain, up; (its id, the inputs, the test seam)."""
+    emu.serve_apps()
+    live = emu.add_workspace(team_id=TEAM, name="bench-live")
+    emu.configure_stage(live, "run", seconds=0.1)
+    start_app(emu, live, token=TOKEN)
+    emu.add_domain(TEAM, DOMAIN, {"/": [live]})
+    inputs = {**zd_inputs(**{"health-check-path": "/healthz"}), "api-url": emu.url, "test": "false"}
+    return live, inputs, {"CODESPHERE_RELEASE_RESOLVE": f"{DOMAIN}={emu.domain_proxy}"}
+
+
+def bake_overhead(flow: str, bake: float, balancer: str) -> tuple[float, float]:
+    """(wall with bake-time minus wall without minus bake-time, the first
+    switch to the last one minus bake-time (canary: join to completion))."""
+    walls, spans = [], []
+    for seconds in (0.0, bake):
+        with emulator({"balancer": balancer}, BAKE_STAGES) as emu:
+            _live, inputs, seam = bake_setup(emu)
+            inputs.update({"flow": flow, "bake-time": f"{seconds:g}s"})
+            run = run_action(emu, inputs, ACTION, seam)
+            if run.code != 0:
+                raise SystemExit(
+                    f"the {flow} run with bake-time {seconds:g}s failed:\n{run.stdout}"
+                )
+            emu.assert_clean()
+            walls.append(run.wall)
+            puts = emu.find_requests("PUT", CONNECTIONS)
+            spans.append(puts[-1].time - puts[0].time)
+    return walls[1] - walls[0] - bake, spans[1] - bake if flow == "canary" else float("nan")
+
+
+def bake_failure(offset: float, where: str, balancer: str) -> tuple[float, float]:
+    """An app that goes bad ``offset`` s after the bake's first round, on its
+    dev domain or only through the domain: (seconds to the first failed check,
+    to the previous list restored)."""
+    with emulator({"balancer": balancer}, BAKE_STAGES) as emu, tempfile.TemporaryDirectory() as tmp:
+        live, inputs, seam = bake_setup(emu)
+        inputs.update({"flow": "canary", "bake-time": "60s"})
+        proc = subprocess.Popen(
+            ACTION,
+            cwd=tmp,
+            env=environ(inputs, tmp, seam),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+
+        def first_read() -> float | None:
+            puts = emu.find_requests("PUT", CONNECTIONS)
+            reads = [
+                r for r in emu.find_requests("GET", DOMAIN_READ) if puts and r.time > puts[0].time
+            ]
+            return reads[0].time if reads else None
+
+        while (started := first_read()) is None:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise SystemExit("the canary's bake never started")
+            time.sleep(0.01)
+        time.sleep(max(0.0, started + offset - time.monotonic()))
+        (new,) = [w.id for w in emu.workspaces(TEAM) if w.id != live]
+        bad = time.monotonic()
+        emu.configure_app(
+            new, **({"dev_statuses": [503]} if where == "dev" else {"domain_statuses": [502]})
+        )
+        proc.wait(timeout=60)
+        failed = [
+            r.time
+            for r in emu.app_requests
+            if r.time >= bad
+            and r.status >= 500
+            and (r.listener == f"app:{new}" if where == "dev" else r.workspace_id == new)
+        ]
+        restore = emu.find_requests("PUT", CONNECTIONS)[-1]
+        outputs = parse_outputs(Path(tmp, "output").read_text())
+        if outputs.get("status") != "failed" or emu.domain(TEAM, DOMAIN).workspaces != {
+            "/": [live]
+        }:
+            raise SystemExit(f"the failing bake was not undone: {outputs}")
+        if not emu.workspace(new).deleted:
+            raise SystemExit("the failing canary was not deleted")
+        return failed[0] - bad, restore.time - bad
+
+
 def table(title: str, header: list[str], rows: list[list[str]]) -> str:
     lines = [f"### {title}", "", "| " + " | ".join(header) + " |"]
     lines.append("|" + "---|" * len(header))
@@ -247,7 +344,9 @@ def table(title: str, header: list[str], rows: list[list[str]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=["zero-downtime", "prepare-20s", "cancel", "health"])
+    parser.add_argument(
+        "--only", choices=["zero-downtime", "prepare-20s", "cancel", "health", "bake"]
+    )
     args = parser.parse_args()
     wanted: Callable[[str], bool] = lambda name: args.only in (None, name)  # noqa: E731
     ideal = WORKSPACE_START + sum(LATENCY + s for s in REFERENCE.values())
@@ -343,6 +442,55 @@ def main() -> None:
             ),
             flush=True,
         )
+
+    if wanted("bake"):
+        bake_tables()
+
+
+def bake_tables() -> None:
+    rows = []
+    for flow, seconds in (("canary", 5.0), ("canary", 12.0), ("zero-downtime", 12.0)):
+        for balancer in ("sticky", "round_robin"):
+            wall, span = bake_overhead(flow, seconds, balancer)
+            rows.append(
+                [
+                    f"{flow}, bake-time {seconds:g} s, {balancer.replace('_', '-')}",
+                    f"**{wall:.2f} s**",
+                    "" if span != span else f"{span:.2f} s",  # NaN: no completion
+                ]
+            )
+            print(f"  {rows[-1][0]}: {wall:.2f} s", file=sys.stderr, flush=True)
+    print(
+        table(
+            "The bake: what it adds beyond bake-time (goal: <= 1 s)",
+            ["release", "wall with - wall without - bake-time", "join to completion - bake-time"],
+            rows,
+        ),
+        flush=True,
+    )
+    rows = []
+    for where in ("dev", "domain"):
+        for offset in (0.1, 2.5, 4.9):
+            for balancer in ("sticky", "round_robin"):
+                noticed, undone = bake_failure(offset, where, balancer)
+                rows.append(
+                    [
+                        f"{'dev domain' if where == 'dev' else 'through the domain only'}, "
+                        f"{offset:.1f} s into the interval, {balancer.replace('_', '-')}",
+                        f"**{noticed:.2f} s**",
+                        f"{undone:.2f} s",
+                    ]
+                )
+                print(f"  {rows[-1][0]}: {noticed:.2f} s", file=sys.stderr, flush=True)
+    print(
+        table(
+            "An app that goes bad during a canary's bake (goal: noticed within one check "
+            "interval, 5 s)",
+            ["app fails", "to the first failed check", "to the previous list restored"],
+            rows,
+        ),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

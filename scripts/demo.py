@@ -24,12 +24,14 @@ emulator's domain proxy) are left out of the step's header.
     zero-downtime   a new workspace, health-checked, then the domain moves to it
     failure         a release whose tests fail: the failing step's log, the new
                     workspace deleted, the domain untouched
+    canary          a new workspace joins the domain beside the live one, is baked for
+                    4 s (checked on its dev domain and through the domain), then completes
     preview         a workspace for a pull request
     teardown        a preview, then the pull request closes and it is deleted
     promote         a release staged with switch: false, promoted, then rolled back
     rollback        the domain points at a bad release; it goes back to the one before
     prune           what earlier runs left behind is deleted, what serves is kept
-    all             all of them, in this order (about 30 s)
+    all             all of them, in this order (about 40 s)
 
 --debug runs the action with RUNNER_DEBUG=1 and shows its debug lines. Colours
 only on a terminal, and not with NO_COLOR set. Exit code 0 when every run
@@ -86,8 +88,8 @@ HEADINGS = {
     f"check its health, then move {DOMAIN} to it",
     "failure": "failure: a zero-downtime release whose tests fail: the failing step's log, "
     f"the new workspace deleted, {DOMAIN} untouched",
-    # canary: its part goes here once the flow lands (a FLOWS entry, a demo_canary
-    # in PARTS; test_every_value_of_the_flow_input_is_a_demo asks for it).
+    "canary": f"canary: a new workspace joins {DOMAIN} beside the live one, is watched for "
+    "a 4 s bake, then serves alone (a failing bake would undo it)",
     "preview": f"preview: a workspace of its own for pull request #{PR}, "
     f"built from its branch {BRANCH}",
     "teardown": f"teardown: pull request #{PR} is closed, its preview workspace is deleted "
@@ -319,6 +321,30 @@ def demo_zero_downtime(demo: Demo) -> None:
         )
 
 
+def demo_canary(demo: Demo) -> None:
+    with demo.part("canary") as (emu, runner):
+        emu.serve_apps()  # the domain proxy spreads the path over its workspaces
+        old = live_app(emu, "shop-old")
+        emu.add_domain(TEAM, DOMAIN, {"/": [old]})
+        pushed(emu)
+        demo.say(f"Codesphere (the emulator): {DOMAIN}/ is served by workspace {old}", "dim")
+        demo.run(
+            runner,
+            "flow: canary, bake-time: 4s",
+            inputs_for(
+                emu,
+                "canary",
+                **{
+                    "plan-id": str(PLAN),
+                    "domain": DOMAIN,
+                    "health-check-path": "/healthz",
+                    "bake-time": "4s",
+                },
+            ),
+            resolve(emu),
+        )
+
+
 # What a failing test step prints; its log is shown in the job log, bounded and masked.
 FAILING_TEST = [
     "FAIL src/cart.test.js",
@@ -490,6 +516,7 @@ PARTS: dict[str, Callable[[Demo], None]] = {
     "simple": demo_simple,
     "zero-downtime": demo_zero_downtime,
     "failure": demo_failure,
+    "canary": demo_canary,
     "preview": demo_preview,
     "teardown": demo_teardown,
     "promote": demo_promote,

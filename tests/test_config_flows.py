@@ -1,4 +1,5 @@
-"""Config for the preview, teardown and rollback flows and the Deployments option."""
+"""Config for the preview, teardown, rollback and canary flows, bake-time and the
+Deployments option."""
 
 from __future__ import annotations
 
@@ -321,3 +322,69 @@ def test_default_names_are_valid_for_any_repository_name(
     assert preview_workspace_name(repository, 5) == preview
     environ = {**flow_env(tmp_path, "zero-downtime"), "GITHUB_REPOSITORY": repository}
     assert load_config(environ).workspace_name == zero_downtime
+
+
+# -- canary and bake-time (issue 22) -----------------------------------------------------
+def test_canary_needs_what_zero_downtime_needs_and_the_domain(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="input 'domain' is empty: the canary flow needs the "):
+        load_config(flow_env(tmp_path, "canary"))
+    config = load_config(flow_env(tmp_path, "canary", domain="shop.example.com"))
+    assert (config.flow, config.bake_time, config.workspace_name) == ("canary", 0.0, "shop-ccccccc")
+    assert config.spec.creates and config.spec.joins and config.spec.bakes
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("0", 0.0), ("0s", 0.0), ("0.0m", 0.0), ("90", 90.0), ("90s", 90.0), ("10m", 600.0),
+     ("1h30m", 5400.0)],
+)  # fmt: skip
+def test_bake_time_takes_zero_or_a_duration(tmp_path: Path, text: str, seconds: float) -> None:
+    environ = flow_env(
+        tmp_path,
+        "canary",
+        domain="shop.example.com",
+        bake_time=text,
+        health_check_path="/healthz",
+    )
+    assert load_config(environ).bake_time == seconds
+
+
+@pytest.mark.parametrize(
+    ("flow", "inputs", "says"),
+    [
+        ("canary", {"bake_time": "soon"}, "is 'soon': expected 0 (no bake) or a duration"),
+        ("canary", {"bake_time": "-1m"}, "is '-1m': expected 0 (no bake) or a duration"),
+        ("canary", {"bake_time": "7h"}, "is '7h': expected 0 (no bake) or a duration"),
+        ("canary", {"bake_time": "10m"}, "is '10m': the bake checks health-check-path, which "
+         "is not set: set it"),
+        ("zero-downtime", {"bake_time": "10m", "health_check_path": "/h", "domain": ""},
+         "the bake watches the domain after the switch: set domain"),
+        ("zero-downtime", {"bake_time": "10m", "health_check_path": "/h", "domain": "a.example",
+         "switch": "false"}, "the bake watches the domain after the switch"),
+    ],
+)  # fmt: skip
+def test_bake_time_errors_name_the_input_and_the_fix(
+    tmp_path: Path, flow: str, inputs: dict[str, str], says: str
+) -> None:
+    with pytest.raises(ConfigError, match="input 'bake-time' ") as caught:
+        load_config(flow_env(tmp_path, flow, **{"domain": "shop.example.com", **inputs}))
+    assert says in str(caught.value)
+
+
+def test_a_flow_that_does_not_bake_ignores_bake_time_and_says_so(tmp_path: Path) -> None:
+    environ = flow_env(tmp_path, "promote", workspace_id="4", domain="a.example", bake_time="1m")
+    config = load_config(environ)
+    assert config.bake_time == 0.0 and "bake-time" in config.ignored
+
+
+def test_zero_downtime_bakes_with_a_domain_and_its_switch(tmp_path: Path) -> None:
+    environ = flow_env(
+        tmp_path, "zero-downtime", domain="a.example", bake_time="2m", health_check_path="/h"
+    )
+    assert load_config(environ).bake_time == 120.0
+
+
+def test_a_canary_always_joins(tmp_path: Path) -> None:
+    environ = flow_env(tmp_path, "canary", domain="shop.example.com", switch="false")
+    with pytest.raises(ConfigError, match="input 'switch' is 'false': the canary flow always"):
+        load_config(environ)

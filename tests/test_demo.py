@@ -227,8 +227,8 @@ def test_demo_without_arguments_runs_simple_and_names_the_others() -> None:
     check_demo_output(result, ["simple"])
     assert "1 run succeeded in" in result.stdout
     assert (
-        "More: scripts/demo zero-downtime, failure, preview, teardown, promote, rollback, prune "
-        "or all" in result.stdout
+        "More: scripts/demo zero-downtime, failure, canary, preview, teardown, promote, "
+        "rollback, prune or all" in result.stdout
     )
 
 
@@ -236,8 +236,8 @@ def test_demo_without_arguments_runs_simple_and_names_the_others() -> None:
 def test_demo_all_runs_every_flow() -> None:
     result = run_demo("all", timeout=110)
     check_demo_output(result, list(HEADINGS), failures=1)
-    assert "10 runs succeeded and 1 run failed as it should" in result.stdout
-    assert len(re.findall(r"^  status=success$", result.stdout, re.M)) == 10
+    assert "11 runs succeeded and 1 run failed as it should" in result.stdout
+    assert len(re.findall(r"^  status=success$", result.stdout, re.M)) == 11
 
 
 def test_every_value_of_the_flow_input_is_a_demo() -> None:
@@ -276,6 +276,14 @@ def test_demo_rollback_points_the_domain_back() -> None:
     assert "1 run succeeded in" in result.stdout
     assert "flow: rollback" in result.stdout
     assert "previous-workspace-id=" in result.stdout
+
+
+def test_demo_canary_bakes_then_completes() -> None:
+    result = run_demo("canary", timeout=60)
+    check_demo_output(result, ["canary"])
+    assert "1 run succeeded in" in result.stdout
+    assert "#### Bake: 4.0 s" in result.stdout
+    assert "completed, / -> " in result.stdout
 
 
 def test_demo_refuses_an_unknown_flow() -> None:

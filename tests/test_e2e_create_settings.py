@@ -171,7 +171,7 @@ def test_a_flow_that_does_not_create_warns_once_that_it_ignores_them(
     (warning,) = [w for w in warnings if "clone-depth" in w]
     assert warning.startswith("::warning title=Inputs ignored::")
     # action.yml's order; the flows that read them after each group
-    assert "secret-store, clone-depth, vpn-config (zero-downtime, preview)" in warning
+    assert "secret-store, clone-depth, vpn-config (zero-downtime, canary, preview)" in warning
     assert f"The {flow} flow ignores these inputs" in warning
     assert "office-vpn" not in warning and "vault" not in warning.replace("secret-store", "")
     assert not emu.find_requests("POST", "/workspaces")

@@ -86,9 +86,10 @@ def test_inputs_the_simple_flow_ignores_are_one_warning_naming_them_never_their_
     (warning,) = ignored_warnings(result)
     assert warning == (
         "::warning title=Inputs ignored::The simple flow ignores these inputs, which only other "
-        "flows read: team-id (zero-downtime, preview, teardown, promote, rollback, prune); "
-        "plan-id, env, secret-env (zero-downtime, preview); domain (zero-downtime, promote, "
-        "rollback). Remove them from the step's with:, or choose a flow that reads them"
+        "flows read: team-id (zero-downtime, canary, preview, teardown, promote, rollback, "
+        "prune); plan-id, env, secret-env (zero-downtime, canary, preview); domain "
+        "(zero-downtime, canary, promote, rollback). Remove them from the step's with:, or "
+        "choose a flow that reads them"
     )
     assert len([line for line in result.stdout.splitlines() if line.startswith("::warning")]) == 1
     assert SECRET not in result.stdout.replace(f"::add-mask::{SECRET}", "")

@@ -120,7 +120,7 @@ def test_cancel_during_a_long_prepare_cleans_up_within_two_seconds(
         ({"team-id": "seven"}, "input 'team-id' is 'seven'"),
         ({"plan-id": "8.5"}, "input 'plan-id' is '8.5'"),
         ({"workspace-id": "1e3", "flow": "simple"}, "input 'workspace-id' is '1e3'"),
-        ({"flow": "canary"}, "input 'flow' is 'canary'"),
+        ({"flow": "blue-green"}, "input 'flow' is 'blue-green'"),
         ({"api-url": "http://codesphere.com/api"}, "expected an https URL"),
         ({"replicas": "0"}, "input 'replicas' is '0'"),
         ({"stage-timeout": "5 min"}, "input 'stage-timeout' is '5 min'"),
@@ -129,6 +129,9 @@ def test_cancel_during_a_long_prepare_cleans_up_within_two_seconds(
         ({"env": "GOOD=1\n9LIVES=x"}, "input 'env' is 'line 2': expected NAME=value"),
         ({"domain": "shop..example.com"}, "input 'domain' is 'shop..example.com'"),
         ({"profile": "prod;rm"}, "input 'profile' is 'prod;rm'"),
+        ({"bake-time": "soon"}, "input 'bake-time' is 'soon'"),
+        ({"bake-time": "5m"}, "the bake checks health-check-path, which is not set"),
+        ({"flow": "canary", "switch": "false"}, "input 'switch' is 'false'"),
     ],
 )
 def test_each_invalid_input_is_refused_with_zero_requests(

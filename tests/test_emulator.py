@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import requests
 
-from emulator import Emulator, Variants, default_branch_head, load_spec
+from emulator import STICKY_COOKIE, Emulator, Variants, default_branch_head, load_spec
 from emulator.github import FakeGitHub
 from emulator.model import iso
 
@@ -1637,3 +1637,105 @@ def test_base_images_are_listed_and_a_create_on_another_is_refused(
     assert (ws.base_image, ws.clone_depth, ws.storage_mib, ws.restricted, ws.vpn_config) == (
         "ubuntu-22.04", 5, 20480, True, "office")  # fmt: skip
     assert emu.spec_violations == []
+
+
+# -- apps: the load balancer of a path with several workspaces (issue 22) ---------------
+def _up(emu: Emulator, http: requests.Session, *names: str) -> list[int]:
+    ids = [emu.add_workspace(team_id=1, name=name) for name in names]
+    for ws in ids:
+        assert http.post(f"{emu.url}/workspaces/{ws}/pipeline/run/start").ok
+
+    def up() -> bool:
+        runs = [emu.stage_run(ws, "run") for ws in ids]
+        return all(run is not None and run.up_at is not None for run in runs)
+
+    wait_until(up)
+    return ids
+
+
+@pytest.mark.parametrize("balancer", ["sticky", "round_robin"])
+def test_a_path_of_several_workspaces_spreads_new_visitors_over_them(
+    emu: Emulator, http: requests.Session, balancer: str
+) -> None:
+    emu.set_variants(balancer=balancer)
+    emu.serve_apps()
+    blue, green, api = _up(emu, http, "blue", "green", "api")
+    emu.add_domain(1, "shop.example.com", {"/": [blue, green], "/api": [api]})
+    proxy, host = f"http://{emu.domain_proxy}", {"Host": "shop.example.com"}
+    for _ in range(4):  # no cookie: each request a new visitor
+        assert requests.get(f"{proxy}/healthz", headers=host, timeout=2).text == "ok"
+    assert requests.get(f"{proxy}/api/x", headers=host, timeout=2).ok
+    served = [r.workspace_id for r in emu.app_requests if r.listener == "domain-proxy"]
+    assert served == [blue, green, blue, green, api]
+
+
+def test_sticky_keeps_a_visitor_with_its_cookie_on_one_workspace(
+    emu: Emulator, http: requests.Session
+) -> None:
+    emu.serve_apps()
+    blue, green = _up(emu, http, "blue", "green")
+    emu.add_domain(1, "shop.example.com", {"/": [blue, green]})
+    url, host = f"http://{emu.domain_proxy}/", {"Host": "shop.example.com"}
+    with requests.Session() as visitor:
+        first = visitor.get(url, headers=host, timeout=2)
+        assert first.headers["Set-Cookie"] == f"{STICKY_COOKIE}={blue}; Path=/"
+        for _ in range(3):
+            answer = visitor.get(url, headers=host, timeout=2)
+            assert "Set-Cookie" not in answer.headers
+        requests.get(url, headers=host, timeout=2)  # another visitor: the next workspace
+        served = [r.workspace_id for r in emu.app_requests if r.listener == "domain-proxy"]
+        assert served == [blue, blue, blue, blue, green]
+        # Its workspace leaves the path: the visitor is placed anew.
+        body = {"/": [green]}
+        put = f"{emu.url}/domains/team/1/domain/shop.example.com/workspace-connections"
+        assert http.put(put, json=body).ok
+        moved = visitor.get(url, headers=host, timeout=2)
+        assert moved.headers["Set-Cookie"] == f"{STICKY_COOKIE}={green}; Path=/"
+        assert emu.app_requests[-1].workspace_id == green
+
+
+def test_round_robin_ignores_the_cookie(emu: Emulator, http: requests.Session) -> None:
+    emu.set_variants(balancer="round_robin")
+    emu.serve_apps()
+    blue, green = _up(emu, http, "blue", "green")
+    emu.add_domain(1, "shop.example.com", {"/": [blue, green]})
+    url, host = f"http://{emu.domain_proxy}/", {"Host": "shop.example.com"}
+    cookie = {**host, "Cookie": f"{STICKY_COOKIE}={blue}"}
+    answers = [requests.get(url, headers=cookie, timeout=2) for _ in range(4)]
+    assert all("Set-Cookie" not in a.headers for a in answers)
+    served = [r.workspace_id for r in emu.app_requests if r.listener == "domain-proxy"]
+    assert served == [blue, green, blue, green]
+    with pytest.raises(ValueError, match="balancer"):
+        emu.set_variants(balancer="weighted")
+
+
+def test_a_workspace_that_joins_a_path_warms_up_alone(
+    emu: Emulator, http: requests.Session
+) -> None:
+    """domain_placeholder_seconds counts from the moment a workspace joined the
+    path's list: the one that served before answers as it did."""
+    emu.set_variants(balancer="round_robin")
+    emu.serve_apps(domain_placeholder_seconds=0.4)
+    blue, green = _up(emu, http, "blue", "green")
+    emu.add_domain(1, "shop.example.com", {"/": [blue]})
+    put = f"{emu.url}/domains/team/1/domain/shop.example.com/workspace-connections"
+    assert http.put(put, json={"/": [blue, green]}).ok
+    url, host = f"http://{emu.domain_proxy}/", {"Host": "shop.example.com"}
+    texts = [requests.get(url, headers=host, timeout=2).text for _ in range(2)]
+    assert texts[0] == "ok" and "Workspace server is starting" in texts[1]
+    time.sleep(0.45)
+    assert [requests.get(url, headers=host, timeout=2).text for _ in range(2)] == ["ok", "ok"]
+
+
+def test_dev_statuses_fail_the_dev_domain_alone(emu: Emulator, http: requests.Session) -> None:
+    emu.serve_apps()
+    (blue,) = _up(emu, http, "blue")
+    emu.add_domain(1, "shop.example.com", {"/": [blue]})
+    emu.configure_app(blue, dev_statuses=[503, 200])
+    dev = f"http://{emu.workspace(blue).dev_domain}/healthz"
+    proxy, host = f"http://{emu.domain_proxy}/healthz", {"Host": "shop.example.com"}
+    assert requests.get(dev, timeout=2).status_code == 503
+    assert requests.get(proxy, headers=host, timeout=2).status_code == 200
+    assert requests.get(dev, timeout=2).status_code == 200  # the last one for good
+    emu.configure_app(blue, dev_statuses=None)
+    assert requests.get(dev, timeout=2).status_code == 200

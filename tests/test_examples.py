@@ -34,7 +34,7 @@ from typing import Any
 import pytest
 import yaml  # type: ignore[import-untyped,unused-ignore]
 
-from codesphere_action.inputs import parse_bool, parse_duration
+from codesphere_action.inputs import parse_bake_time, parse_bool, parse_duration
 from codesphere_action.timings import SWITCH_SECONDS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,11 +44,12 @@ DEFAULTS = {name: str(spec.get("default", "")) for name, spec in ACTION["inputs"
 USES = "OWNER/codesphere-release@<commit-sha>"
 
 # The waits of each flow, by the README's rule. A flow that is not here fails
-# the test that meets it in an example: add its waits (canary: its stages, its
-# workspace, its health checks and the time it watches the new release).
+# the test that meets it in an example: add its waits (the bake: the time it
+# watches the new release, bake-time).
 WAITS: dict[str, tuple[str, ...]] = {
     "simple": ("workspace", "stages", "health"),  # waking a sleeping workspace counts
-    "zero-downtime": ("workspace", "stages", "health", "switch"),
+    "zero-downtime": ("workspace", "stages", "health", "switch", "bake"),
+    "canary": ("workspace", "stages", "health", "switch", "bake"),  # the join, a switch
     "preview": ("workspace", "stages", "health"),  # a new workspace, or waking the preview
     "promote": ("health", "switch"),
     "rollback": ("health", "switch"),
@@ -56,7 +57,7 @@ WAITS: dict[str, tuple[str, ...]] = {
     "prune": (),
 }
 SWITCH_MINUTES = SWITCH_SECONDS / 60  # the README's rule: a switch 1 min
-DOMAIN_FLOWS = {"zero-downtime", "promote", "rollback"}  # what serves: the domain's map
+DOMAIN_FLOWS = {"zero-downtime", "canary", "promote", "rollback"}  # what serves: the map
 
 
 def _page_blocks() -> dict[str, dict[str, Any]]:
@@ -124,6 +125,8 @@ def step_minutes(step: dict[str, Any], workflow: dict[str, Any]) -> float:
         "health": _duration_minutes(inputs, "health-check-timeout")
         if str(inputs.get("health-check-path", DEFAULTS["health-check-path"]))
         else 0.0,
+        "bake": parse_bake_time("bake-time", str(inputs.get("bake-time", DEFAULTS["bake-time"])))
+        / 60,
     }
     # zero-downtime switches only with a domain and without switch: false
     stays = not inputs.get("domain") or str(inputs.get("switch", "true")).lower() == "false"
@@ -131,7 +134,9 @@ def step_minutes(step: dict[str, Any], workflow: dict[str, Any]) -> float:
     for flow in flows_of(step, workflow):
         assert flow in WAITS, f"flow {flow!r}: add its waits to WAITS in {__name__}"
         waits = [
-            w for w in WAITS[flow] if not (w == "switch" and flow == "zero-downtime" and stays)
+            w
+            for w in WAITS[flow]
+            if not (w in ("switch", "bake") and flow == "zero-downtime" and stays)
         ]
         totals.append(sum(minutes[wait] for wait in waits))
     return max(totals)
@@ -172,6 +177,7 @@ def test_the_pages_blocks_and_the_examples_are_all_checked() -> None:
         "simple.yml",
         "staged.yml",
         "zero-downtime.yml",
+        "canary.yml",
     }
     # The pages' workflow blocks are found (today the README's setup workflow, the
     # staged release in docs/releases.md, the previews in docs/previews.md).
@@ -208,6 +214,9 @@ def test_the_rule_counts_every_wait_of_the_flow_it_runs() -> None:
     zero_downtime = _step(flow="zero-downtime", domain="shop.test", prepare="false")
     assert job_problems(_job([zero_downtime], 41)) != []  # start 10 + run 30 + switch 1
     assert job_problems(_job([_step(flow="prune", prepare="false")], 1)) == []
+    canary = _step(flow="canary", domain="shop.test", prepare="false", **{"bake-time": "10m"})
+    assert job_problems(_job([canary], 51)) != []  # start 10 + run 30 + join 1 + bake 10
+    assert job_problems(_job([canary], 52)) == []
 
 
 def test_an_expression_counts_as_the_longest_flow_it_can_choose() -> None:

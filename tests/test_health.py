@@ -267,3 +267,26 @@ def test_the_body_is_read_up_to_its_bound_and_no_further() -> None:
     responses.get(url, body=("a" * (SCAN_BYTES + 10)) + STARTING)
     check, _ = checker()
     assert check.workspace(DEV).attempts == 1
+
+
+@responses.activate
+def test_no_cookie_is_kept_so_every_request_is_a_new_visitor() -> None:
+    """A load balancer that keeps a visitor on one workspace by a cookie (issue
+    22): a check that kept it would sample one workspace of a canary's path."""
+    url = "https://shop.example.com/healthz"
+    responses.get(url, body="ok", headers={"Set-Cookie": "cs-workspace=1001; Path=/"})
+    check, _clock = checker()
+    for _ in range(3):
+        assert check.health.accepts(check.health.domain_once(Deadline.after(5, check.clock)))
+    assert [c.request.headers.get("Cookie") for c in responses.calls] == [None, None, None]
+
+
+@responses.activate
+def test_in_a_row_needs_that_many_accepted_answers_one_after_another() -> None:
+    url = "https://shop.example.com/healthz"
+    for status in (200, 503, 200, 200):
+        responses.get(url, status=status, body="x")
+    check, clock = checker()
+    outcome = check.health.domain(Deadline.after(60, clock), in_a_row=2)
+    assert (outcome.attempts, outcome.answer.status) == (4, 200)
+    assert len(clock.sleeps) == 3  # the poll schedule between the answers, as in any wait

@@ -20,6 +20,7 @@ ACTION = yaml.safe_load((ROOT / "action.yml").read_text())
 NEEDS = {
     "simple": {"workspace-id": "42"},
     "zero-downtime": {"team-id": "7", "plan-id": "8"},
+    "canary": {"team-id": "7", "plan-id": "8", "domain": "shop.example.com"},
     "preview": {"team-id": "7", "plan-id": "8"},
     "teardown": {"team-id": "7", "workspace-name": "shop-pr-5"},
     "promote": {"team-id": "7", "workspace-id": "42", "domain": "shop.example.com"},
@@ -62,6 +63,7 @@ SAMPLES = {
     "health-check-status": "200",
     "health-check-timeout": "90s",
     "health-check-domain": "false",
+    "bake-time": "10m",
     "require-commit": "true",
     "cleanup-on-failure": "false",
     "keep": "3",
@@ -133,6 +135,17 @@ def test_every_input_is_read_or_flagged_by_every_flow(tmp_path: Path, flow: str,
             load_config(environ(tmp_path, flow, **{name: SAMPLES[name]}))
         assert reads
         return
+    if flow == "canary" and name == "switch":
+        # Read to be refused: a canary always joins (issue 22).
+        with pytest.raises(Exception, match="input 'switch' is 'false'"):
+            load_config(environ(tmp_path, flow, **{name: SAMPLES[name]}))
+        assert reads
+        return
+    if name == "bake-time" and reads:
+        # Read, and refused without what the bake watches (issue 22).
+        with pytest.raises(Exception, match="input 'bake-time' is '10m'"):
+            load_config(environ(tmp_path, flow, **{name: SAMPLES[name]}))
+        return
     config = load_config(environ(tmp_path, flow, **{name: SAMPLES[name]}))
     assert (name in config.ignored) == (not reads), f"{name} for {flow}: reads={reads}"
     assert config.ignored in ((), (name,))
@@ -148,9 +161,10 @@ def test_every_input_is_read_by_some_flow_and_a_needed_one_by_its_flow() -> None
 
 def test_the_flows_read_what_their_modules_use() -> None:
     """Spot checks that the table says what the flows do."""
-    assert readers("domain") == ("zero-downtime", "promote", "rollback")
+    assert readers("domain") == ("zero-downtime", "canary", "promote", "rollback")
     assert readers("team-id") == (
         "zero-downtime",
+        "canary",
         "preview",
         "teardown",
         "promote",
@@ -161,15 +175,17 @@ def test_the_flows_read_what_their_modules_use() -> None:
         readers("plan-id")
         == readers("env")
         == readers("base-image")
-        == ("zero-downtime", "preview")
+        == ("zero-downtime", "canary", "preview")
     )
     assert readers("remote") == ("simple", "preview")  # zero-downtime clones, never pulls
-    assert readers("switch") == ("zero-downtime",)
+    assert readers("switch") == ("zero-downtime", "canary")  # a canary refuses false
+    assert readers("bake-time") == ("zero-downtime", "canary")
     assert readers("keep") == readers("max-age") == ("prune",)
     assert readers("deployment-environment") == tuple(f for f in FLOW_NAMES if f != "prune")
     assert readers("health-check-path") == (
         "simple",
         "zero-downtime",
+        "canary",
         "preview",
         "promote",
         "rollback",
@@ -177,6 +193,7 @@ def test_the_flows_read_what_their_modules_use() -> None:
     assert readers("require-commit") == (
         "simple",
         "zero-downtime",
+        "canary",
         "preview",
         "promote",
         "rollback",
@@ -216,9 +233,9 @@ def test_the_simple_flow_names_domain_team_id_and_plan_id_grouped_by_their_flows
     message = ignored_warning("simple", config.ignored)
     assert message == (
         "the simple flow ignores these inputs, which only other flows read: team-id "
-        "(zero-downtime, preview, teardown, promote, rollback, prune); plan-id, secret-env "
-        "(zero-downtime, preview); domain (zero-downtime, promote, rollback). Remove them "
-        "from the step's with:, or choose a flow that reads them"
+        "(zero-downtime, canary, preview, teardown, promote, rollback, prune); plan-id, "
+        "secret-env (zero-downtime, canary, preview); domain (zero-downtime, canary, promote, "
+        "rollback). Remove them from the step's with:, or choose a flow that reads them"
     )
     assert "v4lue" not in message and "shop.example.com" not in message
 
@@ -226,8 +243,8 @@ def test_the_simple_flow_names_domain_team_id_and_plan_id_grouped_by_their_flows
 def test_one_ignored_input_is_named_alone() -> None:
     assert ignored_warning("prune", ("deployment-environment",)) == (
         "the prune flow ignores this input, which only other flows read: deployment-environment "
-        "(simple, zero-downtime, preview, teardown, promote, rollback). Remove it from the "
-        "step's with:, or choose a flow that reads it"
+        "(simple, zero-downtime, canary, preview, teardown, promote, rollback). Remove it from "
+        "the step's with:, or choose a flow that reads it"
     )
 
 

@@ -59,6 +59,12 @@ class FlowSpec:
     # It judges workspaces by this repository's mark alone: GITHUB_REPOSITORY must
     # name it (prune), or nothing it may delete can be told apart.
     repository: bool = False
+    # bake-time applies: after its switch the release is watched, then completed
+    # or undone on its own (steps/bake.py).
+    bakes: bool = False
+    # The new workspace joins domain-path's list beside the workspaces serving it
+    # (a canary) instead of replacing them.
+    joins: bool = False
     # Its words: what a run is called, and the headline of a success.
     noun: str = "Release"
     done: str = "Released"
@@ -83,6 +89,28 @@ SPECS: dict[str, FlowSpec] = {
             switches=True,
             default_branch="ref",
             default_name="commit",
+            bakes=True,
+        ),
+        FlowSpec(
+            "canary",
+            "canary",
+            needs={
+                "team-id": "",
+                "plan-id": "",
+                "git-url": "",
+                "workspace-name": "",
+                "branch": "",
+                "domain": "the domain whose domain-path the canary joins",
+            },
+            creates=True,
+            stages=True,
+            switches=True,
+            default_branch="ref",
+            default_name="commit",
+            bakes=True,
+            joins=True,
+            noun="Canary",
+            done="Canary serving",
         ),
         FlowSpec(
             "preview",

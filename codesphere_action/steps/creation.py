@@ -232,13 +232,16 @@ def clean_up(ctx: Context, state: State, *, cancelled: bool) -> None:
     if state.switched:
         before = ids(state.previous) or "nothing"
         checked = "" if state.domain_checked else ", not yet checked through the domain"
+        new = f"the new workspace {created}"
+        if len(state.targets) > 1:  # a canary beside the previous ones
+            new = f"workspace {ids(state.targets)} ({new} among them)"
         ctx.result.aftermath.append(
-            f"the domain {config.domain_url} points at the new workspace {created}{checked}; "
+            f"the domain {config.domain_url} points at {new}{checked}; "
             "nothing was undone. To go back: flow: rollback with workspace-id "
             + id_list(state.previous)
             if state.previous
-            else f"the domain {config.domain_url} points at the new workspace {created}"
-            f"{checked} (before: {before}); nothing was undone"
+            else f"the domain {config.domain_url} points at {new}{checked} (before: {before}); "
+            "nothing was undone"
         )
         return
     if created is None:

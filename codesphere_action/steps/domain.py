@@ -1,6 +1,7 @@
 """Reading a domain's path map and pointing one path at a workspace.
 
-Shared by zero-downtime (switch to the new workspace) and rollback (switch
+Shared by zero-downtime (switch to the new workspace), canary (the new
+workspace joins the path's list beside those serving it) and rollback (switch
 back). ``PUT .../workspace-connections`` replaces the whole map, so the switch
 reads it, changes only ``domain-path`` and writes it all back.
 
@@ -149,12 +150,21 @@ def domain_map(ctx: Context, deadline: Deadline, *, read_timeout: float | None =
 
 
 def switch_domain(
-    ctx: Context, state: State, targets: list[int], *, started: Start | None, own: str = ""
+    ctx: Context,
+    state: State,
+    targets: list[int],
+    *,
+    started: Start | None,
+    own: str = "",
+    join: bool = False,
 ) -> None:
     """Point ``domain-path`` at ``targets`` (the path's existing key, see
-    ``path_key``), every other path as it was; record the ids that served it
-    before in ``state.previous`` and the ``previous-workspace-id`` output (ids
-    that no longer exist left out: ``state.stale``), and set ``domain-url``.
+    ``path_key``), every other path as it was; with ``join``, at the ids that
+    serve it as the map is read, then ``targets`` (a canary beside them). Record
+    the ids that served it before in ``state.previous`` and the
+    ``previous-workspace-id`` output (ids that no longer exist left out:
+    ``state.stale``), what it points at now in ``state.targets``, and set
+    ``domain-url``.
     Between the read and the write, the superseded rule (``steps/superseded.py``):
     a workspace on the path with this repository's mark that started after
     ``started`` (None: the rule does not apply) makes the switch write nothing
@@ -167,7 +177,15 @@ def switch_domain(
         newer = find_newer(
             ctx, current, key, started, deadline, skip=skip, read_timeout=SWITCH_READ_SECONDS
         )
-        now = None if newer else _write(ctx, state, current, key, targets, deadline)
+        previous = previous_of(current, key, targets, state.stale)
+        if join:
+            targets = [*previous, *targets]
+        now = None if newer else _write(ctx, state, current, key, targets, previous, deadline)
+        if now is not None and join:
+            ctx.reporter.info(
+                f"Workspace {ids(targets[len(previous) :])} joined {ctx.config.domain_url} beside "
+                f"{ids(previous) or 'nothing'}: about 1 in {len(targets)} of the users go to it"
+            )
     if newer is not None:
         assert started is not None  # find_newer finds none without it
         raise superseded(ctx, newer, started, own or "this release")
@@ -184,12 +202,12 @@ def _write(
     current: DomainMap,
     key: str,
     targets: list[int],
+    previous: list[int],
     deadline: Deadline,
 ) -> DomainMap:
     """The switch's write (see ``switch_domain``); the map as it is afterwards."""
     config = ctx.config
-    state.path, state.targets = key, list(targets)
-    state.previous = previous_of(current, key, targets, state.stale)
+    state.path, state.targets, state.previous = key, list(targets), previous
     wanted = current.with_path(key, targets)
     ctx.reporter.info(
         f"Pointing {config.domain_url} at workspace {ids(targets)} "

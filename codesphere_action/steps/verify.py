@@ -6,9 +6,11 @@ and whether the app answers.
   the summary; with ``require-commit: true`` the release stops before the switch.
 - ``check_health``: GET the workspace's ``health-check-path`` until it answers
   with an accepted status (``health.py``), before the switch.
-- ``check_domain``: after the switch, the same through the custom domain; when
-  it fails within the timeout, the path is pointed back at what served it
-  before (an automatic rollback) and the release fails saying so.
+- ``check_domain``: after the switch, the same through the custom domain (as
+  many accepted answers in a row as workspaces on the path: a canary's path
+  has several); when it fails within the timeout, the path is pointed back at
+  what served it before (an automatic rollback, ``switch_back``; the bake
+  uses it too) and the release fails saying so.
 """
 
 from __future__ import annotations
@@ -99,7 +101,8 @@ def check_domain(ctx: Context, state: State) -> None:
     with ctx.phase("Domain check") as phase:
         checker = health_check(ctx)
         try:
-            outcome = checker.domain(ctx.deadline(min(DOMAIN_CHECK_SECONDS, config.health.timeout)))
+            deadline = ctx.deadline(min(DOMAIN_CHECK_SECONDS, config.health.timeout))
+            outcome = checker.domain(deadline, in_a_row=max(1, len(state.targets)))
         except HealthCheckFailed as exc:
             restored = switch_back(ctx, state)
             raise HealthCheckFailed(
@@ -113,17 +116,19 @@ def check_domain(ctx: Context, state: State) -> None:
         state.domain_checked = True
 
 
-def switch_back(ctx: Context, state: State) -> DomainMap:
+def switch_back(ctx: Context, state: State, why: str = "") -> DomainMap:
     """Point the path the switch changed (``state.path``) back at the workspaces
     that served it before (remove the path if none did), every other path as it
     is now; unless the path no longer points at ``state.targets`` alone (another
-    release came in meanwhile: it stands)."""
+    release came in meanwhile: it stands). ``why``: what made it go back, for
+    the errors (default: the check through the domain failed)."""
     config = ctx.config
     key, targets = state.path, state.targets
+    why = why or f"the app failed its check through {config.domain_url}"
 
     def stuck(exc: ActionError) -> ActionError:
         return ActionError(
-            f"the app failed its check through {config.domain_url}, and pointing the domain "
+            f"{why}, and pointing the domain "
             f"back at {ids(state.previous) or 'nothing'} failed: {exc}. The domain still "
             f"points at workspace {ids(targets)}: roll back by hand (flow: rollback)"
         )
@@ -138,7 +143,7 @@ def switch_back(ctx: Context, state: State) -> DomainMap:
             state.switched = False  # the path is no longer ours: what serves it stands
             state.domain_note = f"the domain {config.domain} was left as another change set it"
             raise ActionError(
-                f"the app failed its check through {config.domain_url}, and the path no "
+                f"{why}, and the path no "
                 f"longer points at workspace {ids(targets)} alone ({current.describe()}): "
                 "another change came in meanwhile, so it was left as it is"
             )

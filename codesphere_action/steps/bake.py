@@ -1,0 +1,315 @@
+"""The bake: watch a release for ``bake-time`` after its switch, then complete
+it or undo it on its own (issue 22).
+
+zero-downtime bakes after its switch and its check through the domain, the
+previous workspaces left as they are; canary after the new workspace joined
+the path beside the workspaces serving it.
+
+A round every ``BAKE_CHECK_SECONDS`` (5 s), the first at once, the last at the
+end of bake-time:
+- one read of the domain's map: when someone else changed the path (it no
+  longer lists exactly what this release wrote), the bake stops and writes
+  nothing over that change (other paths may change as they like);
+- one GET of ``health-check-path`` on the new workspace's dev domain (the token
+  along, to that host only, as the health check sends it);
+- through the domain (with ``health-check-domain`` and ``domain-path`` ``/``, as
+  the domain check), one GET per workspace on the path, each a new visitor (no
+  cookie), so a balancer that places new visitors in turn reaches each. With N
+  workspaces serving beside it, a canary gets about 1 in N+1 of them (there are
+  no weights); the dev domain is the check that surely reaches it.
+Each answer is judged as the health check judges it (``health-check-status``,
+never Codesphere's placeholder page) and awaited ``BAKE_ANSWER_SECONDS``.
+
+The rule, which tolerates a single blip: the bake fails when one target (the
+dev domain, or the domain) gives ``FAILURES`` (2) answers that are not accepted
+within ``WINDOW`` (3) consecutive rounds. A lone one is a blip, forgotten once
+it is three rounds old. After a round with an answer that was not accepted the
+next one comes ``BAKE_RECHECK_SECONDS`` (1 s) later, so a failing app is
+undone about a second after its first failed check; a blip in the last round
+gets that one round more.
+
+- Failure: the path is pointed back at what served it before
+  (``verify.switch_back``, never over a change that came in meanwhile), and
+  BakeFailed says what was restored; the flow's cleanup deletes the new
+  workspace under the deletion rule.
+- Cancel: the same, within the runner's cancel budget; then the cancel goes on.
+- A clean bake: a canary completes, in a read-check-write like the switch's:
+  the path is pointed at the new workspace alone, unless it changed since the
+  join; zero-downtime has nothing to write. The flow then marks the release
+  released and applies ``delete-previous``. Nothing undoes it after that.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import replace
+
+from ..context import Context
+from ..errors import ActionError, BakeFailed, Cancelled
+from ..github import count, format_seconds
+from ..health import Answer, HealthCheck
+from ..models import DomainMap, Workspace
+from ..timeline import Round, Timeline, at_time
+from ..timings import (
+    BAKE_ANSWER_SECONDS,
+    BAKE_CHECK_SECONDS,
+    BAKE_RECHECK_SECONDS,
+    SWITCH_READ_SECONDS,
+    SWITCH_SECONDS,
+)
+from .creation import State, ids
+from .domain import domain_map, write_map
+from .verify import health_check, switch_back
+
+FAILURES, WINDOW = 2, 3
+LOG_EVERY = 60.0  # seconds between the log's progress lines while every round passes
+
+
+class _Target:
+    """The not-accepted answers of one target in its last ``WINDOW`` rounds."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.recent: deque[tuple[int, str]] = deque(maxlen=WINDOW)
+
+    def failed(self, count: int, answer: str) -> bool:
+        self.recent.append((count, answer))
+        return sum(n for n, _ in self.recent) >= FAILURES
+
+    def why(self) -> str:
+        answers = "; ".join(dict.fromkeys(a for n, a in self.recent if n))
+        first = next(i for i, (n, _) in enumerate(self.recent) if n)
+        rounds = len(self.recent) - first  # from the first failed answer to this one
+        return (
+            f"{self.name} gave {sum(n for n, _ in self.recent)} answers that were not accepted "
+            f"within {count(rounds, 'round')} ({answers})"
+        )
+
+
+def bake(ctx: Context, state: State, workspace: Workspace, *, complete: bool) -> None:
+    """With ``bake-time``: watch the release (module docstring); ``complete``:
+    then point the path at ``workspace`` alone (a canary). Raises BakeFailed
+    after undoing a failed bake, ActionError when the path was changed by
+    someone else, Cancelled after undoing a cancelled one."""
+    config = ctx.config
+    if not config.bake_time:
+        return
+    timeline = Timeline(config.bake_time, BAKE_CHECK_SECONDS, started=ctx.clock.now())
+    if config.health.domain and config.domain_path == "/":
+        timeline.through = f"GET https://{config.domain}{config.health.path}"
+    else:
+        why = "domain-path is not /" if config.health.domain else "health-check-domain: false"
+        timeline.why_not = why
+    ctx.result.bake = timeline
+    with ctx.phase("Bake") as phase:
+        through = timeline.through or f"not through the domain ({timeline.why_not})"
+        ctx.reporter.info(
+            f"Baking for {format_seconds(config.bake_time)}: every "
+            f"{format_seconds(BAKE_CHECK_SECONDS)}, GET {config.health.path} on workspace "
+            f"{workspace.id}'s dev domain, and {through}; {FAILURES} answers that are not "
+            f"accepted within {WINDOW} rounds undo the release"
+        )
+        checker = health_check(ctx)
+        try:
+            failure = _watch(ctx, state, workspace, checker, timeline)
+        except Cancelled:
+            _undo_cancelled(ctx, state, timeline)
+            raise
+        finally:
+            checker.close()
+        if failure:
+            _undo(ctx, state, timeline, failure)
+        blips = timeline.failed_rounds
+        phase.detail = count(len(timeline.rounds), "round") + (
+            f", {blips} with a blip" if blips else ""
+        )
+    if complete:
+        with ctx.phase("Complete canary") as phase:
+            _complete(ctx, state, workspace.id, timeline)
+            phase.detail = f"workspace {workspace.id} alone"
+    else:
+        timeline.decide(f"passed after {format_seconds(config.bake_time)}: the switch stands")
+
+
+def _watch(
+    ctx: Context, state: State, workspace: Workspace, checker: HealthCheck, timeline: Timeline
+) -> str:
+    """Rounds until bake-time is over: "" when the bake passed, else why it failed."""
+    clock = ctx.clock
+    start = timeline.started
+    end, logged = start + ctx.config.bake_time, start
+    dev, domain = _Target("the dev domain"), _Target(f"{ctx.config.domain_url}")
+    at = start
+    while True:
+        clock.sleep(max(0.0, at - clock.now()))
+        begun = clock.now()
+        _check_map(ctx, state, timeline)
+        total = len(state.targets) if timeline.through else 0
+        checked = _round(ctx, checker, workspace, begun - start, total)
+        failed = [
+            target
+            for target, count, answer in (
+                (dev, checked.dev_failures, checked.dev),
+                (domain, checked.domain_failures, checked.domain_failed),
+            )
+            if target.failed(count, answer)
+        ]
+        note = "failed" if failed else "a blip" if checked.failures else ""
+        timeline.add(replace(checked, note=note))
+        if checked.failures or begun - logged >= LOG_EVERY:
+            logged = begun
+            ctx.reporter.info(_line(timeline))
+        if failed:
+            return "; ".join(target.why() for target in failed)
+        now = clock.now()
+        if checked.failures:
+            at = now + BAKE_RECHECK_SECONDS
+        elif now >= end:
+            ctx.reporter.info(
+                f"Bake passed: {count(len(timeline.rounds), 'round')} in {_took(ctx, timeline)}"
+            )
+            return ""
+        else:
+            at = min(begun + BAKE_CHECK_SECONDS, end)
+
+
+def _round(
+    ctx: Context, checker: HealthCheck, workspace: Workspace, at: float, total: int
+) -> Round:
+    """One GET on the dev domain, and ``total`` through the domain (one per
+    workspace on the path; 0: not checked there)."""
+    assert workspace.dev_domain  # the health check before the switch made sure
+    answer = checker.workspace_once(workspace.dev_domain, ctx.deadline(BAKE_ANSWER_SECONDS))
+    dev = "" if checker.accepts(answer) else _short(answer)
+    passed, first = 0, ""
+    for _ in range(total):
+        through = checker.domain_once(ctx.deadline(BAKE_ANSWER_SECONDS))
+        if checker.accepts(through):
+            passed += 1
+        elif not first:
+            first = _short(through)
+    return Round(at, dev, passed, total, first)
+
+
+def _check_map(ctx: Context, state: State, timeline: Timeline) -> None:
+    """Stop the bake when someone else changed the path; a map that cannot be
+    read now is no reason to stop (the completion reads it again)."""
+    try:
+        current = domain_map(
+            ctx, ctx.deadline(BAKE_ANSWER_SECONDS), read_timeout=SWITCH_READ_SECONDS
+        )
+    except ActionError as exc:
+        ctx.reporter.info(f"  could not read the domain's map ({exc}); the bake goes on")
+        return
+    if sorted(current.ids(state.path)) != sorted(state.targets):
+        raise _changed(ctx, state, timeline, current)
+
+
+def _changed(ctx: Context, state: State, timeline: Timeline, current: DomainMap) -> ActionError:
+    """The path no longer lists what this release wrote: leave it as it is."""
+    config = ctx.config
+    now = ids(current.ids(state.path)) or "nothing"
+    state.switched = False  # the path is not this release's any more
+    state.domain_note = (
+        f"the domain {config.domain} was left as another change set it ({current.describe()})"
+    )
+    timeline.decide(
+        f"stopped after {_took(ctx, timeline)}: someone else changed {state.path} to {now}; "
+        "nothing was written over that change"
+    )
+    return ActionError(
+        f"the bake stopped after {_took(ctx, timeline)}: {config.domain_url} was changed by "
+        f"someone else during the bake; it points at {now}, not at {ids(state.targets)} as "
+        "this release left it. Nothing was written over that change, so the release was "
+        "neither completed nor undone"
+    )
+
+
+def _undo(ctx: Context, state: State, timeline: Timeline, failure: str) -> None:
+    """Point the path back after a failed bake; raise BakeFailed saying what was restored."""
+    config, took = ctx.config, _took(ctx, timeline)
+    try:
+        restored = switch_back(ctx, state, f"the bake failed after {took} ({failure})")
+    except ActionError as exc:
+        timeline.decide(f"failed after {took}: {failure}; not undone: {exc}")
+        raise
+    previous = ids(state.previous) or "nothing"
+    timeline.decide(f"failed after {took}: {failure}. Undone: {state.path} -> {previous}")
+    raise BakeFailed(
+        f"the bake failed after {took}: {failure}. It was undone: {config.domain_url} points "
+        f"at {previous} again ({restored.describe()})"
+    )
+
+
+def _undo_cancelled(ctx: Context, state: State, timeline: Timeline) -> None:
+    """The run was cancelled during the bake: point the path back, within the
+    cancel budget; what could not be undone goes to the aftermath."""
+    took = _took(ctx, timeline)
+    try:
+        restored = switch_back(ctx, state, f"the run was cancelled during the bake ({took} in)")
+    except ActionError as exc:
+        timeline.decide(f"cancelled after {took}; not undone: {exc}")
+        ctx.result.aftermath.append(str(exc))
+        return
+    timeline.decide(f"cancelled after {took}: undone, {restored.describe()}")
+
+
+def _complete(ctx: Context, state: State, new: int, timeline: Timeline) -> None:
+    """A clean bake of a canary: point the path at ``new`` alone, in a
+    read-check-write (never over a change since the join)."""
+    config, took = ctx.config, format_seconds(ctx.config.bake_time)
+    beside = ids(state.previous) or "nothing"
+    fix = (
+        f"workspace {new} still serves {config.domain_url} beside {beside}: complete it with "
+        f"flow: promote and workspace-id {new}, or undo it with flow: rollback"
+    )
+    with ctx.guard.shield():
+        deadline = ctx.deadline(SWITCH_SECONDS)
+        try:
+            current = domain_map(ctx, deadline, read_timeout=SWITCH_READ_SECONDS)
+        except ActionError as exc:
+            raise ActionError(
+                f"the bake passed, but the domain's map could not be read ({exc}): {fix}"
+            ) from None
+        if sorted(current.ids(state.path)) != sorted(state.targets):
+            raise _changed(ctx, state, timeline, current)
+        ctx.reporter.info(
+            f"Bake passed: pointing {config.domain_url} at workspace {new} alone "
+            f"(was {ids(state.targets)})"
+        )
+        try:
+            write_map(ctx, current.with_path(state.path, [new]), deadline, state.path)
+        except ActionError as exc:
+            raise ActionError(
+                f"the bake passed, but pointing the domain at workspace {new} alone failed "
+                f"({exc}): {fix}"
+            ) from None
+        state.targets = [new]
+    timeline.decide(f"passed after {took}: completed, {state.path} -> {new} alone")
+
+
+def _took(ctx: Context, timeline: Timeline) -> str:
+    """How long the bake has been going."""
+    return format_seconds(ctx.clock.now() - timeline.started)
+
+
+def _short(answer: Answer) -> str:
+    """The answer in a few words, for the timeline: its status and reason (no
+    body: it may be HTML, and the summary is Markdown)."""
+    if answer.status is None:
+        return answer.detail[:80]
+    words = answer.detail.split(":", 1)[0]
+    return f"{words}, Codesphere's placeholder page" if answer.placeholder else words
+
+
+def _line(timeline: Timeline) -> str:
+    last = timeline.rounds[-1]
+    dev = f"not accepted: {last.dev}" if last.dev else "ok"
+    through = (
+        f"{last.domain_passed} of {last.domain_total} ok"
+        + (f" ({last.domain_failed})" if last.domain_failed else "")
+        if last.domain_total
+        else "not checked"
+    )
+    note = f": {last.note}" if last.note else ""
+    return f"  bake at {at_time(last.at)}: dev domain {dev}, domain {through}{note}"

@@ -1,0 +1,209 @@
+"""The bake's schedule and rule against canned answers, on a fake clock (no
+sleeping): rounds every 5 s, the recheck 1 s after a failed answer, a blip
+forgiven, two failures within three rounds undone; the timeline bounded."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import responses
+
+from codesphere_action.api.codesphere import Codesphere
+from codesphere_action.api.transport import Transport
+from codesphere_action.config import load_config
+from codesphere_action.context import Context, Result
+from codesphere_action.errors import ActionError, BakeFailed
+from codesphere_action.models import Workspace
+from codesphere_action.signals import CancelGuard
+from codesphere_action.steps.bake import bake
+from codesphere_action.steps.creation import State
+from codesphere_action.timeline import MAX_ROWS, Round, Timeline
+from codesphere_action.waiting import Waiter
+
+from .fakes import FakeClock, capture_reporter
+
+API = "https://api.codesphere.test/api"
+MAP = f"{API}/domains/team/7/domain/shop.example.com"
+DEV = "1003-3000.dc2.codesphere.test"
+OLD, NEW = 1001, 1003
+
+
+def context(bake_time: str, clock: FakeClock) -> Context:
+    config = load_config(
+        {
+            "INPUT_API-TOKEN": "tok",
+            "INPUT_API-URL": API,
+            "INPUT_FLOW": "canary",
+            "INPUT_TEAM-ID": "7",
+            "INPUT_PLAN-ID": "8",
+            "INPUT_DOMAIN": "shop.example.com",
+            "INPUT_HEALTH-CHECK-PATH": "/healthz",
+            "INPUT_BAKE-TIME": bake_time,
+            "GITHUB_REPOSITORY": "acme/shop",
+            "GITHUB_SHA": "c" * 40,
+            "GITHUB_REF_NAME": "main",
+        }
+    )
+    reporter, _log = capture_reporter()
+    client = Codesphere(Transport(API, "tok", reporter=reporter, clock=clock))
+    return Context(
+        config, client, reporter, clock, Waiter(clock), CancelGuard(clock.now), Result("canary")
+    )
+
+
+def joined(ctx: Context) -> State:
+    state = State.for_run(ctx)
+    state.path, state.targets, state.previous, state.switched = "/", [OLD, NEW], [OLD], True
+    return state
+
+
+def serve(clock: FakeClock, dev: Callable[[float], int], domain: Callable[[float], int]) -> Any:
+    """The map (both on /), the dev domain and the domain answering by the
+    time since the start; returns the list of (time, what) each request came at."""
+    start, seen = clock.now(), []
+    current = {"/": [OLD, NEW]}
+
+    def answer(what: str, status: Callable[[float], int]) -> Any:
+        def reply(_request: Any) -> tuple[int, dict[str, str], str]:
+            seen.append((round(clock.now() - start, 3), what))
+            return status(clock.now() - start), {}, "ok"
+
+        return reply
+
+    def domain_map() -> tuple[int, dict[str, str], str]:
+        body = json.dumps({"name": "shop.example.com", "workspaces": current})
+        return 200, {"Content-Type": "application/json"}, body
+
+    def read_map(_request: Any) -> tuple[int, dict[str, str], str]:
+        seen.append((round(clock.now() - start, 3), "map"))
+        return domain_map()
+
+    def write_map(request: Any) -> tuple[int, dict[str, str], str]:
+        seen.append((round(clock.now() - start, 3), f"put {request.body.decode()}"))
+        current.clear()
+        current.update(json.loads(request.body))
+        return domain_map()
+
+    responses.add_callback("GET", MAP, callback=read_map)
+    responses.add_callback("PUT", f"{MAP}/workspace-connections", callback=write_map)
+    responses.add_callback("GET", f"https://{DEV}/healthz", callback=answer("dev", dev))
+    responses.add_callback(
+        "GET", "https://shop.example.com/healthz", callback=answer("domain", domain)
+    )
+    return seen
+
+
+def ok(_at: float) -> int:
+    return 200
+
+
+def workspace() -> Workspace:
+    return Workspace(NEW, "shop-ccccccc", 7, DEV, 1)
+
+
+def times(seen: list[tuple[float, str]], what: str) -> list[float]:
+    return [at for at, kind in seen if kind == what]
+
+
+@responses.activate
+def test_a_clean_bake_checks_every_5_s_until_bake_time_then_completes() -> None:
+    clock = FakeClock()
+    ctx = context("20s", clock)
+    state = joined(ctx)
+    seen = serve(clock, ok, ok)
+    bake(ctx, state, workspace(), complete=True)
+    assert times(seen, "dev") == [0.0, 5.0, 10.0, 15.0, 20.0]
+    assert times(seen, "map") == [0.0, 5.0, 10.0, 15.0, 20.0, 20.0]  # the last: the completion
+    assert len(times(seen, "domain")) == 10  # one per workspace on the path, each round
+    assert seen[-1] == (20.0, 'put {"/": [1003]}')
+    assert state.targets == [NEW] and state.switched
+    assert ctx.result.bake is not None
+    assert ctx.result.bake.decision == "passed after 20.0 s: completed, / -> 1003 alone"
+
+
+@responses.activate
+def test_a_blip_is_rechecked_after_a_second_and_forgiven() -> None:
+    clock = FakeClock()
+    ctx = context("20s", clock)
+    state = joined(ctx)
+    seen = serve(clock, lambda at: 503 if at == 5.0 else 200, ok)
+    bake(ctx, state, workspace(), complete=False)
+    assert times(seen, "dev") == [0.0, 5.0, 6.0, 11.0, 16.0, 20.0]
+    assert ctx.result.bake is not None
+    assert [r.note for r in ctx.result.bake.rounds] == ["", "a blip", "", "", "", ""]
+
+
+@responses.activate
+def test_blips_three_rounds_apart_are_each_forgiven() -> None:
+    clock = FakeClock()
+    ctx = context("30s", clock)
+    state = joined(ctx)
+    serve(clock, lambda at: 503 if at in (0.0, 11.0) else 200, ok)
+    bake(ctx, state, workspace(), complete=False)  # rounds 0 (blip), 1, 6, 11 (blip): passes
+
+
+@responses.activate
+def test_an_app_that_fails_is_undone_a_second_after_its_first_failed_check() -> None:
+    clock = FakeClock()
+    ctx = context("60s", clock)
+    state = joined(ctx)
+    seen = serve(clock, lambda at: 500 if at >= 12.3 else 200, ok)
+    with pytest.raises(BakeFailed, match=r"the dev domain gave 2 answers .* within 2 rounds"):
+        bake(ctx, state, workspace(), complete=True)
+    assert times(seen, "dev") == [0.0, 5.0, 10.0, 15.0, 16.0]
+    assert seen[-1] == (16.0, 'put {"/": [1001]}')  # the previous list restored
+    assert state.switched_back and not state.switched
+
+
+@responses.activate
+def test_a_failing_domain_counts_each_of_its_answers() -> None:
+    """Through the domain each round sends one request per workspace on the
+    path; here every other one fails (the canary's, in turn)."""
+    clock = FakeClock()
+    ctx = context("60s", clock)
+    state = joined(ctx)
+    answers = iter([200, 200, 200, 502, 200, 502])
+    serve(clock, ok, lambda _at: next(answers))
+    with pytest.raises(BakeFailed, match=r"https://shop.example.com/ gave 2 answers .* 2 rounds"):
+        bake(ctx, state, workspace(), complete=True)
+    assert ctx.result.bake is not None
+    assert [r.at for r in ctx.result.bake.rounds] == [0.0, 5.0, 6.0]
+
+
+@responses.activate
+def test_the_map_changed_by_someone_else_stops_the_bake_and_writes_nothing() -> None:
+    clock = FakeClock()
+    ctx = context("60s", clock)
+    state = joined(ctx)
+    seen = serve(clock, ok, ok)
+    responses.replace(
+        responses.GET,
+        MAP,
+        json={"name": "shop.example.com", "workspaces": {"/": [OLD]}},
+    )
+    with pytest.raises(ActionError, match="was changed by someone else during the bake"):
+        bake(ctx, state, workspace(), complete=True)
+    assert not [kind for _at, kind in seen if kind.startswith("put")]
+    assert not state.switched and "left as another change set it" in state.domain_note
+
+
+def test_the_timeline_is_bounded_whatever_bake_time_is() -> None:
+    timeline = Timeline(6 * 3600.0, 5.0, through="GET https://shop.example.com/healthz")
+    for index in range(6000):
+        failing = index % 7 == 0
+        note = "a blip" if failing else ""
+        timeline.add(
+            Round(index * 3.6, "503 Service Unavailable" if failing else "", 2, 2, "", note)
+        )
+    rows = timeline.rows()
+    assert len(rows) == MAX_ROWS
+    assert "rows left out" in rows[8][1]
+    text = "\n".join(timeline.markdown(lambda s: s.replace("|", "\\|")))
+    assert len(text.encode()) < 8 * 1024
+    assert (
+        "6000 rounds of checks (times from the bake's start, m:ss), 858 with an answer that "
+        "was not accepted"
+    ) in text
