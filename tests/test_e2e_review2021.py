@@ -35,11 +35,6 @@ from .test_e2e_zero_downtime import DOMAIN, NAME, TEAM, zd_inputs
 # -- prune orders releases by the clock, the superseded rule by run id -----------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: prune ranks releases by the mark's started, not by run id as the "
-    "superseded rule (48da45d) does: it deletes the rollback target or a staged release",
-)
 @pytest.mark.parametrize("keep", [0, 1])
 def test_prune_ranks_releases_as_the_superseded_rule_does(
     emu: Emulator, runner: Runner, keep: int

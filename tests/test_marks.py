@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import io
 from datetime import UTC, datetime, timedelta, timezone
+from functools import cmp_to_key
 from pathlib import Path
 
 from codesphere_action import main as main_module
 from codesphere_action.clock import utc_stamp
 from codesphere_action.context import Context
-from codesphere_action.steps.ownership import Mark, Start
+from codesphere_action.steps.ownership import Mark, Start, compare_starts
 from codesphere_action.steps.pruning import format_age
 from emulator.runner import parse_outputs
 
@@ -113,3 +114,14 @@ def test_prune_words_an_age_in_its_largest_sensible_unit() -> None:
         "2 days",
         "10 days",
     ]
+
+
+def test_releases_rank_as_the_superseded_rule_orders_them() -> None:
+    """compare_starts, which prune sorts with, is ``Start.after``: run ids first,
+    whatever the clock says; the start within one run."""
+    late_job = Start("310.1", "2026-12-03T16:00:00.000Z")  # created later, started earlier
+    serving = Start("300.1", "2026-12-03T17:00:00.000Z")
+    retry = Start("300.2", "2026-12-03T17:30:00.000Z")
+    ranked = sorted([serving, late_job, retry], key=cmp_to_key(compare_starts), reverse=True)
+    assert ranked == [late_job, retry, serving]
+    assert compare_starts(serving, Start("300.1", serving.at)) == 0

@@ -70,6 +70,13 @@ class Start:
         return self.at
 
 
+def compare_starts(one: Start, other: Start) -> int:
+    """1 when ``one`` is the newer (``Start.after``), -1 when ``other`` is, else 0:
+    for ``functools.cmp_to_key``, so that whatever ranks releases ranks them as
+    the superseded rule does."""
+    return 1 if one.after(other) else -1 if other.after(one) else 0
+
+
 def _run_number(run: str) -> int | None:
     number = run.partition(".")[0]
     return int(number) if number.isdigit() else None

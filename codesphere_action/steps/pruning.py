@@ -15,10 +15,13 @@ and by the team's domains:
   GitHub says is still going keeps it;
 - an earlier release (``state=released``) goes when it is older than the
   newest ``keep`` per domain path (its mark's ``domain`` and ``path``; the
-  releases made without a domain are a group of their own). Releases newer
-  than the one that serves their path (staged, not promoted yet) do not count
-  and stay; in a group nothing of this repository serves, the newest one is
-  the current release and stays too. A release an earlier version made (no
+  releases made without a domain are a group of their own). Older and newer
+  mean what they mean to the superseded rule (``ownership.Start``: the
+  workflow run's id first, then ``started``), so the release prune keeps to
+  roll back to is the one a rollback would go back to. Releases newer than the
+  one that serves their path (staged, not promoted yet) do not count and stay;
+  in a group nothing of this repository serves, the newest one is the current
+  release and stays too. A release an earlier version made (no
   route in its mark) is kept: nothing says which path it was for.
 
 The age of a preview or a leftover is the time since its mark's ``started``
@@ -33,12 +36,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cmp_to_key
 
 from ..context import Context
 from ..github_api import GitHubApi, GitHubError, pull_request_state, run_attempt_state
 from ..models import Workspace
 from ..timings import CHECK_SECONDS, Deadline
-from .ownership import BUILDING, RELEASED, Mark, is_ours
+from .ownership import BUILDING, RELEASED, Mark, Start, compare_starts, is_ours
 
 DAY = 86400.0
 
@@ -259,21 +263,22 @@ def _live_starts(
     team: list[Workspace],
     marks: dict[int, Mark | None],
     serving: dict[int, list[str]],
-) -> dict[str, str]:
+) -> dict[str, Start]:
     """Per route, the start of the newest release of this repository that serves
-    something ("" when its mark does not say)."""
-    live: dict[str, str] = {}
+    something (newest as the superseded rule has it, ``Start.after``)."""
+    live: dict[str, Start] = {}
     for workspace in team:
         mark = marks.get(workspace.id)
         if mark is None or not is_ours(ctx.config, mark) or not serving.get(workspace.id):
             continue
-        if mark.route:
-            live[mark.route] = max(live.get(mark.route, ""), mark.started)
+        known = live.get(mark.route)
+        if mark.route and (known is None or mark.start.after(known)):
+            live[mark.route] = mark.start
     return live
 
 
 def _releases(
-    ctx: Context, releases: list[tuple[Workspace, Mark]], live: dict[str, str]
+    ctx: Context, releases: list[tuple[Workspace, Mark]], live: dict[str, Start]
 ) -> list[Verdict]:
     """The earlier releases that serve nothing, per route: the newest ``keep`` stay."""
     keep = ctx.config.keep
@@ -293,20 +298,27 @@ def _releases(
     return verdicts
 
 
+def _newest_first(pair: tuple[Workspace, Mark], other: tuple[Workspace, Mark]) -> int:
+    """The order of ``_release_group``: the newer release first (``Start.after``),
+    the higher workspace id first between two the rule cannot tell apart."""
+    newer = compare_starts(other[1].start, pair[1].start)
+    return newer or other[0].id - pair[0].id
+
+
 def _release_group(
-    keep: int, route: str, members: list[tuple[Workspace, Mark]], serving_start: str | None
+    keep: int, route: str, members: list[tuple[Workspace, Mark]], serving_start: Start | None
 ) -> list[Verdict]:
     """One route's earlier releases, newest first: the newest ``keep`` stay.
     ``serving_start``: the start of this repository's release that serves the
     route (None: none serves it, so the newest here is the current one)."""
     of = f"of {route}" if route else "without a domain"
-    members = sorted(members, key=lambda pair: (pair[1].started, pair[0].id), reverse=True)
+    members = sorted(members, key=cmp_to_key(_newest_first))
     newest = f"the newest earlier release {of}" if keep == 1 else f"one of the newest {keep}"
     if keep != 1:
         newest += f" earlier releases {of}"
     current, counted, verdicts = serving_start is None, 0, []
     for workspace, mark in members:
-        if serving_start and mark.started > serving_start:
+        if serving_start is not None and mark.start.after(serving_start):
             why = f"newer than the release that serves {route}: staged, not promoted yet?"
         elif current:
             current = False
