@@ -209,11 +209,6 @@ def test_prune_keeps_the_way_back_when_its_mark_never_said_released(
 # -- superseded: the notice's reason ------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: a release superseded by run id says the winner 'started at <an hour "
-    "ago>, later than this release, which started at <now>'",
-)
 def test_the_superseded_notice_gives_the_reason_that_decided(emu: Emulator, runner: Runner) -> None:
     """A re-run of the older workflow run 299 meets run 300's release, which started
     an hour ago. The rule decided by the workflow runs (48da45d); the notice must
@@ -230,6 +225,7 @@ def test_the_superseded_notice_gives_the_reason_that_decided(emu: Emulator, runn
     assert result.status == "superseded", result.stdout
     (notice,) = [n for n in result.stdout.splitlines() if n.startswith("::notice")]
     assert "later than this release" not in notice, notice
+    assert "a later workflow run (300 > 299)" in notice, notice
 
 
 # -- prune: a hand-made workspace that carries a copy of a release's mark -----------------

@@ -66,6 +66,12 @@ class Start:
             return mine > theirs
         return bool(self.at) and (not other.at or self.at > other.at)
 
+    def runs_decide(self, other: Start) -> bool:
+        """Whether the workflow runs tell the two apart (two runs of GitHub),
+        rather than the starts."""
+        mine, theirs = _run_number(self.run), _run_number(other.run)
+        return mine is not None and theirs is not None and mine != theirs
+
     def __str__(self) -> str:
         return self.at
 
