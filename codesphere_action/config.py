@@ -34,6 +34,7 @@ from .inputs import (
     REPOSITORY,
     WORKSPACE_NAME,
     Inputs,
+    default_app_name,
     default_workspace_name,
     parse_age,
     parse_api_url,
@@ -142,6 +143,9 @@ class Config:
     private_repo: bool = False
     replicas: int = 1
     workspace_name: str = ""
+    # The app its releases are of (the mark's app, which prune groups releases
+    # without a domain by): workspace-name, else the repository part of the default.
+    app: str = ""
     env: tuple[EnvVar, ...] = ()  # env and secret-env together, in that order
     # ASCII (an IDN's xn-- form), lower case; the flows switch to the API's spelling.
     domain: str = ""
@@ -298,6 +302,7 @@ def load_config(environ: Mapping[str, str], started: str = "") -> Config:
         private_repo=_bool(inputs, "private-repo", "false"),
         replicas=parse_positive_int("replicas", inputs.get("replicas", "1")),
         workspace_name=_workspace_name(inputs, spec, pull, run.repository, run.sha),
+        app=inputs.get("workspace-name") or default_app_name(run.repository),
         env=env + secret_env,
         domain=parse_domain("domain", domain_text) if domain_text else "",
         domain_input=domain_text,

@@ -126,11 +126,6 @@ def test_an_app_whose_health_answer_mentions_the_phrase_is_not_the_placeholder(
 # -- prune: releases without a domain are one group, whatever app they are ---------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: prune ranks every release without a domain in one group, so a second "
-    "app of the repository (workspace-name) pushes the first one's only release out",
-)
 def test_prune_never_deletes_the_only_release_of_another_app_without_a_domain(
     emu: Emulator, runner: Runner
 ) -> None:

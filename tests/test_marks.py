@@ -26,10 +26,11 @@ def test_a_mark_round_trips_with_its_route_and_start() -> None:
         started="2026-12-03T17:04:05.123Z",
         domain="shop.example.com",
         path="/api",
+        app="shop-api",
     )
     text = mark.render()
     assert text == (
-        "repo=acme/shop flow=zero-downtime run=4711.1 commit=4b825dc642cb "
+        "repo=acme/shop flow=zero-downtime run=4711.1 commit=4b825dc642cb app=shop-api "
         "domain=shop.example.com path=/api state=building started=2026-12-03T17:04:05.123Z "
         "id=9f86d081"
     )
@@ -40,7 +41,7 @@ def test_a_mark_round_trips_with_its_route_and_start() -> None:
 def test_an_earlier_versions_mark_has_no_start_and_no_route() -> None:
     old = Mark.parse("repo=acme/shop flow=zero-downtime run=1.1 commit=4b825dc642cb state=released")
     assert old is not None
-    assert (old.started, old.domain, old.path, old.route) == ("", "", "", "")
+    assert (old.started, old.domain, old.path, old.route, old.app) == ("", "", "", "", "")
     # A start that is not the action's own form is no start.
     odd = Mark.parse("repo=acme/shop flow=preview run=1.1 started=yesterday pr=3")
     assert odd is not None and odd.started == ""

@@ -9,18 +9,22 @@ it serves nothing.
 
 The mark: every workspace the action creates carries the environment variable
 ``CODESPHERE_RELEASE`` (the apps see it too), e.g.
-``repo=acme/shop flow=zero-downtime run=4711.1 commit=4b825dc642cb
+``repo=acme/shop flow=zero-downtime run=4711.1 commit=4b825dc642cb app=shop
 domain=shop.example.com path=/ state=building started=2026-12-03T17:04:05.123Z
 id=9f86d081``: the repository, the flow, the run
 (``GITHUB_RUN_ID.GITHUB_RUN_ATTEMPT``), the commit released (GITHUB_SHA, a
-preview's head; 12 characters), for a preview ``pr=<number>``, for a release
-with a domain the route it is for (``domain``, ``path``), ``state=released``
-once a release succeeded, ``started`` (when the run of the action that made
-it, or took a preview over, started: UTC with milliseconds; it orders
-releases across workflows, see ``steps/superseded.py``), and ``id``, one per
-run of the action (two jobs of one workflow run share the run). Marks made by
-earlier versions lack the route and ``started``: they count as older than any
-mark that has it.
+preview's head; 12 characters), for a preview ``pr=<number>``, the app
+(``workspace-name``, else the repository part of the default name: what
+tells two apps of one repository apart), for a release with a domain the
+route it is for (``domain``, ``path``), ``state=released`` once a release
+switched (or, without a switch, succeeded), ``started`` (when the run of the
+action that made it, or took a preview over, started: UTC with
+milliseconds; it orders releases across workflows, see
+``steps/superseded.py``), and ``id``, one per run of the action (two jobs of
+one workflow run share the run). Marks made by earlier versions lack the
+app, the route or ``started``: without ``started`` they count as older than
+any mark that has it; without the app, prune reads what it can from the
+workspace's name (``steps/pruning.py``).
 """
 
 from __future__ import annotations
@@ -106,6 +110,9 @@ class Mark:
     # or an earlier version's mark): the domain as given (lower case) and path.
     domain: str = ""
     path: str = ""
+    # The app (Config.app: workspace-name, or the default name's repository part;
+    # "" for an earlier version's mark).
+    app: str = ""
 
     def render(self) -> str:
         parts = [f"repo={self.repository or '-'}", f"flow={self.flow}", f"run={self.run}"]
@@ -113,6 +120,8 @@ class Mark:
             parts.append(f"commit={self.commit}")
         if self.pr is not None:
             parts.append(f"pr={self.pr}")
+        if self.app:
+            parts.append(f"app={self.app}")
         if self.domain:
             parts += [f"domain={self.domain}", f"path={self.path or '/'}"]
         parts.append(f"state={self.state}")
@@ -140,6 +149,7 @@ class Mark:
             started=started if STARTED.match(started) else "",
             domain=fields.get("domain", "").lower(),
             path=fields.get("path", "/") if fields.get("domain") else "",
+            app=fields.get("app", ""),
         )
 
     @property
@@ -188,6 +198,7 @@ def new_mark(config: Config) -> Mark:
         started=config.run.started,
         domain=config.domain if routed else "",
         path=config.domain_path if routed else "",
+        app=config.app,
     )
 
 

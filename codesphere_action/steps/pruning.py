@@ -14,8 +14,11 @@ and by the team's domains:
   attempts/{n}``), else when it started longer than ``max-age`` ago. A run
   GitHub says is still going keeps it;
 - an earlier release (``state=released``) goes when it is older than the
-  newest ``keep`` per domain path (its mark's ``domain`` and ``path``; the
-  releases made without a domain are a group of their own). Older and newer
+  newest ``keep`` per domain path (its mark's ``domain`` and ``path``: a path
+  is one app's, whatever ``workspace-name`` its releases had), and without a
+  domain per app (its mark's ``app``; for an earlier version's mark, which has
+  none, the app its name can only be, ``_app_by_name``, else it is kept: never
+  a guess toward a delete). Older and newer
   mean what they mean to the superseded rule (``ownership.Start``: the
   workflow run's id first, then ``started``), so the release prune keeps to
   roll back to is the one a rollback would go back to. Releases newer than the
@@ -34,6 +37,7 @@ delete (``delete_unless_serving``).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cmp_to_key
@@ -283,19 +287,49 @@ def _releases(
     """The earlier releases that serve nothing, per route: the newest ``keep`` stay."""
     keep = ctx.config.keep
     verdicts: list[Verdict] = []
-    groups: dict[str, list[tuple[Workspace, Mark]]] = {}
+    groups: dict[tuple[str, str], list[tuple[Workspace, Mark]]] = {}
     for workspace, mark in releases:
+        app = mark.app or _app_by_name(workspace, mark)
         if not mark.started:
             why = (
                 "released by an earlier version of codesphere-release, whose mark names no "
                 "domain path: delete it by hand if it is no longer needed"
             )
             verdicts.append(Verdict(workspace, mark, False, why))
+        elif not mark.route and app is None:
+            why = (
+                "released without a domain by an earlier version of codesphere-release, whose "
+                f"mark does not name the app; its name, {workspace.name}, may be another app's "
+                "(workspace-name), so it is not ranked: delete it by hand if it is no longer "
+                "needed"
+            )
+            verdicts.append(Verdict(workspace, mark, False, why))
         else:
-            groups.setdefault(mark.route, []).append((workspace, mark))
-    for route, members in groups.items():
-        verdicts += _release_group(keep, route, members, live.get(route))
+            # A route is one app's: every release on it is one line (the superseded
+            # rule's); without a route, the app tells the releases apart.
+            groups.setdefault((mark.route, "" if mark.route else app or ""), []).append(
+                (workspace, mark)
+            )
+    for (route, app), members in groups.items():
+        verdicts += _release_group(keep, route, app, members, live.get(route))
     return verdicts
+
+
+def _app_by_name(workspace: Workspace, mark: Mark) -> str | None:
+    """The app of a release whose mark does not name it (an earlier version's),
+    when its name can be only that app's: ``<app>-<sha7>`` (``-2``, ``-3`` ...
+    after it), the default name, whose sha7 is the mark's commit; a name without
+    a ``-<number>`` ending, which is ``workspace-name`` itself. None when it
+    could be more than one app's (``worker-2``: the app ``worker`` or
+    ``worker-2``): prune never guesses toward a delete."""
+    sha7 = mark.commit[:7]
+    if len(sha7) == 7:
+        default = re.fullmatch(rf"(.+)-{re.escape(sha7)}(?:-\d+)?", workspace.name)
+        if default:
+            return default[1]
+    if not workspace.name or re.fullmatch(r".*-\d+", workspace.name):
+        return None
+    return workspace.name
 
 
 def _newest_first(pair: tuple[Workspace, Mark], other: tuple[Workspace, Mark]) -> int:
@@ -306,12 +340,18 @@ def _newest_first(pair: tuple[Workspace, Mark], other: tuple[Workspace, Mark]) -
 
 
 def _release_group(
-    keep: int, route: str, members: list[tuple[Workspace, Mark]], serving_start: Start | None
+    keep: int,
+    route: str,
+    app: str,
+    members: list[tuple[Workspace, Mark]],
+    serving_start: Start | None,
 ) -> list[Verdict]:
-    """One route's earlier releases, newest first: the newest ``keep`` stay.
-    ``serving_start``: the start of this repository's release that serves the
-    route (None: none serves it, so the newest here is the current one)."""
+    """One route's (or, without one, one app's) earlier releases, newest first:
+    the newest ``keep`` stay. ``serving_start``: the start of this repository's
+    release that serves the route (None: none serves it, so the newest here is
+    the current one)."""
     of = f"of {route}" if route else "without a domain"
+    of_app = f" of app {app}" if app and not route else ""
     members = sorted(members, key=cmp_to_key(_newest_first))
     newest = f"the newest earlier release {of}" if keep == 1 else f"one of the newest {keep}"
     if keep != 1:
@@ -322,13 +362,13 @@ def _release_group(
             why = f"newer than the release that serves {route}: staged, not promoted yet?"
         elif current:
             current = False
-            why = f"the newest release {of}; nothing of this repository serves its path"
+            why = f"the newest release {of}{of_app}; nothing of this repository serves its path"
         else:
             counted += 1
             if counted > keep:
-                why = f"an earlier release {of} beyond the newest {keep} (keep: {keep})"
+                why = f"an earlier release {of} beyond the newest {keep}{of_app} (keep: {keep})"
                 verdicts.append(Verdict(workspace, mark, True, why))
                 continue
-            why = f"{newest}, kept to roll back to (keep: {keep})"
+            why = f"{newest}{of_app}, kept to roll back to (keep: {keep})"
         verdicts.append(Verdict(workspace, mark, False, why))
     return verdicts
