@@ -5,11 +5,20 @@ review named for other flows.
 
 from __future__ import annotations
 
+import signal
+import time
+
 from emulator import Emulator
+from emulator.github import FakeGitHub
 from emulator.runner import SHA, Runner, mark, stamp
 
-from .test_e2e_prune import DAY, deleted, prune_inputs, row
+from .test_e2e_guardrails import until
+from .test_e2e_health import HEALTH, resolve, served
+from .test_e2e_prune import DAY, GH_TOKEN, deleted, prune_inputs, row
+from .test_e2e_rollback import start_run_stages
 from .test_e2e_zero_downtime import DOMAIN, TEAM, created, zd_inputs
+
+MARK_PUT = r"^/workspaces/\d+/env-vars$"
 
 
 def notices(stdout: str) -> list[str]:
@@ -105,3 +114,161 @@ def test_prune_reads_the_app_of_an_earlier_versions_mark_from_a_default_name(
     assert result.status == "success", result.stdout
     assert deleted(emu) == {shop[0]}
     assert "may be another app's" in row(result, worker, "kept")
+
+
+# -- the mark says released right after the switch -----------------------------------------
+
+
+def released_mark(emu: Emulator, workspace_id: int) -> str:
+    return emu.workspace(workspace_id).env["CODESPHERE_RELEASE"]
+
+
+def test_the_mark_says_released_right_after_the_switch_and_names_the_way_back(
+    emu: Emulator, runner: Runner
+) -> None:
+    """The mark's update comes right after the switch's write, before the domain
+    check: a cancel or a failure later leaves a mark that says what serves."""
+    old, _api = served(emu)
+    result = runner.run(
+        zd_inputs(emu, domain=DOMAIN, **HEALTH, **{"health-check-domain": "true"}),
+        extra=resolve(emu),
+    )
+    assert result.status == "success", result.stdout
+    (new,) = created(emu)
+    switch = emu.find_requests("PUT", r"/domains/.*/workspace-connections")[0]
+    (update,) = emu.find_requests("PUT", MARK_PUT)
+    domain_checks = [r.time for r in emu.app_requests if r.listener == "domain-proxy"]
+    assert switch.time < update.time < min(domain_checks)
+    assert f" previous={old} domain={DOMAIN} path=/ state=released " in released_mark(emu, new)
+
+
+def test_a_mark_update_answered_5xx_after_the_switch_costs_seconds_not_a_minute(
+    emu: Emulator, runner: Runner
+) -> None:
+    old = emu.add_workspace(team_id=TEAM, name="shop-old", env=mark(domain=DOMAIN))
+    emu.add_domain(TEAM, DOMAIN, {"/": [old]})
+    emu.add_fault("status", method="PUT", path=MARK_PUT, status=503, times=None)
+    started = time.monotonic()
+    result = runner.run(zd_inputs(emu, domain=DOMAIN))
+    assert result.status == "success", result.stdout
+    assert "could not mark workspace" in result.stdout
+    assert time.monotonic() - started < 20  # MARK_SECONDS (5 s), not the 60 s retry budget
+
+
+def test_a_cancel_right_after_the_switch_still_marks_the_release_released(
+    emu: Emulator, runner: Runner
+) -> None:
+    """The runner cancels while the mark's update is in flight (held): the
+    cleanup, within the cancel budget, writes it again; the new workspace serves
+    and is kept, and its mark says so."""
+    old = emu.add_workspace(team_id=TEAM, name="shop-old", env=mark(domain=DOMAIN))
+    emu.add_domain(TEAM, DOMAIN, {"/": [old]})
+    held = emu.add_fault("hold", method="PUT", path=MARK_PUT, times=1)
+    proc = runner.start(zd_inputs(emu, domain=DOMAIN))
+    try:
+        until(lambda: held.hits >= 1, "the mark's update after the switch")
+        result, took = runner.cancel(proc, signal.SIGINT)
+    finally:
+        held.release()
+    assert result.status == "cancelled", result.stdout
+    assert took < 7.5
+    (new,) = created(emu)
+    assert emu.domain(TEAM, DOMAIN).workspaces == {"/": [new]}
+    assert not emu.workspace(new).deleted
+    assert " state=released " in released_mark(emu, new)
+
+
+def test_a_switch_back_sets_the_mark_back_to_building(emu: Emulator, runner: Runner) -> None:
+    """The domain check fails, the switch is undone: the new workspace (kept,
+    cleanup-on-failure: false) is no release, so its mark says building again and
+    prune may take it for the leftover it is."""
+    old, api = served(emu, domain_statuses=[502])
+    inputs = zd_inputs(
+        emu,
+        domain=DOMAIN,
+        **{**HEALTH, "health-check-timeout": "2s"},
+        **{"health-check-domain": "true", "cleanup-on-failure": "false"},
+    )
+    result = runner.run(inputs, extra=resolve(emu))
+    assert result.status == "failed", result.stdout
+    (new,) = created(emu)
+    assert emu.domain(TEAM, DOMAIN).workspaces == {"/": [old], "/api": [api]}
+    assert len(emu.find_requests("PUT", MARK_PUT)) == 2  # released, then building again
+    value = released_mark(emu, new)
+    assert " state=building " in value and "previous=" not in value
+
+
+# -- prune: the way back whose own mark says building --------------------------------------
+
+
+def test_without_github_prune_knows_the_way_back_from_the_next_releases_mark(
+    emu: Emulator, runner: Runner
+) -> None:
+    """Run 290's mark still says building (its update failed), started 30 days
+    ago (past max-age); run 300's mark names it as the workspace it replaced.
+    Without github-token, prune ranks it as the release it is (the way back)."""
+    way_back = emu.add_workspace(
+        team_id=TEAM,
+        name="shop-290",
+        env=mark(run="290.1", state="building", domain=DOMAIN, started=stamp(30 * DAY)),
+    )
+    live = emu.add_workspace(
+        team_id=TEAM,
+        name="shop-300",
+        env=mark(run="300.1", domain=DOMAIN, started=stamp(DAY), previous=(way_back,)),
+    )
+    emu.add_domain(TEAM, DOMAIN, {"/": [live]})
+    emu.clear_requests()
+    result = runner.run(prune_inputs(emu))
+    assert result.status == "success", result.stdout
+    assert deleted(emu) == set()
+    assert "kept to roll back to (keep: 1)" in row(result, way_back, "kept")
+
+
+def test_prune_never_takes_a_successful_runs_workspace_for_a_leftover(
+    emu: Emulator, runner: Runner
+) -> None:
+    """A mark that says building of a run GitHub says succeeded: not a leftover
+    (a successful run leaves none); kept, and the summary says why."""
+    odd = emu.add_workspace(
+        team_id=TEAM,
+        name="shop-odd",
+        env=mark(run="295.1", state="building", domain=DOMAIN, started=stamp(DAY)),
+    )
+    failed = emu.add_workspace(
+        team_id=TEAM,
+        name="shop-failed",
+        env=mark(run="296.1", state="building", domain=DOMAIN, started=stamp(DAY)),
+    )
+    emu.add_domain(TEAM, DOMAIN, {})
+    with FakeGitHub(token=GH_TOKEN) as github:
+        github.set_run(295, status="completed", conclusion="success")
+        github.set_run(296, status="completed", conclusion="failure")
+        emu.clear_requests()
+        result = runner.run(
+            prune_inputs(emu, **{"github-token": GH_TOKEN}), extra={"GITHUB_API_URL": github.url}
+        )
+    assert result.status == "success", result.stdout
+    assert deleted(emu) == {failed}
+    assert "its run 295.1 succeeded" in row(result, odd, "kept")
+
+
+def test_a_promote_marks_the_promoted_release_released_and_names_the_way_back(
+    emu: Emulator, runner: Runner
+) -> None:
+    """A release staged (switch: false) whose mark could not say released is
+    promoted: right after the switch its mark says released and names what it
+    replaced, as a release's own does; the rest of the mark stays as it was."""
+    old = emu.add_workspace(team_id=TEAM, name="shop-old", env=mark(run="280.1", domain=DOMAIN))
+    staged_mark = mark(run="290.1", state="building", domain=DOMAIN, started=stamp(600))
+    staged = emu.add_workspace(team_id=TEAM, name="shop-staged", env=staged_mark)
+    start_run_stages(emu, old, staged)
+    emu.add_domain(TEAM, DOMAIN, {"/": [old]})
+    result = runner.run(
+        zd_inputs(emu, flow="promote", domain=DOMAIN, **{"workspace-id": str(staged)})
+    )
+    assert result.status == "success", result.stdout
+    expected = staged_mark["CODESPHERE_RELEASE"].replace(
+        f" domain={DOMAIN}", f" previous={old} domain={DOMAIN}"
+    )
+    assert released_mark(emu, staged) == expected.replace("state=building", "state=released")

@@ -154,11 +154,6 @@ def test_prune_never_deletes_the_only_release_of_another_app_without_a_domain(
 # -- prune: a release whose mark could not say "released" --------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: a release that switched but could not mark itself released (a warning "
-    "only) is later deleted by prune as a leftover, though it is the way back",
-)
 def test_prune_keeps_the_way_back_when_its_mark_never_said_released(
     emu: Emulator, runner: Runner
 ) -> None:

@@ -78,8 +78,9 @@ def test_happy_path_creates_tests_runs_then_switches(emu: Emulator, runner: Runn
     assert without_id(emu.workspace(new).env) == {
         "DATABASE_URL": "postgres://db/shop",
         "FEATURE_X": "on",
-        # The action's mark, set to released once the switch is done.
-        **mark(state="released", domain=DOMAIN, app=APP),
+        # The action's mark, set to released once the switch is done, naming the
+        # workspace it replaced (the way back).
+        **mark(state="released", domain=DOMAIN, app=APP, previous=(old,)),
     }
     assert result.outputs == {
         "status": "success",

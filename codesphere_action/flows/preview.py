@@ -85,7 +85,7 @@ def _end(ctx: Context, state: State, preview: Preview) -> None:
         raise superseded(ctx, preview, held, None)
     delete_if_closed(ctx, state, preview)
     if preview.id is not None:  # reported now: a rival run yields to it (steps/previews.py)
-        mark_released(ctx, state, preview.id)
+        mark_released(ctx, state, preview.id, ctx.deadline(CHECK_SECONDS))
 
 
 def _preview(ctx: Context, state: State, preview: Preview) -> None:

@@ -10,8 +10,10 @@
 4. Switch: read the domain's path map, point ``domain-path`` at the new
    workspace, write the whole map back (PUT replaces it), every other path as
    it was. Cancellation is held back during the switch.
-5. Mark the workspace released; ``delete-previous``: delete the workspaces that
-   served the path before, under the deletion rule (``ownership.py``).
+5. Mark the workspace released right after the switch (its mark names the
+   workspaces it replaced, the way back), then the domain check;
+   ``delete-previous``: delete the workspaces that served the path before,
+   under the deletion rule (``ownership.py``).
 
 A release never replaces a newer one (``steps/superseded.py``): when a
 workspace serving the path holds a release of this repository that started
@@ -80,7 +82,7 @@ from ..steps.secrets import store_in_vault
 from ..steps.superseded import find_newer, superseded
 from ..steps.verify import check_domain
 from ..steps.workspace import describe, wait_until_running
-from ..timings import CHECK_SECONDS, Deadline
+from ..timings import CHECK_SECONDS, MARK_SECONDS, Deadline
 
 LIVE, LEFTOVER, KEEP = "live", "leftover", "keep"
 LEFTOVER_WHY = "left over from an earlier attempt of this run; it serves nothing"
@@ -145,7 +147,7 @@ def _release(ctx: Context, state: State) -> None:
         ctx.reporter.info(
             f"Not switching any domain ({_why_no_switch(ctx)}): workspace {workspace.id} is staged"
         )
-        mark_released(ctx, state, workspace.id)
+        mark_released(ctx, state, workspace.id, ctx.deadline(CHECK_SECONDS))
         if config.domain:
             ctx.result.done = "Staged"
             ctx.result.notice = (
@@ -156,8 +158,8 @@ def _release(ctx: Context, state: State) -> None:
         return
     with ctx.phase("Switch domain"):
         switch_domain(ctx, state, [workspace.id], started=state.mark.start, own=_own(state))
+        mark_released(ctx, state, workspace.id, ctx.deadline(MARK_SECONDS))  # the way back now
     check_domain(ctx, state)
-    mark_released(ctx, state, workspace.id)
     if config.delete_previous:
         with ctx.phase("Delete previous"):
             delete_previous(ctx, state.previous, started=state.mark.start, path=state.path)

@@ -15,7 +15,8 @@ id=9f86d081``: the repository, the flow, the run
 (``GITHUB_RUN_ID.GITHUB_RUN_ATTEMPT``), the commit released (GITHUB_SHA, a
 preview's head; 12 characters), for a preview ``pr=<number>``, the app
 (``workspace-name``, else the repository part of the default name: what
-tells two apps of one repository apart), for a release with a domain the
+tells two apps of one repository apart), after a switch ``previous=<ids>``
+(the workspaces it replaced: its way back), for a release with a domain the
 route it is for (``domain``, ``path``), ``state=released`` once a release
 switched (or, without a switch, succeeded), ``started`` (when the run of the
 action that made it, or took a preview over, started: UTC with
@@ -31,7 +32,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 
 from ..config import Config
@@ -113,6 +114,10 @@ class Mark:
     # The app (Config.app: workspace-name, or the default name's repository part;
     # "" for an earlier version's mark).
     app: str = ""
+    # Once released by a switch: the workspaces it replaced on its path, its way
+    # back (they served the path, so they were released, whatever their own
+    # marks say).
+    previous: tuple[int, ...] = ()
 
     def render(self) -> str:
         parts = [f"repo={self.repository or '-'}", f"flow={self.flow}", f"run={self.run}"]
@@ -122,6 +127,8 @@ class Mark:
             parts.append(f"pr={self.pr}")
         if self.app:
             parts.append(f"app={self.app}")
+        if self.previous:
+            parts.append(f"previous={','.join(str(i) for i in self.previous)}")
         if self.domain:
             parts += [f"domain={self.domain}", f"path={self.path or '/'}"]
         parts.append(f"state={self.state}")
@@ -150,6 +157,7 @@ class Mark:
             domain=fields.get("domain", "").lower(),
             path=fields.get("path", "/") if fields.get("domain") else "",
             app=fields.get("app", ""),
+            previous=tuple(int(i) for i in fields.get("previous", "").split(",") if i.isdigit()),
         )
 
     @property
@@ -180,8 +188,10 @@ class Mark:
     def as_env(self) -> EnvVar:
         return EnvVar(MARK_NAME, self.render())
 
-    def released(self) -> Mark:
-        return replace(self, state=RELEASED)
+    def released(self, previous: Iterable[int] = ()) -> Mark:
+        """This mark once its release is released: by a switch that replaced
+        ``previous`` on its path, or without one."""
+        return replace(self, state=RELEASED, previous=tuple(previous))
 
 
 def new_mark(config: Config) -> Mark:

@@ -12,7 +12,10 @@ and by the team's domains:
   was cancelled and kept, or whose cleanup was cut off) goes when its run is
   over: with ``github-token`` as GitHub says (``GET .../actions/runs/{id}/
   attempts/{n}``), else when it started longer than ``max-age`` ago. A run
-  GitHub says is still going keeps it;
+  GitHub says is still going keeps it, and so does one that succeeded (a
+  successful run leaves no leftover: its mark could not say released). A
+  workspace another release's mark names as replaced (``previous``) served a
+  path, so it is no leftover but a release, judged as the next point says;
 - an earlier release (``state=released``) goes when it is older than the
   newest ``keep`` per domain path (its mark's ``domain`` and ``path``: a path
   is one app's, whatever ``workspace-name`` its releases had), and without a
@@ -150,6 +153,7 @@ def judge_team(
     now = moment(ctx.config.run.started) or datetime.now(UTC)
     verdicts: list[Verdict] = []
     releases: list[tuple[Workspace, Mark]] = []
+    way_back = _ways_back(ctx, marks)
     for workspace in sorted(team, key=lambda w: w.id):
         mark = marks.get(workspace.id)
         why = _not_ours(ctx, mark) or _serves(serving.get(workspace.id, []))
@@ -157,6 +161,8 @@ def judge_team(
             verdicts.append(Verdict(workspace, mark, False, why))
         elif mark.pr is not None:
             verdicts.append(_preview(ctx, workspace, mark, github, _age(workspace, mark, now)))
+        elif mark.state == BUILDING and workspace.id in way_back:
+            releases.append((workspace, mark))  # its mark could not say released
         elif mark.state == BUILDING:
             verdicts.append(_leftover(ctx, workspace, mark, github, _age(workspace, mark, now)))
         elif mark.state == RELEASED:
@@ -167,6 +173,17 @@ def judge_team(
     live = _live_starts(ctx, team, marks, serving)
     verdicts += _releases(ctx, releases, live)
     return sorted(verdicts, key=lambda v: v.workspace.id)
+
+
+def _ways_back(ctx: Context, marks: dict[int, Mark | None]) -> set[int]:
+    """The workspaces a release of this repository replaced by its switch (its
+    mark's ``previous``): they served a path, so they were released, whatever
+    their own marks say (an update that failed, a cancel right after a switch)."""
+    found: set[int] = set()
+    for mark in marks.values():
+        if mark is not None and is_ours(ctx.config, mark):
+            found.update(mark.previous)
+    return found
 
 
 def _not_ours(ctx: Context, mark: Mark | None) -> str:
@@ -245,6 +262,13 @@ def _leftover(
 ) -> Verdict:
     run, limit = mark.run, ctx.config.max_age
     state = github.run(run)
+    if state == "completed:success":
+        why = (
+            f"its run {run} succeeded, so its mark should not say building: a release whose "
+            "mark could not be updated (or a superseded run's workspace whose delete failed); "
+            "kept, never taken for a leftover: delete it by hand if it is no longer needed"
+        )
+        return Verdict(workspace, mark, False, why)
     if state is not None and state.startswith("completed"):
         conclusion = state.partition(":")[2] or "completed"
         why = f"left over from run {run}, which is over ({conclusion}); it was never released"
