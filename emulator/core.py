@@ -511,6 +511,7 @@ class Emulator:
         ci_servers: Iterable[str] | None = None,
         landscape_deployed: bool = True,
         age: float = 0.0,
+        source_workspace_id: int | None = None,
     ) -> int:
         """Create a workspace directly (no request recorded) and return its id.
 
@@ -519,7 +520,8 @@ class Emulator:
         (``None``: any). ``landscape``: "single" (default), "multi" or "run_on_ide"; a
         multi-server one has its ``ci_servers`` (default: ``servers``) allocated already
         unless ``landscape_deployed=False``. ``age``: its ``createdAt`` says it was made
-        that many seconds ago.
+        that many seconds ago. ``source_workspace_id``: it was made as a copy of that
+        workspace (its ``sourceWorkspaceId``; pass the copied ``env`` too).
         """
         with self._lock:
             head = self.branch_head(branch) if git_url else None
@@ -543,6 +545,7 @@ class Emulator:
                 ci_servers=list(ci_servers) if ci_servers is not None else None,
                 landscape_deployed=landscape_deployed,
                 age=age,
+                source_workspace_id=source_workspace_id,
             )
             if running:
                 ws.running_since = ws.created_at

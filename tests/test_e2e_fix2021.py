@@ -8,12 +8,16 @@ from __future__ import annotations
 import signal
 import time
 
+import pytest
+
 from emulator import Emulator
+from emulator.events import PR, PREVIEW, pr_event
 from emulator.github import FakeGitHub
 from emulator.runner import SHA, Runner, mark, stamp
 
-from .test_e2e_guardrails import until
+from .test_e2e_guardrails import assert_planned, until
 from .test_e2e_health import HEALTH, resolve, served
+from .test_e2e_preview import teardown_inputs
 from .test_e2e_prune import DAY, GH_TOKEN, deleted, prune_inputs, row
 from .test_e2e_rollback import start_run_stages
 from .test_e2e_zero_downtime import DOMAIN, TEAM, created, zd_inputs
@@ -272,3 +276,81 @@ def test_a_promote_marks_the_promoted_release_released_and_names_the_way_back(
         f" domain={DOMAIN}", f" previous={old} domain={DOMAIN}"
     )
     assert released_mark(emu, staged) == expected.replace("state=building", "state=released")
+
+
+# -- a copy of a release's env is no release ------------------------------------------------
+
+
+def with_id(env: dict[str, str], nonce: str) -> dict[str, str]:
+    """``env`` (a mark) with the mark's per-run ``id``."""
+    return {"CODESPHERE_RELEASE": f"{env['CODESPHERE_RELEASE']} id={nonce}"}
+
+
+def test_prune_keeps_a_copy_codesphere_made_of_a_release(emu: Emulator, runner: Runner) -> None:
+    """A workspace made as a copy of an earlier release (sourceWorkspaceId, its env
+    and mark copied along) is no release, even once the original is gone."""
+    env = with_id(mark(run="290.1", started=stamp(2 * DAY), domain=DOMAIN), "5eed0001")
+    live = emu.add_workspace(
+        team_id=TEAM, name="shop-live", env=mark(run="300.1", started=stamp(DAY), domain=DOMAIN)
+    )
+    copy = emu.add_workspace(team_id=TEAM, name="shop-prev-copy", env=env, source_workspace_id=9)
+    emu.add_domain(TEAM, DOMAIN, {"/": [live]})
+    emu.clear_requests()
+    result = runner.run(prune_inputs(emu, keep="0"))
+    assert result.status == "success", result.stdout
+    assert deleted(emu) == set()
+    assert "made as a copy of workspace 9" in row(result, copy, "kept")
+
+
+def copied_setup(emu: Emulator, *, by_codesphere: bool) -> tuple[int, int]:
+    """The release ``shop-real`` (serving nothing now) and a copy of it, by hand or
+    by Codesphere, that a person pointed the domain at."""
+    env = with_id(mark(run="290.1", started=stamp(DAY), domain=DOMAIN), "5eed0002")
+    real = emu.add_workspace(team_id=TEAM, name="shop-real", env=env)
+    copy = emu.add_workspace(
+        team_id=TEAM,
+        name="debug-copy",
+        env=dict(env),
+        source_workspace_id=real if by_codesphere else None,
+    )
+    emu.add_domain(TEAM, DOMAIN, {"/": [copy]})
+    emu.clear_requests()
+    return real, copy
+
+
+@pytest.mark.parametrize("by_codesphere", [False, True])
+def test_delete_previous_never_deletes_a_copy_of_a_release(
+    emu: Emulator, runner: Runner, by_codesphere: bool
+) -> None:
+    real, copy = copied_setup(emu, by_codesphere=by_codesphere)
+    inputs = zd_inputs(emu, domain=DOMAIN, **{"delete-previous": "true"})
+    later = {"GITHUB_RUN_ID": "300"}
+    plan = assert_planned(runner.run({**inputs, "dry-run": "true"}, extra=later), emu)
+    kept = [line for line in plan.splitlines() if f"{copy} (debug-copy)" in line]
+    assert kept and all(line.startswith("Keep") for line in kept), plan
+    result = runner.run(inputs, extra=later)
+    assert result.status == "success", result.stdout
+    (new,) = created(emu)
+    assert emu.domain(TEAM, DOMAIN).workspaces == {"/": [new]}
+    assert not emu.workspace(copy).deleted and not emu.workspace(real).deleted
+    why = "made as a copy of workspace" if by_codesphere else "carried by workspaces"
+    assert why in "".join(notices(result.stdout)), result.stdout
+
+
+def test_teardown_never_deletes_a_copy_of_the_preview(emu: Emulator, runner: Runner) -> None:
+    """A preview and a hand-made copy of its env under its next name (one mark id,
+    two names): which is the preview cannot be told, so both stay, with a notice;
+    a copy Codesphere made is left alone too, and the real preview goes."""
+    env = with_id(mark(flow="preview", pr=PR, state="released"), "5eed0003")
+    preview = emu.add_workspace(team_id=TEAM, name=PREVIEW, env=env)
+    copy = emu.add_workspace(team_id=TEAM, name=f"{PREVIEW}-2", env=dict(env))
+    result = runner.run(teardown_inputs(emu), extra=pr_event(runner, action="closed"))
+    assert result.status == "success", result.stdout
+    assert not emu.find_requests("DELETE")
+    assert "carried by workspaces" in "".join(notices(result.stdout)), result.stdout
+    emu.workspace(copy).source_workspace_id = preview
+    emu.workspace(copy).env["CODESPHERE_RELEASE"] += "0"  # ids differ now: made as a copy
+    result = runner.run(teardown_inputs(emu), extra=pr_event(runner, action="closed"))
+    assert result.status == "success", result.stdout
+    assert emu.workspace(preview).deleted and not emu.workspace(copy).deleted
+    assert "made as a copy of workspace" in "".join(notices(result.stdout)), result.stdout

@@ -221,11 +221,6 @@ def test_the_superseded_notice_gives_the_reason_that_decided(emu: Emulator, runn
 # -- prune: a hand-made workspace that carries a copy of a release's mark -----------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: prune deletes a hand-made workspace whose env was copied from a "
-    "release (the same mark, its per-run id too)",
-)
 def test_prune_keeps_a_hand_made_copy_of_a_releases_env(emu: Emulator, runner: Runner) -> None:
     """A team member made a workspace by hand to reproduce a bug and copied the
     live release's environment variables into it, CODESPHERE_RELEASE included.

@@ -11,7 +11,7 @@ from pathlib import Path
 from codesphere_action import main as main_module
 from codesphere_action.clock import utc_stamp
 from codesphere_action.context import Context
-from codesphere_action.steps.ownership import Mark, Start, compare_starts
+from codesphere_action.steps.ownership import Mark, Start, compare_starts, shared_marks
 from codesphere_action.steps.pruning import format_age
 from emulator.runner import parse_outputs
 
@@ -126,3 +126,12 @@ def test_releases_rank_as_the_superseded_rule_orders_them() -> None:
     ranked = sorted([serving, late_job, retry], key=cmp_to_key(compare_starts), reverse=True)
     assert ranked == [late_job, retry, serving]
     assert compare_starts(serving, Start("300.1", serving.at)) == 0
+
+
+def test_a_mark_id_carried_twice_is_shared_and_twins_of_one_name_may_be_told_apart() -> None:
+    one = Mark("acme/shop", "zero-downtime", "3.1", nonce="9f86d081")
+    other = Mark("acme/shop", "zero-downtime", "4.1", nonce="0badc0de")
+    marks = {1: one, 2: one, 3: other, 4: None, 5: Mark("acme/shop", "preview", "5.1")}
+    assert shared_marks(marks) == {1: [1, 2], 2: [1, 2]}
+    assert shared_marks(marks, {1: "shop-a", 2: "shop-a"}) == {}  # twins of one create
+    assert shared_marks(marks, {1: "shop-a", 2: "debug"}) == {1: [1, 2], 2: [1, 2]}

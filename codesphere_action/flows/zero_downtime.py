@@ -72,6 +72,7 @@ from ..steps.ownership import (
     RELEASED,
     Mark,
     candidate_names,
+    copy_of,
     delete_unless_serving,
     is_ours,
     read_mark,
@@ -307,6 +308,8 @@ def _judge(ctx: Context, workspace: Workspace, serving: list[str], deadline: Dea
         return Verdict(LIVE)
     if serving:
         return Verdict(KEEP, f"it serves {', '.join(serving)}", SERVING)
+    if copy_of(workspace):  # the deletion rule: never a copy, whatever its mark says
+        return Verdict(KEEP, copy_of(workspace), BY_HAND)
     if mark.state == BUILDING and mark.earlier_attempt_of(config.run.id):
         return Verdict(LEFTOVER)
     group = "an earlier release" if mark.state == RELEASED else "in the works of another run"

@@ -24,7 +24,7 @@ from ..plan import Plan, describe_map
 from ..timings import CHECK_SECONDS
 from .creation import State, create_body
 from .ownership import Start, read_mark
-from .release import DELETE, previous_verdict
+from .release import DELETE, KEEP, TeamMarks, copied, previous_verdict
 from .stages import stage_plan
 
 
@@ -118,6 +118,7 @@ def previous_rows(
     config = ctx.config
     deadline = ctx.deadline(CHECK_SECONDS)
     route = f"{config.domain}{key}".rstrip("/")
+    team: list[TeamMarks] = []
     for workspace_id in previous:
         shown = label(ctx.client.get_workspace(workspace_id, deadline=deadline))
         if not config.delete_previous:
@@ -126,4 +127,7 @@ def previous_rows(
         others = [r for r in serving.get(workspace_id, []) if r.rstrip("/") != route]
         mark = read_mark(ctx, workspace_id, deadline)
         verdict, why = previous_verdict(ctx, mark, started=started, serving=others, path=key)
+        copy = copied(ctx, workspace_id, mark, deadline, team) if verdict == DELETE else ""
+        if copy:
+            verdict, why = KEEP, copy
         (plan.delete if verdict == DELETE else plan.keep)(shown, why)

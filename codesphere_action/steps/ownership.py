@@ -32,14 +32,14 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 
 from ..config import Config
 from ..context import Context
 from ..dotenv import MARK_NAME
-from ..errors import ActionError
-from ..models import DomainInfo, EnvVar
+from ..errors import ActionError, NotFound
+from ..models import DomainInfo, EnvVar, Workspace
 from ..timings import Deadline
 
 MAX_NAME = 63
@@ -213,8 +213,59 @@ def new_mark(config: Config) -> Mark:
 
 
 def is_ours(config: Config, mark: Mark | None) -> bool:
-    """Made by this action for this repository."""
+    """Made by this action for this repository (as far as its mark says: see
+    ``copy_of`` and ``shared_marks`` for a mark copied into another workspace)."""
     return mark is not None and mark.repository.lower() == config.run.repository.lower()
+
+
+def copy_of(workspace: Workspace) -> str:
+    """Why ``workspace`` is not one the action made although its mark may say so
+    ("" when nothing says it): Codesphere made it as a copy of another
+    (``sourceWorkspaceId``), with that one's env, mark included; the action
+    never makes a copy."""
+    source = workspace.source_workspace_id
+    if source is None:
+        return ""
+    return (
+        f"it was made as a copy of workspace {source} (sourceWorkspaceId), with that one's "
+        "mark: codesphere-release never makes a copy"
+    )
+
+
+def shared_marks(
+    marks: Mapping[int, Mark | None], names: Mapping[int, str] | None = None
+) -> dict[int, list[int]]:
+    """For each workspace whose mark's ``id`` another workspace's mark carries
+    too: all of them (ids, sorted). The ``id`` is one per run of the action, so
+    all but one of them at most are copies (a hand-made workspace with a copy of
+    a release's env), and which is not cannot be told. With ``names``: only ids
+    carried by workspaces of different names (two of one name are twins of one
+    create, the action's own)."""
+    holders: dict[str, list[int]] = {}
+    for workspace_id, mark in marks.items():
+        if mark is not None and mark.nonce:
+            holders.setdefault(mark.nonce, []).append(workspace_id)
+    out: dict[int, list[int]] = {}
+    for group in holders.values():
+        if len(group) < 2 or (names is not None and len({names.get(i) for i in group}) < 2):
+            continue
+        for workspace_id in group:
+            out[workspace_id] = sorted(group)
+    return out
+
+
+def team_marks(ctx: Context, deadline: Deadline) -> tuple[list[Workspace], dict[int, Mark | None]]:
+    """The team's workspaces and each one's mark (one deleted meanwhile left out)."""
+    team_id = ctx.config.team_id
+    assert team_id is not None  # every flow that deletes needs team-id
+    team = ctx.client.list_team_workspaces(team_id, deadline=deadline)
+    marks: dict[int, Mark | None] = {}
+    for workspace in team:
+        try:
+            marks[workspace.id] = read_mark(ctx, workspace.id, deadline)
+        except NotFound:
+            continue
+    return [w for w in team if w.id in marks], marks
 
 
 def read_mark(

@@ -5,6 +5,10 @@ and by the team's domains:
 
 - never one without this repository's mark (made by hand, by another tool,
   for another repository), never one that serves any path of any domain;
+  never a copy: one Codesphere made from another (``sourceWorkspaceId``), or
+  one of two or more whose marks carry one ``id`` (one per run of the
+  action: a hand-made workspace with a copy of a release's env), all of
+  which are kept, with one warning, and count for nothing;
 - a preview (``pr=`` in its mark) goes when its pull request is closed (with
   ``github-token``: ``GET /repos/{owner}/{repo}/pulls/{number}``) or when it was
   not updated for ``max-age``;
@@ -49,7 +53,16 @@ from ..context import Context
 from ..github_api import GitHubApi, GitHubError, pull_request_state, run_attempt_state
 from ..models import Workspace
 from ..timings import CHECK_SECONDS, Deadline
-from .ownership import BUILDING, RELEASED, Mark, Start, compare_starts, is_ours
+from .ownership import (
+    BUILDING,
+    RELEASED,
+    Mark,
+    Start,
+    compare_starts,
+    copy_of,
+    is_ours,
+    shared_marks,
+)
 
 DAY = 86400.0
 
@@ -154,9 +167,11 @@ def judge_team(
     verdicts: list[Verdict] = []
     releases: list[tuple[Workspace, Mark]] = []
     way_back = _ways_back(ctx, marks)
+    shared = _shared(ctx, marks)
     for workspace in sorted(team, key=lambda w: w.id):
         mark = marks.get(workspace.id)
         why = _not_ours(ctx, mark) or _serves(serving.get(workspace.id, []))
+        why = why or copy_of(workspace) or _copied(shared.get(workspace.id, []))
         if why or mark is None:
             verdicts.append(Verdict(workspace, mark, False, why))
         elif mark.pr is not None:
@@ -184,6 +199,33 @@ def _ways_back(ctx: Context, marks: dict[int, Mark | None]) -> set[int]:
         if mark is not None and is_ours(ctx.config, mark):
             found.update(mark.previous)
     return found
+
+
+def _shared(ctx: Context, marks: dict[int, Mark | None]) -> dict[int, list[int]]:
+    """``ownership.shared_marks`` of this repository's marks, with one warning
+    naming the workspaces (never what their env holds)."""
+    ours = {i: m for i, m in marks.items() if is_ours(ctx.config, m)}
+    shared = shared_marks(ours)
+    groups = sorted({tuple(g) for g in shared.values()})
+    if groups:
+        listed = "; ".join(", ".join(str(i) for i in group) for group in groups)
+        ctx.reporter.warning(
+            f"workspaces {listed} carry one mark of codesphere-release (one id, which is one "
+            "per run of the action): all but one are copies of a release's environment "
+            "variables, and which one is the release cannot be told, so prune keeps them all. "
+            "Remove CODESPHERE_RELEASE from the copies (or delete what is not needed by hand)",
+            title="Copied mark",
+        )
+    return shared
+
+
+def _copied(group: list[int]) -> str:
+    if not group:
+        return ""
+    return (
+        f"its mark's id is carried by workspaces {', '.join(str(i) for i in group)} "
+        "together: a copy of a release's env, kept whichever it is"
+    )
 
 
 def _not_ours(ctx: Context, mark: Mark | None) -> str:

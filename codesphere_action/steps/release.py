@@ -22,8 +22,17 @@ from ..context import Context
 from ..errors import ActionError, NotFound
 from ..models import Workspace
 from ..timings import CLEANUP_SECONDS, MARK_SECONDS, SWITCH_READ_SECONDS, Deadline
-from .creation import State, record_released
-from .ownership import Mark, Start, delete_unless_serving, is_ours, read_mark
+from .creation import State, ids, record_released
+from .ownership import (
+    Mark,
+    Start,
+    copy_of,
+    delete_unless_serving,
+    is_ours,
+    read_mark,
+    shared_marks,
+    team_marks,
+)
 from .stages import run_stage, stage_plan
 from .verify import check_commit, check_health
 from .workspace import describe
@@ -98,6 +107,37 @@ def previous_verdict(
     return DELETE, f"it served {path} before, and codesphere-release made it for this repository"
 
 
+TeamMarks = tuple[list[Workspace], dict[int, Mark | None]]
+
+
+def copied(
+    ctx: Context, workspace_id: int, mark: Mark | None, deadline: Deadline, team: list[TeamMarks]
+) -> str:
+    """Why a previous workspace that carries this repository's mark is a copy
+    nonetheless, kept ("" when it is not known to be one): Codesphere made it
+    from another (``ownership.copy_of``), or a workspace of another name carries
+    the same mark ``id`` (``ownership.shared_marks``: a hand-made copy of a
+    release's env). ``team``: the team's workspaces and marks, read once by the
+    first call (one request per workspace of the team)."""
+    if not is_ours(ctx.config, mark):
+        return ""
+    if not team:
+        team.append(team_marks(ctx, deadline))
+    workspaces, marks = team[0]
+    for workspace in workspaces:
+        if workspace.id == workspace_id and copy_of(workspace):
+            return copy_of(workspace)
+    names = {w.id: w.name for w in workspaces}
+    group = shared_marks({**marks, workspace_id: mark}, names).get(workspace_id)
+    if not group:
+        return ""
+    return (
+        f"its mark's id is carried by workspaces {ids(group)} together: one of them is a "
+        "copy of a release's env (made by hand), and which one cannot be told, so it is not "
+        "deleted automatically. Delete it by hand if it is no longer needed"
+    )
+
+
 def delete_previous(
     ctx: Context,
     previous: list[int],
@@ -107,8 +147,10 @@ def delete_previous(
     path: str = "",
 ) -> None:
     """Delete the workspaces that served the path before, under the deletion rule
-    (``previous_verdict``). One that is gone already is passed over."""
+    (``previous_verdict``, and never a copy: ``copied``). One that is gone
+    already is passed over."""
     deadline = ctx.deadline(CLEANUP_SECONDS)
+    team: list[TeamMarks] = []
     for workspace_id in previous:
         if workspace_id in keep:
             continue
@@ -118,6 +160,9 @@ def delete_previous(
             ctx.reporter.info(f"Previous workspace {workspace_id} is gone already")
             continue
         verdict, why = previous_verdict(ctx, mark, started=started, serving=[], path=path)
+        copy = copied(ctx, workspace_id, mark, deadline, team) if verdict == DELETE else ""
+        if copy:
+            verdict, why = KEEP, copy
         if verdict == KEEP:
             ctx.reporter.notice(
                 f"Kept workspace {workspace_id}: {why}", title="Previous workspace kept"
