@@ -10,11 +10,17 @@ they may check ``https://<domain><domain-path><path>`` too.
 Codesphere's placeholder: while the app does not listen yet, Codesphere's load
 balancer answers its dev domain (and a custom domain routed to it) with a page
 of its own, with a status no document gives (200, 429 and 503 are all
-plausible). As the official CLI does (cs-go PR 288, ``cs curl``), an answer
-whose body contains ``Workspace server is starting`` or ``Too Many Requests``
-is "not ready yet", whatever its status: the body is read for it, up to
-``SCAN_BYTES`` and within the request's read time, and the log says once per
-change that the placeholder answered, not the app.
+plausible). The official CLI (cs-go PR 288, ``cs curl``) takes any output that
+contains ``Workspace server is starting`` or ``Too Many Requests`` for "not
+ready yet", whatever its status. The action looks for the phrases only where
+the placeholder puts them, so that an app's own healthy answer that mentions
+one (a rate limiter's report) is never taken for it (``placeholder_phrase``):
+in the text of an HTML page (not its scripts, styles or attributes), in the
+first line of a text answer, and never in a JSON answer (by its content type,
+or a body that starts with ``{`` or ``[``): the placeholder is a page, not
+data. The body is read for them, up to ``SCAN_BYTES`` and within the
+request's read time, and the log says once per change that the placeholder
+answered, not the app.
 
 The token: a restricted dev domain takes the API token in
 ``X-CS-Authorization: Bearer <token>`` (cs-go's wake-up and curl). It is sent
@@ -25,6 +31,8 @@ followed. Plain http is used only for loopback hosts (local tests).
 
 from __future__ import annotations
 
+import html
+import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -181,7 +189,7 @@ class HealthCheck:
         # check failed.
         raw = _body(response, deadline.within(HEALTH_READ_SECONDS))
         reason = f"{response.status_code} {response.reason or ''}".strip()
-        phrase = placeholder_phrase(raw)
+        phrase = placeholder_phrase(raw, response.headers.get("Content-Type", ""))
         if phrase:
             return Answer(
                 response.status_code,
@@ -202,17 +210,46 @@ class HealthCheck:
         return f"{scheme}://{netloc}", ""
 
 
-def placeholder_phrase(body: bytes) -> str:
-    """The phrase of Codesphere's placeholder page in ``body``, "" if none."""
+def placeholder_phrase(body: bytes, content_type: str = "") -> str:
+    """The phrase of Codesphere's placeholder page in ``body``, where the page
+    says it (see the module docstring), "" if none: in the text of an HTML page
+    (its content type, or a body that starts with ``<``), in the first line of
+    any other text; never in JSON (``content_type`` or a body that starts with
+    ``{`` or ``[``)."""
+    if not _mentions(body):
+        return ""
+    kind = content_type.partition(";")[0].strip().lower()
+    text = body.decode("utf-8", "replace").lstrip()
+    if kind.endswith(("/json", "+json")) or text.startswith(("{", "[")):
+        return ""
+    page = "html" in kind or text.startswith("<")
+    text = _page_text(text) if page else text.partition("\n")[0]
     for phrase in PLACEHOLDER_PHRASES:
-        if phrase in body:
+        if phrase.decode() in text:
             return phrase.decode()
     return ""
 
 
+def _mentions(body: bytes) -> bool:
+    """Whether ``body`` has a placeholder phrase anywhere (reading stops there)."""
+    return any(phrase in body for phrase in PLACEHOLDER_PHRASES)
+
+
+_HIDDEN = re.compile(r"<(script|style)\b.*?(?:</\1\s*>|\Z)|<!--.*?(?:-->|\Z)", re.I | re.S)
+_TAG = re.compile(r"<[^>]*(?:>|\Z)")
+
+
+def _page_text(page: str) -> str:
+    """What an HTML page says: its text, without scripts, styles, comments,
+    tags and their attributes; entities decoded, white space as single spaces."""
+    text = _TAG.sub(" ", _HIDDEN.sub(" ", page))
+    return " ".join(html.unescape(text).split())
+
+
 def _body(response: requests.Response, deadline: Deadline) -> bytes:
     """The body, up to ``SCAN_BYTES``, within ``deadline``: it ends at the body's
-    end, the bound, the deadline, or as soon as a placeholder phrase shows. The
+    end, the bound, the deadline, or as soon as a placeholder phrase shows
+    (``placeholder_phrase`` then decides whether it is where the page says it). The
     first read is bounded by the socket's timeout, cut to the deadline when the
     request was sent; no read starts once it passed."""
     body = b""
@@ -220,7 +257,7 @@ def _body(response: requests.Response, deadline: Deadline) -> bytes:
         while len(body) < SCAN_BYTES:
             chunk = response.raw.read1(SCAN_BYTES - len(body), decode_content=True)
             body += chunk
-            if not chunk or placeholder_phrase(body[-len(chunk) - 64 :]) or deadline.expired:
+            if not chunk or _mentions(body[-len(chunk) - 64 :]) or deadline.expired:
                 break
     except Exception:  # noqa: BLE001, S110 (a broken body: what came so far is the answer)
         pass

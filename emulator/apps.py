@@ -20,7 +20,8 @@ is up (``StageRun.up_at``):
   before the phrase, a branded page) or "text", saying ``placeholder_phrase``;
 - for ``ready_after`` seconds more: 503 (starting);
 - then the statuses in ``statuses`` one request after another, the last one for
-  good (``[500, 500, 200]``: two errors, then healthy);
+  good (``[500, 500, 200]``: two errors, then healthy), saying ``body`` (as
+  ``content_type``, text/plain by default) below 400;
 - ``restricted``: without ``X-CS-Authorization: Bearer <token>`` a 401 sign-in page;
 - ``domain_statuses``: what the custom domain answers instead, once the app is up;
 - ``domain_placeholder_seconds``: the custom domain answers the placeholder too
@@ -52,6 +53,8 @@ class AppBehaviour:
     statuses: list[int] = field(default_factory=lambda: [200])
     restricted: bool = False
     body: str = "ok"
+    # The Content-Type of the app's own answers below 400 ("": text/plain).
+    content_type: str = ""
     # Through the custom domain: these statuses instead (a proxy or CDN in front
     # that fails while the dev domain works), None: the same as the dev domain.
     domain_statuses: list[int] | None = None
@@ -255,7 +258,7 @@ class Apps:
             self.served[workspace_id] = count + 1
             status = behaviour.statuses[min(count, len(behaviour.statuses) - 1)]
             if status < 400:
-                return _Reply(status, behaviour.body)
+                return _Reply(status, behaviour.body, behaviour.content_type)
             return _Reply(status, f"<html><body>error {status}</body></html>")
 
     def _record(self, handler: _AppHandler, reply: _Reply, workspace_id: int | None) -> None:

@@ -354,3 +354,16 @@ def test_teardown_never_deletes_a_copy_of_the_preview(emu: Emulator, runner: Run
     assert result.status == "success", result.stdout
     assert emu.workspace(preview).deleted and not emu.workspace(copy).deleted
     assert "made as a copy of workspace" in "".join(notices(result.stdout)), result.stdout
+
+
+# -- health check: an app's JSON answer that mentions a phrase ---------------------------
+
+
+def test_an_app_answering_json_that_mentions_the_phrase_passes(
+    emu: Emulator, runner: Runner
+) -> None:
+    """As application/json this time (the review's test serves it as text/plain)."""
+    body = '{"status":"ok","note":"Workspace server is starting is what the LB says"}'
+    served(emu, body=body, content_type="application/json")
+    result = runner.run(zd_inputs(emu, domain=DOMAIN, **HEALTH), extra=resolve(emu))
+    assert result.status == "success", result.stdout

@@ -105,11 +105,6 @@ def test_a_dry_run_with_the_vault_plans_the_vault_not_env_variables(
 # -- health check: the placeholder phrases in the app's own answer -----------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: an app whose own healthy answer mentions 'Too Many Requests' is taken "
-    "for Codesphere's placeholder: the release can never pass its health check",
-)
 def test_an_app_whose_health_answer_mentions_the_phrase_is_not_the_placeholder(
     emu: Emulator, runner: Runner
 ) -> None:

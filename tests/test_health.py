@@ -259,6 +259,48 @@ def test_the_phrase_is_found_anywhere_in_the_bytes_read() -> None:
     assert placeholder_phrase(b"ok") == ""
 
 
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b'{"status":"ok","limiter":"429 Too Many Requests: 0"}', "application/json"),
+        (b'{"status":"ok","limiter":"429 Too Many Requests: 0"}', "text/plain"),  # no type
+        (b'[{"check":"Workspace server is starting","ok":true}]', ""),
+        (b"ok\nrate limiter: 0 Too Many Requests answered\n", "text/plain"),
+        (b'<html><script>const e = "Too Many Requests";</script><p>ok</p></html>', "text/html"),
+        (b'<html><body><div title="Too Many Requests">ok</div></body></html>', ""),
+        (b"<html><!-- Workspace server is starting --><p>ok</p></html>", "text/html"),
+        (b"<html><style>" + b"x" * 70 + b"</style><script>Too Many Requests", ""),  # cut off
+    ],
+)
+def test_an_answer_that_mentions_a_phrase_elsewhere_is_the_apps(
+    body: bytes, content_type: str
+) -> None:
+    """The placeholder is a page: its phrase is in a page's text or a text's first
+    line, never in JSON, a script, an attribute or a comment."""
+    assert placeholder_phrase(body, content_type) == ""
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"<html><head><title>429 Too Many Requests</title></head></html>", "text/html"),
+        (b"\n  429 Too Many Requests\n", "text/plain"),
+        (b"Too Many Requests", ""),
+        (b"<h1>Workspace server is starting</h1>", "text/html; charset=utf-8"),
+    ],
+)
+def test_the_placeholder_says_its_phrase_in_its_text(body: bytes, content_type: str) -> None:
+    assert placeholder_phrase(body, content_type) != ""
+
+
+@responses.activate
+def test_a_json_health_answer_that_mentions_a_phrase_passes() -> None:
+    body = '{"status":"ok","rateLimit":{"rejects":"429 Too Many Requests"}}'
+    responses.get(f"https://{DEV}/healthz", body=body, content_type="application/json")
+    check, _ = checker()
+    assert check.workspace(DEV).attempts == 1
+
+
 @responses.activate
 def test_the_body_is_read_up_to_its_bound_and_no_further() -> None:
     url = f"https://{DEV}/healthz"
