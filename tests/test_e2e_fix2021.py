@@ -11,13 +11,13 @@ import time
 import pytest
 
 from emulator import Emulator
-from emulator.events import PR, PREVIEW, pr_event
+from emulator.events import BRANCH, HEAD, PR, PREVIEW, pr_event
 from emulator.github import FakeGitHub
 from emulator.runner import SHA, Runner, mark, stamp
 
 from .test_e2e_guardrails import assert_planned, until
 from .test_e2e_health import HEALTH, resolve, served
-from .test_e2e_preview import teardown_inputs
+from .test_e2e_preview import preview_inputs, teardown_inputs
 from .test_e2e_prune import DAY, GH_TOKEN, deleted, prune_inputs, row
 from .test_e2e_rollback import start_run_stages
 from .test_e2e_zero_downtime import DOMAIN, TEAM, created, zd_inputs
@@ -367,3 +367,28 @@ def test_an_app_answering_json_that_mentions_the_phrase_passes(
     served(emu, body=body, content_type="application/json")
     result = runner.run(zd_inputs(emu, domain=DOMAIN, **HEALTH), extra=resolve(emu))
     assert result.status == "success", result.stdout
+
+
+# -- dry run: the vault ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["first-push", "later-push"])
+def test_a_preview_dry_run_with_the_vault_plans_the_vault(
+    emu: Emulator, runner: Runner, existing: bool
+) -> None:
+    """Created or updated, the preview's env is env alone; secret-env goes into
+    its vault before any stage, and the plan says so (counted, never named)."""
+    emu.set_branch_head(BRANCH, HEAD)
+    ws = None
+    if existing:
+        ws = emu.add_workspace(team_id=TEAM, name=PREVIEW, env=mark(flow="preview", pr=PR))
+    inputs = preview_inputs(
+        emu,
+        env="MODE=preview",
+        **{"secret-env": "API_KEY=never-shown-7d2", "secret-store": "vault", "dry-run": "true"},
+    )
+    plan = assert_planned(runner.run(inputs, extra=pr_event(runner)), emu)
+    where = "the new workspace" if ws is None else f"workspace {ws} ({PREVIEW})"
+    assert f"Store 1 secret of secret-env in the vault of {where} once it runs" in plan, plan
+    assert "from secret-env" not in plan and "API_KEY" not in plan, plan
+    assert "env MODE" in plan or "its env (MODE)" in plan, plan

@@ -74,11 +74,6 @@ def test_prune_ranks_releases_as_the_superseded_rule_does(
 # -- dry-run: the plan with secret-store: vault ------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: with secret-store: vault the dry run's plan says the create sets "
-    "secret-env as env variables and never mentions the vault",
-)
 def test_a_dry_run_with_the_vault_plans_the_vault_not_env_variables(
     emu: Emulator, runner: Runner
 ) -> None:

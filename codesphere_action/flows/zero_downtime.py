@@ -66,6 +66,7 @@ from ..steps.dry_run import (
     stage_steps,
     stop_if_dry_run,
     switch_plan,
+    vault_steps,
 )
 from ..steps.ownership import (
     BUILDING,
@@ -252,7 +253,8 @@ def _plan(ctx: Context, state: State, found: Found) -> Plan:
         plan.delete(label(workspace), LEFTOVER_WHY)
     for workspace, why in found.kept:
         plan.keep(label(workspace), f"{why}; the release goes into {state.name}")
-    plan.steps += [create_step(ctx, state), *stage_steps(ctx)]
+    plan.steps += [create_step(ctx, state), *vault_steps(ctx, "the new workspace")]
+    plan.steps += stage_steps(ctx)
     plan.headline = f"create {state.name}"
     if found.domain is None or not config.switch:
         plan.steps.append(f"Not switching any domain ({_why_no_switch(ctx)})")
