@@ -26,7 +26,12 @@ The token: a restricted dev domain takes the API token in
 ``X-CS-Authorization: Bearer <token>`` (cs-go's wake-up and curl). It is sent
 to the workspace's own devDomain, exactly as the API reports it, over https,
 and to no other host: never to the custom domain, and redirects are not
-followed. Plain http is used only for loopback hosts (local tests).
+followed. Plain http is used only for loopback hosts (local tests). A
+restricted domain sends a visitor it does not let in to Codesphere's sign-in
+page (Codesphere's documents), so a redirect from the dev domain to a sign-in
+path on Codesphere's own host (``api-url``'s, or one under its registrable
+domain) is the dev domain refusing the token, never the app, whatever
+``health-check-status`` accepts (``sign_in_redirect``).
 """
 
 from __future__ import annotations
@@ -34,11 +39,11 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from .addresses import workspace_url
+from .addresses import token_scope, workspace_url
 from .api.transport import Transport
 from .config import Config
 from .errors import ActionError, Cancelled, WaitTimeout
@@ -65,10 +70,12 @@ class Answer:
     status: int | None  # None: no HTTP answer (connection refused, timeout, ...)
     detail: str  # "503 Service Unavailable: <excerpt>" or the connection error
     placeholder: str = ""  # the phrase of Codesphere's placeholder page, "" for the app's
+    refused: str = ""  # the sign-in page a restricted dev domain sent the check to
 
     def accepted(self, ranges: tuple[tuple[int, int], ...]) -> bool:
-        """An accepted status from the app itself (never the placeholder)."""
-        if self.status is None or self.placeholder:
+        """An accepted status from the app itself (never the placeholder, never
+        a restricted dev domain's way to its sign-in page)."""
+        if self.status is None or self.placeholder or self.refused:
             return False
         return any(lo <= self.status <= hi for lo, hi in ranges)
 
@@ -150,6 +157,12 @@ class HealthCheck:
                         ". Codesphere answered for the app: the app did not start listening "
                         "in time; look at the run stage's log in Codesphere"
                     )
+                elif last[0].refused:
+                    hint = (
+                        ". The app was never reached: make sure the API token's account is a "
+                        "member of the workspace's team, or make the dev domain public (input "
+                        "'restricted: false' for new workspaces, or the workspace's settings)"
+                    )
                 raise HealthCheckFailed(
                     f"the health check of {where} failed: GET {url} did not answer with "
                     f"{_ranges(config.health.statuses)} within {format_seconds(deadline.seconds)} "
@@ -197,6 +210,16 @@ class HealthCheck:
                 "the app is not listening yet",
                 placeholder=phrase,
             )
+        if token_host is not None and 300 <= response.status_code < 400:
+            page = sign_in_redirect(url, response.headers.get("Location", ""), self.config.api_url)
+            if page:
+                return Answer(
+                    response.status_code,
+                    f"{reason}: the restricted dev domain refused the API token "
+                    f"(X-CS-Authorization) and sent the check to Codesphere's sign-in page "
+                    f"({page}), not to the app",
+                    refused=page,
+                )
         text = raw[:4096].decode("utf-8", "replace")
         excerpt = " ".join(self.reporter.redact(text).split())[:EXCERPT]  # redacted, then cut
         return Answer(response.status_code, f"{reason}: {excerpt}" if excerpt else reason)
@@ -228,6 +251,29 @@ def placeholder_phrase(body: bytes, content_type: str = "") -> str:
         if phrase.decode() in text:
             return phrase.decode()
     return ""
+
+
+SIGN_IN = re.compile(r"(?:^|/)(?:sign-?in|log-?in|auth|oauth2?|sso)(?:/|$)", re.I)
+
+
+def sign_in_redirect(url: str, location: str, api_url: str) -> str:
+    """Where a redirect from ``url`` (the dev domain) to ``location`` goes, as
+    ``scheme://host/path`` (no query: it may carry anything), when it is
+    Codesphere's sign-in page: another host (or port) than the dev domain's,
+    Codesphere's own (``api-url``'s host, or one under its registrable domain,
+    ``addresses.token_scope``), at a sign-in path (``/ide/signin``, ``/login``,
+    ``/auth/...``); "" for any other redirect, which is the app's."""
+    if not location:
+        return ""
+    here, there = urlsplit(url), urlsplit(urljoin(url, location))
+    name = (there.hostname or "").lower()
+    if not name or there.netloc.lower() == here.netloc.lower():
+        return ""
+    host, domain = token_scope(urlsplit(api_url).hostname or "")
+    ours = name == host or (bool(domain) and (name == domain or name.endswith(f".{domain}")))
+    if not ours or not SIGN_IN.search(there.path):
+        return ""
+    return f"{there.scheme}://{there.netloc}{there.path}"
 
 
 def _mentions(body: bytes) -> bool:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from .apps import AppBehaviour, AppRequest, Apps
+from .apps import SIGN_IN_PATH, AppBehaviour, AppRequest, Apps
 from .faults import FaultBook, FaultRule
 from .model import (
     IDE_SERVER,
@@ -188,7 +188,10 @@ class Emulator:
         dev domains become ``127.0.0.1:<port>``. See apps.py."""
         with self._lock:
             if self._apps is None:
-                self._apps = Apps(self.token, self._now, self._app_up_since, self._route)
+                origin = self.url.removesuffix("/api")
+                self._apps = Apps(
+                    self.token, self._now, self._app_up_since, self._route, origin + SIGN_IN_PATH
+                )
             self._app_defaults = {**(self._app_defaults or {}), **behaviour}
 
     def configure_app(self, ws_id: int, **changes: Any) -> None:

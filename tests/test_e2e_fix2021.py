@@ -392,3 +392,30 @@ def test_a_preview_dry_run_with_the_vault_plans_the_vault(
     assert f"Store 1 secret of secret-env in the vault of {where} once it runs" in plan, plan
     assert "from secret-env" not in plan and "API_KEY" not in plan, plan
     assert "env MODE" in plan or "its env (MODE)" in plan, plan
+
+
+# -- health check: a restricted dev domain that refuses the token ---------------------------
+
+
+@pytest.mark.parametrize("accepted", [True, False], ids=["token-taken", "token-refused"])
+def test_a_restricted_dev_domain_that_sends_to_sign_in_is_not_the_app(
+    emu: Emulator, runner: Runner, accepted: bool
+) -> None:
+    """Codesphere redirects a visitor of a restricted domain it does not let in to
+    its sign-in page. With the default health-check-status (200-399) that 302
+    would pass the check though the app was never reached: when the dev domain
+    does not take the token, the release must fail before the switch, saying so."""
+    old, api = served(emu, app_restricted=True, restricted_answer="redirect")
+    emu.serve_apps(token_accepted=accepted)
+    inputs = zd_inputs(emu, domain=DOMAIN, **{**HEALTH, "health-check-timeout": "2s"})
+    result = runner.run(inputs, extra=resolve(emu))
+    (new,) = created(emu)
+    if accepted:
+        assert result.status == "success", result.stdout
+        return
+    assert result.status == "failed", result.stdout
+    error = result.assert_one_error()
+    assert "refused the API token" in error and "sign-in page" in error, error
+    assert emu.domain(TEAM, DOMAIN).workspaces == {"/": [old], "/api": [api]}
+    assert emu.workspace(new).deleted
+    result.assert_no_token()

@@ -17,6 +17,7 @@ from codesphere_action.health import (
     HealthCheckFailed,
     Outcome,
     placeholder_phrase,
+    sign_in_redirect,
 )
 from codesphere_action.inputs import parse_statuses
 from codesphere_action.timings import DOMAIN_CHECK_SECONDS, Deadline
@@ -309,3 +310,45 @@ def test_the_body_is_read_up_to_its_bound_and_no_further() -> None:
     responses.get(url, body=("a" * (SCAN_BYTES + 10)) + STARTING)
     check, _ = checker()
     assert check.workspace(DEV).attempts == 1
+
+
+# -- a restricted dev domain that sends the check to Codesphere's sign-in page ----------
+API = "https://cloud.codesphere.com/api"
+
+
+@pytest.mark.parametrize(
+    ("location", "page"),
+    [
+        ("https://codesphere.com/ide/signin?redirect=x", "https://codesphere.com/ide/signin"),
+        ("https://de-fra-1.codesphere.com/login", "https://de-fra-1.codesphere.com/login"),
+        (
+            "https://cloud.codesphere.com/auth/start?token=abc",
+            "https://cloud.codesphere.com/auth/start",
+        ),
+        ("/login", ""),  # the app's own sign-in, on the dev domain
+        (f"https://{DEV}/signin", ""),
+        ("https://auth.example.com/login", ""),  # the app's identity provider
+        ("https://codesphere.com/pricing", ""),  # not a sign-in page
+        ("", ""),
+    ],
+)
+def test_a_redirect_to_codesphere_sign_in_is_told_from_the_apps(location: str, page: str) -> None:
+    assert sign_in_redirect(f"https://{DEV}/healthz", location, API) == page
+
+
+@responses.activate
+def test_a_redirect_to_sign_in_is_never_healthy_and_says_what_to_do() -> None:
+    url = f"https://{DEV}/healthz"
+    location = "https://codesphere.com/ide/signin?redirect=https%3A%2F%2Fx"
+    responses.get(url, status=302, headers={"Location": location})
+    responses.get(url, status=302, headers={"Location": "/healthz/"})  # the app's own: passes
+    check, _clock, log = checker_and_log()
+    assert check.workspace(DEV).attempts == 2
+    assert "refused the API token (X-CS-Authorization)" in log.getvalue()
+    responses.replace(responses.GET, url, status=302, headers={"Location": location})
+    short, _ = checker(health_check_timeout="2s")
+    with pytest.raises(HealthCheckFailed) as caught:
+        short.workspace(DEV)
+    message = str(caught.value)
+    assert "Codesphere's sign-in page (https://codesphere.com/ide/signin)" in message
+    assert "member of the workspace's team" in message and "restricted: false" in message
