@@ -1,7 +1,7 @@
 """End to end: what the adversarial review of issues 20 and 21 (merged as
-3fd59e0, 3719c65 and 48da45d) found. Each test is marked xfail(strict=True):
-it documents a defect on main and turns into a failure ("XPASS") once the
-defect is fixed, so the mark must go with the fix.
+3fd59e0, 3719c65 and 48da45d) found. Each test was marked xfail(strict=True)
+while its defect was on main; each fix removed its mark, so every test here
+must pass (the other sides of each rule: test_e2e_fix2021.py).
 
 - prune ranks releases by the mark's ``started``, the superseded rule by run
   id: it deletes the way back (keep: 1) or a newer staged release (keep: 0);
