@@ -37,6 +37,7 @@ from .inputs import (
     WORKSPACE_NAME,
     Inputs,
     check_renamed,
+    default_app_name,
     default_workspace_name,
     parse_age,
     parse_api_url,
@@ -146,6 +147,9 @@ class Config:
     private_repo: bool = False
     replicas: int = 1
     workspace_name: str = ""
+    # The app its releases are of (the mark's app, which prune groups releases
+    # without a domain by): workspace-name, else the repository part of the default.
+    app: str = ""
     env: tuple[EnvVar, ...] = ()  # env and secret-env together, in that order
     # ASCII (an IDN's xn-- form), lower case; the flows switch to the API's spelling.
     domain: str = ""
@@ -306,6 +310,7 @@ def load_config(environ: Mapping[str, str], started: str = "") -> Config:
         private_repo=_bool(inputs, "private-repo", "false"),
         replicas=parse_positive_int("replicas", inputs.get("replicas", "1")),
         workspace_name=_workspace_name(inputs, spec, pull, run.repository, run.sha),
+        app=inputs.get("workspace-name") or default_app_name(run.repository),
         env=env + secret_env,
         domain=parse_domain("domain", domain_text) if domain_text else "",
         domain_input=domain_text,

@@ -10,11 +10,17 @@ they may check ``https://<domain><domain-path><path>`` too.
 Codesphere's placeholder: while the app does not listen yet, Codesphere's load
 balancer answers its dev domain (and a custom domain routed to it) with a page
 of its own, with a status no document gives (200, 429 and 503 are all
-plausible). As the official CLI does (cs-go PR 288, ``cs curl``), an answer
-whose body contains ``Workspace server is starting`` or ``Too Many Requests``
-is "not ready yet", whatever its status: the body is read for it, up to
-``SCAN_BYTES`` and within the request's read time, and the log says once per
-change that the placeholder answered, not the app.
+plausible). The official CLI (cs-go PR 288, ``cs curl``) takes any output that
+contains ``Workspace server is starting`` or ``Too Many Requests`` for "not
+ready yet", whatever its status. The action looks for the phrases only where
+the placeholder puts them, so that an app's own healthy answer that mentions
+one (a rate limiter's report) is never taken for it (``placeholder_phrase``):
+in the text of an HTML page (not its scripts, styles or attributes), in the
+first line of a text answer, and never in a JSON answer (by its content type,
+or a body that starts with ``{`` or ``[``): the placeholder is a page, not
+data. The body is read for them, up to ``SCAN_BYTES`` and within the
+request's read time, and the log says once per change that the placeholder
+answered, not the app.
 
 Cookies: none are kept. Codesphere's load balancer may keep a visitor on one
 of the workspaces of a path by a cookie (how is not documented); a check that
@@ -24,18 +30,25 @@ The token: a restricted dev domain takes the API token in
 ``X-CS-Authorization: Bearer <token>`` (cs-go's wake-up and curl). It is sent
 to the workspace's own devDomain, exactly as the API reports it, over https,
 and to no other host: never to the custom domain, and redirects are not
-followed. Plain http is used only for loopback hosts (local tests).
+followed. Plain http is used only for loopback hosts (local tests). A
+restricted domain sends a visitor it does not let in to Codesphere's sign-in
+page (Codesphere's documents), so a redirect from the dev domain to a sign-in
+path on Codesphere's own host (``api-url``'s, or one under its registrable
+domain) is the dev domain refusing the token, never the app, whatever
+``health-check-status`` accepts (``sign_in_redirect``).
 """
 
 from __future__ import annotations
 
+import html
+import re
 from dataclasses import dataclass
 from http.cookiejar import DefaultCookiePolicy
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from .addresses import workspace_url
+from .addresses import token_scope, workspace_url
 from .api.transport import Transport, new_session
 from .config import Config
 from .errors import ActionError, Cancelled, WaitTimeout
@@ -62,10 +75,12 @@ class Answer:
     status: int | None  # None: no HTTP answer (connection refused, timeout, ...)
     detail: str  # "503 Service Unavailable: <excerpt>" or the connection error
     placeholder: str = ""  # the phrase of Codesphere's placeholder page, "" for the app's
+    refused: str = ""  # the sign-in page a restricted dev domain sent the check to
 
     def accepted(self, ranges: tuple[tuple[int, int], ...]) -> bool:
-        """An accepted status from the app itself (never the placeholder)."""
-        if self.status is None or self.placeholder:
+        """An accepted status from the app itself (never the placeholder, never
+        a restricted dev domain's way to its sign-in page)."""
+        if self.status is None or self.placeholder or self.refused:
             return False
         return any(lo <= self.status <= hi for lo, hi in ranges)
 
@@ -175,6 +190,12 @@ class HealthCheck:
                         ". Codesphere answered for the app: the app did not start listening "
                         "in time; look at the run stage's log in Codesphere"
                     )
+                elif last[0].refused:
+                    hint = (
+                        ". The app was never reached: make sure the API token's account is a "
+                        "member of the workspace's team, or make the dev domain public (input "
+                        "'restricted: false' for new workspaces, or the workspace's settings)"
+                    )
                 raise HealthCheckFailed(
                     f"the health check of {where} failed: GET {url} did not answer with "
                     f"{_ranges(config.health.statuses)}{times} within "
@@ -215,7 +236,7 @@ class HealthCheck:
         # check failed.
         raw = _body(response, deadline.within(HEALTH_READ_SECONDS))
         reason = f"{response.status_code} {response.reason or ''}".strip()
-        phrase = placeholder_phrase(raw)
+        phrase = placeholder_phrase(raw, response.headers.get("Content-Type", ""))
         if phrase:
             return Answer(
                 response.status_code,
@@ -223,6 +244,16 @@ class HealthCheck:
                 "the app is not listening yet",
                 placeholder=phrase,
             )
+        if token_host is not None and 300 <= response.status_code < 400:
+            page = sign_in_redirect(url, response.headers.get("Location", ""), self.config.api_url)
+            if page:
+                return Answer(
+                    response.status_code,
+                    f"{reason}: the restricted dev domain refused the API token "
+                    f"(X-CS-Authorization) and sent the check to Codesphere's sign-in page "
+                    f"({page}), not to the app",
+                    refused=page,
+                )
         text = raw[:4096].decode("utf-8", "replace")
         excerpt = " ".join(self.reporter.redact(text).split())[:EXCERPT]  # redacted, then cut
         return Answer(response.status_code, f"{reason}: {excerpt}" if excerpt else reason)
@@ -236,17 +267,69 @@ class HealthCheck:
         return f"{scheme}://{netloc}", ""
 
 
-def placeholder_phrase(body: bytes) -> str:
-    """The phrase of Codesphere's placeholder page in ``body``, "" if none."""
+def placeholder_phrase(body: bytes, content_type: str = "") -> str:
+    """The phrase of Codesphere's placeholder page in ``body``, where the page
+    says it (see the module docstring), "" if none: in the text of an HTML page
+    (its content type, or a body that starts with ``<``), in the first line of
+    any other text; never in JSON (``content_type`` or a body that starts with
+    ``{`` or ``[``)."""
+    if not _mentions(body):
+        return ""
+    kind = content_type.partition(";")[0].strip().lower()
+    text = body.decode("utf-8", "replace").lstrip()
+    if kind.endswith(("/json", "+json")) or text.startswith(("{", "[")):
+        return ""
+    page = "html" in kind or text.startswith("<")
+    text = _page_text(text) if page else text.partition("\n")[0]
     for phrase in PLACEHOLDER_PHRASES:
-        if phrase in body:
+        if phrase.decode() in text:
             return phrase.decode()
     return ""
 
 
+SIGN_IN = re.compile(r"(?:^|/)(?:sign-?in|log-?in|auth|oauth2?|sso)(?:/|$)", re.I)
+
+
+def sign_in_redirect(url: str, location: str, api_url: str) -> str:
+    """Where a redirect from ``url`` (the dev domain) to ``location`` goes, as
+    ``scheme://host/path`` (no query: it may carry anything), when it is
+    Codesphere's sign-in page: another host (or port) than the dev domain's,
+    Codesphere's own (``api-url``'s host, or one under its registrable domain,
+    ``addresses.token_scope``), at a sign-in path (``/ide/signin``, ``/login``,
+    ``/auth/...``); "" for any other redirect, which is the app's."""
+    if not location:
+        return ""
+    here, there = urlsplit(url), urlsplit(urljoin(url, location))
+    name = (there.hostname or "").lower()
+    if not name or there.netloc.lower() == here.netloc.lower():
+        return ""
+    host, domain = token_scope(urlsplit(api_url).hostname or "")
+    ours = name == host or (bool(domain) and (name == domain or name.endswith(f".{domain}")))
+    if not ours or not SIGN_IN.search(there.path):
+        return ""
+    return f"{there.scheme}://{there.netloc}{there.path}"
+
+
+def _mentions(body: bytes) -> bool:
+    """Whether ``body`` has a placeholder phrase anywhere (reading stops there)."""
+    return any(phrase in body for phrase in PLACEHOLDER_PHRASES)
+
+
+_HIDDEN = re.compile(r"<(script|style)\b.*?(?:</\1\s*>|\Z)|<!--.*?(?:-->|\Z)", re.I | re.S)
+_TAG = re.compile(r"<[^>]*(?:>|\Z)")
+
+
+def _page_text(page: str) -> str:
+    """What an HTML page says: its text, without scripts, styles, comments,
+    tags and their attributes; entities decoded, white space as single spaces."""
+    text = _TAG.sub(" ", _HIDDEN.sub(" ", page))
+    return " ".join(html.unescape(text).split())
+
+
 def _body(response: requests.Response, deadline: Deadline) -> bytes:
     """The body, up to ``SCAN_BYTES``, within ``deadline``: it ends at the body's
-    end, the bound, the deadline, or as soon as a placeholder phrase shows. The
+    end, the bound, the deadline, or as soon as a placeholder phrase shows
+    (``placeholder_phrase`` then decides whether it is where the page says it). The
     first read is bounded by the socket's timeout, cut to the deadline when the
     request was sent; no read starts once it passed."""
     body = b""
@@ -254,7 +337,7 @@ def _body(response: requests.Response, deadline: Deadline) -> bytes:
         while len(body) < SCAN_BYTES:
             chunk = response.raw.read1(SCAN_BYTES - len(body), decode_content=True)
             body += chunk
-            if not chunk or placeholder_phrase(body[-len(chunk) - 64 :]) or deadline.expired:
+            if not chunk or _mentions(body[-len(chunk) - 64 :]) or deadline.expired:
                 break
     except Exception:  # noqa: BLE001, S110 (a broken body: what came so far is the answer)
         pass

@@ -365,6 +365,12 @@ def default_workspace_name(repository: str, sha: str) -> str:
     return f"{_name_start(repository, 63 - len(suffix))}{suffix}" if repository and sha else ""
 
 
+def default_app_name(repository: str) -> str:
+    """The app a release is of when ``workspace-name`` is not set: the repository's
+    name as ``default_workspace_name`` starts with it ("" without a repository)."""
+    return _name_start(repository, 63 - len("-0000000")) if repository else ""
+
+
 def preview_workspace_name(repository: str, number: int) -> str:
     """``<repository name>-pr-<number>``, the repository name shortened to fit 63
     characters and made valid (see ``_name_start``)."""

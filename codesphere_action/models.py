@@ -86,12 +86,16 @@ class Workspace:
     # When it was made, as the API says it (an ISO 8601 date-time; "" when it says
     # none): prune's age of a workspace whose mark does not say when it started.
     created_at: str = ""
+    # The workspace it was made from (a copy, whose env is that one's), None for
+    # one made afresh: the action never makes a copy.
+    source_workspace_id: int | None = None
 
     @classmethod
     def parse(cls, value: Any, what: str = "workspace") -> Workspace:
         body = _obj(what, value)
         team = body.get("teamId")
         replicas = body.get("replicas")
+        source = body.get("sourceWorkspaceId")
         return cls(
             id=_int(f"{what}.id", body.get("id")),
             name=_str(f"{what}.name", body.get("name"), optional=True),
@@ -99,6 +103,9 @@ class Workspace:
             dev_domain=_str(f"{what}.devDomain", body.get("devDomain"), optional=True),
             replicas=0 if replicas is None else _int(f"{what}.replicas", replicas),
             created_at=_time(body.get("createdAt")) or "",
+            source_workspace_id=(
+                None if source is None else _int(f"{what}.sourceWorkspaceId", source)
+            ),
         )
 
     @classmethod

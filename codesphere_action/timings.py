@@ -187,6 +187,10 @@ SWITCH_SECONDS = 60.0  # a domain switch (read, write, read back) ends within th
 # Each answer of the switch is awaited this long: one in flight when the runner
 # cancels still leaves time to check the map and report within SIGINT's 7.5 s.
 SWITCH_READ_SECONDS = 3.0
+# The mark's "released" right after a switch: a 5xx or a lost answer is retried
+# this long, not a whole retry budget (the release stands without it, and a
+# later prune knows the way back from the next release's mark).
+MARK_SECONDS = 5.0
 
 # -- waits (waiting.py, steps) ------------------------------------------------------------
 # Waits with no signal of their end (a workspace starting, run servers coming

@@ -33,8 +33,12 @@ is up (``StageRun.up_at``):
   before the phrase, a branded page) or "text", saying ``placeholder_phrase``;
 - for ``ready_after`` seconds more: 503 (starting);
 - then the statuses in ``statuses`` one request after another, the last one for
-  good (``[500, 500, 200]``: two errors, then healthy);
-- ``restricted``: without ``X-CS-Authorization: Bearer <token>`` a 401 sign-in page;
+  good (``[500, 500, 200]``: two errors, then healthy), saying ``body`` (as
+  ``content_type``, text/plain by default) below 400;
+- ``restricted``: without ``X-CS-Authorization: Bearer <token>`` a 401 sign-in page,
+  or with ``restricted_answer="redirect"`` a 302 to Codesphere's sign-in page
+  (``<API origin>/ide/signin?redirect=...``); ``token_accepted=False``: the dev
+  domain does not take the token at all and answers so even with it;
 - ``domain_statuses``: what the custom domain answers instead, once the app is up;
 - ``dev_statuses``: what the dev domain answers instead, once the app is up (a
   dev-domain route that fails while the custom domain still reaches the app);
@@ -53,6 +57,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import quote
 
 from .model import Headers
 
@@ -60,6 +65,11 @@ STICKY_COOKIE = "cs-workspace"  # the emulator's choice: the real cookie's name 
 NOT_LISTENING = "<html><body>502 Bad Gateway: the app is not running</body></html>"
 PLACEHOLDER_PHRASES = ("Workspace server is starting", "Too Many Requests")
 PLACEHOLDER_TYPES = ("html", "text")
+# What a restricted dev domain answers without a token it accepts: a 401 page, or
+# (Codesphere's documents, of restricted domains: "Unauthenticated visitors are
+# redirected to the Codesphere login page") a 302 to the sign-in page.
+RESTRICTED_ANSWERS = ("401", "redirect")
+SIGN_IN_PATH = "/ide/signin"
 
 
 @dataclass
@@ -67,7 +77,13 @@ class AppBehaviour:
     ready_after: float = 0.0
     statuses: list[int] = field(default_factory=lambda: [200])
     restricted: bool = False
+    # restricted: what it answers without a token it accepts (RESTRICTED_ANSWERS),
+    # and whether it accepts the API token in X-CS-Authorization at all.
+    restricted_answer: str = "401"
+    token_accepted: bool = True
     body: str = "ok"
+    # The Content-Type of the app's own answers below 400 ("": text/plain).
+    content_type: str = ""
     # Through the custom domain: these statuses instead (a proxy or CDN in front
     # that fails while the dev domain works), None: the same as the dev domain.
     domain_statuses: list[int] | None = None
@@ -86,6 +102,8 @@ class AppBehaviour:
         self.check()
 
     def check(self) -> None:
+        if self.restricted_answer not in RESTRICTED_ANSWERS:
+            raise ValueError(f"restricted_answer {self.restricted_answer!r}: {RESTRICTED_ANSWERS}")
         if self.placeholder_type not in PLACEHOLDER_TYPES:
             raise ValueError(f"placeholder_type {self.placeholder_type!r}: {PLACEHOLDER_TYPES}")
         if not 100 <= self.placeholder_status <= 599:
@@ -139,6 +157,7 @@ class _Reply:
     body: str
     content_type: str = ""  # "": text/html for an error status, text/plain otherwise
     placeholder: bool = False
+    location: str = ""  # a redirect's Location
 
     def __post_init__(self) -> None:
         if not self.content_type:
@@ -181,12 +200,15 @@ class _AppHandler(BaseHTTPRequestHandler):
         body: str,
         content_type: str = "text/plain",
         headers: dict[str, str] | None = None,
+        location: str = "",
     ) -> None:
         payload = body.encode()
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         for name, value in (headers or {}).items():
             self.send_header(name, value)
+        if location:
+            self.send_header("Location", location)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
@@ -202,8 +224,10 @@ class Apps:
         up_since: Callable[[int], float | None],
         route: Callable[[str, str], Route | None],
         balancer: Callable[[], str] = lambda: "sticky",
+        sign_in: str = "https://codesphere.com" + SIGN_IN_PATH,
     ) -> None:
         self.token = token
+        self.sign_in = sign_in  # Codesphere's sign-in page (restricted_answer="redirect")
         self.now = now
         self.up_since = up_since  # workspace id -> when its run stage came up
         # (host, path) -> where a custom domain routes it (Route)
@@ -248,7 +272,7 @@ class Apps:
             server.stop()
 
     def _answer_app(self, handler: _AppHandler, workspace_id: int) -> None:
-        reply = self._app(workspace_id, Headers(handler.headers.items()))
+        reply = self._app(workspace_id, Headers(handler.headers.items()), handler.path)
         with self.lock:
             override = self.behaviour[workspace_id].dev_statuses
             if override and reply.status < 400 and not reply.placeholder:
@@ -260,7 +284,7 @@ class Apps:
                         status, f"<html><body>error {status} on the dev domain</body></html>"
                     )
         self._record(handler, reply, workspace_id)
-        handler.reply(reply.status, reply.body, reply.content_type)
+        handler.reply(reply.status, reply.body, reply.content_type, location=reply.location)
 
     def _answer_domain(self, handler: _AppHandler) -> None:
         host = (handler.headers.get("Host") or "").split(":")[0].lower()
@@ -289,7 +313,9 @@ class Apps:
                 reply = _Reply(status, f"<html><body>error {status} at the edge</body></html>")
         self._record(handler, reply, workspace_id)
         headers = {"Set-Cookie": f"{STICKY_COOKIE}={workspace_id}; Path=/"} if cookie else {}
-        handler.reply(reply.status, reply.body, reply.content_type, headers)
+        handler.reply(
+            reply.status, reply.body, reply.content_type, headers, location=reply.location
+        )
 
     def _pick(self, route: Route, mode: str, headers: Any) -> tuple[int, float | None, bool] | None:
         """(workspace, since when it is on the list, whether to set the cookie):
@@ -307,15 +333,15 @@ class Apps:
         workspace_id, since = route.workspaces[turn % len(route.workspaces)]
         return workspace_id, since, mode == "sticky"
 
-    def _app(self, workspace_id: int, headers: Headers | None) -> _Reply:
+    def _app(self, workspace_id: int, headers: Headers | None, path: str = "/") -> _Reply:
         with self.lock:
             behaviour = self.behaviour[workspace_id]
             up = self.up_since(workspace_id)
             now = self.now()
             if headers is not None and behaviour.restricted:
                 given = headers.get("x-cs-authorization", "")
-                if given != f"Bearer {self.token}":
-                    return _Reply(401, "<html><body>Sign in to Codesphere</body></html>")
+                if given != f"Bearer {self.token}" or not behaviour.token_accepted:
+                    return self._sign_in(behaviour, headers.get("host", ""), path)
             if up is None:
                 return _Reply(502, NOT_LISTENING)
             if now < up + behaviour.placeholder_seconds:
@@ -326,8 +352,16 @@ class Apps:
             self.served[workspace_id] = count + 1
             status = behaviour.statuses[min(count, len(behaviour.statuses) - 1)]
             if status < 400:
-                return _Reply(status, behaviour.body)
+                return _Reply(status, behaviour.body, behaviour.content_type)
             return _Reply(status, f"<html><body>error {status}</body></html>")
+
+    def _sign_in(self, behaviour: AppBehaviour, host: str, path: str) -> _Reply:
+        """A restricted dev domain's answer to a request without a token it takes."""
+        if behaviour.restricted_answer == "redirect":
+            back = quote(f"https://{host}{path}", safe="")
+            page = "<html><body>Redirecting to the sign-in page</body></html>"
+            return _Reply(302, page, "text/html", location=f"{self.sign_in}?redirect={back}")
+        return _Reply(401, "<html><body>Sign in to Codesphere</body></html>")
 
     def _record(self, handler: _AppHandler, reply: _Reply, workspace_id: int | None) -> None:
         with self.lock:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from .apps import AppBehaviour, AppRequest, Apps, Route
+from .apps import SIGN_IN_PATH, AppBehaviour, AppRequest, Apps, Route
 from .faults import FaultBook, FaultRule
 from .model import (
     IDE_SERVER,
@@ -190,8 +190,14 @@ class Emulator:
         dev domains become ``127.0.0.1:<port>``. See apps.py."""
         with self._lock:
             if self._apps is None:
+                origin = self.url.removesuffix("/api")
                 self._apps = Apps(
-                    self.token, self._now, self._app_up_since, self._route, self._balancer
+                    self.token,
+                    self._now,
+                    self._app_up_since,
+                    self._route,
+                    self._balancer,
+                    origin + SIGN_IN_PATH,
                 )
             self._app_defaults = {**(self._app_defaults or {}), **behaviour}
 
@@ -535,6 +541,7 @@ class Emulator:
         ci_servers: Iterable[str] | None = None,
         landscape_deployed: bool = True,
         age: float = 0.0,
+        source_workspace_id: int | None = None,
     ) -> int:
         """Create a workspace directly (no request recorded) and return its id.
 
@@ -543,7 +550,8 @@ class Emulator:
         (``None``: any). ``landscape``: "single" (default), "multi" or "run_on_ide"; a
         multi-server one has its ``ci_servers`` (default: ``servers``) allocated already
         unless ``landscape_deployed=False``. ``age``: its ``createdAt`` says it was made
-        that many seconds ago.
+        that many seconds ago. ``source_workspace_id``: it was made as a copy of that
+        workspace (its ``sourceWorkspaceId``; pass the copied ``env`` too).
         """
         with self._lock:
             head = self.branch_head(branch) if git_url else None
@@ -567,6 +575,7 @@ class Emulator:
                 ci_servers=list(ci_servers) if ci_servers is not None else None,
                 landscape_deployed=landscape_deployed,
                 age=age,
+                source_workspace_id=source_workspace_id,
             )
             if running:
                 ws.running_since = ws.created_at

@@ -29,6 +29,7 @@ ENTRYPOINT = ROOT / "entrypoint.py"
 ACTION_YML = ROOT / "action.yml"
 TOKEN = "cs-e2e-token-6b1f0d2c"
 SHA = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+APP = "shop"  # the app of the runner's releases (GITHUB_REPOSITORY acme/shop)
 
 
 @dataclass
@@ -197,14 +198,20 @@ def mark(
     domain: str | None = None,
     path: str = "/",
     started: str | None = None,
+    app: str | None = None,
+    previous: tuple[int, ...] = (),
 ) -> dict[str, str]:
     """The env of a workspace the action created (its ``CODESPHERE_RELEASE`` mark),
     for ``Emulator.add_workspace(env=...)``. The runner's run is ``1.1``.
     ``domain`` (and ``path``): the route a release was made for; ``started``: when
     the release started (``stamp()``), None for a mark of an older version of the
-    action, which recorded neither."""
+    action, which recorded neither; ``app``: the app the release is of (the
+    action's own runs: ``APP``), None for a mark of a version before it had one;
+    ``previous``: the workspaces its switch replaced."""
     value = f"repo={repo} flow={flow} run={run} commit={commit}"
     value += f" pr={pr}" if pr is not None else ""
+    value += f" app={app}" if app is not None else ""
+    value += f" previous={','.join(map(str, previous))}" if previous else ""
     value += f" domain={domain} path={path}" if domain is not None else ""
     value += f" state={state}"
     value += f" started={started}" if started is not None else ""

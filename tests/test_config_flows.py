@@ -15,6 +15,7 @@ from codesphere_action.errors import ConfigError, ContextError, Skipped
 from codesphere_action.github_context import PullRequest, fork_source
 from codesphere_action.inputs import (
     DEFAULT_GITHUB_API_URL,
+    default_app_name,
     default_workspace_name,
     preview_workspace_name,
 )
@@ -84,6 +85,15 @@ def test_explicit_name_and_branch_win(tmp_path: Path) -> None:
 def test_a_long_repository_name_is_shortened_to_fit() -> None:
     name = preview_workspace_name("acme/" + "r" * 100, 12345)
     assert len(name) == 63 and name.endswith("-pr-12345")
+
+
+def test_the_app_is_workspace_name_else_the_default_names_repository_part(tmp_path: Path) -> None:
+    assert load_config(flow_env(tmp_path, "preview")).app == "shop"
+    named = load_config(flow_env(tmp_path, "preview", workspace_name="my-preview"))
+    assert named.app == "my-preview"
+    long = "acme/." + "r" * 100
+    app = default_app_name(long)
+    assert default_workspace_name(long, "a" * 40) == f"{app}-aaaaaaa" and app == "r" * 55
 
 
 @pytest.mark.parametrize("flow", ["preview", "teardown"])

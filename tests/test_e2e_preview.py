@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from emulator import Emulator
 from emulator.events import BRANCH, HEAD, PR, PREVIEW, pr_event
-from emulator.runner import Runner, mark, without_id
+from emulator.runner import APP, Runner, mark, without_id
 
 from .test_e2e_zero_downtime import DOMAIN, PLAN, TEAM, zd_inputs
 
@@ -44,7 +44,7 @@ def test_first_push_creates_the_preview_on_the_head_branch(emu: Emulator, runner
             {"name": "API_KEY", "value": "preview-secret-1"},
             {
                 "name": "CODESPHERE_RELEASE",
-                "value": mark(flow="preview", commit=HEAD[:12], pr=PR, state="building")[
+                "value": mark(flow="preview", commit=HEAD[:12], pr=PR, state="building", app=APP)[
                     "CODESPHERE_RELEASE"
                 ],
             },

@@ -21,7 +21,7 @@ import pytest
 from emulator import Emulator
 from emulator.events import pr_event
 from emulator.github import FakeGitHub
-from emulator.runner import TOKEN, ActionRun, Runner, mark, stamp
+from emulator.runner import APP, TOKEN, ActionRun, Runner, mark, stamp
 
 from .test_e2e_zero_downtime import DOMAIN, TEAM
 
@@ -99,14 +99,19 @@ class Team:
             name="shop-api-prev",
             env=mark(run="250.1", started=stamp(9 * DAY), domain=DOMAIN, path="/api"),
         )
+        # Releases of the app "shop" without a domain (their mark names the app).
         self.bare_new = add(
-            team_id=TEAM, name="shop-bare", env=mark(run="320.1", started=stamp(HOUR))
+            team_id=TEAM, name="shop-bare", env=mark(run="320.1", started=stamp(HOUR), app=APP)
         )
         self.bare_old = add(
-            team_id=TEAM, name="shop-bare-old", env=mark(run="220.1", started=stamp(5 * DAY))
+            team_id=TEAM,
+            name="shop-bare-old",
+            env=mark(run="220.1", started=stamp(5 * DAY), app=APP),
         )
         self.bare_oldest = add(
-            team_id=TEAM, name="shop-bare-oldest", env=mark(run="210.1", started=stamp(6 * DAY))
+            team_id=TEAM,
+            name="shop-bare-oldest",
+            env=mark(run="210.1", started=stamp(6 * DAY), app=APP),
         )
         self.legacy = add(team_id=TEAM, name="shop-legacy", age=40 * DAY, env=mark(run="200.1"))
         self.closed_preview = add(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from emulator import Emulator
-from emulator.runner import SHA, TOKEN, Runner, mark, without_id
+from emulator.runner import APP, SHA, TOKEN, Runner, mark, without_id
 
 TEAM, PLAN = 7, 21
 DOMAIN = "shop.example.com"
@@ -59,7 +59,7 @@ def test_happy_path_creates_tests_runs_then_switches(emu: Emulator, runner: Runn
             {"name": "FEATURE_X", "value": "on"},
             {
                 "name": "CODESPHERE_RELEASE",
-                "value": mark(state="building", domain=DOMAIN)["CODESPHERE_RELEASE"],
+                "value": mark(state="building", domain=DOMAIN, app=APP)["CODESPHERE_RELEASE"],
             },
         ],
     }
@@ -78,8 +78,9 @@ def test_happy_path_creates_tests_runs_then_switches(emu: Emulator, runner: Runn
     assert without_id(emu.workspace(new).env) == {
         "DATABASE_URL": "postgres://db/shop",
         "FEATURE_X": "on",
-        # The action's mark, set to released once the switch is done.
-        **mark(state="released", domain=DOMAIN),
+        # The action's mark, set to released once the switch is done, naming the
+        # workspace it replaced (the way back).
+        **mark(state="released", domain=DOMAIN, app=APP, previous=(old,)),
     }
     assert result.outputs == {
         "status": "success",

@@ -1472,6 +1472,29 @@ def test_an_app_answers_the_placeholder_for_a_while_after_the_run_is_up(
     wait_until(lambda: requests.get(proxy, headers=host, timeout=2).text == "ok", timeout=3)
 
 
+def test_a_restricted_dev_domain_sends_to_sign_in_when_it_does_not_take_the_token(
+    emu: Emulator,
+) -> None:
+    emu.serve_apps(restricted=True, restricted_answer="redirect", content_type="application/json")
+    ws = emu.add_workspace(team_id=1, name="app")
+    with requests.Session() as http:
+        http.headers.update(AUTH)
+        assert http.post(f"{emu.url}/workspaces/{ws}/pipeline/run/start").ok
+    wait_until(lambda: (run := emu.stage_run(ws, "run")) is not None and run.up_at)
+    url = f"http://{emu.workspace(ws).dev_domain}/healthz"
+    token = {"X-CS-Authorization": f"Bearer {TOKEN}"}
+    plain = requests.get(url, timeout=2, allow_redirects=False)
+    assert plain.status_code == 302
+    assert plain.headers["Location"].startswith(f"{emu.url.removesuffix('/api')}/ide/signin?")
+    answer = requests.get(url, headers=token, timeout=2, allow_redirects=False)
+    assert answer.status_code == 200
+    assert answer.headers["Content-Type"] == "application/json"
+    emu.configure_app(ws, token_accepted=False)
+    assert requests.get(url, headers=token, timeout=2, allow_redirects=False).status_code == 302
+    with pytest.raises(ValueError, match="restricted_answer"):
+        emu.configure_app(ws, restricted_answer="403")
+
+
 @pytest.mark.parametrize("phrase", ["Workspace server is starting", "Too Many Requests"])
 def test_the_placeholder_as_plain_text_says_its_phrase(emu: Emulator, phrase: str) -> None:
     emu.serve_apps(placeholder_seconds=30, placeholder_type="text", placeholder_phrase=phrase)

@@ -17,6 +17,7 @@ from codesphere_action.health import (
     HealthCheckFailed,
     Outcome,
     placeholder_phrase,
+    sign_in_redirect,
 )
 from codesphere_action.inputs import parse_statuses
 from codesphere_action.timings import DOMAIN_CHECK_SECONDS, Deadline
@@ -259,6 +260,48 @@ def test_the_phrase_is_found_anywhere_in_the_bytes_read() -> None:
     assert placeholder_phrase(b"ok") == ""
 
 
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b'{"status":"ok","limiter":"429 Too Many Requests: 0"}', "application/json"),
+        (b'{"status":"ok","limiter":"429 Too Many Requests: 0"}', "text/plain"),  # no type
+        (b'[{"check":"Workspace server is starting","ok":true}]', ""),
+        (b"ok\nrate limiter: 0 Too Many Requests answered\n", "text/plain"),
+        (b'<html><script>const e = "Too Many Requests";</script><p>ok</p></html>', "text/html"),
+        (b'<html><body><div title="Too Many Requests">ok</div></body></html>', ""),
+        (b"<html><!-- Workspace server is starting --><p>ok</p></html>", "text/html"),
+        (b"<html><style>" + b"x" * 70 + b"</style><script>Too Many Requests", ""),  # cut off
+    ],
+)
+def test_an_answer_that_mentions_a_phrase_elsewhere_is_the_apps(
+    body: bytes, content_type: str
+) -> None:
+    """The placeholder is a page: its phrase is in a page's text or a text's first
+    line, never in JSON, a script, an attribute or a comment."""
+    assert placeholder_phrase(body, content_type) == ""
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"<html><head><title>429 Too Many Requests</title></head></html>", "text/html"),
+        (b"\n  429 Too Many Requests\n", "text/plain"),
+        (b"Too Many Requests", ""),
+        (b"<h1>Workspace server is starting</h1>", "text/html; charset=utf-8"),
+    ],
+)
+def test_the_placeholder_says_its_phrase_in_its_text(body: bytes, content_type: str) -> None:
+    assert placeholder_phrase(body, content_type) != ""
+
+
+@responses.activate
+def test_a_json_health_answer_that_mentions_a_phrase_passes() -> None:
+    body = '{"status":"ok","rateLimit":{"rejects":"429 Too Many Requests"}}'
+    responses.get(f"https://{DEV}/healthz", body=body, content_type="application/json")
+    check, _ = checker()
+    assert check.workspace(DEV).attempts == 1
+
+
 @responses.activate
 def test_the_body_is_read_up_to_its_bound_and_no_further() -> None:
     url = f"https://{DEV}/healthz"
@@ -290,3 +333,45 @@ def test_in_a_row_needs_that_many_accepted_answers_one_after_another() -> None:
     outcome = check.health.domain(Deadline.after(60, clock), in_a_row=2)
     assert (outcome.attempts, outcome.answer.status) == (4, 200)
     assert len(clock.sleeps) == 3  # the poll schedule between the answers, as in any wait
+
+
+# -- a restricted dev domain that sends the check to Codesphere's sign-in page ----------
+API = "https://cloud.codesphere.com/api"
+
+
+@pytest.mark.parametrize(
+    ("location", "page"),
+    [
+        ("https://codesphere.com/ide/signin?redirect=x", "https://codesphere.com/ide/signin"),
+        ("https://de-fra-1.codesphere.com/login", "https://de-fra-1.codesphere.com/login"),
+        (
+            "https://cloud.codesphere.com/auth/start?token=abc",
+            "https://cloud.codesphere.com/auth/start",
+        ),
+        ("/login", ""),  # the app's own sign-in, on the dev domain
+        (f"https://{DEV}/signin", ""),
+        ("https://auth.example.com/login", ""),  # the app's identity provider
+        ("https://codesphere.com/pricing", ""),  # not a sign-in page
+        ("", ""),
+    ],
+)
+def test_a_redirect_to_codesphere_sign_in_is_told_from_the_apps(location: str, page: str) -> None:
+    assert sign_in_redirect(f"https://{DEV}/healthz", location, API) == page
+
+
+@responses.activate
+def test_a_redirect_to_sign_in_is_never_healthy_and_says_what_to_do() -> None:
+    url = f"https://{DEV}/healthz"
+    location = "https://codesphere.com/ide/signin?redirect=https%3A%2F%2Fx"
+    responses.get(url, status=302, headers={"Location": location})
+    responses.get(url, status=302, headers={"Location": "/healthz/"})  # the app's own: passes
+    check, _clock, log = checker_and_log()
+    assert check.workspace(DEV).attempts == 2
+    assert "refused the API token (X-CS-Authorization)" in log.getvalue()
+    responses.replace(responses.GET, url, status=302, headers={"Location": location})
+    short, _ = checker(health_check_timeout="2s")
+    with pytest.raises(HealthCheckFailed) as caught:
+        short.workspace(DEV)
+    message = str(caught.value)
+    assert "Codesphere's sign-in page (https://codesphere.com/ide/signin)" in message
+    assert "member of the workspace's team" in message and "restricted: false" in message

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import io
 from datetime import UTC, datetime, timedelta, timezone
+from functools import cmp_to_key
 from pathlib import Path
 
 from codesphere_action import main as main_module
 from codesphere_action.clock import utc_stamp
 from codesphere_action.context import Context
-from codesphere_action.steps.ownership import Mark, Start
+from codesphere_action.steps.ownership import Mark, Start, compare_starts, shared_marks
 from codesphere_action.steps.pruning import format_age
 from emulator.runner import parse_outputs
 
@@ -25,10 +26,11 @@ def test_a_mark_round_trips_with_its_route_and_start() -> None:
         started="2026-12-03T17:04:05.123Z",
         domain="shop.example.com",
         path="/api",
+        app="shop-api",
     )
     text = mark.render()
     assert text == (
-        "repo=acme/shop flow=zero-downtime run=4711.1 commit=4b825dc642cb "
+        "repo=acme/shop flow=zero-downtime run=4711.1 commit=4b825dc642cb app=shop-api "
         "domain=shop.example.com path=/api state=building started=2026-12-03T17:04:05.123Z "
         "id=9f86d081"
     )
@@ -39,7 +41,7 @@ def test_a_mark_round_trips_with_its_route_and_start() -> None:
 def test_an_earlier_versions_mark_has_no_start_and_no_route() -> None:
     old = Mark.parse("repo=acme/shop flow=zero-downtime run=1.1 commit=4b825dc642cb state=released")
     assert old is not None
-    assert (old.started, old.domain, old.path, old.route) == ("", "", "", "")
+    assert (old.started, old.domain, old.path, old.route, old.app) == ("", "", "", "", "")
     # A start that is not the action's own form is no start.
     odd = Mark.parse("repo=acme/shop flow=preview run=1.1 started=yesterday pr=3")
     assert odd is not None and odd.started == ""
@@ -113,3 +115,23 @@ def test_prune_words_an_age_in_its_largest_sensible_unit() -> None:
         "2 days",
         "10 days",
     ]
+
+
+def test_releases_rank_as_the_superseded_rule_orders_them() -> None:
+    """compare_starts, which prune sorts with, is ``Start.after``: run ids first,
+    whatever the clock says; the start within one run."""
+    late_job = Start("310.1", "2026-12-03T16:00:00.000Z")  # created later, started earlier
+    serving = Start("300.1", "2026-12-03T17:00:00.000Z")
+    retry = Start("300.2", "2026-12-03T17:30:00.000Z")
+    ranked = sorted([serving, late_job, retry], key=cmp_to_key(compare_starts), reverse=True)
+    assert ranked == [late_job, retry, serving]
+    assert compare_starts(serving, Start("300.1", serving.at)) == 0
+
+
+def test_a_mark_id_carried_twice_is_shared_and_twins_of_one_name_may_be_told_apart() -> None:
+    one = Mark("acme/shop", "zero-downtime", "3.1", nonce="9f86d081")
+    other = Mark("acme/shop", "zero-downtime", "4.1", nonce="0badc0de")
+    marks = {1: one, 2: one, 3: other, 4: None, 5: Mark("acme/shop", "preview", "5.1")}
+    assert shared_marks(marks) == {1: [1, 2], 2: [1, 2]}
+    assert shared_marks(marks, {1: "shop-a", 2: "shop-a"}) == {}  # twins of one create
+    assert shared_marks(marks, {1: "shop-a", 2: "debug"}) == {1: [1, 2], 2: [1, 2]}

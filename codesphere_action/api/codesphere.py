@@ -153,7 +153,12 @@ class Codesphere:
         return self._parse("GET", path, EnvVar.parse_list, answer)
 
     def set_env_vars(
-        self, workspace_id: int, variables: list[EnvVar], *, deadline: Deadline
+        self,
+        workspace_id: int,
+        variables: list[EnvVar],
+        *,
+        deadline: Deadline,
+        read_timeout: float | None = None,
     ) -> None:
         self._request(
             "PUT",
@@ -162,6 +167,7 @@ class Codesphere:
             idempotent=True,
             expect="none",
             deadline=deadline,
+            read_timeout=read_timeout,
         )
 
     def list_base_images(self, *, deadline: Deadline) -> list[BaseImage]:

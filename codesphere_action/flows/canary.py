@@ -47,6 +47,7 @@ from ..steps.fresh import (
 )
 from ..steps.release import build, delete_previous, mark_released
 from ..steps.verify import check_domain
+from ..timings import MARK_SECONDS
 
 
 def run(ctx: Context) -> None:
@@ -77,13 +78,12 @@ def _release(ctx: Context, state: State) -> None:
         switch_domain(
             ctx, state, [workspace.id], started=state.mark.start, own=own_release(state), join=True
         )
+        mark_released(ctx, state, workspace.id, ctx.deadline(MARK_SECONDS))  # it serves now
     check_domain(ctx, state)
     if not config.bake_time:
-        mark_released(ctx, state, workspace.id)
         _serving_beside(ctx, state, workspace)
         return
     bake(ctx, state, workspace, complete=True)
-    mark_released(ctx, state, workspace.id)
     ctx.result.done = "Canary completed"
     ctx.result.notice = (
         f"Canary completed: {config.domain_url} serves workspace {workspace.id} "

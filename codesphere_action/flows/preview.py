@@ -26,7 +26,14 @@ from ..errors import ApiError, Cancelled, Skipped
 from ..models import Workspace
 from ..plan import Plan
 from ..steps.creation import State, clean_up, create_workspace, remove_twins
-from ..steps.dry_run import create_step, label, stage_steps, stop_if_dry_run
+from ..steps.dry_run import (
+    create_step,
+    env_names,
+    label,
+    stage_steps,
+    stop_if_dry_run,
+    vault_steps,
+)
 from ..steps.previews import (
     Preview,
     PreviewGone,
@@ -42,7 +49,7 @@ from ..steps.previews import (
     take_over_older,
 )
 from ..steps.release import build, mark_released
-from ..steps.secrets import store_in_vault
+from ..steps.secrets import store_in_vault, workspace_env
 from ..steps.workspace import ensure_running, git_pull, pull_target, wait_until_running
 from ..timings import CHECK_SECONDS
 
@@ -85,7 +92,7 @@ def _end(ctx: Context, state: State, preview: Preview) -> None:
         raise superseded(ctx, preview, held, None)
     delete_if_closed(ctx, state, preview)
     if preview.id is not None:  # reported now: a rival run yields to it (steps/previews.py)
-        mark_released(ctx, state, preview.id)
+        mark_released(ctx, state, preview.id, ctx.deadline(CHECK_SECONDS))
 
 
 def _preview(ctx: Context, state: State, preview: Preview) -> None:
@@ -185,18 +192,18 @@ def _plan(ctx: Context, state: State, existing: Workspace | None) -> Plan:
         )
     if existing is None:
         plan.headline = f"create the preview {state.name} for pull request #{pull.number}"
-        plan.steps.append(create_step(ctx, state))
+        plan.steps += [create_step(ctx, state), *vault_steps(ctx, "the new workspace")]
     else:
         shown = label(existing)
         plan.headline = f"update the preview {shown} of pull request #{pull.number}"
-        names = ", ".join(v.name for v in config.env if v.name not in config.secret_names)
+        names = env_names(ctx, workspace_env(ctx)) or "none"
         plan.steps.append(
             f"Update preview workspace {shown} of pull request #{pull.number}: its env "
-            f"({names or 'no plain variables'}; secret-env too) and its mark, which names "
-            "this run from now on, are written again"
+            f"({names}) and its mark, which names this run from now on, are written again"
         )
         if not ctx.client.is_running(existing.id, deadline=ctx.deadline(CHECK_SECONDS)):
             plan.steps.append(f"Wake workspace {shown}: it is not running")
+        plan.steps += vault_steps(ctx, f"workspace {shown}")
         plan.steps.append(f"git pull {pull_target(ctx)} in workspace {shown}")
     plan.steps += stage_steps(ctx)
     return plan

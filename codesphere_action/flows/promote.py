@@ -12,8 +12,10 @@ health check when ``health-check-path`` is set; otherwise the flow is refused
 and the domain untouched. The action never starts a workspace here: a way back
 must be quick and sure, and a stage that has to start first is neither. The
 switch is the one zero-downtime uses (read the map, replace only
-``domain-path``, write the whole map back, cancellation held back), followed
-by the domain check and ``delete-previous`` under the deletion rule.
+``domain-path``, write the whole map back, cancellation held back); right
+after it the target's mark (when this repository's) says released and names
+the workspaces it replaced, as a release's own does; then the domain check
+and ``delete-previous`` under the deletion rule.
 
 A promote never replaces a newer release (``steps/superseded.py``): when the
 release serving the path started after the promoted workspace's, it changes
@@ -39,7 +41,7 @@ from ..steps.domain import (
 )
 from ..steps.dry_run import label, previous_rows, stop_if_dry_run, switch_plan
 from ..steps.ownership import Start, is_ours, read_mark, routes
-from ..steps.release import delete_previous
+from ..steps.release import delete_previous, mark_switched
 from ..steps.superseded import find_newer, release_start, superseded
 from ..steps.verify import check_commit, check_domain, check_health
 from ..steps.workspace import describe
@@ -105,6 +107,7 @@ def _promote(ctx: Context, state: State, targets: list[int]) -> None:
     stop_if_dry_run(ctx, lambda: _plan(ctx, state, current, workspaces, started))
     with ctx.phase("Switch domain"):
         switch_domain(ctx, state, targets, started=started, own=_own(ctx, targets))
+        mark_switched(ctx, state, targets)  # released, naming the way back
     check_domain(ctx, state)
     moved = (
         f"Promoted {config.domain_url} to"

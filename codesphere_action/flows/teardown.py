@@ -4,7 +4,9 @@ The preview is found in the team by name (``<repository>-pr-<number>`` from
 the pull_request event, or ``workspace-name``, and the ``-2``, ``-3`` ... names
 a preview moves to when its name is taken) and by the action's mark: only a
 workspace this action created for this repository (and, on a pull_request
-event, for this pull request) is deleted. None there means it is gone
+event, for this pull request) is deleted, never a copy (one Codesphere made
+from another, or one whose mark's ``id`` a workspace of another name carries
+too: a hand-made copy of the preview's env). None there means it is gone
 already: success. A workspace some domain of the team routes to is never
 deleted (a mistyped ``workspace-name`` must not take production down): the
 teardown is refused.
@@ -18,7 +20,15 @@ from ..models import Workspace
 from ..plan import Plan
 from ..steps.creation import ids
 from ..steps.dry_run import label, stop_if_dry_run
-from ..steps.ownership import candidate_names, is_ours, read_mark, routes
+from ..steps.ownership import (
+    Mark,
+    candidate_names,
+    copy_of,
+    is_ours,
+    read_mark,
+    routes,
+    shared_marks,
+)
 from ..timings import CHECK_SECONDS, CLEANUP_SECONDS, Deadline
 
 
@@ -77,9 +87,9 @@ def _previews(
         key=lambda w: w.id,
     )
     wanted_pr = config.pull_request.number if config.pull_request else None
-    found = []
+    found, marks = [], {}
     for workspace in named:
-        mark = read_mark(ctx, workspace.id, deadline)
+        mark = marks[workspace.id] = read_mark(ctx, workspace.id, deadline)
         if is_ours(config, mark) and mark is not None and wanted_pr in (None, mark.pr):
             found.append(workspace)
         elif workspace.name == name:
@@ -88,7 +98,35 @@ def _previews(
                 "codesphere-release as this preview: left alone",
                 title="Workspace left alone",
             )
-    return [w for w in named if w.name == name or w in found], found
+    copies = _copies(ctx, found, marks)
+    found = [w for w in found if w not in copies]
+    return [w for w in named if w.name == name or w in found or w in copies], found
+
+
+def _copies(ctx: Context, found: list[Workspace], marks: dict[int, Mark | None]) -> list[Workspace]:
+    """The previews found that may be copies, never deleted (the deletion rule,
+    ``steps/ownership.py``): made from another workspace, or carrying one mark
+    ``id`` with a workspace of another name (twins of one create share their
+    name); one notice each."""
+    names = {w.id: w.name for w in found}
+    shared = shared_marks({w.id: marks.get(w.id) for w in found}, names)
+    copies = []
+    for workspace in found:
+        group = shared.get(workspace.id)
+        why = copy_of(workspace) or (
+            f"its mark's id is carried by workspaces {ids(group)} together, so one of them is "
+            "a copy of the preview's env and which one cannot be told"
+            if group
+            else ""
+        )
+        if why:
+            copies.append(workspace)
+            ctx.reporter.notice(
+                f"Workspace {workspace.id} ({workspace.name}) was left alone: {why}. Delete it "
+                "by hand if it is no longer needed",
+                title="Workspace left alone",
+            )
+    return copies
 
 
 def _refuse_if_served(ctx: Context, found: list[Workspace], deadline: Deadline) -> None:

@@ -14,8 +14,10 @@
    through the domain.
 5. ``bake-time``: watch the release (``steps/bake.py``) while the previous
    workspace stays as it is; a failure, or a cancel, points the path back.
-6. Mark the workspace released; ``delete-previous``: delete the workspaces that
-   served the path before, under the deletion rule (``ownership.py``).
+   The workspace's mark says released right after the switch (naming the
+   workspaces it replaced, the way back); a switch back writes it back.
+6. ``delete-previous``: delete the workspaces that served the path before,
+   under the deletion rule (``ownership.py``).
 
 A release never replaces a newer one (``steps/superseded.py``): when a
 workspace serving the path holds a release of this repository that started
@@ -47,6 +49,7 @@ from ..steps.fresh import (
 )
 from ..steps.release import build, delete_previous, mark_released
 from ..steps.verify import check_domain
+from ..timings import CHECK_SECONDS, MARK_SECONDS
 
 
 def run(ctx: Context) -> None:
@@ -77,7 +80,7 @@ def _release(ctx: Context, state: State) -> None:
         ctx.reporter.info(
             f"Not switching any domain ({_why_no_switch(ctx)}): workspace {workspace.id} is staged"
         )
-        mark_released(ctx, state, workspace.id)
+        mark_released(ctx, state, workspace.id, ctx.deadline(CHECK_SECONDS))
         if config.domain:
             ctx.result.done = "Staged"
             ctx.result.notice = (
@@ -88,9 +91,9 @@ def _release(ctx: Context, state: State) -> None:
         return
     with ctx.phase("Switch domain"):
         switch_domain(ctx, state, [workspace.id], started=state.mark.start, own=own_release(state))
+        mark_released(ctx, state, workspace.id, ctx.deadline(MARK_SECONDS))  # the way back now
     check_domain(ctx, state)
     bake(ctx, state, workspace, complete=False)  # bake-time: the previous stays meanwhile
-    mark_released(ctx, state, workspace.id)
     if config.delete_previous:
         with ctx.phase("Delete previous"):
             delete_previous(ctx, state.previous, started=state.mark.start, path=state.path)

@@ -30,7 +30,9 @@ from ..timings import (
     CLEANUP_SECONDS,
     CREATE_SETTLE_SECONDS,
     DELETE_RESERVE,
+    MARK_SECONDS,
     OUTCOME_GRACE_SECONDS,
+    SWITCH_READ_SECONDS,
     Deadline,
 )
 from .ownership import Mark, delete_unless_serving, exists, is_ours, new_mark, read_mark
@@ -59,6 +61,9 @@ class State:
     # Ids the domain's map lists that no longer exist (the Check phase): never
     # previous, never deleted, never a way back.
     stale: set[int] = field(default_factory=set)
+    # The workspaces whose mark this run set to released (``record_released``),
+    # with the mark as it was before: a switch back writes that back.
+    released: dict[int, Mark] = field(default_factory=dict)
 
     @classmethod
     def for_run(cls, ctx: Context) -> State:
@@ -212,6 +217,47 @@ def remove_twins(ctx: Context, state: State) -> None:
         )
 
 
+def record_released(
+    ctx: Context, state: State, workspace_id: int, deadline: Deadline, mark: Mark | None = None
+) -> str:
+    """Write into the workspace's mark that its release is released, naming the
+    workspaces this run's switch replaced (``state.previous``, the way back);
+    ``mark``: the workspace's mark as it is (this run's own by default). Each
+    answer is awaited ``SWITCH_READ_SECONDS`` at most. Return "" when done, else
+    what failed; a write whose outcome is unknown counts as done for the switch
+    back (``restore_marks``), which writes the old mark again."""
+    before = mark or state.mark
+    after = before.released(state.previous)
+    try:
+        ctx.client.set_env_vars(
+            workspace_id, [after.as_env()], deadline=deadline, read_timeout=SWITCH_READ_SECONDS
+        )
+    except ActionError as exc:
+        if outcome_unknown(exc):
+            state.released[workspace_id] = before
+        return str(exc)
+    state.released[workspace_id] = before
+    return ""
+
+
+def restore_marks(ctx: Context, state: State, deadline: Deadline) -> None:
+    """After a switch back: the marks ``record_released`` changed, as they were
+    (the release did not stand, so it is no way back). One that cannot be
+    written is a warning: it still says released."""
+    for workspace_id, mark in list(state.released.items()):
+        try:
+            ctx.client.set_env_vars(
+                workspace_id, [mark.as_env()], deadline=deadline, read_timeout=SWITCH_READ_SECONDS
+            )
+        except ActionError as exc:
+            ctx.reporter.warning(
+                f"could not set workspace {workspace_id}'s mark back to state={mark.state} after "
+                f"the switch back ({exc}): it says released though it no longer serves"
+            )
+            continue
+        del state.released[workspace_id]
+
+
 def clean_up(ctx: Context, state: State, *, cancelled: bool) -> None:
     """After a failure or cancellation: never leave a half-made workspace behind,
     never touch the domain; say what state things are in. Retries within the
@@ -230,6 +276,14 @@ def clean_up(ctx: Context, state: State, *, cancelled: bool) -> None:
         ctx.result.aftermath.append("; ".join(part for part in (what, untouched) if part))
 
     if state.switched:
+        if created is not None and created not in state.released:
+            # Cut off right after the switch (a cancel): the new workspace serves,
+            # so its mark must say released (within the cancel budget).
+            failed = record_released(ctx, state, created, deadline.within(MARK_SECONDS))
+            if failed:
+                ctx.result.aftermath.append(
+                    f"the mark of workspace {created} could not be set to released ({failed})"
+                )
         before = ids(state.previous) or "nothing"
         checked = "" if state.domain_checked else ", not yet checked through the domain"
         new = f"the new workspace {created}"

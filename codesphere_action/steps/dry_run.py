@@ -14,17 +14,19 @@ The helpers here word the decisions the same way in every flow: the create
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from ..context import Context
+from ..dotenv import MARK_NAME
 from ..errors import Planned
 from ..github import format_seconds
-from ..models import DomainMap, Workspace
+from ..models import DomainMap, EnvVar, Workspace
 from ..plan import Plan, describe_map
 from ..timings import CHECK_SECONDS
 from .creation import State, create_body
 from .ownership import Start, read_mark
-from .release import DELETE, previous_verdict
+from .release import DELETE, KEEP, TeamMarks, copied, previous_verdict
+from .secrets import in_vault
 from .stages import stage_plan
 
 
@@ -51,17 +53,41 @@ def label(workspace: Workspace) -> str:
     return f"{workspace.id} ({workspace.name})" if workspace.name else str(workspace.id)
 
 
+def env_names(ctx: Context, variables: Iterable[EnvVar]) -> str:
+    """The names of the env variables a write sets (never a value; the
+    secret-env ones only counted, the mark left out), "" for none."""
+    names = [v.name for v in variables if v.name != MARK_NAME]
+    plain = [name for name in names if name not in ctx.config.secret_names]
+    secret = len(names) - len(plain)
+    return " and ".join(
+        part for part in (", ".join(plain), f"{secret} from secret-env" if secret else "") if part
+    )
+
+
+def vault_steps(ctx: Context, where: str) -> list[str]:
+    """With ``secret-store: vault``: the step that stores secret-env in the vault
+    of ``where`` (as ``steps/secrets.py`` does, after it runs and before any
+    stage), the secrets counted, never named; [] otherwise."""
+    config = ctx.config
+    if not config.create.to_vault:
+        return []
+    if not in_vault(ctx):
+        return ["secret-store is vault, but secret-env is empty: nothing to store in the vault"]
+    count = len(config.secret_names)
+    return [
+        f"Store {count} secret{'s' if count != 1 else ''} of secret-env in the vault of {where} "
+        "once it runs, before any stage (ci.yml reads them as ${{ vault.NAME }}), not as "
+        "environment variables (secret-store: vault)"
+    ]
+
+
 def create_step(ctx: Context, state: State) -> str:
     """The create, worded from the body the real create sends: the name, team,
     plan, replicas, branch and repository, the env's names (never a value; the
-    secret-env ones only counted) and the mark."""
+    secret-env ones only counted: with secret-store: vault none, they go to the
+    vault, ``vault_steps``) and the mark."""
     body = create_body(ctx, state)
-    config = ctx.config
-    plain = [v.name for v in config.env if v.name not in config.secret_names]
-    secret = len(config.env) - len(plain)
-    env = " and ".join(
-        part for part in (", ".join(plain), f"{secret} from secret-env" if secret else "") if part
-    )
+    env = env_names(ctx, body.env)
     replicas = f"{body.replicas} replica{'s' if body.replicas != 1 else ''}"
     branch = f", branch {body.initial_branch}" if body.initial_branch else ""
     source = f" of {body.git_url}" if body.git_url else ""
@@ -118,6 +144,7 @@ def previous_rows(
     config = ctx.config
     deadline = ctx.deadline(CHECK_SECONDS)
     route = f"{config.domain}{key}".rstrip("/")
+    team: list[TeamMarks] = []
     for workspace_id in previous:
         shown = label(ctx.client.get_workspace(workspace_id, deadline=deadline))
         if not config.delete_previous:
@@ -126,4 +153,7 @@ def previous_rows(
         others = [r for r in serving.get(workspace_id, []) if r.rstrip("/") != route]
         mark = read_mark(ctx, workspace_id, deadline)
         verdict, why = previous_verdict(ctx, mark, started=started, serving=others, path=key)
+        copy = copied(ctx, workspace_id, mark, deadline, team) if verdict == DELETE else ""
+        if copy:
+            verdict, why = KEEP, copy
         (plan.delete if verdict == DELETE else plan.keep)(shown, why)

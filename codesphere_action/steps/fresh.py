@@ -34,12 +34,13 @@ from ..plan import Plan
 from ..timings import BAKE_CHECK_SECONDS, CHECK_SECONDS, Deadline
 from .creation import State, create_workspace, ids
 from .domain import check_map, domain_label, find_domain, path_key, previous_of
-from .dry_run import create_step, label, previous_rows, stage_steps, switch_plan
+from .dry_run import create_step, label, previous_rows, stage_steps, switch_plan, vault_steps
 from .ownership import (
     BUILDING,
     RELEASED,
     Mark,
     candidate_names,
+    copy_of,
     delete_unless_serving,
     is_ours,
     read_mark,
@@ -170,7 +171,8 @@ def release_plan(ctx: Context, state: State, found: Found, *, join: bool = False
         plan.delete(label(workspace), LEFTOVER_WHY)
     for workspace, why in found.kept:
         plan.keep(label(workspace), f"{why}; the release goes into {state.name}")
-    plan.steps += [create_step(ctx, state), *stage_steps(ctx)]
+    plan.steps += [create_step(ctx, state), *vault_steps(ctx, "the new workspace")]
+    plan.steps += stage_steps(ctx)
     plan.headline = f"create {state.name}"
     if found.domain is None or not config.switch:
         why = "switch: false" if config.domain else "no domain given"
@@ -258,6 +260,8 @@ def _judge(ctx: Context, workspace: Workspace, serving: list[str], deadline: Dea
         return Verdict(LIVE)
     if serving:
         return Verdict(KEEP, f"it serves {', '.join(serving)}", SERVING)
+    if copy_of(workspace):  # the deletion rule: never a copy, whatever its mark says
+        return Verdict(KEEP, copy_of(workspace), BY_HAND)
     if mark.state == BUILDING and mark.earlier_attempt_of(config.run.id):
         return Verdict(LEFTOVER)
     group = "an earlier release" if mark.state == RELEASED else "in the works of another run"

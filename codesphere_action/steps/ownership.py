@@ -9,32 +9,37 @@ it serves nothing.
 
 The mark: every workspace the action creates carries the environment variable
 ``CODESPHERE_RELEASE`` (the apps see it too), e.g.
-``repo=acme/shop flow=zero-downtime run=4711.1 commit=4b825dc642cb
+``repo=acme/shop flow=zero-downtime run=4711.1 commit=4b825dc642cb app=shop
 domain=shop.example.com path=/ state=building started=2026-12-03T17:04:05.123Z
 id=9f86d081``: the repository, the flow, the run
 (``GITHUB_RUN_ID.GITHUB_RUN_ATTEMPT``), the commit released (GITHUB_SHA, a
-preview's head; 12 characters), for a preview ``pr=<number>``, for a release
-with a domain the route it is for (``domain``, ``path``), ``state=released``
-once a release succeeded, ``started`` (when the run of the action that made
-it, or took a preview over, started: UTC with milliseconds; it orders
-releases across workflows, see ``steps/superseded.py``), and ``id``, one per
-run of the action (two jobs of one workflow run share the run). Marks made by
-earlier versions lack the route and ``started``: they count as older than any
-mark that has it.
+preview's head; 12 characters), for a preview ``pr=<number>``, the app
+(``workspace-name``, else the repository part of the default name: what
+tells two apps of one repository apart), after a switch ``previous=<ids>``
+(the workspaces it replaced: its way back), for a release with a domain the
+route it is for (``domain``, ``path``), ``state=released`` once a release
+switched (or, without a switch, succeeded), ``started`` (when the run of the
+action that made it, or took a preview over, started: UTC with
+milliseconds; it orders releases across workflows, see
+``steps/superseded.py``), and ``id``, one per run of the action (two jobs of
+one workflow run share the run). Marks made by earlier versions lack the
+app, the route or ``started``: without ``started`` they count as older than
+any mark that has it; without the app, prune reads what it can from the
+workspace's name (``steps/pruning.py``).
 """
 
 from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 
 from ..config import Config
 from ..context import Context
 from ..dotenv import MARK_NAME
-from ..errors import ActionError
-from ..models import DomainInfo, EnvVar
+from ..errors import ActionError, NotFound
+from ..models import DomainInfo, EnvVar, Workspace
 from ..timings import Deadline
 
 MAX_NAME = 63
@@ -66,8 +71,21 @@ class Start:
             return mine > theirs
         return bool(self.at) and (not other.at or self.at > other.at)
 
+    def runs_decide(self, other: Start) -> bool:
+        """Whether the workflow runs tell the two apart (two runs of GitHub),
+        rather than the starts."""
+        mine, theirs = _run_number(self.run), _run_number(other.run)
+        return mine is not None and theirs is not None and mine != theirs
+
     def __str__(self) -> str:
         return self.at
+
+
+def compare_starts(one: Start, other: Start) -> int:
+    """1 when ``one`` is the newer (``Start.after``), -1 when ``other`` is, else 0:
+    for ``functools.cmp_to_key``, so that whatever ranks releases ranks them as
+    the superseded rule does."""
+    return 1 if one.after(other) else -1 if other.after(one) else 0
 
 
 def _run_number(run: str) -> int | None:
@@ -93,6 +111,13 @@ class Mark:
     # or an earlier version's mark): the domain as given (lower case) and path.
     domain: str = ""
     path: str = ""
+    # The app (Config.app: workspace-name, or the default name's repository part;
+    # "" for an earlier version's mark).
+    app: str = ""
+    # Once released by a switch: the workspaces it replaced on its path, its way
+    # back (they served the path, so they were released, whatever their own
+    # marks say).
+    previous: tuple[int, ...] = ()
 
     def render(self) -> str:
         parts = [f"repo={self.repository or '-'}", f"flow={self.flow}", f"run={self.run}"]
@@ -100,6 +125,10 @@ class Mark:
             parts.append(f"commit={self.commit}")
         if self.pr is not None:
             parts.append(f"pr={self.pr}")
+        if self.app:
+            parts.append(f"app={self.app}")
+        if self.previous:
+            parts.append(f"previous={','.join(str(i) for i in self.previous)}")
         if self.domain:
             parts += [f"domain={self.domain}", f"path={self.path or '/'}"]
         parts.append(f"state={self.state}")
@@ -127,6 +156,8 @@ class Mark:
             started=started if STARTED.match(started) else "",
             domain=fields.get("domain", "").lower(),
             path=fields.get("path", "/") if fields.get("domain") else "",
+            app=fields.get("app", ""),
+            previous=tuple(int(i) for i in fields.get("previous", "").split(",") if i.isdigit()),
         )
 
     @property
@@ -157,8 +188,10 @@ class Mark:
     def as_env(self) -> EnvVar:
         return EnvVar(MARK_NAME, self.render())
 
-    def released(self) -> Mark:
-        return replace(self, state=RELEASED)
+    def released(self, previous: Iterable[int] = ()) -> Mark:
+        """This mark once its release is released: by a switch that replaced
+        ``previous`` on its path, or without one."""
+        return replace(self, state=RELEASED, previous=tuple(previous))
 
 
 def new_mark(config: Config) -> Mark:
@@ -175,12 +208,64 @@ def new_mark(config: Config) -> Mark:
         started=config.run.started,
         domain=config.domain if routed else "",
         path=config.domain_path if routed else "",
+        app=config.app,
     )
 
 
 def is_ours(config: Config, mark: Mark | None) -> bool:
-    """Made by this action for this repository."""
+    """Made by this action for this repository (as far as its mark says: see
+    ``copy_of`` and ``shared_marks`` for a mark copied into another workspace)."""
     return mark is not None and mark.repository.lower() == config.run.repository.lower()
+
+
+def copy_of(workspace: Workspace) -> str:
+    """Why ``workspace`` is not one the action made although its mark may say so
+    ("" when nothing says it): Codesphere made it as a copy of another
+    (``sourceWorkspaceId``), with that one's env, mark included; the action
+    never makes a copy."""
+    source = workspace.source_workspace_id
+    if source is None:
+        return ""
+    return (
+        f"it was made as a copy of workspace {source} (sourceWorkspaceId), with that one's "
+        "mark: codesphere-release never makes a copy"
+    )
+
+
+def shared_marks(
+    marks: Mapping[int, Mark | None], names: Mapping[int, str] | None = None
+) -> dict[int, list[int]]:
+    """For each workspace whose mark's ``id`` another workspace's mark carries
+    too: all of them (ids, sorted). The ``id`` is one per run of the action, so
+    all but one of them at most are copies (a hand-made workspace with a copy of
+    a release's env), and which is not cannot be told. With ``names``: only ids
+    carried by workspaces of different names (two of one name are twins of one
+    create, the action's own)."""
+    holders: dict[str, list[int]] = {}
+    for workspace_id, mark in marks.items():
+        if mark is not None and mark.nonce:
+            holders.setdefault(mark.nonce, []).append(workspace_id)
+    out: dict[int, list[int]] = {}
+    for group in holders.values():
+        if len(group) < 2 or (names is not None and len({names.get(i) for i in group}) < 2):
+            continue
+        for workspace_id in group:
+            out[workspace_id] = sorted(group)
+    return out
+
+
+def team_marks(ctx: Context, deadline: Deadline) -> tuple[list[Workspace], dict[int, Mark | None]]:
+    """The team's workspaces and each one's mark (one deleted meanwhile left out)."""
+    team_id = ctx.config.team_id
+    assert team_id is not None  # every flow that deletes needs team-id
+    team = ctx.client.list_team_workspaces(team_id, deadline=deadline)
+    marks: dict[int, Mark | None] = {}
+    for workspace in team:
+        try:
+            marks[workspace.id] = read_mark(ctx, workspace.id, deadline)
+        except NotFound:
+            continue
+    return [w for w in team if w.id in marks], marks
 
 
 def read_mark(

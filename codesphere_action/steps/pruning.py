@@ -5,6 +5,10 @@ and by the team's domains:
 
 - never one without this repository's mark (made by hand, by another tool,
   for another repository), never one that serves any path of any domain;
+  never a copy: one Codesphere made from another (``sourceWorkspaceId``), or
+  one of two or more whose marks carry one ``id`` (one per run of the
+  action: a hand-made workspace with a copy of a release's env), all of
+  which are kept, with one warning, and count for nothing;
 - a preview (``pr=`` in its mark) goes when its pull request is closed (with
   ``github-token``: ``GET /repos/{owner}/{repo}/pulls/{number}``) or when it was
   not updated for ``max-age``;
@@ -12,13 +16,22 @@ and by the team's domains:
   was cancelled and kept, or whose cleanup was cut off) goes when its run is
   over: with ``github-token`` as GitHub says (``GET .../actions/runs/{id}/
   attempts/{n}``), else when it started longer than ``max-age`` ago. A run
-  GitHub says is still going keeps it;
+  GitHub says is still going keeps it, and so does one that succeeded (a
+  successful run leaves no leftover: its mark could not say released). A
+  workspace another release's mark names as replaced (``previous``) served a
+  path, so it is no leftover but a release, judged as the next point says;
 - an earlier release (``state=released``) goes when it is older than the
-  newest ``keep`` per domain path (its mark's ``domain`` and ``path``; the
-  releases made without a domain are a group of their own). Releases newer
-  than the one that serves their path (staged, not promoted yet) do not count
-  and stay; in a group nothing of this repository serves, the newest one is
-  the current release and stays too. A release an earlier version made (no
+  newest ``keep`` per domain path (its mark's ``domain`` and ``path``: a path
+  is one app's, whatever ``workspace-name`` its releases had), and without a
+  domain per app (its mark's ``app``; for an earlier version's mark, which has
+  none, the app its name can only be, ``_app_by_name``, else it is kept: never
+  a guess toward a delete). Older and newer
+  mean what they mean to the superseded rule (``ownership.Start``: the
+  workflow run's id first, then ``started``), so the release prune keeps to
+  roll back to is the one a rollback would go back to. Releases newer than the
+  one that serves their path (staged, not promoted yet) do not count and stay;
+  in a group nothing of this repository serves, the newest one is the current
+  release and stays too. A release an earlier version made (no
   route in its mark) is kept: nothing says which path it was for.
 
 The age of a preview or a leftover is the time since its mark's ``started``
@@ -31,14 +44,25 @@ delete (``delete_unless_serving``).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cmp_to_key
 
 from ..context import Context
 from ..github_api import GitHubApi, GitHubError, pull_request_state, run_attempt_state
 from ..models import Workspace
 from ..timings import CHECK_SECONDS, Deadline
-from .ownership import BUILDING, RELEASED, Mark, is_ours
+from .ownership import (
+    BUILDING,
+    RELEASED,
+    Mark,
+    Start,
+    compare_starts,
+    copy_of,
+    is_ours,
+    shared_marks,
+)
 
 DAY = 86400.0
 
@@ -142,13 +166,18 @@ def judge_team(
     now = moment(ctx.config.run.started) or datetime.now(UTC)
     verdicts: list[Verdict] = []
     releases: list[tuple[Workspace, Mark]] = []
+    way_back = _ways_back(ctx, marks)
+    shared = _shared(ctx, marks)
     for workspace in sorted(team, key=lambda w: w.id):
         mark = marks.get(workspace.id)
         why = _not_ours(ctx, mark) or _serves(serving.get(workspace.id, []))
+        why = why or copy_of(workspace) or _copied(shared.get(workspace.id, []))
         if why or mark is None:
             verdicts.append(Verdict(workspace, mark, False, why))
         elif mark.pr is not None:
             verdicts.append(_preview(ctx, workspace, mark, github, _age(workspace, mark, now)))
+        elif mark.state == BUILDING and workspace.id in way_back:
+            releases.append((workspace, mark))  # its mark could not say released
         elif mark.state == BUILDING:
             verdicts.append(_leftover(ctx, workspace, mark, github, _age(workspace, mark, now)))
         elif mark.state == RELEASED:
@@ -159,6 +188,44 @@ def judge_team(
     live = _live_starts(ctx, team, marks, serving)
     verdicts += _releases(ctx, releases, live)
     return sorted(verdicts, key=lambda v: v.workspace.id)
+
+
+def _ways_back(ctx: Context, marks: dict[int, Mark | None]) -> set[int]:
+    """The workspaces a release of this repository replaced by its switch (its
+    mark's ``previous``): they served a path, so they were released, whatever
+    their own marks say (an update that failed, a cancel right after a switch)."""
+    found: set[int] = set()
+    for mark in marks.values():
+        if mark is not None and is_ours(ctx.config, mark):
+            found.update(mark.previous)
+    return found
+
+
+def _shared(ctx: Context, marks: dict[int, Mark | None]) -> dict[int, list[int]]:
+    """``ownership.shared_marks`` of this repository's marks, with one warning
+    naming the workspaces (never what their env holds)."""
+    ours = {i: m for i, m in marks.items() if is_ours(ctx.config, m)}
+    shared = shared_marks(ours)
+    groups = sorted({tuple(g) for g in shared.values()})
+    if groups:
+        listed = "; ".join(", ".join(str(i) for i in group) for group in groups)
+        ctx.reporter.warning(
+            f"workspaces {listed} carry one mark of codesphere-release (one id, which is one "
+            "per run of the action): all but one are copies of a release's environment "
+            "variables, and which one is the release cannot be told, so prune keeps them all. "
+            "Remove CODESPHERE_RELEASE from the copies (or delete what is not needed by hand)",
+            title="Copied mark",
+        )
+    return shared
+
+
+def _copied(group: list[int]) -> str:
+    if not group:
+        return ""
+    return (
+        f"its mark's id is carried by workspaces {', '.join(str(i) for i in group)} "
+        "together: a copy of a release's env, kept whichever it is"
+    )
 
 
 def _not_ours(ctx: Context, mark: Mark | None) -> str:
@@ -237,6 +304,13 @@ def _leftover(
 ) -> Verdict:
     run, limit = mark.run, ctx.config.max_age
     state = github.run(run)
+    if state == "completed:success":
+        why = (
+            f"its run {run} succeeded, so its mark should not say building: a release whose "
+            "mark could not be updated (or a superseded run's workspace whose delete failed); "
+            "kept, never taken for a leftover: delete it by hand if it is no longer needed"
+        )
+        return Verdict(workspace, mark, False, why)
     if state is not None and state.startswith("completed"):
         conclusion = state.partition(":")[2] or "completed"
         why = f"left over from run {run}, which is over ({conclusion}); it was never released"
@@ -259,64 +333,108 @@ def _live_starts(
     team: list[Workspace],
     marks: dict[int, Mark | None],
     serving: dict[int, list[str]],
-) -> dict[str, str]:
+) -> dict[str, Start]:
     """Per route, the start of the newest release of this repository that serves
-    something ("" when its mark does not say)."""
-    live: dict[str, str] = {}
+    something (newest as the superseded rule has it, ``Start.after``)."""
+    live: dict[str, Start] = {}
     for workspace in team:
         mark = marks.get(workspace.id)
         if mark is None or not is_ours(ctx.config, mark) or not serving.get(workspace.id):
             continue
-        if mark.route:
-            live[mark.route] = max(live.get(mark.route, ""), mark.started)
+        known = live.get(mark.route)
+        if mark.route and (known is None or mark.start.after(known)):
+            live[mark.route] = mark.start
     return live
 
 
 def _releases(
-    ctx: Context, releases: list[tuple[Workspace, Mark]], live: dict[str, str]
+    ctx: Context, releases: list[tuple[Workspace, Mark]], live: dict[str, Start]
 ) -> list[Verdict]:
     """The earlier releases that serve nothing, per route: the newest ``keep`` stay."""
     keep = ctx.config.keep
     verdicts: list[Verdict] = []
-    groups: dict[str, list[tuple[Workspace, Mark]]] = {}
+    groups: dict[tuple[str, str], list[tuple[Workspace, Mark]]] = {}
     for workspace, mark in releases:
+        app = mark.app or _app_by_name(workspace, mark)
         if not mark.started:
             why = (
                 "released by an earlier version of codesphere-release, whose mark names no "
                 "domain path: delete it by hand if it is no longer needed"
             )
             verdicts.append(Verdict(workspace, mark, False, why))
+        elif not mark.route and app is None:
+            why = (
+                "released without a domain by an earlier version of codesphere-release, whose "
+                f"mark does not name the app; its name, {workspace.name}, may be another app's "
+                "(workspace-name), so it is not ranked: delete it by hand if it is no longer "
+                "needed"
+            )
+            verdicts.append(Verdict(workspace, mark, False, why))
         else:
-            groups.setdefault(mark.route, []).append((workspace, mark))
-    for route, members in groups.items():
-        verdicts += _release_group(keep, route, members, live.get(route))
+            # A route is one app's: every release on it is one line (the superseded
+            # rule's); without a route, the app tells the releases apart.
+            groups.setdefault((mark.route, "" if mark.route else app or ""), []).append(
+                (workspace, mark)
+            )
+    for (route, app), members in groups.items():
+        verdicts += _release_group(keep, route, app, members, live.get(route))
     return verdicts
 
 
+def _app_by_name(workspace: Workspace, mark: Mark) -> str | None:
+    """The app of a release whose mark does not name it (an earlier version's),
+    when its name can be only that app's: ``<app>-<sha7>`` (``-2``, ``-3`` ...
+    after it), the default name, whose sha7 is the mark's commit; a name without
+    a ``-<number>`` ending, which is ``workspace-name`` itself. None when it
+    could be more than one app's (``worker-2``: the app ``worker`` or
+    ``worker-2``): prune never guesses toward a delete."""
+    sha7 = mark.commit[:7]
+    if len(sha7) == 7:
+        default = re.fullmatch(rf"(.+)-{re.escape(sha7)}(?:-\d+)?", workspace.name)
+        if default:
+            return default[1]
+    if not workspace.name or re.fullmatch(r".*-\d+", workspace.name):
+        return None
+    return workspace.name
+
+
+def _newest_first(pair: tuple[Workspace, Mark], other: tuple[Workspace, Mark]) -> int:
+    """The order of ``_release_group``: the newer release first (``Start.after``),
+    the higher workspace id first between two the rule cannot tell apart."""
+    newer = compare_starts(other[1].start, pair[1].start)
+    return newer or other[0].id - pair[0].id
+
+
 def _release_group(
-    keep: int, route: str, members: list[tuple[Workspace, Mark]], serving_start: str | None
+    keep: int,
+    route: str,
+    app: str,
+    members: list[tuple[Workspace, Mark]],
+    serving_start: Start | None,
 ) -> list[Verdict]:
-    """One route's earlier releases, newest first: the newest ``keep`` stay.
-    ``serving_start``: the start of this repository's release that serves the
-    route (None: none serves it, so the newest here is the current one)."""
+    """One route's (or, without one, one app's) earlier releases, newest first:
+    the newest ``keep`` stay. ``serving_start``: the start of this repository's
+    release that serves the route (None: none serves it, so the newest here is
+    the current one)."""
     of = f"of {route}" if route else "without a domain"
-    members = sorted(members, key=lambda pair: (pair[1].started, pair[0].id), reverse=True)
+    of_app = f" of app {app}" if app and not route else ""
+    members = sorted(members, key=cmp_to_key(_newest_first))
     newest = f"the newest earlier release {of}" if keep == 1 else f"one of the newest {keep}"
     if keep != 1:
         newest += f" earlier releases {of}"
     current, counted, verdicts = serving_start is None, 0, []
     for workspace, mark in members:
-        if serving_start and mark.started > serving_start:
+        if serving_start is not None and mark.start.after(serving_start):
             why = f"newer than the release that serves {route}: staged, not promoted yet?"
         elif current:
             current = False
-            why = f"the newest release {of}; nothing of this repository serves its path"
+            why = f"the newest release {of}{of_app}; nothing of this repository serves its path"
         else:
             counted += 1
             if counted > keep:
-                why = f"an earlier release {of} beyond the newest {keep} (keep: {keep})"
+                why = f"an earlier release {of} beyond the newest {keep}{of_app} (keep: {keep})"
                 verdicts.append(Verdict(workspace, mark, True, why))
                 continue
-            why = f"{newest}, kept to roll back to (keep: {keep})"
+            why = f"{newest}{of_app}, kept to roll back to (keep: {keep})"
         verdicts.append(Verdict(workspace, mark, False, why))
     return verdicts

@@ -11,7 +11,8 @@ right before the switch writes the domain's map, in the same read-check-write
 (``steps/domain.py``), and already in the Check phase, before anything is
 built: when one carries this repository's mark of a newer release, this
 release is superseded. It writes nothing and ends ``superseded`` (a notice,
-exit code 0); the flow deletes what it created, under the deletion rule. The
+exit code 0, that names what decided: the later workflow run, or within one
+run the later start); the flow deletes what it created, under the deletion rule. The
 outputs describe the release that won: its workspace, URL and commit, and the
 domain it serves.
 
@@ -131,12 +132,21 @@ def superseded(ctx: Context, newer: Newer, started: Start, own: str) -> Supersed
     ctx.result.superseded_by = f"run {mark.run}{commit}, started {mark.started}"
     return Superseded(
         f"superseded: a newer release serves {config.domain_url}: workspace "
-        f"{newer.workspace_id}{name}{commit} of run {mark.run}, which started at "
-        f"{mark.started}, later than {own}, which started "
-        f"{'at ' + started.at if started.at else 'before releases recorded when they started'}. "
+        f"{newer.workspace_id}{name}{commit} of run {mark.run}, {_why_newer(mark, started, own)}. "
         "A release never replaces a newer one of the same repository, so this run did not "
         "switch the domain"
     )
+
+
+def _why_newer(mark: Mark, started: Start, own: str) -> str:
+    """What made ``mark``'s release the newer one, as ``Start.after`` decided: the
+    workflow runs when they differ (GitHub numbers them as they are created),
+    else the starts (within one run, or outside GitHub)."""
+    if mark.start.runs_decide(started):
+        theirs, mine = mark.run.partition(".")[0], started.run.partition(".")[0]
+        return f"a later workflow run ({theirs} > {mine}) than {own}"
+    since = f"at {started.at}" if started.at else "before releases recorded when they started"
+    return f"which started at {mark.started}, later than {own}, which started {since}"
 
 
 def _describe_winner(ctx: Context, workspace_id: int) -> str:

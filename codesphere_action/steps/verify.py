@@ -21,7 +21,7 @@ from ..github import count
 from ..health import HealthCheck, HealthCheckFailed
 from ..models import DomainMap, Workspace
 from ..timings import DOMAIN_CHECK_SECONDS, SWITCH_READ_SECONDS, SWITCH_SECONDS
-from .creation import State, ids
+from .creation import State, ids, restore_marks
 from .domain import domain_map, write_map
 
 
@@ -157,5 +157,6 @@ def switch_back(ctx: Context, state: State, why: str = "") -> DomainMap:
         state.switched = False
         state.switched_back = True
         ctx.result.set("domain-url", "")
+        restore_marks(ctx, state, deadline)  # no way back: it did not stand
     ctx.reporter.warning(f"Switched {config.domain_url} back: {now.describe()}")
     return now
