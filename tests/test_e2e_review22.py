@@ -69,12 +69,6 @@ def test_cancel_during_the_domain_check_after_the_join_undoes_it(
     assert emu.workspace(new).deleted
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: switch_domain compares the map after the write with the one written "
-    "in list order: an API that lists ids in another order gets a false 'another change "
-    "at the same moment?' warning on every join",
-)
 def test_a_map_listed_in_another_order_is_no_warning(emu: Emulator, runner: Runner) -> None:
     # The API lists a path's workspaces in an order of its own (here: the reverse
     # of the order written, newest connection first).
@@ -84,12 +78,6 @@ def test_a_map_listed_in_another_order_is_no_warning(emu: Emulator, runner: Runn
     assert "differs from the one written" not in result.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: write_map decides whether a write whose answer was lost landed by "
-    "comparing the path's ids in order: the join landed, yet the run fails and keeps "
-    "the canary serving beside production",
-)
 def test_a_lost_join_answer_with_the_map_in_another_order(emu: Emulator, runner: Runner) -> None:
     old, _api = live(emu, {"balancer": "round_robin", "map_order": "reversed"}, {})
     # The join lands, but a proxy answers it with a page that is not the API's.

@@ -201,7 +201,7 @@ def _check_map(ctx: Context, state: State, timeline: Timeline) -> None:
     except ActionError as exc:
         ctx.reporter.info(f"  could not read the domain's map ({exc}); the bake goes on")
         return
-    if sorted(current.ids(state.path)) != sorted(state.targets):
+    if not current.lists(state.path, state.targets):
         raise _changed(ctx, state, timeline, current)
 
 
@@ -271,7 +271,7 @@ def _complete(ctx: Context, state: State, new: int, timeline: Timeline) -> None:
             raise ActionError(
                 f"the bake passed, but the domain's map could not be read ({exc}): {fix}"
             ) from None
-        if sorted(current.ids(state.path)) != sorted(state.targets):
+        if not current.lists(state.path, state.targets):
             raise _changed(ctx, state, timeline, current)
         ctx.reporter.info(
             f"Bake passed: pointing {config.domain_url} at workspace {new} alone "
