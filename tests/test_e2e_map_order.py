@@ -109,9 +109,7 @@ def test_a_failed_zero_downtime_bake_switches_back_to_two_though_the_answer_was_
 ) -> None:
     first, second, api = two_serve(emu, order)
     lose_answer(emu, skip=1)  # the switch back
-    inputs = zd_inputs(
-        emu, domain=DOMAIN, **{"health-check-path": "/healthz", "bake-time": "30s"}
-    )
+    inputs = zd_inputs(emu, domain=DOMAIN, **{"health-check-path": "/healthz", "bake-time": "30s"})
     proc = runner.start(inputs, extra=resolve(emu))
     wait_for("the switch", lambda: len(on_root(emu)) == 1, proc)
     (new,) = created(emu)

@@ -25,11 +25,6 @@ from .test_e2e_canary import (
 from .test_e2e_zero_downtime import DOMAIN, TEAM, created
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: a cancel during the canary's join (bake-time set) leaves the canary "
-    "serving beside production and the new workspace kept; nothing is undone",
-)
 def test_cancel_during_the_join_leaves_production_as_before(emu: Emulator, runner: Runner) -> None:
     old, api = live(emu, {"balancer": "sticky"}, {})
     emu.add_fault("delay", method="PUT", path=CONNECTIONS, seconds=1.0)
@@ -45,11 +40,6 @@ def test_cancel_during_the_join_leaves_production_as_before(emu: Emulator, runne
     assert emu.workspace(new).deleted
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: a cancel during the check through the domain after the join leaves "
-    "the canary serving beside production; nothing is undone",
-)
 def test_cancel_during_the_domain_check_after_the_join_undoes_it(
     emu: Emulator, runner: Runner
 ) -> None:
@@ -142,11 +132,6 @@ def test_cancel_during_the_restore_still_records_the_decision(
     assert "none (the run ended first)" not in result.summary, result.summary
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: a cancel during the canary's completion skips mark_released and the "
-    "decision: the summary says 'none', and a re-run releases the live commit again",
-)
 def test_cancel_during_the_completion_leaves_a_release_a_rerun_finds_live(
     emu: Emulator, runner: Runner
 ) -> None:

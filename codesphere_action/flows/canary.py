@@ -19,9 +19,15 @@ watched, then completed or undone on its own.
    ``previous-workspace-id`` undoes it (a protected environment's approval can
    gate either). ``delete-previous`` then belongs to that promote.
 5. ``bake-time`` > 0: the bake (``steps/bake.py``). A clean bake completes the
-   canary (the path serves the new workspace alone), marks it released and
-   applies ``delete-previous``; a failure or a cancel restores the path's
-   previous list and deletes the new workspace.
+   canary (the path serves the new workspace alone) and applies
+   ``delete-previous``; a failure restores the path's previous list and
+   deletes the new workspace.
+
+A cancel from the join until the completion (without a bake: until the check
+through the domain passed) is undone as a cancel during the bake is: the
+path's previous list restored (never over a change that came in meanwhile),
+the new workspace deleted, within the runner's cancel budget. After the
+completion a cancel changes nothing.
 
 Before the join a failure leaves the domain untouched and (with
 ``cleanup-on-failure``) deletes the new workspace, as in zero-downtime.
@@ -33,7 +39,7 @@ from ..context import Context
 from ..errors import Cancelled
 from ..github import format_seconds
 from ..models import Workspace
-from ..steps.bake import bake
+from ..steps.bake import bake, undone_if_cancelled
 from ..steps.creation import State, clean_up, id_list, ids, remove_twins
 from ..steps.domain import switch_domain
 from ..steps.dry_run import stop_if_dry_run
@@ -74,16 +80,24 @@ def _release(ctx: Context, state: State) -> None:
     workspace = new_workspace(ctx, state)
     build(ctx, workspace)
 
-    with ctx.phase("Join domain"):
-        switch_domain(
-            ctx, state, [workspace.id], started=state.mark.start, own=own_release(state), join=True
-        )
-        mark_released(ctx, state, workspace.id, ctx.deadline(MARK_SECONDS))  # it serves now
-    check_domain(ctx, state)
-    if not config.bake_time:
-        _serving_beside(ctx, state, workspace)
-        return
-    bake(ctx, state, workspace, complete=True)
+    # From the join until the completion (without a bake: until it serves
+    # beside), a cancel takes the canary out again: production as before the run.
+    with undone_if_cancelled(ctx, state):
+        with ctx.phase("Join domain"):
+            switch_domain(
+                ctx,
+                state,
+                [workspace.id],
+                started=state.mark.start,
+                own=own_release(state),
+                join=True,
+            )
+            mark_released(ctx, state, workspace.id, ctx.deadline(MARK_SECONDS))  # it serves now
+        check_domain(ctx, state)
+        if not config.bake_time:
+            _serving_beside(ctx, state, workspace)
+            return
+        bake(ctx, state, workspace, complete=True)
     ctx.result.done = "Canary completed"
     ctx.result.notice = (
         f"Canary completed: {config.domain_url} serves workspace {workspace.id} "

@@ -33,6 +33,10 @@ gets that one round more.
   BakeFailed says what was restored; the flow's cleanup deletes the new
   workspace under the deletion rule.
 - Cancel: the same, within the runner's cancel budget; then the cancel goes on.
+  ``undone_if_cancelled`` does it, around everything from the switch (a
+  canary's join) to the end of the bake (a canary's completion): a cancel
+  during the switch (held back until it is whole), the check through the
+  domain or the restore after a failure is undone the same way.
 - A clean bake: a canary completes, in a read-check-write like the switch's:
   the path is pointed at the new workspace alone, unless it changed since the
   join; zero-downtime has nothing to write. The flow then marks the release
@@ -42,6 +46,8 @@ gets that one round more.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 
 from ..context import Context
@@ -90,7 +96,7 @@ def bake(ctx: Context, state: State, workspace: Workspace, *, complete: bool) ->
     """With ``bake-time``: watch the release (module docstring); ``complete``:
     then point the path at ``workspace`` alone (a canary). Raises BakeFailed
     after undoing a failed bake, ActionError when the path was changed by
-    someone else, Cancelled after undoing a cancelled one."""
+    someone else; a cancel is undone by ``undone_if_cancelled`` around it."""
     config = ctx.config
     if not config.bake_time:
         return
@@ -112,9 +118,6 @@ def bake(ctx: Context, state: State, workspace: Workspace, *, complete: bool) ->
         checker = health_check(ctx)
         try:
             failure = _watch(ctx, state, workspace, checker, timeline)
-        except Cancelled:
-            _undo_cancelled(ctx, state, timeline)
-            raise
         finally:
             checker.close()
         if failure:
@@ -128,7 +131,26 @@ def bake(ctx: Context, state: State, workspace: Workspace, *, complete: bool) ->
             _complete(ctx, state, workspace.id, timeline)
             phase.detail = f"workspace {workspace.id} alone"
     else:
+        state.settled = True
         timeline.decide(f"passed after {format_seconds(config.bake_time)}: the switch stands")
+
+
+@contextmanager
+def undone_if_cancelled(ctx: Context, state: State, *, enabled: bool = True) -> Iterator[None]:
+    """Around a release on trial, from its switch (a canary's join) until it
+    stands (``state.settled``; a canary without a bake: until it serves beside):
+    a cancel points the path back at what served it before, as a cancel during
+    the bake does (``verify.switch_back``: never over a change that came in
+    meanwhile; within the cancel budget), then goes on; the flow's cleanup
+    deletes the new workspace. What could not be undone goes to the aftermath.
+    ``enabled`` False: a cancel is left to the cleanup (zero-downtime without a
+    bake: the switch stands)."""
+    try:
+        yield
+    except Cancelled:
+        if enabled and state.switched and not state.settled:
+            _undo_cancelled(ctx, state)
+        raise
 
 
 def _watch(
@@ -241,17 +263,24 @@ def _undo(ctx: Context, state: State, timeline: Timeline, failure: str) -> None:
     )
 
 
-def _undo_cancelled(ctx: Context, state: State, timeline: Timeline) -> None:
-    """The run was cancelled during the bake: point the path back, within the
-    cancel budget; what could not be undone goes to the aftermath."""
-    took = _took(ctx, timeline)
+def _undo_cancelled(ctx: Context, state: State) -> None:
+    """The run was cancelled while its release was on trial: point the path
+    back, within the cancel budget; what could not be undone goes to the
+    aftermath. The bake's timeline, once it started, records the decision."""
+    timeline = ctx.result.bake
+    took = _took(ctx, timeline) if timeline is not None else ""
+    when = f"during the bake ({took} in)" if timeline is not None else "before the bake began"
+    if not ctx.config.bake_time:  # a canary without a bake
+        when = "before the canary's check through the domain was done"
     try:
-        restored = switch_back(ctx, state, f"the run was cancelled during the bake ({took} in)")
+        restored = switch_back(ctx, state, f"the run was cancelled {when}")
     except ActionError as exc:
-        timeline.decide(f"cancelled after {took}; not undone: {exc}")
+        if timeline is not None:
+            timeline.decide(f"cancelled after {took}; not undone: {exc}")
         ctx.result.aftermath.append(str(exc))
         return
-    timeline.decide(f"cancelled after {took}: undone, {restored.describe()}")
+    if timeline is not None:
+        timeline.decide(f"cancelled after {took}: undone, {restored.describe()}")
 
 
 def _complete(ctx: Context, state: State, new: int, timeline: Timeline) -> None:
@@ -284,8 +313,9 @@ def _complete(ctx: Context, state: State, new: int, timeline: Timeline) -> None:
                 f"the bake passed, but pointing the domain at workspace {new} alone failed "
                 f"({exc}): {fix}"
             ) from None
-        state.targets = [new]
-    timeline.decide(f"passed after {took}: completed, {state.path} -> {new} alone")
+        # Inside the shield: a cancel held back until here finds the decision made.
+        state.targets, state.settled = [new], True
+        timeline.decide(f"passed after {took}: completed, {state.path} -> {new} alone")
 
 
 def _took(ctx: Context, timeline: Timeline) -> str:

@@ -1,0 +1,91 @@
+"""End to end: the other sides of the fixes of issue 22's review (the review's
+own tests are in test_e2e_review22.py): a cancel while a release is on trial,
+from its switch until its bake passed, in zero-downtime with a bake and in a
+canary without one; zero-downtime without a bake keeps its switch."""
+
+from __future__ import annotations
+
+import signal
+
+from emulator import Emulator
+from emulator.runner import Runner
+
+from .test_e2e_canary import CONNECTIONS, canary_inputs, joined, live, maps, resolve, wait_for
+from .test_e2e_zero_downtime import DOMAIN, TEAM, created, zd_inputs
+
+
+def baking(emu: Emulator, **more: str) -> dict[str, str]:
+    """zero-downtime with a bake of a minute."""
+    inputs = {"health-check-path": "/healthz", "bake-time": "60s", **more}
+    return zd_inputs(emu, domain=DOMAIN, **inputs)
+
+
+def domain_check_began(emu: Emulator) -> bool:
+    return any(r.listener == "domain-proxy" for r in emu.app_requests)
+
+
+def test_zero_downtime_with_a_bake_cancelled_during_its_domain_check_switches_back(
+    emu: Emulator, runner: Runner
+) -> None:
+    # The new route warms up for 3 s: the check through the domain waits.
+    old, api = live(emu, {"balancer": "sticky"}, {"domain_placeholder_seconds": 3.0})
+    proc = runner.start(baking(emu), extra=resolve(emu))
+    wait_for("the domain check", lambda: domain_check_began(emu), proc)
+    result, took = runner.cancel(proc, signal.SIGINT)
+    assert result.status == "cancelled", result.stdout
+    assert took < 2.0
+    (new,) = created(emu)
+    assert maps(emu) == [{"/": [new], "/api": [api]}, {"/": [old], "/api": [api]}]
+    assert emu.workspace(new).deleted and not emu.workspace(old).deleted
+    error = result.assert_one_error()
+    assert f"The new workspace {new} was deleted" in error
+    assert "points where it did before the release" in error
+    assert result.outputs["domain-url"] == ""
+
+
+def test_zero_downtime_with_a_bake_cancelled_during_its_switch_switches_back(
+    emu: Emulator, runner: Runner
+) -> None:
+    """The switch is whole (a cancel is held back until it is), then undone."""
+    old, api = live(emu, {"balancer": "round_robin"}, {})
+    emu.add_fault("delay", method="PUT", path=CONNECTIONS, seconds=1.0)
+    proc = runner.start(baking(emu), extra=resolve(emu))
+    wait_for("the switch", lambda: emu.find_requests("PUT", CONNECTIONS), proc)
+    result, took = runner.cancel(proc, signal.SIGTERM)
+    assert result.status == "cancelled", result.stdout
+    assert took < 2.0
+    (new,) = created(emu)
+    assert maps(emu) == [{"/": [new], "/api": [api]}, {"/": [old], "/api": [api]}]
+    assert emu.workspace(new).deleted
+
+
+def test_zero_downtime_without_a_bake_keeps_a_switch_cancelled_during_its_domain_check(
+    emu: Emulator, runner: Runner
+) -> None:
+    """Without a bake nothing is on trial: the switch stands, and the error says
+    how to go back (as before issue 22)."""
+    old, api = live(emu, {"balancer": "sticky"}, {"domain_placeholder_seconds": 3.0})
+    inputs = zd_inputs(emu, domain=DOMAIN, **{"health-check-path": "/healthz"})
+    proc = runner.start(inputs, extra=resolve(emu))
+    wait_for("the domain check", lambda: domain_check_began(emu), proc)
+    result, _took = runner.cancel(proc, signal.SIGINT)
+    assert result.status == "cancelled", result.stdout
+    (new,) = created(emu)
+    assert emu.domain(TEAM, DOMAIN).workspaces == {"/": [new], "/api": [api]}
+    assert f"flow: rollback with workspace-id {old}" in result.assert_one_error()
+
+
+def test_a_canary_without_a_bake_cancelled_during_its_domain_check_is_taken_out(
+    emu: Emulator, runner: Runner
+) -> None:
+    old, api = live(emu, {"balancer": "sticky"}, {"domain_placeholder_seconds": 3.0})
+    proc = runner.start(canary_inputs(emu), extra=resolve(emu))
+    new = joined(emu, old, proc)
+    wait_for("the domain check", lambda: domain_check_began(emu), proc)
+    result, took = runner.cancel(proc, signal.SIGINT)
+    assert result.status == "cancelled", result.stdout
+    assert took < 2.0
+    assert emu.domain(TEAM, DOMAIN).workspaces == {"/": [old], "/api": [api]}
+    assert emu.workspace(new).deleted
+    assert "points where it did before the release" in result.assert_one_error()
+    assert "#### Bake" not in result.summary
