@@ -108,11 +108,6 @@ def test_a_rerun_of_a_serving_canary_still_gives_the_way_back(
     assert again.outputs["previous-workspace-id"] == str(old), again.outputs
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: a cancel during the bake's restore skips the timeline's decision: "
-    "the summary says 'none (the run ended first)' although the list was restored",
-)
 def test_cancel_during_the_restore_still_records_the_decision(
     emu: Emulator, runner: Runner
 ) -> None:

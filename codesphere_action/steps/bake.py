@@ -250,13 +250,20 @@ def _changed(ctx: Context, state: State, timeline: Timeline, current: DomainMap)
 def _undo(ctx: Context, state: State, timeline: Timeline, failure: str) -> None:
     """Point the path back after a failed bake; raise BakeFailed saying what was restored."""
     config, took = ctx.config, _took(ctx, timeline)
+    previous = ids(state.previous) or "nothing"
+    undone = f"failed after {took}: {failure}. Undone: {state.path} -> {previous}"
     try:
         restored = switch_back(ctx, state, f"the bake failed after {took} ({failure})")
     except ActionError as exc:
         timeline.decide(f"failed after {took}: {failure}; not undone: {exc}")
         raise
-    previous = ids(state.previous) or "nothing"
-    timeline.decide(f"failed after {took}: {failure}. Undone: {state.path} -> {previous}")
+    except Cancelled:
+        # Held back until the restore was whole: when it landed, say so; when
+        # the cancel came before it, undone_if_cancelled restores and decides.
+        if state.switched_back:
+            timeline.decide(f"{undone}; then the run was cancelled")
+        raise
+    timeline.decide(undone)
     raise BakeFailed(
         f"the bake failed after {took}: {failure}. It was undone: {config.domain_url} points "
         f"at {previous} again ({restored.describe()})"
