@@ -15,7 +15,7 @@ from codesphere_action.api.codesphere import Codesphere
 from codesphere_action.api.transport import Transport
 from codesphere_action.config import load_config
 from codesphere_action.context import Context, Result
-from codesphere_action.errors import ActionError, BakeFailed
+from codesphere_action.errors import ActionError, BakeFailed, Superseded
 from codesphere_action.models import Workspace
 from codesphere_action.signals import CancelGuard
 from codesphere_action.steps.bake import bake
@@ -28,7 +28,7 @@ from .fakes import FakeClock, capture_reporter
 API = "https://api.codesphere.test/api"
 MAP = f"{API}/domains/team/7/domain/shop.example.com"
 DEV = "1003-3000.dc2.codesphere.test"
-OLD, NEW = 1001, 1003
+OLD, NEW, NEWER = 1001, 1003, 1009
 
 
 def context(bake_time: str, clock: FakeClock) -> Context:
@@ -60,11 +60,17 @@ def joined(ctx: Context) -> State:
     return state
 
 
-def serve(clock: FakeClock, dev: Callable[[float], int], domain: Callable[[float], int]) -> Any:
-    """The map (both on /), the dev domain and the domain answering by the
-    time since the start; returns the list of (time, what) each request came at."""
+def serve(
+    clock: FakeClock,
+    dev: Callable[[float], int],
+    domain: Callable[[float], int],
+    current: dict[str, list[int]] | None = None,
+) -> Any:
+    """The map (``current``, by default both on /), the dev domain and the domain
+    answering by the time since the start; returns the list of (time, what) each
+    request came at."""
     start, seen = clock.now(), []
-    current = {"/": [OLD, NEW]}
+    current = {"/": [OLD, NEW]} if current is None else current
 
     def answer(what: str, status: Callable[[float], int]) -> Any:
         def reply(_request: Any) -> tuple[int, dict[str, str], str]:
@@ -188,6 +194,41 @@ def test_the_map_changed_by_someone_else_stops_the_bake_and_writes_nothing() -> 
         bake(ctx, state, workspace(), complete=True)
     assert not [kind for _at, kind in seen if kind.startswith("put")]
     assert not state.switched and "left as another change set it" in state.domain_note
+
+
+@responses.activate
+def test_a_newer_release_on_the_path_at_the_completion_supersedes_the_bake() -> None:
+    """A later run's zero-downtime switched the path right after the last round:
+    the completion reads the map, finds that newer release, writes nothing and
+    ends superseded (exit code 0), as a run whose switch comes too late does."""
+    clock = FakeClock()
+    ctx = context("5s", clock)
+    state = joined(ctx)
+    current = {"/": [OLD, NEW]}
+
+    def dev(at: float) -> int:
+        if at >= 5.0:  # the last round: the newer release switches right after it
+            current["/"] = [NEWER]
+        return 200
+
+    seen = serve(clock, dev, ok, current)
+    newer = (
+        "repo=acme/shop flow=zero-downtime run=9.1 commit=999999999999 state=released "
+        "started=2999-01-01T00:00:00.000Z"
+    )
+    responses.get(
+        f"{API}/workspaces/{NEWER}/env-vars",
+        json=[{"name": "CODESPHERE_RELEASE", "value": newer}],
+    )
+    responses.get(f"{API}/workspaces/{NEWER}", status=404)
+    with pytest.raises(Superseded, match=f"a newer release serves .*: workspace {NEWER}"):
+        bake(ctx, state, workspace(), complete=True)
+    assert not [kind for _at, kind in seen if kind.startswith("put")]
+    assert not state.switched and not state.settled
+    assert ctx.result.bake is not None
+    assert "a newer release of this repository (workspace 1009, run 9.1)" in (
+        ctx.result.bake.decision
+    )
 
 
 def test_the_timeline_is_bounded_whatever_bake_time_is() -> None:

@@ -147,11 +147,6 @@ def test_cancel_during_the_completion_leaves_a_release_a_rerun_finds_live(
     assert "none (the run ended first)" not in result.summary
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: a newer release of the repository that switches the path during a "
-    "bake makes the baking run fail (red, ::error) instead of ending superseded",
-)
 def test_a_newer_release_during_the_bake_supersedes_it(emu: Emulator, runner: Runner) -> None:
     old, api = live(emu, {"balancer": "round_robin"}, {})
     proc = runner.start(canary_inputs(emu, **{"bake-time": "30s"}), extra=resolve(emu))

@@ -9,7 +9,9 @@ A round every ``BAKE_CHECK_SECONDS`` (5 s), the first at once, the last at the
 end of bake-time:
 - one read of the domain's map: when someone else changed the path (it no
   longer lists exactly what this release wrote), the bake stops and writes
-  nothing over that change (other paths may change as they like);
+  nothing over that change (other paths may change as they like); when that
+  was a newer release of this repository (``find_newer``), the run is
+  superseded (exit code 0), as if it had come before the switch;
 - one GET of ``health-check-path`` on the new workspace's dev domain (the token
   along, to that host only, as the health check sends it);
 - through the domain (with ``health-check-domain`` and ``domain-path`` ``/``, as
@@ -65,6 +67,8 @@ from ..timings import (
 )
 from .creation import State, ids
 from .domain import domain_map, write_map
+from .fresh import own_release
+from .superseded import Newer, find_newer, superseded
 from .verify import health_check, switch_back
 
 FAILURES, WINDOW = 2, 3
@@ -228,10 +232,24 @@ def _check_map(ctx: Context, state: State, timeline: Timeline) -> None:
 
 
 def _changed(ctx: Context, state: State, timeline: Timeline, current: DomainMap) -> ActionError:
-    """The path no longer lists what this release wrote: leave it as it is."""
+    """The path no longer lists what this release wrote: leave it as it is. When a
+    newer release of this repository serves it now (``find_newer``), this run is
+    superseded (exit code 0), as if that release had come before its switch."""
     config = ctx.config
     now = ids(current.ids(state.path)) or "nothing"
     state.switched = False  # the path is not this release's any more
+    newer = _newer(ctx, state, current)
+    if newer is not None:
+        state.domain_note = (
+            f"the domain {config.domain} was left to the newer release ({current.describe()})"
+        )
+        timeline.decide(
+            f"stopped after {_took(ctx, timeline)}: a newer release of this repository "
+            f"(workspace {newer.workspace_id}, run {newer.mark.run}) changed {state.path} to "
+            f"{now}; superseded, nothing was written over it"
+        )
+        done = "so this run stopped its bake and wrote nothing over it"
+        return superseded(ctx, newer, state.mark.start, own_release(state), done)
     state.domain_note = (
         f"the domain {config.domain} was left as another change set it ({current.describe()})"
     )
@@ -245,6 +263,25 @@ def _changed(ctx: Context, state: State, timeline: Timeline, current: DomainMap)
         "this release left it. Nothing was written over that change, so the release was "
         "neither completed nor undone"
     )
+
+
+def _newer(ctx: Context, state: State, current: DomainMap) -> Newer | None:
+    """A newer release of this repository on the changed path (the superseded
+    rule); None when there is none or a serving workspace's mark cannot be read
+    (the change then stands as anyone's)."""
+    try:
+        return find_newer(
+            ctx,
+            current,
+            state.path,
+            state.mark.start,
+            ctx.deadline(SWITCH_SECONDS),
+            skip={*state.targets, *state.stale},
+            read_timeout=SWITCH_READ_SECONDS,
+        )
+    except ActionError as exc:
+        ctx.reporter.info(f"  whether a newer release changed the path is unknown: {exc}")
+        return None
 
 
 def _undo(ctx: Context, state: State, timeline: Timeline, failure: str) -> None:
