@@ -1,17 +1,20 @@
 """End to end: the other sides of the fixes of issue 22's review (the review's
 own tests are in test_e2e_review22.py): a cancel while a release is on trial,
 from its switch until its bake passed, in zero-downtime with a bake and in a
-canary without one; zero-downtime without a bake keeps its switch."""
+canary without one; zero-downtime without a bake keeps its switch; a re-run
+of a canary that serves beside."""
 
 from __future__ import annotations
 
 import signal
 
+import requests
+
 from emulator import Emulator
-from emulator.runner import Runner
+from emulator.runner import TOKEN, Runner, start_app
 
 from .test_e2e_canary import CONNECTIONS, canary_inputs, joined, live, maps, resolve, wait_for
-from .test_e2e_zero_downtime import DOMAIN, TEAM, created, zd_inputs
+from .test_e2e_zero_downtime import DOMAIN, NAME, TEAM, created, zd_inputs
 
 
 def baking(emu: Emulator, **more: str) -> dict[str, str]:
@@ -89,3 +92,29 @@ def test_a_canary_without_a_bake_cancelled_during_its_domain_check_is_taken_out(
     assert emu.workspace(new).deleted
     assert "points where it did before the release" in result.assert_one_error()
     assert "#### Bake" not in result.summary
+
+
+def test_a_rerun_of_a_serving_canary_says_it_serves_beside_and_leaves_out_the_gone(
+    emu: Emulator, runner: Runner
+) -> None:
+    old, api = live(emu, {"balancer": "round_robin"}, {})
+    other = emu.add_workspace(team_id=TEAM, name="shop-other")
+    start_app(emu, other)
+    emu.add_domain(TEAM, DOMAIN, {"/": [old, other], "/api": [api]})  # two serve /
+    first = runner.run(canary_inputs(emu), extra=resolve(emu))
+    assert first.returncode == 0, first.stdout
+    (new,) = created(emu)
+    # The other workspace is deleted by hand; the domain still lists it.
+    requests.delete(
+        f"{emu.url}/workspaces/{other}", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5
+    ).raise_for_status()
+    again = runner.run(canary_inputs(emu), extra={**resolve(emu), "GITHUB_RUN_ATTEMPT": "2"})
+    assert again.returncode == 0, again.stdout
+    assert created(emu) == [new]
+    assert again.outputs["previous-workspace-id"] == str(old)  # the gone one left out
+    assert (
+        f"Canary: workspace {new} ({NAME}) serves https://{DOMAIN}/ beside workspace {old} "
+        "(about 1 in 2 of the users)"
+    ) in again.stdout
+    assert f"undo it with flow: rollback and workspace-id {old}" in again.summary
+    assert "this commit is live, nothing was changed" in again.summary

@@ -1,11 +1,11 @@
 """Review of issue 22 (canary and the bake): confirmed defects, each an
-end-to-end test against the emulator, marked xfail(strict) until fixed."""
+end-to-end test against the emulator. They were marked xfail(strict) until
+fixed; the marks are gone with the fixes (the fixes' other sides:
+test_e2e_fix22.py, test_e2e_map_order.py)."""
 
 from __future__ import annotations
 
 import signal
-
-import pytest
 
 from emulator import Emulator
 from emulator.runner import Runner, mark, stamp
@@ -86,11 +86,6 @@ def test_a_lost_join_answer_with_the_map_in_another_order(emu: Emulator, runner:
     assert result.returncode == 0, result.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: a re-run of a canary without a bake that serves beside gives no "
-    "previous-workspace-id, so examples/canary.yml's rollback job can never run",
-)
 def test_a_rerun_of_a_serving_canary_still_gives_the_way_back(
     emu: Emulator, runner: Runner
 ) -> None:

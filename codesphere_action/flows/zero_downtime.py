@@ -68,7 +68,7 @@ def _release(ctx: Context, state: State) -> None:
         found = check_release(ctx, state)
     config = ctx.config  # after the Check: the domain as the API spells it
     if found.live is not None:
-        report_already_live(ctx, found.live)
+        report_already_live(ctx, state, found)
     stop_if_dry_run(ctx, lambda: release_plan(ctx, state, found))
     if found.live is not None:
         return
