@@ -4,7 +4,8 @@ the job summary shows them (``steps/bake.py`` fills it).
 Standard library only. Bounded whatever bake-time is: consecutive rounds that
 passed are one row, and at most ``MAX_ROWS`` rows are shown (the first and
 the last ones, the ones between counted in a row of their own), each cell
-cut to ``MAX_CELL`` characters, so a six-hour bake's summary stays a screenful.
+cut to ``MAX_CELL`` characters (after the reporter redacted it), so a six-hour
+bake's summary stays a screenful.
 """
 
 from __future__ import annotations
@@ -112,8 +113,14 @@ class Timeline:
     def _off(self) -> str:
         return f"not checked ({self.why_not})" if self.why_not else "not checked"
 
-    def markdown(self, cell: Callable[[str], str]) -> list[str]:
-        """The summary's section; ``cell`` escapes a table cell."""
+    def markdown(self, cell: Callable[[str], str], redact: Callable[[str], str] = str) -> list[str]:
+        """The summary's section; ``cell`` escapes a table cell; ``redact``: the
+        reporter's, applied before a cell is cut (an answer may echo a secret, and
+        a cut must never leave part of one)."""
+
+        def shown(text: str, limit: int = MAX_CELL) -> str:
+            return cell(_cut(redact(text), limit))
+
         rounds = len(self.rounds)
         lines = [
             f"#### Bake: {format_seconds(self.seconds)}, a round every "
@@ -121,15 +128,15 @@ class Timeline:
             "",
             f"{count(rounds, 'round')} of checks (times from the bake's start, m:ss), "
             f"{self.failed_rounds} with an answer that was not accepted. "
-            f"Through the domain: {cell(self.through) or self._off()}.",
+            f"Through the domain: {cell(redact(self.through)) or self._off()}.",
             "",
         ]
         rows = self.rows()
         if rows:
             lines += ["| Time | Dev domain | Through the domain | |", "|---|---|---|---|"]
-            lines += ["| " + " | ".join(cell(_cut(c)) for c in row) + " |" for row in rows]
+            lines += ["| " + " | ".join(shown(c) for c in row) + " |" for row in rows]
             lines.append("")
-        lines += [f"**Decision:** {cell(_cut(self.decision or 'none (the run ended first)', 600))}"]
+        lines += [f"**Decision:** {shown(self.decision or 'none (the run ended first)', 600)}"]
         return [*lines, ""]
 
 

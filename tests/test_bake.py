@@ -248,3 +248,17 @@ def test_the_timeline_is_bounded_whatever_bake_time_is() -> None:
         "6000 rounds of checks (times from the bake's start, m:ss), 858 with an answer that "
         "was not accepted"
     ) in text
+
+
+def test_the_timeline_redacts_before_it_cuts() -> None:
+    """A cell is cut to 120 characters, the decision to 600: a secret across
+    either cut is replaced first, so no part of it is left."""
+    secret = "s3cr3t-value-0123456789"
+    timeline = Timeline(60.0, 5.0)
+    timeline.add(Round(5.0, f"503 {'x' * 108}{secret}", note="a blip"))
+    timeline.decide(f"failed after 6.0 s: {'y' * 570}{secret}")
+    text = "\n".join(timeline.markdown(lambda s: s, lambda s: s.replace(secret, "***")))
+    assert secret[:4] not in text
+    assert f"503 {'x' * 108}***" in text
+    unredacted = timeline.markdown(lambda s: s)  # what a cut before the redaction left
+    assert f"{secret[:5]}…" in unredacted[6] and f"{secret[:9]}…" in unredacted[-2]

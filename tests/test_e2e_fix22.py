@@ -8,12 +8,23 @@ from __future__ import annotations
 
 import signal
 
+import pytest
 import requests
 
 from emulator import Emulator
 from emulator.runner import TOKEN, Runner, start_app
 
-from .test_e2e_canary import CONNECTIONS, canary_inputs, joined, live, maps, resolve, wait_for
+from .test_e2e_canary import (
+    CONNECTIONS,
+    bake_started,
+    canary_inputs,
+    finish,
+    joined,
+    live,
+    maps,
+    resolve,
+    wait_for,
+)
 from .test_e2e_zero_downtime import DOMAIN, NAME, TEAM, created, zd_inputs
 
 
@@ -118,3 +129,34 @@ def test_a_rerun_of_a_serving_canary_says_it_serves_beside_and_leaves_out_the_go
     ) in again.stdout
     assert f"undo it with flow: rollback and workspace-id {old}" in again.summary
     assert "this commit is live, nothing was changed" in again.summary
+
+
+SECRET = "Zq9sEcReT-0f7d2c41b8e6a935"  # a secret-env value
+
+
+@pytest.mark.parametrize(
+    "pad",
+    [
+        pytest.param(100, id="across-the-cells-cut"),  # "❌ 503 " + 100: the secret at 106
+        pytest.param(485, id="across-the-decisions-cut"),  # about 99 chars before the reason
+    ],
+)
+def test_a_secret_in_an_answer_across_the_timelines_cut_never_shows(
+    emu: Emulator, runner: Runner, pad: int
+) -> None:
+    """An app whose error answers' reason phrase echoes a secret (a setting, a
+    header): the timeline's cells (120 characters) and its decision (600) are
+    cut; the secret is redacted before, so no part of it is left."""
+    old, _api = live(emu, {"balancer": "round_robin"}, {})
+    inputs = canary_inputs(emu, **{"bake-time": "30s", "secret-env": f"API_KEY={SECRET}"})
+    proc = runner.start(inputs, extra=resolve(emu))
+    new = joined(emu, old, proc)
+    bake_started(emu, proc)
+    emu.configure_app(new, dev_statuses=[503], reason=f"Unavailable {'x' * (pad - 12)}{SECRET}")
+    result = finish(runner, proc)
+    assert result.status == "failed", result.stdout
+    assert "#### Bake" in result.summary and "❌ 503 Unavailable xxx" in result.summary
+    log = "\n".join(x for x in result.stdout.splitlines() if not x.startswith("::add-mask::"))
+    for shown in (result.summary, log, *result.outputs.values()):
+        assert SECRET[:6] not in shown, shown
+    assert "***" in result.summary
