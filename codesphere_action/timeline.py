@@ -25,14 +25,16 @@ class Round:
     """One round of the bake's checks, ``at`` seconds into the bake: the dev
     domain's answer ("" when accepted, else the answer in a few words), and of
     ``domain_total`` answers through the domain (0: not checked there) how many
-    were accepted, with the first that was not."""
+    were accepted, with the first that was not; ``note`` also says when the map
+    could not be read or the end of bake-time cut checks off."""
 
     at: float
     dev: str = ""
     domain_passed: int = 0
     domain_total: int = 0
     domain_failed: str = ""
-    note: str = ""  # what the rule made of it ("a blip", "failed: ...")
+    note: str = ""  # what the rule made of it ("a blip", "failed"), what was not read
+    dev_checked: bool = True  # False: the end of bake-time cut the dev domain's check off
 
     @property
     def dev_failures(self) -> int:
@@ -66,6 +68,20 @@ class Timeline:
 
     def decide(self, decision: str) -> None:
         self.decision = decision
+
+    def line(self) -> str:
+        """The last round, for the log."""
+        last = self.rounds[-1]
+        checked = "ok" if last.dev_checked else "not checked"
+        dev = f"not accepted: {last.dev}" if last.dev else checked
+        through = (
+            f"{last.domain_passed} of {last.domain_total} ok"
+            + (f" ({last.domain_failed})" if last.domain_failed else "")
+            if last.domain_total
+            else "not checked"
+        )
+        note = f": {last.note}" if last.note else ""
+        return f"  bake at {at_time(last.at)}: dev domain {dev}, domain {through}{note}"
 
     @property
     def failed_rounds(self) -> int:
@@ -101,7 +117,7 @@ class Timeline:
         return when, f"✅ {len(run)} of {len(run)}", through, ""
 
     def _one(self, round_: Round) -> tuple[str, str, str, str]:
-        dev = f"❌ {round_.dev}" if round_.dev else "✅"
+        dev = f"❌ {round_.dev}" if round_.dev else "✅" if round_.dev_checked else "not checked"
         if not round_.domain_total:
             through = self._off()
         elif round_.domain_failures:

@@ -262,3 +262,60 @@ def test_the_timeline_redacts_before_it_cuts() -> None:
     assert f"503 {'x' * 108}***" in text
     unredacted = timeline.markdown(lambda s: s)  # what a cut before the redaction left
     assert f"{secret[:5]}…" in unredacted[6] and f"{secret[:9]}…" in unredacted[-2]
+
+
+@responses.activate
+def test_map_reads_that_fail_never_push_the_last_round_past_bake_time() -> None:
+    """The review's case: every map read answers 503. A read is tried once (the
+    next round reads again), so it costs no retries' time; the last round comes
+    when bake-time is over, and the timeline shows each read that failed."""
+    clock = FakeClock()
+    ctx = context("6s", clock)
+    state = joined(ctx)
+    seen = serve(clock, ok, ok)
+    responses.replace(
+        responses.GET, MAP, status=503, json={"status": 503, "title": "Service Unavailable"}
+    )
+    start = clock.now()
+    bake(ctx, state, workspace(), complete=False)
+    assert times(seen, "dev") == [0.0, 5.0, 6.0]
+    assert clock.now() - start == 6.0
+    assert (
+        len([c for c in responses.calls if c.request.method == "GET" and c.request.url == MAP]) == 3
+    )
+    assert ctx.result.bake is not None
+    rounds = ctx.result.bake.rounds
+    assert [r.at for r in rounds] == [0.0, 5.0, 6.0]
+    assert all(r.note == "map not read: 503 Service Unavailable" for r in rounds), rounds
+    text = "\n".join(ctx.result.bake.markdown(lambda s: s))
+    assert "| 0:06 | ✅ | ✅ 2 of 2 | map not read: 503 Service Unavailable |" in text
+
+
+@responses.activate
+def test_a_round_the_end_of_bake_time_cuts_off_leaves_its_checks_to_the_last() -> None:
+    """A slow map read (2.5 s) in the round due at 5 s of a 6 s bake: the bake's
+    end comes before that round's health checks, which are not sent (nor
+    counted); the last round, due at the end, checks at once."""
+    clock = FakeClock()
+    ctx = context("6s", clock)
+    state = joined(ctx)
+    seen = serve(clock, ok, ok)
+    start = clock.now()
+
+    def slow_map(_request: Any) -> tuple[int, dict[str, str], str]:
+        if clock.now() - start == 5.0:
+            clock.time += 2.5
+        body = json.dumps({"name": "shop.example.com", "workspaces": {"/": [OLD, NEW]}})
+        return 200, {"Content-Type": "application/json"}, body
+
+    responses.remove(responses.GET, MAP)  # serve's reader
+    responses.add_callback("GET", MAP, callback=slow_map)
+    bake(ctx, state, workspace(), complete=False)
+    assert times(seen, "dev") == [0.0, 7.5]
+    assert ctx.result.bake is not None
+    rounds = ctx.result.bake.rounds
+    assert [r.at for r in rounds] == [0.0, 5.0, 7.5]
+    assert not rounds[1].dev_checked and rounds[1].domain_total == 0
+    assert rounds[1].note == "cut off by the end of bake-time: not checked"
+    assert rounds[2].dev_checked and rounds[2].domain_total == 2
+    assert ctx.result.bake.decision == "passed after 6.0 s: the switch stands"

@@ -16,6 +16,7 @@ from emulator.runner import TOKEN, Runner, start_app
 
 from .test_e2e_canary import (
     CONNECTIONS,
+    DOMAIN_READ,
     bake_started,
     canary_inputs,
     finish,
@@ -160,3 +161,25 @@ def test_a_secret_in_an_answer_across_the_timelines_cut_never_shows(
     for shown in (result.summary, log, *result.outputs.values()):
         assert SECRET[:6] not in shown, shown
     assert "***" in result.summary
+
+
+def test_map_reads_that_fail_during_a_bake_end_it_on_time_and_show(
+    emu: Emulator, runner: Runner
+) -> None:
+    """Every map read of the bake answers 503 (the review's case, which pushed the
+    second round of a 6 s bake to 7.4 s and left out the round due at 6 s): each
+    is tried once, the last round comes at 0:06, and the timeline shows them."""
+    _old, api = live(emu, {"balancer": "round_robin"}, {})
+    emu.add_fault(
+        "status", method="GET", path=DOMAIN_READ, skip=1, times=None
+    )  # after the switch's
+    result = runner.run(baking(emu, **{"bake-time": "6s"}), extra=resolve(emu))
+    assert result.returncode == 0, result.stdout
+    (new,) = created(emu)
+    assert emu.domain(TEAM, DOMAIN).workspaces == {"/": [new], "/api": [api]}
+    reads = emu.find_requests("GET", DOMAIN_READ)[1:]
+    assert len(reads) == 3  # rounds at 0, 5 and 6 s; no retries
+    assert reads[-1].time - reads[0].time < 6.5
+    assert "| 0:06 |" in result.summary, result.summary
+    assert "map not read: 503" in result.summary
+    assert "**Decision:** passed after 6.0 s: the switch stands" in result.summary

@@ -7,7 +7,8 @@ the path beside the workspaces serving it.
 
 A round every ``BAKE_CHECK_SECONDS`` (5 s), the first at once, the last at the
 end of bake-time:
-- one read of the domain's map: when someone else changed the path (it no
+- one read of the domain's map (one attempt: a failed read is shown in the
+  timeline and is no reason to stop): when someone else changed the path (it no
   longer lists exactly what this release wrote), the bake stops and writes
   nothing over that change (other paths may change as they like); when that
   was a newer release of this repository (``find_newer``), the run is
@@ -20,7 +21,10 @@ end of bake-time:
   workspaces serving beside it, a canary gets about 1 in N+1 of them (there are
   no weights); the dev domain is the check that surely reaches it.
 Each answer is judged as the health check judges it (``health-check-status``,
-never Codesphere's placeholder page) and awaited ``BAKE_ANSWER_SECONDS``.
+never Codesphere's placeholder page) and awaited ``BAKE_ANSWER_SECONDS``. A
+round's requests end with bake-time: what its end cuts off is not counted (the
+timeline says so); the last round, due at the end, has
+``BAKE_END_GRACE_SECONDS`` for its own.
 
 The rule, which tolerates a single blip: the bake fails when one target (the
 dev domain, or the domain) gives ``FAILURES`` (2) answers that are not accepted
@@ -48,22 +52,24 @@ gets that one round more.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 
 from ..context import Context
-from ..errors import ActionError, BakeFailed, Cancelled
+from ..errors import ActionError, ApiError, BakeFailed, Cancelled
 from ..github import count, format_seconds
 from ..health import Answer, HealthCheck
 from ..models import DomainMap, Workspace
-from ..timeline import Round, Timeline, at_time
+from ..timeline import Round, Timeline
 from ..timings import (
     BAKE_ANSWER_SECONDS,
     BAKE_CHECK_SECONDS,
+    BAKE_END_GRACE_SECONDS,
     BAKE_RECHECK_SECONDS,
     SWITCH_READ_SECONDS,
     SWITCH_SECONDS,
+    Deadline,
 )
 from .creation import State, ids
 from .domain import domain_map, write_map
@@ -160,7 +166,9 @@ def undone_if_cancelled(ctx: Context, state: State, *, enabled: bool = True) -> 
 def _watch(
     ctx: Context, state: State, workspace: Workspace, checker: HealthCheck, timeline: Timeline
 ) -> str:
-    """Rounds until bake-time is over: "" when the bake passed, else why it failed."""
+    """Rounds until bake-time is over: "" when the bake passed, else why it failed.
+    Every round's requests end with bake-time (``_round``); the last round is
+    due when it is over and has ``BAKE_END_GRACE_SECONDS`` for its own."""
     clock = ctx.clock
     start = timeline.started
     end, logged = start + ctx.config.bake_time, start
@@ -168,29 +176,23 @@ def _watch(
     at = start
     while True:
         clock.sleep(max(0.0, at - clock.now()))
-        begun = clock.now()
-        _check_map(ctx, state, timeline)
-        total = len(state.targets) if timeline.through else 0
-        checked = _round(ctx, checker, workspace, begun - start, total)
-        failed = [
-            target
-            for target, count, answer in (
-                (dev, checked.dev_failures, checked.dev),
-                (domain, checked.domain_failures, checked.domain_failed),
-            )
-            if target.failed(count, answer)
-        ]
-        note = "failed" if failed else "a blip" if checked.failures else ""
-        timeline.add(replace(checked, note=note))
-        if checked.failures or begun - logged >= LOG_EVERY:
+        begun, last = clock.now(), at >= end
+        limit = ctx.deadline(BAKE_END_GRACE_SECONDS if last else max(0.0, end - begun))
+        checked = _round(ctx, state, checker, workspace, timeline, begun - start, limit)
+        judged = [(dev, checked.dev_failures, checked.dev)] if checked.dev_checked else []
+        if checked.domain_total:
+            judged.append((domain, checked.domain_failures, checked.domain_failed))
+        failed = [target for target, n, answer in judged if target.failed(n, answer)]
+        rule = "failed" if failed else "a blip" if checked.failures else ""
+        timeline.add(replace(checked, note="; ".join(n for n in (rule, checked.note) if n)))
+        if checked.failures or checked.note or begun - logged >= LOG_EVERY:
             logged = begun
-            ctx.reporter.info(_line(timeline))
+            ctx.reporter.info(timeline.line())
         if failed:
             return "; ".join(target.why() for target in failed)
-        now = clock.now()
         if checked.failures:
-            at = now + BAKE_RECHECK_SECONDS
-        elif now >= end:
+            at = clock.now() + BAKE_RECHECK_SECONDS
+        elif last:
             ctx.reporter.info(
                 f"Bake passed: {count(len(timeline.rounds), 'round')} in {_took(ctx, timeline)}"
             )
@@ -200,35 +202,86 @@ def _watch(
 
 
 def _round(
-    ctx: Context, checker: HealthCheck, workspace: Workspace, at: float, total: int
+    ctx: Context,
+    state: State,
+    checker: HealthCheck,
+    workspace: Workspace,
+    timeline: Timeline,
+    at: float,
+    limit: Deadline,
 ) -> Round:
-    """One GET on the dev domain, and ``total`` through the domain (one per
-    workspace on the path; 0: not checked there)."""
+    """One round ``at`` seconds into the bake, its requests within ``limit``
+    (the round's end): the map read (``_check_map``), one GET on the dev domain,
+    and one through the domain per workspace on the path (none when the checks
+    through the domain are off). What the round's end cuts off (not sent, or
+    no answer by then while its own wait had not run out) is not counted: the
+    note says so, and the last round comes at the end."""
     assert workspace.dev_domain  # the health check before the switch made sure
-    answer = checker.workspace_once(workspace.dev_domain, ctx.deadline(BAKE_ANSWER_SECONDS))
+    dev_domain = workspace.dev_domain
+    unread = _check_map(ctx, state, timeline, limit)
+    total = len(state.targets) if timeline.through else 0
+    cut = "cut off by the end of bake-time"
+    answer = _ask(lambda d: checker.workspace_once(dev_domain, d), limit)
+    if answer is None:
+        return Round(at, dev_checked=False, note=_notes(unread, f"{cut}: not checked"))
     dev = "" if checker.accepts(answer) else _short(answer)
-    passed, first = 0, ""
+    passed, asked, first = 0, 0, ""
     for _ in range(total):
-        through = checker.domain_once(ctx.deadline(BAKE_ANSWER_SECONDS))
+        through = _ask(checker.domain_once, limit)
+        if through is None:
+            break
+        asked += 1
         if checker.accepts(through):
             passed += 1
         elif not first:
             first = _short(through)
-    return Round(at, dev, passed, total, first)
+    rest = f"{cut}: {total - asked} of {total} through the domain not checked"
+    note = _notes(unread, rest if asked < total else "")
+    return Round(at, dev, passed, asked, first, note=note)
 
 
-def _check_map(ctx: Context, state: State, timeline: Timeline) -> None:
-    """Stop the bake when someone else changed the path; a map that cannot be
-    read now is no reason to stop (the completion reads it again)."""
+def _ask(get: Callable[[Deadline], Answer], limit: Deadline) -> Answer | None:
+    """One request of a round, awaited ``BAKE_ANSWER_SECONDS`` within ``limit``;
+    None when the round's end cut it off (no time left to send it, or no answer
+    by then while its own wait had not run out: that is no answer of the app's)."""
+    if limit.expired:
+        return None
+    cut_short = limit.left() < BAKE_ANSWER_SECONDS
+    answer = get(limit.within(BAKE_ANSWER_SECONDS))
+    if answer.status is None and cut_short and limit.expired:
+        return None
+    return answer
+
+
+def _notes(*notes: str) -> str:
+    return "; ".join(n for n in notes if n)
+
+
+def _check_map(ctx: Context, state: State, timeline: Timeline, limit: Deadline) -> str:
+    """Stop the bake when someone else changed the path. A map that cannot be
+    read now is no reason to stop (the next round and the completion read it
+    again), so it is read once, without retries, within the round's ``limit``;
+    return why it was not read ("" when it was), for the timeline."""
+    config = ctx.config
+    assert config.team_id is not None
+    if limit.expired:
+        return "map not read: the end of bake-time came"
     try:
-        current = domain_map(
-            ctx, ctx.deadline(BAKE_ANSWER_SECONDS), read_timeout=SWITCH_READ_SECONDS
-        )
+        current = ctx.client.get_domain(
+            config.team_id,
+            config.domain,
+            deadline=limit.within(BAKE_ANSWER_SECONDS),
+            read_timeout=SWITCH_READ_SECONDS,
+            retries=False,
+        ).workspaces
     except ActionError as exc:
         ctx.reporter.info(f"  could not read the domain's map ({exc}); the bake goes on")
-        return
+        if isinstance(exc, ApiError):
+            return f"map not read: {exc.status_code} {exc.problem_title}"
+        return f"map not read: {exc}"
     if not current.lists(state.path, state.targets):
         raise _changed(ctx, state, timeline, current)
+    return ""
 
 
 def _changed(ctx: Context, state: State, timeline: Timeline, current: DomainMap) -> ActionError:
@@ -374,16 +427,3 @@ def _short(answer: Answer) -> str:
         return answer.detail[:80]
     words = answer.detail.split(":", 1)[0]
     return f"{words}, Codesphere's placeholder page" if answer.placeholder else words
-
-
-def _line(timeline: Timeline) -> str:
-    last = timeline.rounds[-1]
-    dev = f"not accepted: {last.dev}" if last.dev else "ok"
-    through = (
-        f"{last.domain_passed} of {last.domain_total} ok"
-        + (f" ({last.domain_failed})" if last.domain_failed else "")
-        if last.domain_total
-        else "not checked"
-    )
-    note = f": {last.note}" if last.note else ""
-    return f"  bake at {at_time(last.at)}: dev domain {dev}, domain {through}{note}"
