@@ -170,9 +170,8 @@ def test_map_reads_that_fail_during_a_bake_end_it_on_time_and_show(
     second round of a 6 s bake to 7.4 s and left out the round due at 6 s): each
     is tried once, the last round comes at 0:06, and the timeline shows them."""
     _old, api = live(emu, {"balancer": "round_robin"}, {})
-    emu.add_fault(
-        "status", method="GET", path=DOMAIN_READ, skip=1, times=None
-    )  # after the switch's
+    # Every read after the switch's own answers 503.
+    emu.add_fault("status", method="GET", path=DOMAIN_READ, skip=1, times=None)
     result = runner.run(baking(emu, **{"bake-time": "6s"}), extra=resolve(emu))
     assert result.returncode == 0, result.stdout
     (new,) = created(emu)
