@@ -8,7 +8,7 @@ that a flow could take for "nothing there". Fields the spec marks optional
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -212,8 +212,8 @@ class DomainMap(Mapping[str, tuple[int, ...]]):
         return len(self._paths)
 
     def __eq__(self, other: object) -> bool:
-        """Same paths with the same ids (in the same order); a plain mapping of
-        lists compares too."""
+        """Same paths with the same ids (in the same order; ``same_as``: in any
+        order); a plain mapping of lists compares too."""
         if not isinstance(other, Mapping):
             return NotImplemented
         return self._paths == {path: tuple(ids) for path, ids in other.items()}
@@ -223,6 +223,15 @@ class DomainMap(Mapping[str, tuple[int, ...]]):
     def ids(self, path: str) -> tuple[int, ...]:
         """The workspaces of ``path``; () when it has none."""
         return self._paths.get(path, ())
+
+    def lists(self, path: str, ids: Iterable[int]) -> bool:
+        """Whether ``path`` lists exactly ``ids``, in any order: no document says
+        the API keeps the order a PUT gave."""
+        return sorted(self.ids(path)) == sorted(ids)
+
+    def same_as(self, other: DomainMap) -> bool:
+        """The same paths, each listing the same ids in any order (``lists``)."""
+        return set(self) == set(other) and all(self.lists(p, other.ids(p)) for p in other)
 
     def with_path(self, path: str, ids: Any) -> DomainMap:
         """This map with ``path`` pointing at ``ids`` (every other path as it is)."""

@@ -77,7 +77,7 @@ def render_summary(
     if result.plan is not None:
         lines += result.plan.markdown(_cell)
     if result.bake is not None:
-        lines += result.bake.markdown(_cell)
+        lines += result.bake.markdown(_cell, redact)
     if result.status == "success":
         lines += [f"> {sentence(s)}" for s in result.aftermath]
     lines.append("")

@@ -4,7 +4,8 @@ the job summary shows them (``steps/bake.py`` fills it).
 Standard library only. Bounded whatever bake-time is: consecutive rounds that
 passed are one row, and at most ``MAX_ROWS`` rows are shown (the first and
 the last ones, the ones between counted in a row of their own), each cell
-cut to ``MAX_CELL`` characters, so a six-hour bake's summary stays a screenful.
+cut to ``MAX_CELL`` characters (after the reporter redacted it), so a six-hour
+bake's summary stays a screenful.
 """
 
 from __future__ import annotations
@@ -24,14 +25,16 @@ class Round:
     """One round of the bake's checks, ``at`` seconds into the bake: the dev
     domain's answer ("" when accepted, else the answer in a few words), and of
     ``domain_total`` answers through the domain (0: not checked there) how many
-    were accepted, with the first that was not."""
+    were accepted, with the first that was not; ``note`` also says when the map
+    could not be read or the end of bake-time cut checks off."""
 
     at: float
     dev: str = ""
     domain_passed: int = 0
     domain_total: int = 0
     domain_failed: str = ""
-    note: str = ""  # what the rule made of it ("a blip", "failed: ...")
+    note: str = ""  # what the rule made of it ("a blip", "failed"), what was not read
+    dev_checked: bool = True  # False: the end of bake-time cut the dev domain's check off
 
     @property
     def dev_failures(self) -> int:
@@ -65,6 +68,20 @@ class Timeline:
 
     def decide(self, decision: str) -> None:
         self.decision = decision
+
+    def line(self) -> str:
+        """The last round, for the log."""
+        last = self.rounds[-1]
+        checked = "ok" if last.dev_checked else "not checked"
+        dev = f"not accepted: {last.dev}" if last.dev else checked
+        through = (
+            f"{last.domain_passed} of {last.domain_total} ok"
+            + (f" ({last.domain_failed})" if last.domain_failed else "")
+            if last.domain_total
+            else "not checked"
+        )
+        note = f": {last.note}" if last.note else ""
+        return f"  bake at {at_time(last.at)}: dev domain {dev}, domain {through}{note}"
 
     @property
     def failed_rounds(self) -> int:
@@ -100,7 +117,7 @@ class Timeline:
         return when, f"✅ {len(run)} of {len(run)}", through, ""
 
     def _one(self, round_: Round) -> tuple[str, str, str, str]:
-        dev = f"❌ {round_.dev}" if round_.dev else "✅"
+        dev = f"❌ {round_.dev}" if round_.dev else "✅" if round_.dev_checked else "not checked"
         if not round_.domain_total:
             through = self._off()
         elif round_.domain_failures:
@@ -112,8 +129,14 @@ class Timeline:
     def _off(self) -> str:
         return f"not checked ({self.why_not})" if self.why_not else "not checked"
 
-    def markdown(self, cell: Callable[[str], str]) -> list[str]:
-        """The summary's section; ``cell`` escapes a table cell."""
+    def markdown(self, cell: Callable[[str], str], redact: Callable[[str], str] = str) -> list[str]:
+        """The summary's section; ``cell`` escapes a table cell; ``redact``: the
+        reporter's, applied before a cell is cut (an answer may echo a secret, and
+        a cut must never leave part of one)."""
+
+        def shown(text: str, limit: int = MAX_CELL) -> str:
+            return cell(_cut(redact(text), limit))
+
         rounds = len(self.rounds)
         lines = [
             f"#### Bake: {format_seconds(self.seconds)}, a round every "
@@ -121,15 +144,15 @@ class Timeline:
             "",
             f"{count(rounds, 'round')} of checks (times from the bake's start, m:ss), "
             f"{self.failed_rounds} with an answer that was not accepted. "
-            f"Through the domain: {cell(self.through) or self._off()}.",
+            f"Through the domain: {cell(redact(self.through)) or self._off()}.",
             "",
         ]
         rows = self.rows()
         if rows:
             lines += ["| Time | Dev domain | Through the domain | |", "|---|---|---|---|"]
-            lines += ["| " + " | ".join(cell(_cut(c)) for c in row) + " |" for row in rows]
+            lines += ["| " + " | ".join(shown(c) for c in row) + " |" for row in rows]
             lines.append("")
-        lines += [f"**Decision:** {cell(_cut(self.decision or 'none (the run ended first)', 600))}"]
+        lines += [f"**Decision:** {shown(self.decision or 'none (the run ended first)', 600)}"]
         return [*lines, ""]
 
 

@@ -240,9 +240,16 @@ BAKE_CHECK_SECONDS = 5.0
 # told from a failure in a second, not a whole interval later.
 BAKE_RECHECK_SECONDS = 1.0
 # Each request of a round is awaited this long: an app slower than that fails
-# the check (a slow answer in production is a failing one), and a round never
-# runs into the next.
+# the check (a slow answer in production is a failing one). A round is up to
+# (2 + N) requests (the map, the dev domain, one per workspace on the path), so
+# with slow answers it may run past the next round's time, which then comes
+# when it is done; none runs past bake-time's end: a round's requests are cut
+# to it, and what that cuts off is not counted (the last round checks again).
 BAKE_ANSWER_SECONDS = 3.0
+# The last round, due when bake-time is over, has this long for its requests
+# (one answer's wait): an app and an API that answer promptly need
+# milliseconds, so the bake ends within a fraction of a second of bake-time.
+BAKE_END_GRACE_SECONDS = 3.0
 
 # -- GitHub bookkeeping (github_api.py) ---------------------------------------------------
 GITHUB_CONNECT_SECONDS = 5.0

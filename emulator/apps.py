@@ -42,6 +42,9 @@ is up (``StageRun.up_at``):
 - ``domain_statuses``: what the custom domain answers instead, once the app is up;
 - ``dev_statuses``: what the dev domain answers instead, once the app is up (a
   dev-domain route that fails while the custom domain still reaches the app);
+- ``reason``: the reason phrase of the app's error answers (its ``statuses``
+  and ``dev_statuses`` of 400 and up), "" for the standard one: an app or a
+  proxy may send any (one that echoes a header or a setting, say);
 - ``domain_placeholder_seconds``: the custom domain answers the placeholder too
   for this long after its path came to point at the workspace (a switch: the
   load balancer's new route warming up), whatever the app answers. The
@@ -90,6 +93,8 @@ class AppBehaviour:
     # On the dev domain: these statuses instead (its route fails while the custom
     # domain still reaches the app), None: the app's own.
     dev_statuses: list[int] | None = None
+    # The reason phrase of its error answers ("": the standard one for the status).
+    reason: str = ""
     # Codesphere's placeholder page right after the run is up (see the module docstring).
     placeholder_seconds: float = 0.0
     placeholder_status: int = 200
@@ -158,6 +163,7 @@ class _Reply:
     content_type: str = ""  # "": text/html for an error status, text/plain otherwise
     placeholder: bool = False
     location: str = ""  # a redirect's Location
+    reason: str = ""  # the status line's reason phrase ("": the standard one)
 
     def __post_init__(self) -> None:
         if not self.content_type:
@@ -201,9 +207,10 @@ class _AppHandler(BaseHTTPRequestHandler):
         content_type: str = "text/plain",
         headers: dict[str, str] | None = None,
         location: str = "",
+        reason: str = "",
     ) -> None:
         payload = body.encode()
-        self.send_response(status)
+        self.send_response(status, reason or None)
         self.send_header("Content-Type", content_type)
         for name, value in (headers or {}).items():
             self.send_header(name, value)
@@ -280,11 +287,16 @@ class Apps:
                 self.dev_served[workspace_id] = count + 1
                 status = override[min(count, len(override) - 1)]
                 if status >= 400:
-                    reply = _Reply(
-                        status, f"<html><body>error {status} on the dev domain</body></html>"
-                    )
+                    page = f"<html><body>error {status} on the dev domain</body></html>"
+                    reply = _Reply(status, page, reason=self.behaviour[workspace_id].reason)
         self._record(handler, reply, workspace_id)
-        handler.reply(reply.status, reply.body, reply.content_type, location=reply.location)
+        handler.reply(
+            reply.status,
+            reply.body,
+            reply.content_type,
+            location=reply.location,
+            reason=reply.reason,
+        )
 
     def _answer_domain(self, handler: _AppHandler) -> None:
         host = (handler.headers.get("Host") or "").split(":")[0].lower()
@@ -314,7 +326,12 @@ class Apps:
         self._record(handler, reply, workspace_id)
         headers = {"Set-Cookie": f"{STICKY_COOKIE}={workspace_id}; Path=/"} if cookie else {}
         handler.reply(
-            reply.status, reply.body, reply.content_type, headers, location=reply.location
+            reply.status,
+            reply.body,
+            reply.content_type,
+            headers,
+            location=reply.location,
+            reason=reply.reason,
         )
 
     def _pick(self, route: Route, mode: str, headers: Any) -> tuple[int, float | None, bool] | None:
@@ -353,7 +370,8 @@ class Apps:
             status = behaviour.statuses[min(count, len(behaviour.statuses) - 1)]
             if status < 400:
                 return _Reply(status, behaviour.body, behaviour.content_type)
-            return _Reply(status, f"<html><body>error {status}</body></html>")
+            page = f"<html><body>error {status}</body></html>"
+            return _Reply(status, page, reason=behaviour.reason)
 
     def _sign_in(self, behaviour: AppBehaviour, host: str, path: str) -> _Reply:
         """A restricted dev domain's answer to a request without a token it takes."""

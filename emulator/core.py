@@ -136,6 +136,7 @@ class Emulator:
         # Own generators, so a shuffled status or pod names never shift the fault draws.
         self._order_rng = random.Random(seed)
         self._pod_rng = random.Random(None if seed is None else seed + 1)
+        self._map_rng = random.Random(None if seed is None else seed + 2)
         self._billing_blocked: set[int] = set()
         seconds = {**DEFAULT_STAGE_SECONDS, **(stage_seconds or {})}
         unknown = set(seconds) - set(STAGES)
@@ -1514,11 +1515,25 @@ class Emulator:
         return Reply(200, self._unlisted(view), spec_body=view)
 
     def h_get_domain(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
-        return Reply(200, self._domain(p).to_json())
+        return Reply(200, self._listed(self._domain(p)))
 
     def h_list_domains(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
         team = p["teamId"]
-        return Reply(200, [d.to_json() for (t, _), d in self._domains.items() if t == team])
+        return Reply(200, [self._listed(d) for (t, _), d in self._domains.items() if t == team])
+
+    def _listed(self, domain: Domain) -> dict[str, Any]:
+        """A domain as an answer lists it: each path's workspaces in the order the
+        variant ``map_order`` says (what is stored stays as written)."""
+        body = domain.to_json()
+        order = self._variants.map_order
+        for ids in body["workspaces"].values():
+            if order == "sorted":
+                ids.sort()
+            elif order == "reversed":
+                ids.reverse()
+            elif order == "shuffled":
+                self._map_rng.shuffle(ids)
+        return body
 
     def _domain(self, p: dict[str, Any]) -> Domain:
         domain = self._domains.get((p["teamId"], p["domainName"].lower()))
@@ -1554,7 +1569,7 @@ class Emulator:
             workspaces=copy_map(new),
             previous=previous,
         )
-        return Reply(200, domain.to_json())
+        return Reply(200, self._listed(domain))
 
     def h_logs(self, op: Operation, p: dict[str, Any], body: Any) -> Reply:
         ws = self._ws(p["workspaceId"], running=True)

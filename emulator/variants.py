@@ -36,6 +36,13 @@ DEPLOY_STATUSES = ("keep", "gap")
 # ("round_robin"), or a visitor kept on one by a cookie, a new visitor to the
 # next workspace ("sticky").
 BALANCERS = ("sticky", "round_robin")
+# In which order the API lists a path's workspaces in a domain's answers (GET of
+# the domain, the team's domains, the answer to PUT .../workspace-connections):
+# as the last PUT wrote them, sorted by id, in reverse (newest connection
+# first), or in a new order per answer. No document says Codesphere keeps the
+# order written; what is stored (and what the load balancer goes by) does not
+# change.
+MAP_ORDERS = ("as_written", "sorted", "reversed", "shuffled")
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "log_end": LOG_ENDS,
@@ -50,6 +57,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "id_order": ID_ORDERS,
     "deploy_status": DEPLOY_STATUSES,
     "balancer": BALANCERS,
+    "map_order": MAP_ORDERS,
 }
 
 
@@ -81,6 +89,8 @@ class Variants:
     deploy_stale_seconds: float = 0.3  # deploy_status="gap": the old entries, after the gap
     # The domain proxy with several workspaces on a path (BALANCERS).
     balancer: str = "sticky"
+    # How a domain's answers list each path's workspaces (MAP_ORDERS).
+    map_order: str = "as_written"
 
     def __post_init__(self) -> None:
         for name, allowed in _CHOICES.items():

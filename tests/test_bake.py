@@ -15,7 +15,7 @@ from codesphere_action.api.codesphere import Codesphere
 from codesphere_action.api.transport import Transport
 from codesphere_action.config import load_config
 from codesphere_action.context import Context, Result
-from codesphere_action.errors import ActionError, BakeFailed
+from codesphere_action.errors import ActionError, BakeFailed, Superseded
 from codesphere_action.models import Workspace
 from codesphere_action.signals import CancelGuard
 from codesphere_action.steps.bake import bake
@@ -28,7 +28,7 @@ from .fakes import FakeClock, capture_reporter
 API = "https://api.codesphere.test/api"
 MAP = f"{API}/domains/team/7/domain/shop.example.com"
 DEV = "1003-3000.dc2.codesphere.test"
-OLD, NEW = 1001, 1003
+OLD, NEW, NEWER = 1001, 1003, 1009
 
 
 def context(bake_time: str, clock: FakeClock) -> Context:
@@ -60,11 +60,17 @@ def joined(ctx: Context) -> State:
     return state
 
 
-def serve(clock: FakeClock, dev: Callable[[float], int], domain: Callable[[float], int]) -> Any:
-    """The map (both on /), the dev domain and the domain answering by the
-    time since the start; returns the list of (time, what) each request came at."""
+def serve(
+    clock: FakeClock,
+    dev: Callable[[float], int],
+    domain: Callable[[float], int],
+    current: dict[str, list[int]] | None = None,
+) -> Any:
+    """The map (``current``, by default both on /), the dev domain and the domain
+    answering by the time since the start; returns the list of (time, what) each
+    request came at."""
     start, seen = clock.now(), []
-    current = {"/": [OLD, NEW]}
+    current = {"/": [OLD, NEW]} if current is None else current
 
     def answer(what: str, status: Callable[[float], int]) -> Any:
         def reply(_request: Any) -> tuple[int, dict[str, str], str]:
@@ -190,6 +196,41 @@ def test_the_map_changed_by_someone_else_stops_the_bake_and_writes_nothing() -> 
     assert not state.switched and "left as another change set it" in state.domain_note
 
 
+@responses.activate
+def test_a_newer_release_on_the_path_at_the_completion_supersedes_the_bake() -> None:
+    """A later run's zero-downtime switched the path right after the last round:
+    the completion reads the map, finds that newer release, writes nothing and
+    ends superseded (exit code 0), as a run whose switch comes too late does."""
+    clock = FakeClock()
+    ctx = context("5s", clock)
+    state = joined(ctx)
+    current = {"/": [OLD, NEW]}
+
+    def dev(at: float) -> int:
+        if at >= 5.0:  # the last round: the newer release switches right after it
+            current["/"] = [NEWER]
+        return 200
+
+    seen = serve(clock, dev, ok, current)
+    newer = (
+        "repo=acme/shop flow=zero-downtime run=9.1 commit=999999999999 state=released "
+        "started=2999-01-01T00:00:00.000Z"
+    )
+    responses.get(
+        f"{API}/workspaces/{NEWER}/env-vars",
+        json=[{"name": "CODESPHERE_RELEASE", "value": newer}],
+    )
+    responses.get(f"{API}/workspaces/{NEWER}", status=404)
+    with pytest.raises(Superseded, match=f"a newer release serves .*: workspace {NEWER}"):
+        bake(ctx, state, workspace(), complete=True)
+    assert not [kind for _at, kind in seen if kind.startswith("put")]
+    assert not state.switched and not state.settled
+    assert ctx.result.bake is not None
+    assert "a newer release of this repository (workspace 1009, run 9.1)" in (
+        ctx.result.bake.decision
+    )
+
+
 def test_the_timeline_is_bounded_whatever_bake_time_is() -> None:
     timeline = Timeline(6 * 3600.0, 5.0, through="GET https://shop.example.com/healthz")
     for index in range(6000):
@@ -207,3 +248,74 @@ def test_the_timeline_is_bounded_whatever_bake_time_is() -> None:
         "6000 rounds of checks (times from the bake's start, m:ss), 858 with an answer that "
         "was not accepted"
     ) in text
+
+
+def test_the_timeline_redacts_before_it_cuts() -> None:
+    """A cell is cut to 120 characters, the decision to 600: a secret across
+    either cut is replaced first, so no part of it is left."""
+    secret = "s3cr3t-value-0123456789"
+    timeline = Timeline(60.0, 5.0)
+    timeline.add(Round(5.0, f"503 {'x' * 108}{secret}", note="a blip"))
+    timeline.decide(f"failed after 6.0 s: {'y' * 570}{secret}")
+    text = "\n".join(timeline.markdown(lambda s: s, lambda s: s.replace(secret, "***")))
+    assert secret[:4] not in text
+    assert f"503 {'x' * 108}***" in text
+    unredacted = timeline.markdown(lambda s: s)  # what a cut before the redaction left
+    assert f"{secret[:5]}…" in unredacted[6] and f"{secret[:9]}…" in unredacted[-2]
+
+
+@responses.activate
+def test_map_reads_that_fail_never_push_the_last_round_past_bake_time() -> None:
+    """The review's case: every map read answers 503. A read is tried once (the
+    next round reads again), so it costs no retries' time; the last round comes
+    when bake-time is over, and the timeline shows each read that failed."""
+    clock = FakeClock()
+    ctx = context("6s", clock)
+    state = joined(ctx)
+    seen = serve(clock, ok, ok)
+    responses.replace(
+        responses.GET, MAP, status=503, json={"status": 503, "title": "Service Unavailable"}
+    )
+    start = clock.now()
+    bake(ctx, state, workspace(), complete=False)
+    assert times(seen, "dev") == [0.0, 5.0, 6.0]
+    assert clock.now() - start == 6.0
+    assert (
+        len([c for c in responses.calls if c.request.method == "GET" and c.request.url == MAP]) == 3
+    )
+    assert ctx.result.bake is not None
+    rounds = ctx.result.bake.rounds
+    assert [r.at for r in rounds] == [0.0, 5.0, 6.0]
+    assert all(r.note == "map not read: 503 Service Unavailable" for r in rounds), rounds
+    text = "\n".join(ctx.result.bake.markdown(lambda s: s))
+    assert "| 0:06 | ✅ | ✅ 2 of 2 | map not read: 503 Service Unavailable |" in text
+
+
+@responses.activate
+def test_a_round_the_end_of_bake_time_cuts_off_leaves_its_checks_to_the_last() -> None:
+    """A slow map read (2.5 s) in the round due at 5 s of a 6 s bake: the bake's
+    end comes before that round's health checks, which are not sent (nor
+    counted); the last round, due at the end, checks at once."""
+    clock = FakeClock()
+    ctx = context("6s", clock)
+    state = joined(ctx)
+    seen = serve(clock, ok, ok)
+    start = clock.now()
+
+    def slow_map(_request: Any) -> tuple[int, dict[str, str], str]:
+        if clock.now() - start == 5.0:
+            clock.time += 2.5
+        body = json.dumps({"name": "shop.example.com", "workspaces": {"/": [OLD, NEW]}})
+        return 200, {"Content-Type": "application/json"}, body
+
+    responses.remove(responses.GET, MAP)  # serve's reader
+    responses.add_callback("GET", MAP, callback=slow_map)
+    bake(ctx, state, workspace(), complete=False)
+    assert times(seen, "dev") == [0.0, 7.5]
+    assert ctx.result.bake is not None
+    rounds = ctx.result.bake.rounds
+    assert [r.at for r in rounds] == [0.0, 5.0, 7.5]
+    assert not rounds[1].dev_checked and rounds[1].domain_total == 0
+    assert rounds[1].note == "cut off by the end of bake-time: not checked"
+    assert rounds[2].dev_checked and rounds[2].domain_total == 2
+    assert ctx.result.bake.decision == "passed after 6.0 s: the switch stands"

@@ -806,3 +806,16 @@ def test_run_logs_by_server_or_replica(server: str, replica: str, path: str) -> 
     )
     assert [e.text for e in stream.entries(stop=lambda: False)] == ["x"]
     stream.close()
+
+
+def test_a_domain_map_compares_a_paths_ids_in_any_order() -> None:
+    """No document says the API lists a path's workspaces in the order a PUT
+    gave (the emulator's map_order): ``lists`` and ``same_as`` ignore it."""
+    written = DomainMap.of({"/": [1, 2, 3], "/api": [4]})
+    listed = DomainMap.of({"/api": [4], "/": [3, 1, 2]})
+    assert listed.lists("/", [1, 2, 3]) and not listed.lists("/", [1, 2])
+    assert not listed.lists("/", [1, 2, 3, 3]) and DomainMap.of({}).lists("/", [])
+    assert listed.same_as(written) and written.same_as(listed)
+    assert not listed.same_as(written.with_path("/docs", [5]))
+    assert not listed.same_as(written.with_path("/api", [4, 5]))
+    assert not written.without("/api").same_as(listed)

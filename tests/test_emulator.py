@@ -1762,3 +1762,39 @@ def test_dev_statuses_fail_the_dev_domain_alone(emu: Emulator, http: requests.Se
     assert requests.get(dev, timeout=2).status_code == 200  # the last one for good
     emu.configure_app(blue, dev_statuses=None)
     assert requests.get(dev, timeout=2).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("map_order", "listed"), [("as_written", "cab"), ("sorted", "abc"), ("reversed", "bac")]
+)
+def test_map_order_lists_a_paths_workspaces_in_its_order(
+    emu: Emulator, http: requests.Session, map_order: str, listed: str
+) -> None:
+    """Every answer that lists the map follows the variant; what is stored (and
+    what the domain proxy goes by) stays as written."""
+    emu.set_variants(map_order=map_order)
+    ws = {name: emu.add_workspace(team_id=1, name=name) for name in "abc"}  # ids a < b < c
+    emu.add_domain(1, "shop.example.com", {"/api": [ws["a"]]})
+    url = f"{emu.url}/domains/team/1/domain/shop.example.com"
+    written = {"/": [ws[n] for n in "cab"], "/api": [ws["a"]]}
+    expected = {"/": [ws[n] for n in listed], "/api": [ws["a"]]}
+    assert http.put(f"{url}/workspace-connections", json=written).json()["workspaces"] == expected
+    assert http.get(url).json()["workspaces"] == expected
+    (domain,) = http.get(f"{emu.url}/domains/team/1").json()
+    assert domain["workspaces"] == expected
+    assert emu.domain(1, "shop.example.com").workspaces == written
+    assert emu.response_violations == [] and emu.spec_violations == []
+
+
+def test_map_order_shuffled_gives_a_new_order_per_answer(
+    emu: Emulator, http: requests.Session
+) -> None:
+    emu.set_variants(map_order="shuffled")
+    ids = [emu.add_workspace(team_id=1, name=f"w{i}") for i in range(5)]
+    emu.add_domain(1, "shop.example.com", {"/": ids})
+    url = f"{emu.url}/domains/team/1/domain/shop.example.com"
+    seen = [tuple(http.get(url).json()["workspaces"]["/"]) for _ in range(6)]
+    assert len(set(seen)) > 1 and all(sorted(s) == ids for s in seen)
+    assert emu.domain(1, "shop.example.com").workspaces == {"/": ids}
+    with pytest.raises(ValueError, match="map_order"):
+        emu.set_variants(map_order="random")

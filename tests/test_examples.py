@@ -45,11 +45,12 @@ USES = "OWNER/codesphere-release@<commit-sha>"
 
 # The waits of each flow, by the README's rule. A flow that is not here fails
 # the test that meets it in an example: add its waits (the bake: the time it
-# watches the new release, bake-time).
+# watches the new release, bake-time; each switch of the domain one).
 WAITS: dict[str, tuple[str, ...]] = {
     "simple": ("workspace", "stages", "health"),  # waking a sleeping workspace counts
     "zero-downtime": ("workspace", "stages", "health", "switch", "bake"),
-    "canary": ("workspace", "stages", "health", "switch", "bake"),  # the join, a switch
+    # The join, then the completion (or the restore after a failed bake).
+    "canary": ("workspace", "stages", "health", "switch", "switch", "bake"),
     "preview": ("workspace", "stages", "health"),  # a new workspace, or waking the preview
     "promote": ("health", "switch"),
     "rollback": ("health", "switch"),
@@ -215,8 +216,14 @@ def test_the_rule_counts_every_wait_of_the_flow_it_runs() -> None:
     assert job_problems(_job([zero_downtime], 41)) != []  # start 10 + run 30 + switch 1
     assert job_problems(_job([_step(flow="prune", prepare="false")], 1)) == []
     canary = _step(flow="canary", domain="shop.test", prepare="false", **{"bake-time": "10m"})
-    assert job_problems(_job([canary], 51)) != []  # start 10 + run 30 + join 1 + bake 10
-    assert job_problems(_job([canary], 52)) == []
+    # start 10 + run 30 + join 1 + bake 10 + completion 1
+    assert job_problems(_job([canary], 52)) == [
+        "job release: timeout-minutes 52 is not above the sum of its waits, 52 min"
+    ]
+    assert job_problems(_job([canary], 53)) == []
+    baking = _step(flow="zero-downtime", domain="shop.test", prepare="false", **{"bake-time": "1h"})
+    assert job_problems(_job([baking], 101)) != []  # start 10 + run 30 + switch 1 + bake 60
+    assert job_problems(_job([baking], 102)) == []
 
 
 def test_an_expression_counts_as_the_longest_flow_it_can_choose() -> None:

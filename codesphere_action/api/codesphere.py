@@ -55,11 +55,12 @@ class Codesphere:
         body: Any = None,
         expect: Expect = "json",
         read_timeout: float | None = None,
+        retries: bool = True,
     ) -> Any:
         """Send one API call; return its decoded JSON (None when ``expect`` is "none").
         Raises ApiError for an error status, TransportError when no answer came,
         BadAnswer when the answer is not Codesphere's JSON, RedirectRefused for a
-        redirect out of the token's scope."""
+        redirect out of the token's scope. ``retries`` False: one attempt."""
         response = self.transport.call(
             method,
             path,
@@ -67,6 +68,7 @@ class Codesphere:
             idempotent=idempotent,
             body=body,
             read_timeout=read_timeout,
+            retries=retries,
         )
         if response.status_code >= 400:
             raise error_of(self.base_url, self.reporter, method, path, response)
@@ -271,11 +273,24 @@ class Codesphere:
 
     # -- domains -------------------------------------------------------------
     def get_domain(
-        self, team_id: int, domain: str, *, deadline: Deadline, read_timeout: float | None = None
+        self,
+        team_id: int,
+        domain: str,
+        *,
+        deadline: Deadline,
+        read_timeout: float | None = None,
+        retries: bool = True,
     ) -> DomainInfo:
+        """The domain and its map; ``retries`` False: one attempt (the bake's
+        reads, which the next round repeats)."""
         path = f"/domains/team/{team_id}/domain/{quote(domain, safe='')}"
         answer = self._request(
-            "GET", path, idempotent=True, deadline=deadline, read_timeout=read_timeout
+            "GET",
+            path,
+            idempotent=True,
+            deadline=deadline,
+            read_timeout=read_timeout,
+            retries=retries,
         )
         return self._parse("GET", path, DomainInfo.parse, answer)
 

@@ -19,9 +19,15 @@ watched, then completed or undone on its own.
    ``previous-workspace-id`` undoes it (a protected environment's approval can
    gate either). ``delete-previous`` then belongs to that promote.
 5. ``bake-time`` > 0: the bake (``steps/bake.py``). A clean bake completes the
-   canary (the path serves the new workspace alone), marks it released and
-   applies ``delete-previous``; a failure or a cancel restores the path's
-   previous list and deletes the new workspace.
+   canary (the path serves the new workspace alone) and applies
+   ``delete-previous``; a failure restores the path's previous list and
+   deletes the new workspace.
+
+A cancel from the join until the completion (without a bake: until the check
+through the domain passed) is undone as a cancel during the bake is: the
+path's previous list restored (never over a change that came in meanwhile),
+the new workspace deleted, within the runner's cancel budget. After the
+completion a cancel changes nothing.
 
 Before the join a failure leaves the domain untouched and (with
 ``cleanup-on-failure``) deletes the new workspace, as in zero-downtime.
@@ -32,9 +38,8 @@ from __future__ import annotations
 from ..context import Context
 from ..errors import Cancelled
 from ..github import format_seconds
-from ..models import Workspace
-from ..steps.bake import bake
-from ..steps.creation import State, clean_up, id_list, ids, remove_twins
+from ..steps.bake import bake, undone_if_cancelled
+from ..steps.creation import State, clean_up, ids, remove_twins
 from ..steps.domain import switch_domain
 from ..steps.dry_run import stop_if_dry_run
 from ..steps.fresh import (
@@ -44,6 +49,7 @@ from ..steps.fresh import (
     own_release,
     release_plan,
     report_already_live,
+    serving_beside,
 )
 from ..steps.release import build, delete_previous, mark_released
 from ..steps.verify import check_domain
@@ -65,7 +71,7 @@ def _release(ctx: Context, state: State) -> None:
         found = check_release(ctx, state)
     config = ctx.config  # after the Check: the domain as the API spells it
     if found.live is not None:
-        report_already_live(ctx, found.live)
+        report_already_live(ctx, state, found)
     stop_if_dry_run(ctx, lambda: release_plan(ctx, state, found, join=True))
     if found.live is not None:
         return
@@ -74,16 +80,24 @@ def _release(ctx: Context, state: State) -> None:
     workspace = new_workspace(ctx, state)
     build(ctx, workspace)
 
-    with ctx.phase("Join domain"):
-        switch_domain(
-            ctx, state, [workspace.id], started=state.mark.start, own=own_release(state), join=True
-        )
-        mark_released(ctx, state, workspace.id, ctx.deadline(MARK_SECONDS))  # it serves now
-    check_domain(ctx, state)
-    if not config.bake_time:
-        _serving_beside(ctx, state, workspace)
-        return
-    bake(ctx, state, workspace, complete=True)
+    # From the join until the completion (without a bake: until it serves
+    # beside), a cancel takes the canary out again: production as before the run.
+    with undone_if_cancelled(ctx, state):
+        with ctx.phase("Join domain"):
+            switch_domain(
+                ctx,
+                state,
+                [workspace.id],
+                started=state.mark.start,
+                own=own_release(state),
+                join=True,
+            )
+            mark_released(ctx, state, workspace.id, ctx.deadline(MARK_SECONDS))  # it serves now
+        check_domain(ctx, state)
+        if not config.bake_time:
+            serving_beside(ctx, workspace, state.previous)
+            return
+        bake(ctx, state, workspace, complete=True)
     ctx.result.done = "Canary completed"
     ctx.result.notice = (
         f"Canary completed: {config.domain_url} serves workspace {workspace.id} "
@@ -96,36 +110,3 @@ def _release(ctx: Context, state: State) -> None:
     elif state.previous:
         kept = "Previous workspace" + ("s" if len(state.previous) > 1 else "")
         ctx.reporter.info(f"{kept} {ids(state.previous)} kept (delete-previous: false)")
-
-
-def _serving_beside(ctx: Context, state: State, workspace: Workspace) -> None:
-    """A canary without a bake ends here: it serves beside the previous
-    workspaces; the notice and the summary say how to complete or undo it."""
-    config, previous = ctx.config, state.previous
-    if not previous:
-        ctx.result.notice = (
-            f"Canary: workspace {workspace.id} ({state.name}) serves {config.domain_url} alone "
-            "(nothing served it before)"
-        )
-        return
-    share = f"about 1 in {len(previous) + 1} of the users"
-    ctx.result.notice = (
-        f"Canary: workspace {workspace.id} ({state.name}) serves {config.domain_url} beside "
-        f"{_workspace(previous)} ({share})"
-    )
-    ctx.result.aftermath.append(
-        f"the canary, workspace {workspace.id}, serves {config.domain_url} beside the previous "
-        f"{_workspace(previous)}: Codesphere's load balancer gives it {share} (there are "
-        f"no weights) and keeps each user on one workspace. Complete it with flow: promote and "
-        f"workspace-id {workspace.id}; undo it with flow: rollback and workspace-id "
-        f"{id_list(previous)}"
-    )
-    if config.delete_previous:
-        ctx.reporter.info(
-            "delete-previous applies once the canary is completed: pass it to flow: promote"
-        )
-
-
-def _workspace(workspace_ids: list[int]) -> str:
-    """``workspace 12`` or ``workspaces 12, 13``."""
-    return f"workspace{'s' if len(workspace_ids) > 1 else ''} {ids(workspace_ids)}"

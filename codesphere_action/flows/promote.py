@@ -94,8 +94,7 @@ def _promote(ctx: Context, state: State, targets: list[int]) -> None:
 
     config = ctx.config  # after the Check: the domain as the API spells it
     name = ctx.result.workspace_name
-    serving = current.ids(path_key(ctx, current))
-    if sorted(serving) == sorted(targets):
+    if current.lists(path_key(ctx, current), targets):
         ctx.result.set("domain-url", config.domain_url)
         ctx.result.aftermath.append(
             f"workspace {ids(targets)} ({name}) already serves {config.domain_url} alone: "

@@ -13,7 +13,8 @@
    it was. Cancellation is held back during the switch. Then the check
    through the domain.
 5. ``bake-time``: watch the release (``steps/bake.py``) while the previous
-   workspace stays as it is; a failure, or a cancel, points the path back.
+   workspace stays as it is; a failure points the path back, and so does a
+   cancel from the switch until the bake passed.
    The workspace's mark says released right after the switch (naming the
    workspaces it replaced, the way back); a switch back writes it back.
 6. ``delete-previous``: delete the workspaces that served the path before,
@@ -35,7 +36,7 @@ from __future__ import annotations
 
 from ..context import Context
 from ..errors import Cancelled
-from ..steps.bake import bake
+from ..steps.bake import bake, undone_if_cancelled
 from ..steps.creation import State, clean_up, ids, remove_twins
 from ..steps.domain import switch_domain
 from ..steps.dry_run import stop_if_dry_run
@@ -67,7 +68,7 @@ def _release(ctx: Context, state: State) -> None:
         found = check_release(ctx, state)
     config = ctx.config  # after the Check: the domain as the API spells it
     if found.live is not None:
-        report_already_live(ctx, found.live)
+        report_already_live(ctx, state, found)
     stop_if_dry_run(ctx, lambda: release_plan(ctx, state, found))
     if found.live is not None:
         return
@@ -89,11 +90,15 @@ def _release(ctx: Context, state: State) -> None:
                 f"{config.domain_url} with flow: promote and workspace-id {workspace.id}"
             )
         return
-    with ctx.phase("Switch domain"):
-        switch_domain(ctx, state, [workspace.id], started=state.mark.start, own=own_release(state))
-        mark_released(ctx, state, workspace.id, ctx.deadline(MARK_SECONDS))  # the way back now
-    check_domain(ctx, state)
-    bake(ctx, state, workspace, complete=False)  # bake-time: the previous stays meanwhile
+    # With a bake, a cancel before it passed switches back: production as before.
+    with undone_if_cancelled(ctx, state, enabled=bool(config.bake_time)):
+        with ctx.phase("Switch domain"):
+            switch_domain(
+                ctx, state, [workspace.id], started=state.mark.start, own=own_release(state)
+            )
+            mark_released(ctx, state, workspace.id, ctx.deadline(MARK_SECONDS))  # the way back
+        check_domain(ctx, state)
+        bake(ctx, state, workspace, complete=False)  # bake-time: the previous stays meanwhile
     if config.delete_previous:
         with ctx.phase("Delete previous"):
             delete_previous(ctx, state.previous, started=state.mark.start, path=state.path)

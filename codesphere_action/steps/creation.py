@@ -51,6 +51,9 @@ class State:
     switched: bool = False
     switch_unknown: bool = False  # a switch request whose outcome is unknown
     switched_back: bool = False  # the domain check failed and the switch was undone
+    # The switched release stands: a clean bake passed (a canary: its completion
+    # landed). A cancel no longer undoes it (``bake.undone_if_cancelled``).
+    settled: bool = False
     domain_checked: bool = False  # the app answered through the domain after the switch
     domain_note: str = ""  # where the domain was left, when no other sentence says it
     previous: list[int] = field(default_factory=list)

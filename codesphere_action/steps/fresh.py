@@ -32,7 +32,7 @@ from ..github import format_seconds
 from ..models import DomainInfo, Workspace
 from ..plan import Plan
 from ..timings import BAKE_CHECK_SECONDS, CHECK_SECONDS, Deadline
-from .creation import State, create_workspace, ids
+from .creation import State, create_workspace, id_list, ids
 from .domain import check_map, domain_label, find_domain, path_key, previous_of
 from .dry_run import create_step, label, previous_rows, stage_steps, switch_plan, vault_steps
 from .ownership import (
@@ -281,15 +281,62 @@ def _why_not_leftover(mark: Mark) -> str:
     )
 
 
-def report_already_live(ctx: Context, workspace: Workspace) -> None:
-    config = ctx.config
+def report_already_live(ctx: Context, state: State, found: Found) -> None:
+    """This commit is live already (``found.live``): say so; nothing changes. A
+    canary that still serves beside other workspaces says so as its first run
+    did (``serving_beside``), and gives them, the way back, as
+    ``previous-workspace-id`` (ids that no longer exist left out)."""
+    config, workspace = ctx.config, found.live
+    assert workspace is not None
     describe(ctx, workspace)
     switching = bool(config.domain) and config.switch
     where = config.domain_url if switching else "its workspace URL"
     if switching:
         ctx.result.set("domain-url", config.domain_url)
-    ctx.result.aftermath.append(
+    beside: list[int] = []
+    if config.spec.joins and found.domain is not None:
+        current = found.domain.workspaces
+        beside = previous_of(current, path_key(ctx, current), [workspace.id], state.stale)
+    if beside:
+        ctx.result.set("previous-workspace-id", id_list(beside))
+        serving_beside(ctx, workspace, beside)
+    else:
+        ctx.result.notice = f"{workspace.name} already serves {where}; nothing to release"
+    ctx.result.aftermath.append(  # last: the dry run's plan says it
         f"workspace {workspace.id} ({workspace.name}) already serves {where}: this commit is "
         "live, nothing was changed"
     )
-    ctx.result.notice = f"{workspace.name} already serves {where}; nothing to release"
+
+
+def serving_beside(ctx: Context, workspace: Workspace, previous: list[int]) -> None:
+    """A canary that serves beside the previous workspaces (a canary without a
+    bake ends so, and a re-run finds it so): the notice and the summary say it,
+    and how to complete or undo it; with none, that it serves alone."""
+    config = ctx.config
+    if not previous:
+        ctx.result.notice = (
+            f"Canary: workspace {workspace.id} ({workspace.name}) serves {config.domain_url} "
+            "alone (nothing served it before)"
+        )
+        return
+    share = f"about 1 in {len(previous) + 1} of the users"
+    ctx.result.notice = (
+        f"Canary: workspace {workspace.id} ({workspace.name}) serves {config.domain_url} "
+        f"beside {_workspaces(previous)} ({share})"
+    )
+    ctx.result.aftermath.append(
+        f"the canary, workspace {workspace.id}, serves {config.domain_url} beside the previous "
+        f"{_workspaces(previous)}: Codesphere's load balancer gives it {share} (there are "
+        f"no weights) and keeps each user on one workspace. Complete it with flow: promote and "
+        f"workspace-id {workspace.id}; undo it with flow: rollback and workspace-id "
+        f"{id_list(previous)}"
+    )
+    if config.delete_previous:
+        ctx.reporter.info(
+            "delete-previous applies once the canary is completed: pass it to flow: promote"
+        )
+
+
+def _workspaces(workspace_ids: list[int]) -> str:
+    """``workspace 12`` or ``workspaces 12, 13``."""
+    return f"workspace{'s' if len(workspace_ids) > 1 else ''} {ids(workspace_ids)}"

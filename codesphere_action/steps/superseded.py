@@ -9,8 +9,9 @@ outside GitHub, the one that started later (``ownership.Start``);
 The workspaces that serve the release's path are compared with the release
 right before the switch writes the domain's map, in the same read-check-write
 (``steps/domain.py``), and already in the Check phase, before anything is
-built: when one carries this repository's mark of a newer release, this
-release is superseded. It writes nothing and ends ``superseded`` (a notice,
+built; during a bake, when the path changed (``steps/bake.py``): when one
+carries this repository's mark of a newer release, this release is
+superseded. It writes nothing and ends ``superseded`` (a notice,
 exit code 0, that names what decided: the later workflow run, or within one
 run the later start); the flow deletes what it created, under the deletion rule. The
 outputs describe the release that won: its workspace, URL and commit, and the
@@ -117,10 +118,17 @@ def find_newer(
     return None
 
 
-def superseded(ctx: Context, newer: Newer, started: Start, own: str) -> Superseded:
+def superseded(
+    ctx: Context,
+    newer: Newer,
+    started: Start,
+    own: str,
+    done: str = "so this run did not switch the domain",
+) -> Superseded:
     """The end of a superseded run: the outputs describe the newer release that
     serves the path (read best-effort), the error names it. ``own``: what this
-    run was releasing ("this release", "workspace 12 (shop-1)")."""
+    run was releasing ("this release", "workspace 12 (shop-1)"); ``done``: what
+    the run did about it."""
     config, mark = ctx.config, newer.mark
     ctx.result.set("workspace-id", newer.workspace_id)
     ctx.result.set("domain-url", config.domain_url)
@@ -133,8 +141,7 @@ def superseded(ctx: Context, newer: Newer, started: Start, own: str) -> Supersed
     return Superseded(
         f"superseded: a newer release serves {config.domain_url}: workspace "
         f"{newer.workspace_id}{name}{commit} of run {mark.run}, {_why_newer(mark, started, own)}. "
-        "A release never replaces a newer one of the same repository, so this run did not "
-        "switch the domain"
+        f"A release never replaces a newer one of the same repository, {done}"
     )
 
 

@@ -139,7 +139,7 @@ def switch_back(ctx: Context, state: State, why: str = "") -> DomainMap:
             current = domain_map(ctx, deadline, read_timeout=SWITCH_READ_SECONDS)
         except ActionError as exc:
             raise stuck(exc) from None
-        if sorted(current.ids(key)) != sorted(targets):  # the API may list them in any order
+        if not current.lists(key, targets):
             state.switched = False  # the path is no longer ours: what serves it stands
             state.domain_note = f"the domain {config.domain} was left as another change set it"
             raise ActionError(
