@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from .clock import Clock
 from .config import Config
-from .errors import Cancelled, Skipped
+from .errors import Cancelled, Skipped, WaitTimeout
 from .github import Reporter, format_seconds
 from .plan import Plan
 from .signals import CancelGuard
@@ -35,7 +35,7 @@ OUTPUT_NAMES = (
 class Phase:
     name: str
     seconds: float
-    outcome: str  # "success", "failed", "skipped", or a short note
+    outcome: str  # "success", "failed", "timed out", "skipped", or a short note
     detail: str = ""
 
 
@@ -107,6 +107,8 @@ class Context:
                         if isinstance(exc, Cancelled)
                         else exc.status
                         if isinstance(exc, Skipped)  # superseded, planned: no failure
+                        else "timed out"
+                        if isinstance(exc, WaitTimeout)  # as the status output says
                         else "failed"
                     )
                 raise
