@@ -5,10 +5,20 @@ that fails, the inputs that settings leave unused.
 
 from __future__ import annotations
 
+import signal
+
+import pytest
+
 from emulator import Emulator
+from emulator.model import LogLine
 from emulator.runner import Runner
 
+from .test_e2e_codesphere_today import log_lines_shown
+from .test_e2e_defects import started, wait_for
+from .test_e2e_show_logs import default_lines, groups
 from .test_e2e_simple import simple_inputs
+
+RUNNING = ", running at the timeout"
 
 # -- a stage that timed out ----------------------------------------------------------------
 
@@ -31,3 +41,73 @@ def test_a_timed_out_stage_says_timed_out_and_no_failed_status_request(
     )
     assert "| Stage prepare | ⏱️ timed out |" in result.summary, result.summary
     assert "❌" not in result.summary, result.summary
+
+
+@pytest.mark.parametrize("show", ["failure", "always"])
+def test_a_timed_out_stage_shows_the_running_steps_log_and_always_the_ones_before(
+    emu: Emulator, runner: Runner, show: str
+) -> None:
+    """The running step's log is where a hung step's cause is: shown under
+    ``failure`` as a failing step's is, with ``always`` after the steps before it,
+    and its last line in the error. Step 2 of 5 runs from 8 s to 16 s (its lines
+    at 8 s and 12 s); the stage times out at 10 s."""
+    ws = emu.add_workspace()
+    emu.configure_stage(ws, "prepare", seconds=40, steps=5)
+    inputs = simple_inputs(emu, ws, **{"stage-timeout": "10", "show-logs": show})
+    result = runner.run(inputs, timeout=40)
+    assert result.status == "timed-out", result.stdout
+    running = f"Log of prepare step 2{RUNNING} (last 1 line)"
+    before = ["Log of prepare step 1 (last 2 lines)"] if show == "always" else []
+    assert groups(result) == [*before, running], result.stdout
+    assert log_lines_shown(result.stdout, running) == default_lines("prepare", 2)[:1]
+    if before:
+        assert log_lines_shown(result.stdout, before[0]) == default_lines("prepare", 1)
+    error = result.assert_one_error()
+    assert error.endswith(
+        "(last state: step 2 of 5 running); the running step's last log line: "
+        "[prepare] step 2: running."
+    ), error
+    lines = result.stdout.splitlines()
+    ended = next(i for i, line in enumerate(lines) if line.startswith("Stage prepare: timed out"))
+    assert lines.index(f"::group::{running}") < ended  # in the stage's phase, as a failure's
+    result.assert_no_token()
+
+
+def test_the_logs_of_a_timed_out_stage_keep_to_their_budget(emu: Emulator, runner: Runner) -> None:
+    """Streams that stay open (open_silent) take a second of quiet each: the 12 or
+    more finished steps before the running one would take 12 s or more.
+    TIMED_OUT_LOGS_SECONDS (10 s) holds: the running step's is read first, the
+    later ones before it are left out, saying so."""
+    emu.set_variants(log_end="open_silent")
+    ws = emu.add_workspace()
+    emu.configure_stage(ws, "prepare", seconds=8, steps=40)  # 0.2 s a step
+    inputs = simple_inputs(emu, ws, **{"stage-timeout": "3", "show-logs": "always"})
+    result = runner.run(inputs, timeout=40)
+    assert result.status == "timed-out", result.stdout
+    *before, running = groups(result)
+    step = int(running.removeprefix("Log of prepare step ").split(",")[0])
+    assert running.startswith(f"Log of prepare step {step}{RUNNING} "), running
+    assert step > 12, running
+    assert 5 <= len(before) < step - 1, before  # most of those before it, not all
+    assert before == [f"Log of prepare step {k} (last 2 lines)" for k in range(1, len(before) + 1)]
+    assert "The other logs of prepare are not shown: reading them took 10 s already" in (
+        result.stdout
+    )
+    assert result.seconds < 3 + 10 + 3, result.seconds
+
+
+def test_a_cancel_ends_the_logs_of_a_timed_out_stage_at_once(emu: Emulator, runner: Runner) -> None:
+    """The running step prints a line every 50 ms, so its read would last its 5 s;
+    SIGINT cuts it at once."""
+    ws = emu.add_workspace()
+    chatty: list[LogLine] = [f"compiling {i}" for i in range(600)]
+    emu.configure_stage(ws, "prepare", seconds=60, steps=2, logs={0: chatty})
+    inputs = simple_inputs(emu, ws, **{"stage-timeout": "3"})
+    logs = rf"/workspaces/{ws}/logs/prepare/0"
+    with started(runner, inputs) as proc:
+        # The first read is the end cue's, during the wait; the second the timeout's.
+        wait_for(lambda: len(emu.find_requests("GET", logs)) >= 2, proc, "the log read")
+        result, took = runner.cancel(proc, signal.SIGINT)
+    assert took < 2.0, f"took {took:.2f} s to stop"
+    assert result.status == "cancelled", result.stdout
+    result.assert_one_error()

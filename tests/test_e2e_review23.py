@@ -19,11 +19,6 @@ def warnings(result: ActionRun) -> list[str]:
     return [line for line in result.stdout.splitlines() if line.startswith("::warning")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: show-logs: always shows no log of a stage that timed out "
-    "(steps/stages.py _wait re-raises WaitTimeout before any log is read)",
-)
 def test_always_shows_the_logs_of_a_stage_that_timed_out(emu: Emulator, runner: Runner) -> None:
     """A stage that hangs is where its output is wanted most: with ``always``
     the steps that ran (the one that hangs included) are shown, as for a

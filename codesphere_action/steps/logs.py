@@ -1,7 +1,8 @@
 """A step's log: its last lines, read within a few seconds whatever the stream
 does (ends, stays open, breaks), and shown in a collapsed group: the failing
 step's always, and with ``show-logs: always`` every step's of every stage that
-ran (``show_stage_logs``). Either way the lines are the last
+ran (``show_stage_logs``); of a stage that timed out, the step's that was
+running (``show_timed_out_logs``). Either way the lines are the last
 ``LOG_TAIL_LINES``, each cut to the reporter's line bound, with every secret
 masked and workflow commands switched off.
 
@@ -20,8 +21,16 @@ from dataclasses import dataclass
 
 from ..context import Context
 from ..errors import ActionError, TransportError
+from ..github import count
 from ..models import StageEntry
-from ..timings import LOG_QUIET_SECONDS, LOG_READ_SECONDS, SHOW_LOGS_SECONDS, Deadline
+from ..timings import (
+    LOG_QUIET_SECONDS,
+    LOG_READ_SECONDS,
+    SHOW_LOGS_SECONDS,
+    TIMED_OUT_LOGS_SECONDS,
+    Deadline,
+)
+from ..waiting import running_step
 
 LOG_TAIL_LINES = 100
 
@@ -68,6 +77,58 @@ def show_stage_logs(
         show_step_log(ctx, workspace_id, source, deadline.within(LOG_READ_SECONDS))
 
 
+def show_timed_out_logs(
+    ctx: Context, workspace_id: int, stage: str, entries: list[StageEntry], *, multi: bool
+) -> list[tuple[str, str]]:
+    """A stage that timed out: the log of the step that was running (each server's,
+    on a landscape), as a failing step's is shown; with ``show-logs: always`` the
+    logs of the steps before it too. All within ``TIMED_OUT_LOGS_SECONDS``: the
+    running step's read first, the others in what is left; shown in step order.
+    Return the running step's lines (the first server's)."""
+    wanted = [
+        (source, running)
+        for source, running in timed_out_sources(stage, entries, multi=multi)
+        if running or ctx.config.show_logs == "always"
+    ]
+    deadline = ctx.deadline(TIMED_OUT_LOGS_SECONDS)
+    read: dict[LogSource, list[tuple[str, str]]] = {}
+    for source, _ in sorted(wanted, key=lambda item: not item[1]):  # the running ones first
+        if not deadline.expired:
+            read[source] = read_step_log(
+                ctx, workspace_id, source, deadline.within(LOG_READ_SECONDS)
+            )
+    for source, running in wanted:
+        if source in read:
+            where = f" on {source.server}" if source.server else ""
+            _show(
+                ctx, source, read[source], where + (", running at the timeout" if running else "")
+            )
+    if len(read) < len(wanted):
+        ctx.reporter.info(
+            f"The other logs of {stage} are not shown: reading them took "
+            f"{TIMED_OUT_LOGS_SECONDS:.0f} s already"
+        )
+    return next((read.get(source, []) for source, running in wanted if running), [])
+
+
+def timed_out_sources(
+    stage: str, entries: list[StageEntry], *, multi: bool
+) -> list[tuple[LogSource, bool]]:
+    """Each step's log up to the one running (True with it), in order: per server
+    on a landscape's run stage (its first replica's steps), else the stage's."""
+    if stage == "run" and multi:
+        firsts = {e.server: e for e in reversed(entries)}  # each server's first entry
+        heads = [(server, firsts[server]) for server in dict.fromkeys(e.server for e in entries)]
+    else:
+        heads = [("", entries[0])] if entries else []
+    sources: list[tuple[LogSource, bool]] = []
+    for server, entry in heads:
+        running = running_step(entry)
+        last = len(entry.steps) - 1 if running is None else running
+        sources += [(LogSource(stage, k, server), k == running) for k in range(last + 1)]
+    return sources
+
+
 def stage_sources(stage: str, entries: list[StageEntry], *, multi: bool) -> list[LogSource]:
     """Each step's log, in order: for the run stage of a multi-server workspace
     per server (all its replicas), in the order the status lists them."""
@@ -88,14 +149,18 @@ def show_step_log(
     """Read one step's log and show it in a collapsed group titled with the step
     and ``where`` (default: the server, if any); return its lines."""
     lines = read_step_log(ctx, workspace_id, source, deadline)
-    where = where or (f" on {source.server}" if source.server else "")
+    _show(ctx, source, lines, where or (f" on {source.server}" if source.server else ""))
+    return lines
+
+
+def _show(ctx: Context, source: LogSource, lines: list[tuple[str, str]], where: str) -> None:
+    """Show a step's lines in a collapsed group titled with the step and ``where``."""
     step = f"{source.stage} step {source.step + 1}{where}"
     if not lines:
         ctx.reporter.info(f"Log of {step}: no lines")
-        return lines
-    with ctx.reporter.group(f"Log of {step} (last {len(lines)} lines)"):
+        return
+    with ctx.reporter.group(f"Log of {step} (last {count(len(lines), 'line')})"):
         ctx.reporter.untrusted(text for _, text in lines)
-    return lines
 
 
 def read_step_log(
