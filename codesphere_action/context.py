@@ -86,6 +86,10 @@ class Context:
     # Learnt during the run: the log streams here end before their step (after
     # the last line, or cut by a proxy), so their ends cue no polls (cues.py).
     streams_end_early: bool = False
+    # ... a log could not be read (said once, as a warning: steps/logs.py); the log
+    # route answered with an error, so show-logs: always reads no other step's log.
+    log_unread_said: bool = False
+    log_route_refused: bool = False
 
     def deadline(self, seconds: float) -> Deadline:
         """The deadline of a phase that owns ``seconds`` from now (cut by the cancel

@@ -726,8 +726,31 @@ def test_a_log_answer_that_is_not_an_event_stream_is_a_clear_error() -> None:
         f"{API}/workspaces/1/logs/test/0", body="<html>login</html>", content_type="text/html"
     )
     client, clock = make_client()
-    with pytest.raises(BadAnswer, match="text/html"):
+    with pytest.raises(BadAnswer) as caught:
         client.open_log_stream(1, "test", 0, idle_timeout=5, limit=clock.now() + 10)
+    # Review 23: the API's other calls were answered before any log is read, so
+    # the api-url is right: what stands in front of the log routes is named.
+    assert str(caught.value) == (
+        "the log route answered GET /workspaces/1/logs/test/0 with HTML, not an event "
+        "stream: the API's other calls were answered, so something in front of its log "
+        "routes (a proxy or a sign-in page) answers them instead"
+    )
+
+
+@responses.activate
+def test_a_log_routes_404_page_names_the_log_route_not_the_api_url() -> None:
+    page = "<!DOCTYPE html><html><title>404</title></html>"
+    url = f"{API}/workspaces/1/logs/test/0"
+    responses.get(url, status=404, body=page, content_type="text/html")
+    client, clock = make_client()
+    with pytest.raises(BadAnswer) as caught:
+        client.open_log_stream(1, "test", 0, idle_timeout=5, limit=clock.now() + 10)
+    message = str(caught.value)
+    assert message.startswith(
+        "the log route answered GET /workspaces/1/logs/test/0 with 404 and HTML, not an "
+        "event stream"
+    ), message
+    assert "api-url" not in message
 
 
 @responses.activate

@@ -11,7 +11,7 @@ import pytest
 
 from emulator import Emulator
 from emulator.model import LogLine
-from emulator.runner import Runner
+from emulator.runner import SHA, ActionRun, Runner
 
 from .test_e2e_codesphere_today import log_lines_shown
 from .test_e2e_defects import started, wait_for
@@ -111,3 +111,72 @@ def test_a_cancel_ends_the_logs_of_a_timed_out_stage_at_once(emu: Emulator, runn
     assert took < 2.0, f"took {took:.2f} s to stop"
     assert result.status == "cancelled", result.stdout
     result.assert_one_error()
+
+
+# -- a log route that fails ----------------------------------------------------------------
+
+LOGS = r"/logs/"
+
+
+def warnings(result: ActionRun) -> list[str]:
+    return [line for line in result.stdout.splitlines() if line.startswith("::warning")]
+
+
+def test_after_the_log_route_refused_always_reads_no_more_but_a_failing_steps(
+    emu: Emulator, runner: Runner
+) -> None:
+    """One warning, naming what happens next; no "no lines" for a log that was not
+    read; the failing step's log is tried all the same (once: an error answer is
+    not asked again), saying so in a plain line."""
+    ws = emu.add_workspace()
+    emu.set_branch_head("main", SHA)
+    emu.configure_stage(ws, "test", steps=3, fail_step=2, error_lines=["npm ERR! test"])
+    emu.add_fault("status", method="GET", path=LOGS, times=None, status=404)
+    result = runner.run(simple_inputs(emu, ws, test="true", **{"show-logs": "always"}))
+    assert result.status == "failed", result.stdout
+    (warning,) = warnings(result)
+    assert warning.startswith("::warning::could not read the log of prepare step 1: "), warning
+    assert warning.endswith(
+        "The other steps' logs are not read in this run (show-logs: always); a failing "
+        "step's log is still tried"
+    ), warning
+    assert "no lines" not in result.stdout
+    assert "\ncould not read the log of test step 3: Codesphere API returned 404" in result.stdout
+    error = result.assert_one_error()
+    assert error.endswith("stage test failed at step 3 of 3 on codesphere-ide."), error
+    failing = emu.find_requests("GET", rf"/workspaces/{ws}/logs/test/2$")
+    assert len(failing) <= 2  # the end cue's (it may have opened it) and the failure's, once
+
+
+def test_after_the_log_route_refused_no_later_stage_is_read(emu: Emulator, runner: Runner) -> None:
+    """The run stage follows no stream for an end cue, so every request of its
+    logs would be show-logs' own: there is none."""
+    ws = emu.add_workspace()
+    emu.set_branch_head("main", SHA)
+    emu.add_fault("status", method="GET", path=LOGS, times=None, status=404)
+    result = runner.run(simple_inputs(emu, ws, **{"show-logs": "always"}))
+    assert result.status == "success", result.stdout
+    assert len(warnings(result)) == 1, result.stdout
+    assert emu.find_requests("GET", rf"/workspaces/{ws}/logs/run/") == []
+
+
+def test_a_log_stream_that_breaks_warns_once_and_the_other_logs_are_still_read(
+    emu: Emulator, runner: Runner
+) -> None:
+    """A connection that breaks is no answer of the route: every log is still
+    tried, the first failure a warning, the others plain lines."""
+    ws = emu.add_workspace()
+    emu.set_branch_head("main", SHA)
+    emu.add_fault("drop_before", method="GET", path=LOGS, times=None)
+    result = runner.run(simple_inputs(emu, ws, test="true", **{"show-logs": "always"}))
+    assert result.status == "success", result.stdout
+    (warning,) = warnings(result)
+    assert warning.startswith("::warning::could not read the log of prepare step 1: "), warning
+    assert "not read in this run" not in warning
+    lines = result.stdout.splitlines()
+    for stage, step in (("prepare", 2), ("test", 1), ("test", 2), ("run", 1), ("run", 2)):
+        assert any(
+            line.startswith(f"could not read the log of {stage} step {step}: ") for line in lines
+        )
+    assert "no lines" not in result.stdout
+    assert len(emu.find_requests("GET", rf"/workspaces/{ws}/logs/run/\d+$")) == 4  # 2 tries each

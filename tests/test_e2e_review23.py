@@ -31,11 +31,6 @@ def test_always_shows_the_logs_of_a_stage_that_timed_out(emu: Emulator, runner: 
     assert "::group::Log of prepare step 1" in result.stdout, result.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: a log route that fails every time gives one warning per step "
-    "(steps/logs.py read_step_log warns per step; GitHub shows 10 warning annotations a step)",
-)
 @pytest.mark.parametrize(
     "fault",
     [

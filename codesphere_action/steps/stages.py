@@ -34,7 +34,7 @@ from ..waiting import (
     relevant,
     running_step,
 )
-from .logs import LogSource, show_stage_logs, show_step_log, show_timed_out_logs
+from .logs import LogSource, reads_every_log, show_stage_logs, show_step_log, show_timed_out_logs
 from .secrets import in_vault
 
 SINGLE_SERVER = re.compile(r"multi.?server", re.IGNORECASE)
@@ -363,9 +363,9 @@ def _failure_message(
     where = f" on {server}" if server else ""
     if server and outcome.failed_replica:
         where += f" (replica {outcome.failed_replica})"
-    if ctx.config.show_logs == "always":
-        deadline = ctx.deadline(SHOW_LOGS_SECONDS)
-        for earlier in range(step):
+    deadline = ctx.deadline(SHOW_LOGS_SECONDS)
+    for earlier in range(step):
+        if reads_every_log(ctx):  # show-logs: always, and the log route answers
             source = LogSource.of(stage, earlier, server, replica, multi=multi)
             show_step_log(ctx, workspace_id, source, deadline.within(LOG_READ_SECONDS), where)
     source = LogSource.of(stage, step, server, replica, multi=multi)
