@@ -17,6 +17,7 @@ from .test_e2e_codesphere_today import log_lines_shown
 from .test_e2e_defects import started, wait_for
 from .test_e2e_show_logs import default_lines, groups
 from .test_e2e_simple import simple_inputs
+from .test_e2e_zero_downtime import live_setup, zd_inputs
 
 RUNNING = ", running at the timeout"
 
@@ -180,3 +181,43 @@ def test_a_log_stream_that_breaks_warns_once_and_the_other_logs_are_still_read(
         )
     assert "no lines" not in result.stdout
     assert len(emu.find_requests("GET", rf"/workspaces/{ws}/logs/run/\d+$")) == 4  # 2 tries each
+
+
+# -- inputs another setting leaves unused ---------------------------------------------------
+
+
+def test_delete_previous_with_an_empty_domain_is_named_with_why_in_the_one_warning(
+    emu: Emulator, runner: Runner
+) -> None:
+    """domain: ${{ vars.CODESPHERE_DOMAIN }} with the variable unset: the release is
+    staged, the previous workspace kept, and the warning says why delete-previous
+    did nothing (names, never values)."""
+    live_setup(emu)
+    emu.set_branch_head("main", SHA)
+    inputs = zd_inputs(emu, domain="", **{"delete-previous": "true", "domain-path": "/api"})
+    result = runner.run(inputs)
+    assert result.status == "success", result.stdout
+    (warning,) = warnings(result)
+    assert warning == (
+        "::warning title=Inputs ignored::These inputs do nothing with the other inputs as "
+        "they are: domain-path, delete-previous (domain is empty, so nothing is switched: is "
+        "its variable set?). Remove them, or set what they need"
+    ), warning
+    assert "Not switching any domain (no domain given)" in result.stdout
+    assert emu.find_requests("DELETE", r"^/workspaces/\d+$") == []
+
+
+def test_deployment_environment_without_github_token_is_named(
+    emu: Emulator, runner: Runner
+) -> None:
+    ws = emu.add_workspace()
+    inputs = simple_inputs(emu, ws, **{"deployment-environment": "staging-eu"})
+    result = runner.run(inputs)
+    assert result.status == "success", result.stdout
+    (warning,) = warnings(result)
+    assert warning.endswith(
+        "This input does nothing with the other inputs as they are: deployment-environment "
+        "(github-token is empty, so no GitHub deployment is recorded). Remove it, or set what "
+        "it needs"
+    ), warning
+    assert "staging-eu" not in warning

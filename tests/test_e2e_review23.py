@@ -1,7 +1,8 @@
 """Review of issue 23 (show-logs, the ignored-input warning): confirmed defects.
 
-Each test states what the action should do and is marked xfail(strict=True)
-until the product code is fixed.
+Each test states what the action should do. Each was marked xfail(strict=True)
+while its defect was on main; each fix removed its mark, so every test here
+must pass (the other sides of each rule: test_e2e_fix23.py).
 """
 
 from __future__ import annotations
@@ -54,11 +55,6 @@ def test_a_log_route_that_always_fails_warns_once_per_run(
     assert len(warnings(result)) <= 1, "\n".join(warnings(result))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review: delete-previous: true is dropped silently when zero-downtime switches "
-    "nothing (no domain, e.g. an unset vars.CODESPHERE_DOMAIN); input_uses.py is per flow only",
-)
 @pytest.mark.parametrize(
     "more",
     [
