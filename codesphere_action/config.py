@@ -25,7 +25,7 @@ from .github_context import (
     read_run_id,
     skip_fork,
 )
-from .input_uses import ignored_inputs
+from .input_uses import Unused, ignored_inputs, unused_inputs
 from .inputs import (
     COMMIT_SHA,
     DEFAULT_API_URL,
@@ -179,8 +179,10 @@ class Config:
     # What a create sends beyond its required fields, secret-store, and the ones a
     # flow that creates nothing ignores (create_settings.py).
     create: CreateSettings = field(default_factory=CreateSettings)
-    # The inputs set (to no default) that the flow does not read, for one warning.
+    # The inputs set (to no default) that the flow does not read, and those it
+    # reads that other settings leave unused (input_uses.py), for one warning.
     ignored: tuple[str, ...] = ()
+    unused: tuple[Unused, ...] = ()
 
     @property
     def spec(self) -> FlowSpec:
@@ -332,6 +334,7 @@ def load_config(environ: Mapping[str, str], started: str = "") -> Config:
         secret_names=frozenset(var.name for var in secret_env),
         create=read_create_settings(inputs),
         ignored=ignored_inputs(inputs, spec),
+        unused=unused_inputs(inputs, spec),
     )
     check_needs(config)
     return config

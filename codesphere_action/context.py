@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from .clock import Clock
 from .config import Config
-from .errors import Cancelled, Skipped
+from .errors import Cancelled, Skipped, WaitTimeout
 from .github import Reporter, format_seconds
 from .plan import Plan
 from .signals import CancelGuard
@@ -35,7 +35,7 @@ OUTPUT_NAMES = (
 class Phase:
     name: str
     seconds: float
-    outcome: str  # "success", "failed", "skipped", or a short note
+    outcome: str  # "success", "failed", "timed out", "skipped", or a short note
     detail: str = ""
 
 
@@ -86,6 +86,10 @@ class Context:
     # Learnt during the run: the log streams here end before their step (after
     # the last line, or cut by a proxy), so their ends cue no polls (cues.py).
     streams_end_early: bool = False
+    # ... a log could not be read (said once, as a warning: steps/logs.py); the log
+    # route answered with an error, so show-logs: always reads no other step's log.
+    log_unread_said: bool = False
+    log_route_refused: bool = False
 
     def deadline(self, seconds: float) -> Deadline:
         """The deadline of a phase that owns ``seconds`` from now (cut by the cancel
@@ -107,6 +111,8 @@ class Context:
                         if isinstance(exc, Cancelled)
                         else exc.status
                         if isinstance(exc, Skipped)  # superseded, planned: no failure
+                        else "timed out"
+                        if isinstance(exc, WaitTimeout)  # as the status output says
                         else "failed"
                     )
                 raise

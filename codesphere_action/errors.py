@@ -193,9 +193,14 @@ class TransportError(ActionError):
 
     title = "Codesphere API unreachable"
 
-    def __init__(self, message: str, *, maybe_landed: bool, idle: bool = False) -> None:
+    def __init__(
+        self, message: str, *, maybe_landed: bool, idle: bool = False, out_of_time: bool = False
+    ) -> None:
         self.maybe_landed = maybe_landed
         self.idle = idle  # a stream read that timed out (no byte for a while), not a break
+        # Not sent, or not answered, because the caller's deadline ran out: the
+        # wait's own end, no failure of the service.
+        self.out_of_time = out_of_time
         super().__init__(message)
 
 

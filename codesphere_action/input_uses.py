@@ -9,13 +9,17 @@ follow from what it does, with no list per flow to keep.
 
 An input the chosen flow does not read is dropped: ``ignored_inputs`` names
 those the user set to something other than their default (the runner sends
-the defaults of all the others), for one warning. Names only, never values.
-Standard library only: config reads it before any request.
+the defaults of all the others), for one warning. So is an input the flow
+reads that another input leaves with nothing to do (``unused_inputs``:
+delete-previous when nothing is switched, as when ``domain`` comes from an
+unset variable; deployment-environment without github-token): the same
+warning names it with the setting that makes it unused. Names only, never
+values. Standard library only: config reads it before any request.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from .flows.specs import SPECS, FlowSpec
@@ -153,16 +157,85 @@ def _set(value: str, default: str) -> bool:
     return bool(text) and text != default.lower()
 
 
-def ignored_warning(flow: str, names: tuple[str, ...]) -> str:
-    """One sentence naming the ignored inputs (never a value) and, for each
-    group of them, the flows that do read them."""
-    groups: dict[tuple[str, ...], list[str]] = {}
-    for name in names:
-        groups.setdefault(readers(name), []).append(name)
-    listed = "; ".join(f"{', '.join(group)} ({', '.join(by)})" for by, group in groups.items())
-    one = len(names) == 1
-    return (
-        f"the {flow} flow ignores {'this input' if one else 'these inputs'}, which only "
-        f"other flows read: {listed}. Remove {'it' if one else 'them'} from the step's "
-        f"with:, or choose a flow that reads {'it' if one else 'them'}"
-    )
+@dataclass(frozen=True)
+class Unused:
+    """Inputs the flow reads, set, that another setting leaves with nothing to
+    do; ``why``: that setting, and what follows from it."""
+
+    why: str
+    names: tuple[str, ...]
+
+
+def unused_inputs(inputs: Inputs, spec: FlowSpec) -> tuple[Unused, ...]:
+    """The inputs ``spec``'s flow reads that were set to something other than
+    their default, but that the other inputs leave unused: one group per
+    setting (``_idle``), each input in the first group that has it."""
+    groups: list[Unused] = []
+    named: set[str] = set()
+    for why, names in _idle(inputs, spec):
+        given = tuple(
+            name
+            for name in names
+            if name not in named
+            and INPUTS[name].reads(spec)
+            and _set(inputs.raw(name), INPUTS[name].default)
+        )
+        named.update(given)
+        if given:
+            groups.append(Unused(why, given))
+    return tuple(groups)
+
+
+def _idle(inputs: Inputs, spec: FlowSpec) -> Iterator[tuple[str, tuple[str, ...]]]:
+    """What a setting leaves unused: (the setting and its effect, the inputs). A
+    flow that needs the domain, or always joins (a canary), refuses the inputs
+    that would switch nothing, before any request (needs.py); bake-time without
+    a switch is refused too (``needs.bake_time``)."""
+    switch_off = inputs.get("switch", "true").lower() == "false"
+    if spec.switches and "domain" not in spec.needs and not inputs.get("domain"):
+        yield (
+            "domain is empty, so nothing is switched: is its variable set?",
+            ("domain-path", "delete-previous", "health-check-domain"),
+        )
+    elif stages_before_switch(spec) and not spec.joins and switch_off:
+        yield (
+            "switch: false stages the release, so nothing is switched",
+            ("delete-previous", "health-check-domain"),
+        )
+    if checks_health(spec) and not inputs.get("health-check-path"):
+        yield (
+            "health-check-path is empty, so nothing is health-checked",
+            ("health-check-status", "health-check-timeout", "health-check-domain"),
+        )
+    if records_deployments(spec) and not inputs.get("github-token"):
+        yield (
+            "github-token is empty, so no GitHub deployment is recorded",
+            ("deployment-environment",),
+        )
+
+
+def ignored_warning(flow: str, names: tuple[str, ...], unused: tuple[Unused, ...] = ()) -> str:
+    """One warning naming the ignored inputs (never a value): for each group of
+    those the flow does not read, the flows that do; for each group of those
+    another setting leaves unused, that setting."""
+    parts = []
+    if names:
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for name in names:
+            groups.setdefault(readers(name), []).append(name)
+        listed = "; ".join(f"{', '.join(group)} ({', '.join(by)})" for by, group in groups.items())
+        one = len(names) == 1
+        parts.append(
+            f"the {flow} flow ignores {'this input' if one else 'these inputs'}, which only "
+            f"other flows read: {listed}. Remove {'it' if one else 'them'} from the step's "
+            f"with:, or choose a flow that reads {'it' if one else 'them'}"
+        )
+    if unused:
+        listed = "; ".join(f"{', '.join(group.names)} ({group.why})" for group in unused)
+        one = sum(len(group.names) for group in unused) == 1
+        parts.append(
+            f"{'this input does' if one else 'these inputs do'} nothing with the other inputs "
+            f"as they are: {listed}. Remove {'it' if one else 'them'}, or set what "
+            f"{'it needs' if one else 'they need'}"
+        )
+    return ". ".join(part[:1].upper() + part[1:] if i else part for i, part in enumerate(parts))

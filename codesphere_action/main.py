@@ -56,9 +56,10 @@ def main(
         for secret in config.secrets:
             reporter.mask(secret)
         result.flow = config.flow
-        if config.ignored:
+        if config.ignored or config.unused:
             reporter.warning(
-                sentence(ignored_warning(config.flow, config.ignored)), title="Inputs ignored"
+                sentence(ignored_warning(config.flow, config.ignored, config.unused)),
+                title="Inputs ignored",
             )
         if config.github.token and not config.dry_run:  # a dry run records nothing
             from .bookkeeping import GitHubBookkeeping  # noqa: PLC0415

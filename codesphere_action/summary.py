@@ -21,6 +21,7 @@ HEADLINES = {
 OUTCOME_ICONS = {
     "success": "✅",
     "failed": "❌",
+    "timed out": "⏱️",
     "skipped": "⏭️",
     "superseded": "⏭️",
     "planned": "📝",

@@ -218,6 +218,11 @@ LOG_QUIET_SECONDS = 1.0  # ...and ends once no line came for this long
 # show-logs: always reads every step's log of a stage that ran, each as above, within
 # this: a stage of many steps whose streams stay open cannot hold the release up longer.
 SHOW_LOGS_SECONDS = 20.0
+# A stage that timed out shows the log of the step that was running (show-logs: always,
+# the steps' before it too) within this, past stage-timeout: the running step's first, in
+# LOG_READ_SECONDS; the others in what is left. A hung step's output is where its cause
+# is; a job's timeout-minutes above the sum of its waits leaves room for it.
+TIMED_OUT_LOGS_SECONDS = 10.0
 LOG_IDLE_SECONDS = 10.0  # a followed stream silent this long is re-opened if its step runs
 FOLLOWER_JOIN_SECONDS = 0.5  # a stopped log follower is waited for this long, at most
 

@@ -327,10 +327,14 @@ def _attempt(
     check: Callable[[Deadline], T | None], deadline: Deadline, last_error: ActionError | None
 ) -> tuple[T | None, ActionError | None]:
     """One poll: its result, and the last transient error (a poll that failed
-    this way may succeed next time; any other error propagates)."""
+    this way may succeed next time; any other error propagates). A poll that the
+    wait's own end cut short (not sent, or its answer not awaited any longer) is
+    no failure of the status request: the error before it stays the last."""
     try:
         return check(deadline), last_error
     except ActionError as exc:
         if not is_transient(exc):
             raise
+        if isinstance(exc, TransportError) and exc.out_of_time:
+            return None, last_error
         return None, exc

@@ -393,13 +393,15 @@ class StageRun:
 
 
 def _default_logs(run: StageRun, k: int, server: str | None) -> list[LogLine]:
+    """Two lines of step ``k`` (0-based, as the API's routes count): they name it
+    ``step {k + 1}``, as the status's "step 1 of 2" and the action's log groups do."""
     stage = run.stage
-    where = f"[{stage} {server}]" if server else f"[{stage}]"
+    where = f"[{stage} {server}] step {k + 1}" if server else f"[{stage}] step {k + 1}"
     if stage == "run" and k == run.steps - 1 and run.fail_step is None:
         if run.exits:
-            return [f"{where} step {k}: starting server", f"{where} step {k}: exited with code 0"]
-        return [f"{where} step {k}: starting server", f"{where} step {k}: listening on port 3000"]
-    return [f"{where} step {k}: running", f"{where} step {k}: done"]
+            return [f"{where}: starting server", f"{where}: exited with code 0"]
+        return [f"{where}: starting server", f"{where}: listening on port 3000"]
+    return [f"{where}: running", f"{where}: done"]
 
 
 def never_ran_view(

@@ -623,9 +623,31 @@ def test_every_attempt_is_cut_to_the_cancel_budget() -> None:
 def test_no_request_is_sent_once_the_budget_is_spent() -> None:
     responses.get(f"{API}/workspaces/1", json={"id": 1})
     client, _clock, _ = make_client_and_log(cap=999.0)  # the fake clock is at 1000
-    with pytest.raises(TransportError, match="no time left"):
+    with pytest.raises(TransportError, match="no time left") as unsent:
         client.get_workspace(1)
     assert len(responses.calls) == 0
+    assert unsent.value.out_of_time  # the caller's time ran out: no failure of the API
+
+
+@responses.activate
+def test_a_read_the_deadline_cut_short_is_out_of_time_one_within_it_is_not() -> None:
+    """A wait's last status read, cut by the wait's end, is the wait running out
+    (waiting.py keeps the error before it); a read timeout with time left is a
+    failure of the API."""
+    client, clock = make_client(budget=3.0)  # retries end 3 s after the first attempt
+    url = f"{API}/workspaces/1/status"
+
+    def slow(_request: object) -> tuple[int, dict[str, str], str]:
+        clock.time += 2.0  # each read times out after 2 s
+        raise requests.ReadTimeout("slow")
+
+    responses.add_callback(responses.GET, url, callback=slow)
+    with pytest.raises(TransportError, match="no answer in time") as cut:
+        client.is_running(1, deadline=clock.now() + 1.0)
+    assert cut.value.out_of_time
+    with pytest.raises(TransportError, match="no answer in time") as failed:
+        client.is_running(1, deadline=clock.now() + 60.0)
+    assert not failed.value.out_of_time
 
 
 # -- logs ---------------------------------------------------------------------------
@@ -704,8 +726,31 @@ def test_a_log_answer_that_is_not_an_event_stream_is_a_clear_error() -> None:
         f"{API}/workspaces/1/logs/test/0", body="<html>login</html>", content_type="text/html"
     )
     client, clock = make_client()
-    with pytest.raises(BadAnswer, match="text/html"):
+    with pytest.raises(BadAnswer) as caught:
         client.open_log_stream(1, "test", 0, idle_timeout=5, limit=clock.now() + 10)
+    # Review 23: the API's other calls were answered before any log is read, so
+    # the api-url is right: what stands in front of the log routes is named.
+    assert str(caught.value) == (
+        "the log route answered GET /workspaces/1/logs/test/0 with HTML, not an event "
+        "stream: the API's other calls were answered, so something in front of its log "
+        "routes (a proxy or a sign-in page) answers them instead"
+    )
+
+
+@responses.activate
+def test_a_log_routes_404_page_names_the_log_route_not_the_api_url() -> None:
+    page = "<!DOCTYPE html><html><title>404</title></html>"
+    url = f"{API}/workspaces/1/logs/test/0"
+    responses.get(url, status=404, body=page, content_type="text/html")
+    client, clock = make_client()
+    with pytest.raises(BadAnswer) as caught:
+        client.open_log_stream(1, "test", 0, idle_timeout=5, limit=clock.now() + 10)
+    message = str(caught.value)
+    assert message.startswith(
+        "the log route answered GET /workspaces/1/logs/test/0 with 404 and HTML, not an "
+        "event stream"
+    ), message
+    assert "api-url" not in message
 
 
 @responses.activate

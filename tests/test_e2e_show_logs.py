@@ -42,7 +42,8 @@ def groups(result: ActionRun) -> list[str]:
 
 
 def default_lines(stage: str, step: int, server: str = "", *, last: bool = False) -> list[str]:
-    """What the emulator's step logs by default (its ``_default_logs``)."""
+    """What the emulator's step logs by default (its ``_default_logs``): ``step``
+    counts from 1, as the log groups' titles do."""
     where = f"[{stage} {server}]" if server else f"[{stage}]"
     if stage == "run" and last:
         return [
@@ -66,9 +67,9 @@ def test_always_shows_each_stages_step_logs_in_a_group_of_its_own(
         for step in (1, 2)
     ]
     for stage in ("prepare", "test", "run"):
-        for step in (0, 1):
-            shown = log_lines_shown(result.stdout, f"Log of {stage} step {step + 1} ")
-            assert shown == default_lines(stage, step, last=step == 1)
+        for step in (1, 2):
+            shown = log_lines_shown(result.stdout, f"Log of {stage} step {step} ")
+            assert shown == default_lines(stage, step, last=step == 2)
     # Each group after its stage's phase group: GitHub's groups do not nest.
     lines = result.stdout.splitlines()
     for stage in ("prepare", "test", "run"):
@@ -114,7 +115,7 @@ def test_always_on_a_multi_server_landscape_shows_each_servers_run_log(
     ]
     for server in CI_SERVERS:
         shown = log_lines_shown(result.stdout, f"Log of run step 2 on {server} ")
-        assert shown == default_lines("run", 1, server, last=True)  # its own, no other's
+        assert shown == default_lines("run", 2, server, last=True)  # its own, no other's
     reads = {r.path for r in emu.find_requests("GET", rf"/workspaces/{new}/logs/run/.*")}
     assert reads == {
         f"/workspaces/{new}/logs/run/{step}/server/{server}"
@@ -162,7 +163,7 @@ def test_always_with_a_failing_step_shows_the_steps_before_it_too(
         "Log of prepare step 3 (last 3 lines)",
     ]
     shown = log_lines_shown(result.stdout, "Log of prepare step 3 ")
-    assert shown == [*default_lines("prepare", 2), "npm ERR! build"]
+    assert shown == [*default_lines("prepare", 3), "npm ERR! build"]
     # failure (the default): the failing step's alone, as before
     default = runner.run(simple_inputs(emu, ws))
     assert groups(default) == ["Log of prepare step 3 (last 3 lines)"]

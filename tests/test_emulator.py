@@ -1597,7 +1597,7 @@ def test_a_run_stage_whose_servers_exit_ends_success_and_never_comes_up(
     assert [e["state"] for e in web] == ["success"]
     with http.get(f"{emu.url}/workspaces/{ws}/logs/run/1", stream=True, timeout=5) as response:
         ((_, data),) = sse_events(response)
-    assert data[-1]["data"] == "[run] step 1: exited with code 0"
+    assert data[-1]["data"] == "[run] step 2: exited with code 0"  # route 1: the second step
 
 
 # -- the vault, base images, create settings (issue 20) ---------------------------------

@@ -10,8 +10,8 @@ import yaml
 
 from codesphere_action.config import load_config
 from codesphere_action.flows.specs import FLOW_NAMES, SPECS
-from codesphere_action.input_uses import INPUTS, ignored_warning, readers
-from codesphere_action.inputs import input_env_name
+from codesphere_action.input_uses import INPUTS, Unused, ignored_warning, readers, unused_inputs
+from codesphere_action.inputs import Inputs, input_env_name
 
 ROOT = Path(__file__).resolve().parent.parent
 ACTION = yaml.safe_load((ROOT / "action.yml").read_text())
@@ -207,7 +207,7 @@ def test_a_plain_run_with_the_runners_defaults_flags_nothing_and_is_the_same_run
     """The runner passes every input with its default: that says nothing, and
     the action's own fallbacks (an input not passed at all) are the same."""
     config = load_config(with_defaults(tmp_path, flow))
-    assert config.ignored == ()
+    assert config.ignored == () and config.unused == ()
     assert config == load_config(environ(tmp_path, flow))
 
 
@@ -265,8 +265,105 @@ def test_no_example_passes_an_input_its_flow_ignores() -> None:
     steps = _example_steps()
     assert len(steps) >= 8
     for where, inputs, flows in steps:
+        # As the runner passes them (an expression such as vars.X counts as set).
+        given = Inputs({input_env_name(n): str(v).lower() for n, v in inputs.items()})
         for flow in flows:
             spec = SPECS[flow]
             unread = [n for n in inputs if n in INPUTS and not INPUTS[n].reads(spec)]
             set_ = [n for n in unread if str(inputs[n]).strip() not in ("", INPUTS[n].default)]
             assert not set_, f"{where}: flow {flow} ignores {', '.join(set_)}"
+            assert unused_inputs(given, spec) == (), f"{where}: flow {flow}"
+
+
+# -- inputs another setting leaves unused (review 23) --------------------------------------
+
+
+def test_what_zero_downtime_without_a_domain_or_with_switch_false_does_not_use(
+    tmp_path: Path,
+) -> None:
+    """An unset vars.CODESPHERE_DOMAIN gives an empty domain: delete-previous
+    (and the rest of the switch) would be dropped silently. With switch: false the
+    domain and its path still say where the staged release goes (its mark, the
+    promote it names)."""
+    switch_inputs = {
+        "delete-previous": "true",
+        "domain-path": "/api",
+        "health-check-domain": "false",
+        "health-check-path": "/healthz",
+    }
+    no_domain = load_config(with_defaults(tmp_path, "zero-downtime", **switch_inputs))
+    assert no_domain.ignored == ()
+    assert no_domain.unused == (
+        Unused(
+            "domain is empty, so nothing is switched: is its variable set?",
+            ("domain-path", "delete-previous", "health-check-domain"),
+        ),
+    )
+    staged = load_config(
+        with_defaults(
+            tmp_path, "zero-downtime", domain="shop.example.com", switch="false", **switch_inputs
+        )
+    )
+    assert staged.unused == (
+        Unused(
+            "switch: false stages the release, so nothing is switched",
+            ("delete-previous", "health-check-domain"),
+        ),
+    )
+    switched = load_config(
+        with_defaults(tmp_path, "zero-downtime", domain="shop.example.com", **switch_inputs)
+    )
+    assert switched.unused == ()
+
+
+@pytest.mark.parametrize("flow", ["canary", "promote", "rollback"])
+def test_flows_that_always_switch_leave_delete_previous_in_use(tmp_path: Path, flow: str) -> None:
+    config = load_config(with_defaults(tmp_path, flow, **{"delete-previous": "true"}))
+    assert config.unused == () and config.ignored == ()
+
+
+def test_health_check_inputs_without_a_path_and_an_environment_without_a_token(
+    tmp_path: Path,
+) -> None:
+    given = {
+        "health-check-status": "200",
+        "health-check-timeout": "90s",
+        "deployment-environment": "staging",
+    }
+    config = load_config(with_defaults(tmp_path, "simple", **given))
+    assert config.unused == (
+        Unused(
+            "health-check-path is empty, so nothing is health-checked",
+            ("health-check-status", "health-check-timeout"),
+        ),
+        Unused(
+            "github-token is empty, so no GitHub deployment is recorded",
+            ("deployment-environment",),
+        ),
+    )
+    used = load_config(
+        with_defaults(
+            tmp_path, "simple", **given, **{"health-check-path": "/healthz", "github-token": "t"}
+        )
+    )
+    assert used.unused == ()
+
+
+def test_one_warning_names_both_kinds_and_the_settings_never_a_value(tmp_path: Path) -> None:
+    given = {"domain": "shop.example.com", "delete-previous": "true", "switch": "false"}
+    given["deployment-environment"] = "prod-eu-7"
+    config = load_config(with_defaults(tmp_path, "zero-downtime", **given, keep="3"))
+    message = ignored_warning(config.flow, config.ignored, config.unused)
+    assert message == (
+        "the zero-downtime flow ignores this input, which only other flows read: keep "
+        "(prune). Remove it from the step's with:, or choose a flow that reads it. These "
+        "inputs do nothing with the other inputs as they are: delete-previous (switch: false "
+        "stages the release, so nothing is switched); deployment-environment (github-token is "
+        "empty, so no GitHub deployment is recorded). Remove them, or set what they need"
+    )
+    assert "prod-eu-7" not in message and "shop.example.com" not in message
+    alone = ignored_warning("zero-downtime", (), config.unused[:1])
+    assert alone == (
+        "this input does nothing with the other inputs as they are: delete-previous (switch: "
+        "false stages the release, so nothing is switched). Remove it, or set what it needs"
+    )

@@ -116,6 +116,31 @@ def test_failing_status_calls_count_against_the_deadline() -> None:
     assert len(calls) > 2
 
 
+def test_a_poll_cut_short_by_the_waits_end_is_no_failure_of_the_status_request() -> None:
+    """Review 23: a plain timeout said "the last status request failed: ... no time
+    left to send it" (the wait's own end); a real failure before that stays the last."""
+    clock = FakeClock()
+    waiter = Waiter(clock, PollPolicy(jitter=0))
+
+    def out_of_time(_deadline: Deadline) -> None:
+        raise TransportError("GET: no time left to send it", maybe_landed=False, out_of_time=True)
+
+    with pytest.raises(WaitTimeout) as plain:
+        waiter.poll(out_of_time, deadline=within(waiter, 5), what="stage prepare")
+    assert str(plain.value) == "stage prepare did not finish within 5.0 s"
+    calls: list[float] = []
+
+    def broke_then_out_of_time(deadline: Deadline) -> None:
+        calls.append(clock.now())
+        if len(calls) == 1:
+            raise TransportError("GET failed: connection broke", maybe_landed=True)
+        out_of_time(deadline)
+
+    with pytest.raises(WaitTimeout, match="the last status request failed: GET failed: conn"):
+        waiter.poll(broke_then_out_of_time, deadline=within(waiter, 5), what="stage prepare")
+    assert len(calls) > 2
+
+
 def test_non_transient_errors_end_the_wait_at_once() -> None:
     waiter = Waiter(FakeClock(), PollPolicy())
 

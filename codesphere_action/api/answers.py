@@ -50,6 +50,18 @@ def bad_answer(base_url: str, method: str, path: str, what: str) -> BadAnswer:
     )
 
 
+def bad_log_answer(method: str, path: str, what: str) -> BadAnswer:
+    """A log route that answered with something other than an event stream. Its
+    stream is opened only after the API's other calls were answered (a stage's
+    start, its status), so the api-url is right: something in front of the log
+    routes answers them (a sign-in page, a proxy)."""
+    return BadAnswer(
+        f"the log route answered {method} {path} with {what}, not an event stream: the "
+        "API's other calls were answered, so something in front of its log routes (a proxy "
+        "or a sign-in page) answers them instead"
+    )
+
+
 def error_of(
     base_url: str, reporter: Reporter, method: str, path: str, response: requests.Response
 ) -> ApiError | BadAnswer:

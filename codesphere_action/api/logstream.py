@@ -30,10 +30,10 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ReadTimeoutError
 
-from ..errors import ApiError, TransportError
+from ..errors import ApiError, BadAnswer, TransportError
 from ..models import LogEntry
 from ..timings import Deadline
-from .answers import bad_answer, content_type, error_of
+from .answers import bad_log_answer, content_type, error_of
 from .transport import USER_AGENT, Transport
 
 
@@ -143,6 +143,9 @@ def open_stream(
         raise
     if response.status_code >= 400:
         error = error_of(transport.base_url, transport.reporter, "GET", path, response)
+        if isinstance(error, BadAnswer):  # a page, not the API's problem JSON
+            what = "HTML" if "html" in content_type(response) else "a body that is not JSON"
+            error = bad_log_answer("GET", path, f"{response.status_code} and {what}")
         response.close()
         session.close()
         raise error
@@ -169,7 +172,7 @@ class LogStream:
         kind = content_type(response)
         if kind and kind != "text/event-stream":
             self.close()
-            raise bad_answer(transport.base_url, "GET", path, kind)
+            raise bad_log_answer("GET", path, "HTML" if "html" in kind else kind)
 
     @property
     def aborted(self) -> bool:

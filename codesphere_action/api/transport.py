@@ -193,6 +193,7 @@ class Transport:
                     f"{method} {path}: no time left to send it (its wait or the cancel budget "
                     "ran out)",
                     maybe_landed=False,
+                    out_of_time=True,
                 )
             answer: requests.Response | None = None
             try:
@@ -200,7 +201,9 @@ class Transport:
                     method, path, deadline=deadline, body=body, read_timeout=read_timeout
                 )
             except requests.RequestException as exc:
-                error = self.transport_error(method, path, exc, attempt, start)
+                # A read cut short by the deadline: the caller's time ran out.
+                cut = isinstance(exc, requests.Timeout) and deadline.expired
+                error = self.transport_error(method, path, exc, attempt, start, cut=cut)
                 if isinstance(exc, requests.exceptions.SSLError):
                     raise error from None  # a certificate or a scheme: retrying will not help
                 failure = connect_failure(exc)
@@ -371,9 +374,17 @@ class Transport:
         self.reporter.debug(f"following redirect to {target.scheme}://{target.netloc}")
 
     def transport_error(
-        self, method: str, path: str, exc: requests.RequestException, attempt: int, start: float
+        self,
+        method: str,
+        path: str,
+        exc: requests.RequestException,
+        attempt: int,
+        start: float,
+        *,
+        cut: bool = False,
     ) -> TransportError:
-        """What ``exc`` means for the request, naming the host and the input to check."""
+        """What ``exc`` means for the request, naming the host and the input to check;
+        ``cut``: it timed out because the deadline ended (``out_of_time``)."""
         tries = f"{count(attempt, 'attempt')} in {format_seconds(self.clock.now() - start)}"
         where = f"the {self.input_name} input ('{self.base_url}')"
         if isinstance(exc, requests.exceptions.SSLError):
@@ -399,6 +410,7 @@ class Transport:
         return TransportError(
             f"{method} {path} failed: {what} talking to {self.host} ({tries})",
             maybe_landed=True,
+            out_of_time=cut,
         )
 
 

@@ -34,7 +34,7 @@ from ..waiting import (
     relevant,
     running_step,
 )
-from .logs import LogSource, show_stage_logs, show_step_log
+from .logs import LogSource, reads_every_log, show_stage_logs, show_step_log, show_timed_out_logs
 from .secrets import in_vault
 
 SINGLE_SERVER = re.compile(r"multi.?server", re.IGNORECASE)
@@ -57,7 +57,8 @@ def run_stage(ctx: Context, workspace_id: int, stage: str) -> None:
     With ``show-logs: always`` each step's log is shown once it succeeded (and
     the steps' before a failing one). Raises StageFailed with the failing step's
     log shown, or when the run never
-    shows or the run stage starts no server; WaitTimeout after ``stage-timeout``.
+    shows or the run stage starts no server; WaitTimeout after ``stage-timeout``,
+    with the running step's log shown (``show_timed_out_logs``).
     """
     client, config = ctx.client, ctx.config
     with ctx.phase(f"Stage {stage}") as phase:
@@ -169,15 +170,33 @@ def _wait(
             last_state=lambda: watch.last.detail,
             false_cue=lambda: follower is not None and follower.cue_was_wrong,
         )
-    except WaitTimeout:
+    except WaitTimeout as exc:
         watch.no_sign(ctx.clock.now() - watch.started, fail_at=False)
-        raise
+        if follower is not None:
+            follower.stop()  # its stream of the running step is read next
+        raise _timed_out(ctx, workspace_id, stage, watch.entries, exc, multi=confirm) from None
     finally:
         if follower is not None:
             follower.stop()
             ctx.streams_end_early = ctx.streams_end_early or not follower.cues_trusted
         ctx.reporter.debug(f"stage {stage}: {stats.polls} status polls")
     return progress, watch.entries
+
+
+def _timed_out(
+    ctx: Context,
+    workspace_id: int,
+    stage: str,
+    entries: list[StageEntry],
+    exc: WaitTimeout,
+    *,
+    multi: bool,
+) -> WaitTimeout:
+    """The timeout, with the last line of the running step's log: the logs are
+    shown first, within a few seconds past the stage's end (a cancel ends them)."""
+    lines = show_timed_out_logs(ctx, workspace_id, stage, entries, multi=multi)
+    last = next((text.strip() for _, text in reversed(lines) if text.strip()), "")
+    return WaitTimeout(f"{exc}; the running step's last log line: {last}") if last else exc
 
 
 def _say_unlisted(
@@ -344,9 +363,9 @@ def _failure_message(
     where = f" on {server}" if server else ""
     if server and outcome.failed_replica:
         where += f" (replica {outcome.failed_replica})"
-    if ctx.config.show_logs == "always":
-        deadline = ctx.deadline(SHOW_LOGS_SECONDS)
-        for earlier in range(step):
+    deadline = ctx.deadline(SHOW_LOGS_SECONDS)
+    for earlier in range(step):
+        if reads_every_log(ctx):  # show-logs: always, and the log route answers
             source = LogSource.of(stage, earlier, server, replica, multi=multi)
             show_step_log(ctx, workspace_id, source, deadline.within(LOG_READ_SECONDS), where)
     source = LogSource.of(stage, step, server, replica, multi=multi)
